@@ -25,10 +25,10 @@ test: install lint
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/python -m airflow_provider_pinpoint.demo
+	$(BIN)/python scripts/demo.py
 
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python benchmarks/run.py
 
 chaos: install
 	$(BIN)/python -m pytest -q -m chaos -p no:cacheprovider

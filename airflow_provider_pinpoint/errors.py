@@ -1,0 +1,20 @@
+"""Errors a user can act on. Each message is one line that names what to check; none carries a
+credential, an address or a traceback-worthy internal detail."""
+
+from __future__ import annotations
+
+
+class PinpointLoaderError(Exception):
+    """Base class of every error the loader raises on purpose."""
+
+
+class InputError(PinpointLoaderError):
+    """An input table cannot be read or mapped at all (unreadable file, missing or unknown column)."""
+
+
+class FatalServiceError(PinpointLoaderError):
+    """The service refused the whole run (bad credentials 403, unknown application 404): nothing is retried."""
+
+
+class RejectRatioExceeded(PinpointLoaderError):
+    """More rows were rejected than ``max_reject_ratio`` allows; raised after the good rows were sent."""
