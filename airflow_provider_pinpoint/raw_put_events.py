@@ -1,0 +1,112 @@
+"""PutEvents with a body that is already JSON, through the user's own boto3 client.
+
+Why: the loader serialises every item exactly once, when it reshapes the row (see ``batch.py``).
+Handing ``client.put_events`` a ``BatchItem`` dict would make botocore walk the whole request
+again with its generic, model-driven serializer, and walk the response with its generic parser;
+for 100-event requests that costs about 85 microseconds per event, more than everything else the
+loader does. Writing our own HTTP client would lose what users rely on the boto3 client for: the
+credential chain and its refresh, SigV4, endpoint and region resolution, TLS verification, proxies,
+timeouts, retries configuration, the user agent, and every handler a user or a library (e.g.
+Airflow's hook) registered on the client.
+
+How: :class:`RawPutEvents` still calls the real ``client.put_events``, with a placeholder request
+(``{"BatchItem": {}}``, cheap to validate and serialise), and hooks two events that botocore emits
+for this operation on this client only (``client.meta.events``):
+
+- ``before-sign.pinpoint.PutEvents`` (emitted by ``RequestSigner.sign`` right before SigV4 hashes
+  the payload, on every attempt including botocore's own retries): the placeholder body of the
+  ``AWSRequest`` is replaced by the pre-built bytes. The signature is then computed over the real
+  body, and ``Content-Length`` is derived from it afterwards, when the request is prepared.
+- ``before-parse.pinpoint.PutEvents`` (emitted by the endpoint after the response arrived and before
+  the generic parser runs): for a 2xx answer the raw body is decoded with msgspec and handed back
+  through ``customized_response_dict``, which botocore merges into the parsed response; the generic
+  parser gets ``{}`` to chew on. Error answers (4xx/5xx) are left alone, so botocore parses them as
+  always and users get the very same ``ClientError`` subclasses (``TooManyRequestsException``...)
+  and retry behaviour as with a plain ``put_events`` call.
+
+Why it is safe: the handlers act only while :meth:`RawPutEvents.send` is running in the same thread
+(the pending body sits in a thread-local), so plain ``put_events`` calls on the same client, from any
+thread, are untouched; several threads can share one client and one ``RawPutEvents``. The body swap
+would be wrong only if botocore derived something else from the serialised body before signing
+(a request checksum or compression); PutEvents has neither trait in the service model, and the
+constructor refuses to run if a future model adds one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+_OPERATION = "PutEvents"
+_PLACEHOLDER = {"BatchItem": {}}
+_decoder = msgspec.json.Decoder()
+_instance_ids = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A successful (2xx) PutEvents answer: ``results`` is the ``Results`` map, per endpoint and event."""
+
+    status_code: int
+    results: dict[str, Any]
+    request_id: str | None
+
+
+class RawPutEvents:
+    """Sends pre-serialised EventsRequest bodies through ``client`` (a boto3 ``pinpoint`` client).
+
+    Thread-safe. Errors are raised exactly as ``client.put_events`` raises them.
+    """
+
+    def __init__(self, client: Any) -> None:
+        operation = client.meta.service_model.operation_model(_OPERATION)
+        if operation.http_checksum or operation.request_compression:
+            raise RuntimeError(
+                "This botocore's PutEvents model computes a checksum or compresses the request body; "
+                "sending pre-serialised bodies would break it. Send through client.put_events instead."
+            )
+        self._client = client
+        self._local = threading.local()
+        service_id = client.meta.service_model.service_id.hyphenize()
+        unique = f"{__name__}.{next(_instance_ids)}"
+        client.meta.events.register(
+            f"before-sign.{service_id}.{_OPERATION}", self._swap_body, unique_id=f"{unique}.sign"
+        )
+        client.meta.events.register(
+            f"before-parse.{service_id}.{_OPERATION}", self._take_results, unique_id=f"{unique}.parse"
+        )
+
+    def send(self, application_id: str, body: bytes) -> RawResponse:
+        """POST ``body`` (the EventsRequest JSON, as ``batch.Request.body()`` builds it) to the application."""
+        local = self._local
+        local.body = body
+        try:
+            response = self._client.put_events(ApplicationId=application_id, EventsRequest=_PLACEHOLDER)
+        finally:
+            local.body = None
+        metadata = response["ResponseMetadata"]
+        return RawResponse(
+            status_code=metadata["HTTPStatusCode"],
+            results=response.get("EventsResponse", {}).get("Results", {}),
+            request_id=metadata.get("RequestId"),
+        )
+
+    def _swap_body(self, request: Any, **_: Any) -> None:
+        body = getattr(self._local, "body", None)
+        if body is not None:
+            request.data = body
+
+    def _take_results(self, response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+        if getattr(self._local, "body", None) is None or not 200 <= response_dict["status_code"] < 300:
+            return
+        try:
+            events_response = _decoder.decode(response_dict["body"])
+        except msgspec.DecodeError:
+            return  # not JSON: let botocore's parser report it as it always does
+        if isinstance(events_response, dict):
+            customized_response_dict["EventsResponse"] = events_response
+            response_dict["body"] = b"{}"
