@@ -1,0 +1,196 @@
+"""The input column convention: which column names the loader understands, and how users map theirs.
+
+The names are Amazon Pinpoint's own import-job CSV names (``Id``, ``Demographic.Locale``,
+``Attributes.<name>``, ...), so files made for import jobs load as they are. The fixed names are
+derived from botocore's service model (every member of ``PublicEndpoint`` and ``Event``, with their
+nested structures flattened by ``.``), so the convention cannot drift from what the API accepts;
+the map members (``Attributes``, ``Metrics``, ``User.UserAttributes``) become name families whose
+suffix is the attribute or metric name.
+
+Anything else in an input is an error rather than silently ignored: a column the loader does not
+send is almost always a typo or a forgotten mapping, and dropping it quietly would lose data.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from airflow_provider_pinpoint import service_model
+from airflow_provider_pinpoint.errors import InputError
+
+Kind = Literal["events", "endpoints"]
+KINDS: tuple[Kind, ...] = ("events", "endpoints")
+
+Role = Literal["field", "attribute", "metric", "user_attribute", "bookkeeping"]
+
+SOURCE = "_source"
+SOURCE_ROW = "_source_row"
+BOOKKEEPING = (SOURCE, SOURCE_ROW)
+
+# Columns that name the record rather than describe it: they are not members of the API shapes.
+_ID_FIELDS: dict[Kind, tuple[str, ...]] = {"endpoints": ("Id",), "events": ("EndpointId", "EventId")}
+_TOP_SHAPE: dict[Kind, str] = {"endpoints": "PublicEndpoint", "events": "Event"}
+
+# Convention columns whose values are numbers in the API; everything else is a string or a timestamp.
+NUMERIC_FIELDS = frozenset({"Location.Latitude", "Location.Longitude", "Session.Duration"})
+# Convention columns that hold an ISO 8601 timestamp in the API.
+TIMESTAMP_FIELDS = frozenset({"Timestamp", "Session.StartTimestamp", "Session.StopTimestamp", "EffectiveDate"})
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """What one convention column means: a fixed field, or one key of a map member."""
+
+    name: str
+    role: Role
+    key: str  # the dotted field path for "field"; the attribute/metric name for the map families
+    multi_valued: bool = False  # a list of strings per row (endpoint Attributes, User.UserAttributes)
+
+    @property
+    def numeric(self) -> bool:
+        return self.role == "metric" or self.name in NUMERIC_FIELDS
+
+
+@cache
+def _layout(kind: Kind) -> tuple[tuple[str, ...], tuple[tuple[str, Role, bool], ...]]:
+    """(fixed column names, (map family prefix, role, multi-valued)) for one table, from the service model."""
+    fixed: list[str] = list(_ID_FIELDS[kind])
+    families: list[tuple[str, Role, bool]] = []
+
+    def walk(shape_name: str, prefix: str) -> None:
+        for member, member_shape in service_model.shape(shape_name).members.items():
+            path = prefix + member
+            if member_shape.type_name == "structure":
+                walk(member_shape.name, path + ".")
+            elif member_shape.type_name == "map":
+                role: Role
+                if member == "Metrics":
+                    role = "metric"
+                elif member == "UserAttributes":
+                    role = "user_attribute"
+                else:
+                    role = "attribute"
+                families.append((path + ".", role, member_shape.value.type_name == "list"))
+            else:
+                fixed.append(path)
+
+    walk(_TOP_SHAPE[kind], "")
+    return tuple(fixed), tuple(families)
+
+
+def fixed_fields(kind: Kind) -> tuple[str, ...]:
+    """The fixed convention names of one table, e.g. ``Id``, ``ChannelType``, ``Demographic.Locale``."""
+    return _layout(kind)[0]
+
+
+def families(kind: Kind) -> tuple[str, ...]:
+    """The map-family prefixes of one table, e.g. ``Attributes.``, ``Metrics.``, ``User.UserAttributes.``."""
+    return tuple(family[0] for family in _layout(kind)[1])
+
+
+def classify(name: str, kind: Kind) -> Column | None:
+    """The meaning of a column name in one table, or None when the convention has no such column."""
+    if name in BOOKKEEPING:
+        return Column(name, "bookkeeping", name)
+    fixed, fams = _layout(kind)
+    if name in fixed:
+        return Column(name, "field", name)
+    for prefix, role, multi_valued in fams:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return Column(name, role, name[len(prefix) :], multi_valued)
+    return None
+
+
+def nearest_names(name: str, kind: Kind) -> list[str]:
+    """Convention names a misspelt or unmapped column most likely meant, best first (may be empty)."""
+    fixed, fams = _layout(kind)
+    suffix = name.split(".", 1)[1] if "." in name else name
+    in_families = [family[0] + suffix for family in fams]
+    for candidates in (fixed, in_families):
+        by_lower = {candidate.lower(): candidate for candidate in candidates}
+        matches = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+        if matches:
+            return [by_lower[match] for match in matches]
+    return in_families
+
+
+def table_mapping(column_mapping: Mapping[str, object] | None, kind: Kind) -> tuple[dict[str, str | None], bool]:
+    """The mapping that applies to one table, and whether it was given for this table alone.
+
+    ``column_mapping`` is either one dict for both tables or ``{"events": {...}, "endpoints": {...}}``.
+    A mapping given for one table must name only columns that table has; a shared one may name
+    columns of the other table too.
+    """
+    if not column_mapping:
+        return {}, False
+    if set(column_mapping) <= set(KINDS) and all(isinstance(v, Mapping) for v in column_mapping.values()):
+        per_table = column_mapping.get(kind) or {}
+        return _checked(per_table, "column_mapping[" + repr(kind) + "]"), True
+    return _checked(column_mapping, "column_mapping"), False
+
+
+def _checked(mapping: Mapping[str, object], label: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for source, target in mapping.items():
+        if not isinstance(source, str) or not (target is None or isinstance(target, str)):
+            raise InputError(
+                f"{label}: {source!r} -> {target!r}: keys and values must be column names (or None to drop)"
+            )
+        out[source] = target
+    return out
+
+
+def apply_mapping(
+    names: Iterable[str], kind: Kind, column_mapping: Mapping[str, object] | None, *, where: str
+) -> list[str | None]:
+    """The convention name of each input column (None: dropped), checked against the convention.
+
+    ``where`` names the file in error messages. Raises InputError when the mapping names a column
+    the input lacks (for a per-table mapping), maps onto a name the convention does not have, or
+    when an input column is neither a convention name nor mapped.
+    """
+    names = list(names)
+    mapping, strict = table_mapping(column_mapping, kind)
+    present = set(names)
+    if strict:
+        missing = [source for source in mapping if source not in present]
+        if missing:
+            raise InputError(
+                f"{where}: column_mapping names {_quoted(missing)}, which the {kind} input does not have; "
+                f"its columns are {_quoted(names[:20])}"
+            )
+    # A shared mapping may target the other table's names, but only for columns this input lacks.
+    bad_targets = [
+        f"{source!r} -> {target!r}"
+        for source, target in mapping.items()
+        if target is not None
+        and classify(target, kind) is None
+        and (strict or source in present or all(classify(target, other) is None for other in KINDS))
+    ]
+    if bad_targets:
+        raise InputError(
+            f"{where}: column_mapping maps onto names the {kind} convention does not have: "
+            f"{', '.join(bad_targets)}; see docs/columns.md for the convention names"
+        )
+    targets = [mapping[name] if name in mapping else name for name in names]
+    unknown = [
+        name
+        for name, target in zip(names, targets, strict=True)
+        if target is not None and name not in mapping and classify(name, kind) is None
+    ]
+    if unknown:
+        hints = "; ".join(f"{name!r}: nearest {', '.join(nearest_names(name, kind))}" for name in unknown[:10])
+        raise InputError(
+            f"{where}: unknown {kind} column{'s' if len(unknown) > 1 else ''} {_quoted(unknown)} ({hints}); "
+            f"rename them to the convention, map them with column_mapping={{{unknown[0]!r}: '<convention name>'}} "
+            f"or drop them with column_mapping={{{unknown[0]!r}: None}}"
+        )
+    return targets
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)

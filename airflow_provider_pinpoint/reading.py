@@ -1,0 +1,469 @@
+"""Reading input tables as a stream of Arrow record batches named in the column convention.
+
+Events tables can be far larger than memory, so nothing here holds a whole file: Parquet is read
+row group by row group (``ParquetFile.iter_batches``) and CSV through pyarrow's streaming reader
+(``pyarrow.csv.open_csv``). Each batch leaves with its columns renamed to the convention
+(:mod:`airflow_provider_pinpoint.columns`) and two bookkeeping columns, ``_source`` and
+``_source_row`` (1-based data row within that source; a CSV header is not a data row), which follow
+the row all the way into the results table.
+
+Types, decided here and relied on by validation/reshaping:
+
+- Parquet, DataFrames and Arrow tables: columns arrive as stored. Validation coerces.
+- CSV: every column is read as a string (``null`` when the cell is empty), numbers and timestamps
+  included. pyarrow would otherwise turn ``00123`` (an endpoint id, a postal code) into 123, and
+  its streaming reader fixes a column's type from the first block, so one bad number further down
+  would abort the whole file instead of rejecting one row. Turning ``Metrics.*``,
+  ``Location.Latitude``/``Longitude`` and ``Session.Duration`` strings into numbers, and timestamp
+  strings into instants, is validation's job, row by row. Only a ``_source_row`` column (shard
+  files) is read as int64.
+- Multi-valued endpoint attributes (``Attributes.*``, ``User.UserAttributes.*``): a CSV header
+  repeated once per value (the import-job rule), or a ``csv_list_delimiter``, or several columns
+  mapped onto one name, become ``list<string>`` with null and empty values dropped (a row with no
+  values is null). Parquet list columns arrive as stored.
+
+Different files of one directory or glob may differ in their columns; each batch carries its own
+schema. Errors that make an input unusable raise :class:`~airflow_provider_pinpoint.errors.InputError`
+with one line naming the file; messages never quote cell contents (which may hold addresses).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_pinpoint.columns import BOOKKEEPING, KINDS, SOURCE, SOURCE_ROW, Kind, apply_mapping, classify
+from airflow_provider_pinpoint.errors import InputError
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+
+
+def describe_source(source: Any) -> str:
+    """The name of an input for people and lineage: the path or URL as given, or the object's kind."""
+    if isinstance(source, pa.Table):
+        return "Arrow table"
+    if _is_dataframe(source):
+        return "DataFrame"
+    return os.fspath(source)
+
+
+def read_batches(
+    source: Any,
+    *,
+    kind: Kind,
+    column_mapping: Mapping[str, Any] | None = None,
+    csv_list_delimiter: str | None = None,
+    batch_rows: int = 65_536,
+    skip: Mapping[str, Collection[int]] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Yield the input's rows as record batches of at most ``batch_rows`` rows, in input order.
+
+    ``skip`` maps a ``_source`` to ``_source_row`` numbers to leave out (rows a previous run
+    already settled). Batches left empty by ``skip`` are not yielded.
+    """
+    for batch in _batches(source, kind, column_mapping, csv_list_delimiter, batch_rows, skip):
+        if batch.num_rows:
+            yield batch
+
+
+def read_table(
+    source: Any,
+    *,
+    kind: Kind,
+    column_mapping: Mapping[str, Any] | None = None,
+    csv_list_delimiter: str | None = None,
+    batch_rows: int = 65_536,
+    skip: Mapping[str, Collection[int]] | None = None,
+) -> pa.Table:
+    """The whole input as one table (for endpoints, which are joined rather than streamed).
+
+    Files with different columns are unified: a column missing from one file is null there.
+    """
+    tables = [
+        pa.Table.from_batches([batch])
+        for batch in _batches(source, kind, column_mapping, csv_list_delimiter, batch_rows, skip)
+    ]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _batches(
+    source: Any,
+    kind: Kind,
+    column_mapping: Mapping[str, Any] | None,
+    csv_list_delimiter: str | None,
+    batch_rows: int,
+    skip: Mapping[str, Collection[int]] | None,
+) -> Iterator[pa.RecordBatch]:
+    """Every batch read, after ``skip`` (possibly empty); raises InputError when the input has no rows."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    if csv_list_delimiter == "":
+        raise ValueError("csv_list_delimiter must be a non-empty string or None")
+    skipper = _Skipper(skip)
+    rows = 0
+    options = _Options(kind, column_mapping, csv_list_delimiter, batch_rows)
+    for batch in _read_source(source, options):
+        rows += batch.num_rows
+        yield skipper(batch)
+    if rows == 0:
+        raise InputError(f"{describe_source(source)}: the {kind} input has no rows")
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    kind: Kind
+    column_mapping: Mapping[str, Any] | None
+    csv_list_delimiter: str | None
+    batch_rows: int
+
+
+def _read_source(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
+    if isinstance(source, pa.Table) or _is_dataframe(source):
+        yield from _read_in_memory(source, options)
+        return
+    if not isinstance(source, str | os.PathLike):
+        raise InputError(
+            f"cannot read a {type(source).__name__} as the {options.kind} input; "
+            "give a path, a URL, a pandas DataFrame or a pyarrow Table"
+        )
+    for file in _expand(os.fspath(source)):
+        if file.path.lower().endswith(PARQUET_SUFFIXES):
+            yield from _read_parquet(file, options)
+        else:
+            yield from _read_csv(file, options)
+
+
+# --- locating files ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    fs: fsspec.AbstractFileSystem
+    path: str  # as the filesystem wants it
+    source: str  # the stable name that goes into ``_source``
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+
+def _expand(text: str) -> list[_File]:
+    """The files a path, directory, glob or URL stands for, in a stable (sorted) order."""
+    try:
+        fs, path = fsspec.core.url_to_fs(text)
+    except ImportError as exc:
+        protocol = text.split("://", 1)[0]
+        hint = "pip install s3fs" if protocol in ("s3", "s3a") else f"install the fsspec backend for {protocol}://"
+        raise InputError(f"{text}: cannot open {protocol}:// URLs here ({exc}); {hint}") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{text}: cannot open ({_brief(exc)})") from None
+    try:
+        if _GLOB_CHARACTERS.search(path):
+            given_base, path_base = _glob_base(text), _glob_base(path)
+            matches = sorted(fs.glob(path))
+            found = [p for match in matches for p in (_files_under(fs, match) if fs.isdir(match) else [match])]
+            what = "matches"
+        elif fs.isdir(path):
+            given_base, path_base = text, path
+            found = _files_under(fs, path)
+            what = "directory contains"
+        elif fs.isfile(path):
+            if not path.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES):
+                raise InputError(f"{text}: unknown file format; name it *.parquet, *.pq, *.csv or *.csv.gz")
+            return [_File(fs, path, text)]
+        else:
+            raise InputError(f"{text}: no such file or directory")
+    except OSError as exc:
+        raise InputError(f"{text}: cannot list ({_brief(exc)})") from None
+    files = [
+        _File(fs, p, _source_name(given_base, path_base, p, fs))
+        for p in found
+        if p.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES) and not _hidden(p[len(path_base) :])
+    ]
+    if not files:
+        raise InputError(f"{text}: {what} no .parquet, .pq, .csv or .csv.gz files")
+    return sorted(files, key=lambda file: file.path)
+
+
+def _files_under(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    return sorted(fs.find(path))
+
+
+def _glob_base(path: str) -> str:
+    """The directory part of a glob before its first wildcard."""
+    head = path[: _GLOB_CHARACTERS.search(path).start()]
+    return head[: head.rfind("/") + 1] if "/" in head else ""
+
+
+def _hidden(relative: str) -> bool:
+    """Marker and temporary files of Spark/Hive writers (``_SUCCESS``, ``.part.crc``, ``_temporary/``)."""
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def _source_name(given_base: str, path_base: str, path: str, fs: fsspec.AbstractFileSystem) -> str:
+    """The name of an expanded file, spelled like the path the user gave, so it is stable across runs."""
+    if path_base and path.startswith(path_base):
+        relative = path[len(path_base) :].lstrip("/")
+        return given_base.rstrip("/") + "/" + relative if given_base else relative
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+# --- reading formats -----------------------------------------------------------------------------
+
+
+def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
+    if isinstance(source, pa.Table):
+        table = source
+    else:
+        try:
+            table = pa.Table.from_pandas(source, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise InputError(f"DataFrame ({options.kind}): cannot convert to Arrow ({_brief(exc)})") from None
+    names = [str(name) for name in table.column_names]
+    where = f"DataFrame ({options.kind})"
+    plan = _plan(names, list(range(len(names))), options, where=where, source=options.kind, csv=False)
+    row = 0
+    for batch in table.to_batches(max_chunksize=options.batch_rows):
+        yield plan.apply(batch, where, row)
+        row += batch.num_rows
+
+
+def _read_parquet(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
+    try:
+        handle = file.path if file.local else file.fs.open(file.path, "rb")
+        parquet = pq.ParquetFile(handle)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})") from None
+    with parquet:
+        names = parquet.schema_arrow.names
+        plan = _plan(names, names, options, where=file.source, source=file.source, csv=False)
+        wanted = plan.inputs()
+        columns = None if len(wanted) == len(names) else wanted
+        row = 0
+        batches = parquet.iter_batches(batch_size=options.batch_rows, columns=columns)
+        for batch in _guarded(batches, file.source, "Parquet"):
+            yield plan.apply(batch.select(wanted), file.source, row)
+            row += batch.num_rows
+
+
+def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
+    header = _csv_header(file)
+    keys = [f"c{i}" for i in range(len(header))]  # unique names: pyarrow would rename repeated headers
+    plan = _plan(header, keys, options, where=file.source, source=file.source, csv=True)
+    wanted = plan.inputs()
+    types = {key: (pa.int64() if name == SOURCE_ROW else pa.string()) for key, name in zip(keys, header, strict=True)}
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "error"
+
+    try:
+        handle = file.path if file.local else file.fs.open(file.path, "rb", compression="infer")
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=wanted,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _csv_error(file, exc, invalid) from None
+    row = 0
+    try:
+        for batch in reader:
+            for start in range(0, batch.num_rows, options.batch_rows):
+                piece = batch.slice(start, options.batch_rows)
+                yield plan.apply(piece, file.source, row)
+                row += piece.num_rows
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _csv_error(file, exc, invalid) from None
+
+
+def _csv_header(file: _File) -> list[str]:
+    """The header line, parsed here because pyarrow and pandas rename repeated names."""
+    try:
+        with file.fs.open(file.path, "rb", compression="infer") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            header = next(csv.reader(text), None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{file.source}: cannot read the CSV header ({_brief(exc)})") from None
+    if not header:
+        raise InputError(f"{file.source}: empty file; a CSV input needs a header line naming its columns")
+    return header
+
+
+def _csv_error(file: _File, exc: BaseException, invalid: list[pacsv.InvalidRow]) -> InputError:
+    if invalid:
+        row = invalid[0]
+        at = f"line {row.number}" if row.number is not None else "a row"
+        return InputError(
+            f"{file.source}: {at} has {row.actual_columns} fields where the header has {row.expected_columns}; "
+            "quote values that contain commas or line breaks"
+        )
+    return InputError(f"{file.source}: not a readable CSV file ({_brief(exc)})")
+
+
+def _guarded(batches: Iterable[pa.RecordBatch], where: str, fmt: str) -> Iterator[pa.RecordBatch]:
+    """Turn a read failure half way through a file (truncated, corrupt page) into an InputError."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InputError(f"{where}: not a readable {fmt} file ({_brief(exc)})") from None
+        yield batch
+
+
+# --- renaming, combining, bookkeeping ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How the columns of one input become convention columns (computed once per file)."""
+
+    outputs: tuple[tuple[str, tuple[Any, ...]], ...]  # convention name -> input columns (several: a list)
+    split: frozenset[str]  # convention names whose strings are split by the delimiter
+    delimiter: str | None
+    source: str | None  # None: the input brings its own _source/_source_row
+
+    def inputs(self) -> list[Any]:
+        return [key for _, keys in self.outputs for key in keys]
+
+    def apply(self, batch: pa.RecordBatch, where: str, rows_before: int) -> pa.RecordBatch:
+        names, arrays = [], []
+        for name, keys in self.outputs:
+            columns = [batch.column(key) for key in keys]
+            if len(columns) > 1 or name in self.split:
+                arrays.append(_combine(columns, self.delimiter if name in self.split else None, where, name))
+            else:
+                arrays.append(columns[0])
+            names.append(name)
+        if self.source is not None:
+            names += [SOURCE, SOURCE_ROW]
+            arrays += [
+                pa.repeat(pa.scalar(self.source, pa.string()), batch.num_rows),
+                pa.array(np.arange(rows_before + 1, rows_before + batch.num_rows + 1, dtype=np.int64)),
+            ]
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _plan(names: list[str], keys: list[Any], options: _Options, *, where: str, source: str, csv: bool) -> _Plan:
+    """Map, check and group the input's columns; ``keys`` address the columns in the read batches."""
+    targets = apply_mapping(names, options.kind, options.column_mapping, where=where)
+    grouped: dict[str, list[Any]] = {}
+    originals: dict[str, list[str]] = {}
+    for name, key, target in zip(names, keys, targets, strict=True):
+        if target is not None:
+            grouped.setdefault(target, []).append(key)
+            originals.setdefault(target, []).append(name)
+    for target, sources in originals.items():
+        column = classify(target, options.kind)
+        if len(sources) > 1 and not (column is not None and column.multi_valued):
+            spelled = target if set(sources) == {target} else f"{target} (from {', '.join(map(repr, sources))})"
+            raise InputError(
+                f"{where}: column {spelled} appears {len(sources)} times; only multi-valued endpoint attributes "
+                "(Attributes.*, User.UserAttributes.*) may repeat"
+            )
+    bookkeeping = [name for name in BOOKKEEPING if name in grouped]
+    if len(bookkeeping) == 1:
+        raise InputError(f"{where}: has {bookkeeping[0]} without {(set(BOOKKEEPING) - set(bookkeeping)).pop()}")
+    split = frozenset()
+    if csv and options.csv_list_delimiter is not None:
+        split = frozenset(t for t in grouped if (c := classify(t, options.kind)) is not None and c.multi_valued)
+    return _Plan(
+        outputs=tuple((target, tuple(keys)) for target, keys in grouped.items()),
+        split=split,
+        delimiter=options.csv_list_delimiter,
+        source=None if bookkeeping else source,
+    )
+
+
+def _combine(columns: list[pa.Array], delimiter: str | None, where: str, name: str) -> pa.Array:
+    """Row-wise concatenation of several columns' values into one list<string>, without null/empty values."""
+    length = len(columns[0])
+    values, parents = [], []
+    for column in columns:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            flat, parent = pc.list_flatten(column), pc.list_parent_indices(column)
+        elif delimiter is not None:
+            lists = pc.split_pattern(_to_string(column, where, name), delimiter)
+            flat, parent = pc.utf8_trim_whitespace(pc.list_flatten(lists)), pc.list_parent_indices(lists)
+        else:
+            flat, parent = column, pa.array(np.arange(length, dtype=np.int64))
+        flat = _to_string(flat, where, name)
+        keep = pc.fill_null(pc.not_equal(flat, ""), False)
+        values.append(flat.filter(keep))
+        parents.append(pc.cast(parent.filter(keep), pa.int64()).to_numpy(zero_copy_only=False))
+    parent_rows = np.concatenate(parents)
+    order = np.argsort(parent_rows, kind="stable")
+    counts = np.bincount(parent_rows, minlength=length)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.concat_arrays(values).take(pa.array(order)), mask=pa.array(counts == 0)
+    )
+
+
+def _to_string(array: pa.Array, where: str, name: str) -> pa.Array:
+    try:
+        return pc.cast(array, pa.string())
+    except (pa.ArrowException, ValueError):
+        raise InputError(f"{where}: column {name} holds {array.type} values; attributes are strings") from None
+
+
+class _Skipper:
+    """Drops the rows ``skip`` names, with the value sets built once rather than per batch."""
+
+    def __init__(self, skip: Mapping[str, Collection[int]] | None) -> None:
+        self._rows = {source: rows for source, rows in (skip or {}).items() if rows}
+        self._sets: dict[str, pa.Array] = {}
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self._rows:
+            return batch
+        sources = batch.column(SOURCE)
+        rows = pc.cast(batch.column(SOURCE_ROW), pa.int64())
+        drop = None
+        for source in pc.unique(sources).to_pylist():
+            if source not in self._rows:
+                continue
+            if source not in self._sets:
+                self._sets[source] = pa.array(sorted(self._rows[source]), pa.int64())
+            hit = pc.and_(pc.equal(sources, source), pc.is_in(rows, value_set=self._sets[source]))
+            drop = hit if drop is None else pc.or_(drop, hit)
+        return batch if drop is None else batch.filter(pc.invert(pc.fill_null(drop, False)))
+
+
+def _is_dataframe(source: Any) -> bool:
+    """A pandas DataFrame, recognised without importing pandas for path inputs."""
+    return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
+
+
+def _brief(exc: BaseException) -> str:
+    """The first line of a library error, shortened: enough to act on, without quoting data."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
