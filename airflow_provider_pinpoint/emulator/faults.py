@@ -1,0 +1,112 @@
+"""Fault injection: every decision drawn from one seeded generator, so a run can be replayed.
+
+Faults are settings of a running emulator, not of its start: tests share one server and turn
+faults on and off through ``configure``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+
+# Fault kinds as counted in the statistics.
+RATE_LIMIT = "rate_limit"
+ERROR = "error"
+LATENCY = "latency"
+DROP = "drop"
+LOST_RESPONSE = "lost_response"
+ITEM_ERROR = "item_error"
+
+
+@dataclass(slots=True)
+class Settings:
+    """What a running emulator does; all faults off by default."""
+
+    validate: bool = True
+    rate_limit: float | None = None  # requests per second, token bucket; None: unlimited
+    error_rate: float = 0.0  # fraction of requests answered 500
+    latency_ms: float = 0.0  # mean added latency; each answer waits 0.5x to 1.5x of it
+    drop_rate: float = 0.0  # fraction of connections closed before the request is processed
+    lost_response_rate: float = 0.0  # fraction processed and recorded, then closed without an answer
+    item_error_rate: float = 0.0  # fraction of events answered 429 or 500 inside a 202
+    seed: int = 0
+
+    def updated(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied, each checked, so a typo or a bad value fails loudly."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown emulator setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        values = asdict(self) | changes
+        for name in ("error_rate", "drop_rate", "lost_response_rate", "item_error_rate"):
+            values[name] = float(values[name])
+            if not 0.0 <= values[name] <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {values[name]}")
+        if values["rate_limit"] is not None:
+            values["rate_limit"] = float(values["rate_limit"])
+            if values["rate_limit"] <= 0:
+                raise ValueError(f"rate_limit must be positive, not {values['rate_limit']}")
+        values["latency_ms"] = float(values["latency_ms"])
+        if values["latency_ms"] < 0:
+            raise ValueError(f"latency_ms must not be negative, not {values['latency_ms']}")
+        values["seed"] = int(values["seed"])
+        values["validate"] = bool(values["validate"])
+        return Settings(**values)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TokenBucket:
+    """``rate`` requests per second with a burst of one second's worth (at least one)."""
+
+    def __init__(self, rate: float, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self._clock = clock
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Faults:
+    """The fault decisions for one emulator, from its current :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rng = random.Random(settings.seed)
+        self._bucket = TokenBucket(settings.rate_limit) if settings.rate_limit else None
+
+    def _chance(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
+
+    def drop(self) -> bool:
+        return self._chance(self.settings.drop_rate)
+
+    def throttle(self) -> bool:
+        return self._bucket is not None and not self._bucket.take()
+
+    def error(self) -> bool:
+        return self._chance(self.settings.error_rate)
+
+    def lose_response(self) -> bool:
+        return self._chance(self.settings.lost_response_rate)
+
+    def item_error(self) -> int | None:
+        """429 or 500 for an event to fail with, or None to let it through."""
+        if self._chance(self.settings.item_error_rate):
+            return 429 if self._rng.random() < 0.5 else 500
+        return None
+
+    def latency_s(self) -> float:
+        mean = self.settings.latency_ms
+        return 0.0 if mean <= 0 else mean * (0.5 + self._rng.random()) / 1000.0

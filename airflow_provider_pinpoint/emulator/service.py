@@ -1,0 +1,226 @@
+"""The emulated service: PutEvents semantics and the ``/_emulator/`` inspection API.
+
+Independent of the HTTP transport: :meth:`Emulator.handle` takes a parsed request and returns an
+:class:`~airflow_provider_pinpoint.emulator.wire.Answer`, which may also say "close the connection
+without answering" (the dropped-connection and lost-response faults). Everything runs on the
+server's one event-loop thread, so no locking is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from urllib.parse import unquote
+
+import msgspec
+
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.emulator import faults as fault_kinds
+from airflow_provider_pinpoint.emulator import wire
+from airflow_provider_pinpoint.emulator.faults import Faults, Settings
+from airflow_provider_pinpoint.emulator.store import MemoryStore
+from airflow_provider_pinpoint.emulator.validation import DROPPED, check_endpoint, check_endpoint_id, check_event
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_ITEM_ERROR_MESSAGES = {429: "Too many requests", 500: "Internal server error"}
+
+
+class Emulator:
+    """One emulated Pinpoint account: its applications, what it accepted, and its faults."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        settings: Settings,
+        *,
+        apps: Collection[str] | None = None,
+        access_key: str | None = None,
+    ) -> None:
+        self.store = store
+        self.apps = frozenset(apps) if apps else None
+        self.access_key = access_key
+        self._initial = settings
+        self.configure(settings)
+
+    def configure(self, settings: Settings) -> None:
+        self.settings = settings
+        self.faults = Faults(settings)
+
+    def reset(self) -> None:
+        """Forget records and statistics, and turn every fault off."""
+        self.store.reset()
+        self.configure(Settings(validate=self._initial.validate, seed=self._initial.seed))
+
+    def _count_fault(self, kind: str, n: int = 1) -> None:
+        faults = self.store.stats["faults"]
+        faults[kind] = faults.get(kind, 0) + n
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
+        parts = [unquote(part) for part in path.split("/")[1:]]
+        if len(parts) == 4 and parts[0] == "v1" and parts[1] == "apps" and parts[3] == "events":
+            if method != "POST":
+                return wire.error_answer(wire.METHOD_NOT_ALLOWED, f"Method {method} is not allowed here")
+            return self.put_events(parts[2], headers, body, too_large)
+        if parts and parts[0] == "_emulator":
+            try:
+                return self.inspect(method, parts[1:], body)
+            except (ValueError, TypeError, msgspec.DecodeError) as exc:
+                return wire.json_answer(400, {"Message": str(exc)})
+        return wire.error_answer(wire.NOT_FOUND, f"No such resource: {path}")
+
+    # -- PutEvents ------------------------------------------------------------------------------
+
+    def _auth_problem(self, headers: dict[str, str]) -> str | None:
+        authorization = headers.get("authorization")
+        if not authorization:
+            return "Missing Authentication Token"
+        if self.access_key is not None:
+            match = _CREDENTIAL.search(authorization)
+            if match is None or match.group(1) != self.access_key:
+                return "The security token included in the request is invalid."
+        return None
+
+    def put_events(self, app: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
+        stats = self.store.stats
+        stats["requests"] += 1
+        faults = self.faults
+        if faults.drop():
+            self._count_fault(fault_kinds.DROP)
+            return wire.Answer(None, close=True)
+        problem = self._auth_problem(headers)
+        if problem:
+            return wire.error_answer(wire.FORBIDDEN, problem)
+        if self.apps is not None and app not in self.apps:
+            return wire.error_answer(wire.NOT_FOUND, f"Application {app} not found")
+        if faults.throttle():
+            self._count_fault(fault_kinds.RATE_LIMIT)
+            return wire.error_answer(wire.TOO_MANY_REQUESTS, "Too many requests")
+        if faults.error():
+            self._count_fault(fault_kinds.ERROR)
+            return wire.error_answer(wire.INTERNAL_SERVER_ERROR, "Internal server error")
+        if too_large:
+            return wire.error_answer(
+                wire.PAYLOAD_TOO_LARGE, f"Request body exceeds the maximum of {quotas.MAX_REQUEST_BYTES} bytes"
+            )
+        try:
+            batch_item = wire.decode_events_request(body)
+        except wire.MalformedRequest as exc:
+            return wire.error_answer(wire.BAD_REQUEST, str(exc))
+        event_count = sum(len(batch.Events) for batch in batch_item.values())
+        if event_count > quotas.MAX_EVENTS_PER_REQUEST:
+            return wire.error_answer(
+                wire.BAD_REQUEST,
+                f"The request contains {event_count} events; the maximum is {quotas.MAX_EVENTS_PER_REQUEST}",
+            )
+        request_id = wire.new_request_id()
+        answer = wire.json_answer(202, {"Results": self._process(app, batch_item)}, request_id)
+        if self.settings.latency_ms:
+            self._count_fault(fault_kinds.LATENCY)
+            answer.delay_s = faults.latency_s()
+        if faults.lose_response():
+            self._count_fault(fault_kinds.LOST_RESPONSE)
+            return wire.Answer(None, close=True, delay_s=answer.delay_s)
+        return answer
+
+    def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
+        """Per-item answers for a request; records what is accepted."""
+        validate = self.settings.validate
+        catalog = self.store.catalog(app) if validate else None
+        stats = self.store.stats
+        item_error = self.faults.item_error if self.settings.item_error_rate else None
+        accepted = wire.ACCEPTED
+        endpoints: list[tuple[str, dict]] = []
+        events: list[tuple[str, str, bytes]] = []
+        results: dict[str, dict] = {}
+        rejected = dropped = item_errors = 0
+        for endpoint_id, batch in batch_item.items():
+            id_problem = check_endpoint_id(endpoint_id) if validate else None
+            if id_problem:
+                failed = wire.item_result(400, id_problem)
+                stats["endpoints_rejected"] += 1 if batch.Endpoint else 0
+                rejected += len(batch.Events)
+                results[endpoint_id] = {
+                    "EndpointItemResponse": failed,
+                    "EventsItemResponse": dict.fromkeys(batch.Events, failed),
+                }
+                continue
+            endpoint_result = accepted
+            if batch.Endpoint:
+                problem = (
+                    check_endpoint(endpoint_id, batch.Endpoint, len(wire.encode(batch.Endpoint)), catalog)
+                    if validate
+                    else None
+                )
+                if problem:
+                    endpoint_result = wire.item_result(400, problem)
+                    stats["endpoints_rejected"] += 1
+                else:
+                    endpoints.append((endpoint_id, batch.Endpoint))
+            event_results = {}
+            for event_id, raw in batch.Events.items():
+                if validate:
+                    problem = check_event(wire.decode(raw), len(raw), catalog)
+                    if problem is DROPPED:
+                        dropped += 1
+                        event_results[event_id] = accepted
+                        continue
+                    if problem:
+                        rejected += 1
+                        event_results[event_id] = wire.item_result(400, problem)
+                        continue
+                code = item_error() if item_error else None
+                if code:
+                    item_errors += 1
+                    event_results[event_id] = wire.item_result(code, _ITEM_ERROR_MESSAGES[code])
+                    continue
+                events.append((endpoint_id, event_id, bytes(raw)))
+                event_results[event_id] = accepted
+            results[endpoint_id] = {"EndpointItemResponse": endpoint_result, "EventsItemResponse": event_results}
+        stats["events_duplicated"] += self.store.record(app, endpoints, events)
+        stats["events_accepted"] += len(events)
+        stats["endpoints_accepted"] += len(endpoints)
+        stats["events_rejected"] += rejected
+        stats["events_dropped"] += dropped
+        if item_errors:
+            self._count_fault(fault_kinds.ITEM_ERROR, item_errors)
+        self.store.save(app)
+        return results
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def inspect(self, method: str, parts: list[str], body: bytes) -> wire.Answer:
+        """``/_emulator/...``: statistics, records, settings, reset."""
+        route = (method, *parts)
+        if route == ("GET", "stats"):
+            return wire.json_answer(200, self.store.stats)
+        if route == ("GET", "config"):
+            return wire.json_answer(200, self._config())
+        if route == ("POST", "config"):
+            changes = wire.decode(body) if body else {}
+            if not isinstance(changes, dict):
+                raise ValueError("the configuration must be a JSON object")
+            self.configure(self.settings.updated(**changes))
+            return wire.json_answer(200, self._config())
+        if route == ("POST", "reset"):
+            self.reset()
+            return wire.json_answer(200, self._config())
+        if len(parts) == 3 and parts[0] == "apps" and method == "GET":
+            if parts[2] == "events":
+                return wire.Answer(200, self._events_json(parts[1]))
+            if parts[2] == "endpoints":
+                return wire.json_answer(200, self.store.endpoints(parts[1]))
+        return wire.json_answer(404, {"Message": f"No such inspection resource: {method} /_emulator/{'/'.join(parts)}"})
+
+    def _config(self) -> dict:
+        return self.settings.as_dict() | {"apps": sorted(self.apps) if self.apps is not None else None}
+
+    def _events_json(self, app: str) -> bytes:
+        encode = wire.encode
+        entries = [
+            b'{"endpoint_id":%s,"event_id":%s,"receive_count":%d,"event":%s}'
+            % (encode(endpoint_id), encode(event_id), count, body)
+            for endpoint_id, event_id, body, count in self.store.events(app)
+        ]
+        return b"[" + b",".join(entries) + b"]"
