@@ -184,6 +184,9 @@ def apply_mapping(
     ]
     if unknown:
         hints = "; ".join(f"{name!r}: nearest {', '.join(nearest_names(name, kind))}" for name in unknown[:10])
+        other = next(k for k in KINDS if k != kind)
+        if all(classify(name, other) is not None for name in unknown):
+            hints += f"; these are {other} columns: is this the {other} table?"
         raise InputError(
             f"{where}: unknown {kind} column{'s' if len(unknown) > 1 else ''} {_quoted(unknown)} ({hints}); "
             f"rename them to the convention, map them with column_mapping={{{unknown[0]!r}: '<convention name>'}} "

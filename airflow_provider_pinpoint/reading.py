@@ -318,12 +318,24 @@ def _csv_header(file: _File) -> list[str]:
 def _csv_error(file: _File, exc: BaseException, invalid: list[pacsv.InvalidRow]) -> InputError:
     if invalid:
         row = invalid[0]
-        at = f"line {row.number}" if row.number is not None else "a row"
         return InputError(
-            f"{file.source}: {at} has {row.actual_columns} fields where the header has {row.expected_columns}; "
-            "quote values that contain commas or line breaks"
+            f"{file.source}: {_first_ragged_row(file, row.expected_columns)} has {row.actual_columns} fields where "
+            f"the header has {row.expected_columns}; quote values that contain commas or line breaks"
         )
     return InputError(f"{file.source}: not a readable CSV file ({_brief(exc)})")
+
+
+def _first_ragged_row(file: _File, width: int) -> str:
+    """Where the first row of the wrong width is (pyarrow does not say); rescans the file, on failure only."""
+    try:
+        with file.fs.open(file.path, "rb", compression="infer") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            for number, fields in enumerate(csv.reader(text)):
+                if fields and len(fields) != width:
+                    return f"data row {number}"
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+        pass
+    return "a row"
 
 
 def _guarded(batches: Iterable[pa.RecordBatch], where: str, fmt: str) -> Iterator[pa.RecordBatch]:
