@@ -152,6 +152,53 @@ def test_results_request_id_and_status_are_returned(client):
     }
 
 
+def _emulator_client(emulator, max_attempts: int = 3):
+    return boto3.client(
+        "pinpoint",
+        endpoint_url=emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": max_attempts}),
+    )
+
+
+def test_results_equal_what_botocores_parser_returns(emulator):
+    client = _emulator_client(emulator)
+    too_long_key = "k" * 60  # per-item 400 from the service, so the results mix outcomes
+    batch = json.loads(BODY)["BatchItem"]
+    batch["end-é1"]["Events"]["ev-3"] = {
+        "EventType": "view",
+        "Timestamp": "2026-01-01T00:00:02.000Z",
+        "Attributes": {too_long_key: "x"},
+    }
+    body = json.dumps({"BatchItem": batch}).encode()
+
+    raw = RawPutEvents(client).send("app-1", body)
+    plain = client.put_events(ApplicationId="app-1", EventsRequest={"BatchItem": batch})
+
+    assert raw.results == plain["EventsResponse"]["Results"]
+    assert raw.results["end-é1"]["EventsItemResponse"]["ev-3"]["StatusCode"] == 400
+    assert raw.request_id
+    recorded = {entry["event_id"]: entry["event"] for entry in emulator.events("app-1")}
+    assert recorded["ev-1"] == batch["end-é1"]["Events"]["ev-1"]
+
+
+def test_request_errors_from_the_emulator_raise_the_plain_classes(emulator):
+    client = _emulator_client(emulator, max_attempts=1)
+    events = {f"ev-{n}": {"EventType": "view", "Timestamp": "2026-01-01T00:00:00.000Z"} for n in range(101)}
+    batch = {"e1": {"Endpoint": {}, "Events": events}}
+    body = json.dumps({"BatchItem": batch}).encode()
+    raw = RawPutEvents(client)
+
+    with pytest.raises(client.exceptions.BadRequestException):
+        raw.send("app-1", body)
+    emulator.configure(error_rate=1.0)
+    with pytest.raises(client.exceptions.InternalServerErrorException):
+        raw.send("app-1", BODY)
+    assert emulator.events("app-1") == []
+
+
 @pytest.mark.parametrize(
     ("status", "code"), [(400, "BadRequestException"), (403, "ForbiddenException"), (404, "NotFoundException")]
 )

@@ -1,0 +1,105 @@
+"""Client CPU per event of one PutEvents request: boto3's generic path against RawPutEvents.
+
+Both send the same 100-event requests to an emulator in its own process (validation off, so the
+server is quick and its CPU is not ours). ``plain`` is ``client.put_events`` with the BatchItem as a
+dict and botocore's parameter validation off, i.e. only the generic serializer and parser on top of
+what the raw path does; ``raw`` is :class:`RawPutEvents` with the body already serialised, as the
+loader has it. The difference is what the raw path saves per event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import boto3
+import botocore.config
+
+from airflow_provider_pinpoint.emulator import run_emulator
+from airflow_provider_pinpoint.raw_put_events import RawPutEvents
+
+APP = "bench-app"
+
+
+def batch_items(requests: int, endpoints_per_request: int = 50) -> list[dict]:
+    """``requests`` BatchItem maps of 100 events each, shaped like the harness's generated data."""
+    items = []
+    for r in range(requests):
+        batch: dict = {}
+        for n in range(100):
+            endpoint_id = f"ep-{r:05d}-{n % endpoints_per_request:03d}"
+            entry = batch.setdefault(
+                endpoint_id,
+                {
+                    "Endpoint": {
+                        "ChannelType": "EMAIL",
+                        "Address": f"user{r}-{n}@example.com",
+                        "Demographic": {"Locale": "en_US", "Platform": "ios"},
+                        "Location": {"Country": "US"},
+                        "Attributes": {"interest_0": ["red", "blue"], "interest_1": ["north"]},
+                        "Metrics": {"lifetime_value": 123.45},
+                        "User": {"UserId": f"user-{r}-{n}"},
+                    },
+                    "Events": {},
+                },
+            )
+            entry["Events"][f"ev-{r:05d}-{n:03d}"] = {
+                "EventType": "purchase",
+                "Timestamp": "2026-01-02T03:04:05.678Z",
+                "Session": {"Id": f"s-{r}-{n}", "StartTimestamp": "2026-01-02T03:00:00.000Z"},
+                "Attributes": {"tag_0": "red", "tag_1": "south", "tag_2": "alpha"},
+                "Metrics": {"amount_0": 42.5},
+            }
+        items.append(batch)
+    return items
+
+
+def _client(url: str):
+    return boto3.client(
+        "pinpoint",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=botocore.config.Config(parameter_validation=False),
+    )
+
+
+def measure(url: str, requests: int) -> dict[str, float]:
+    """CPU and wall microseconds per event for each path, after a short warm-up."""
+    batches = batch_items(requests)
+    bodies = [json.dumps({"BatchItem": batch}, separators=(",", ":")).encode() for batch in batches]
+    plain_client = _client(url)
+    raw = RawPutEvents(_client(url))
+    for batch, body in zip(batches[:5], bodies[:5], strict=True):
+        plain_client.put_events(ApplicationId=APP, EventsRequest={"BatchItem": batch})
+        raw.send(APP, body)
+
+    figures = {}
+    for name, send in (
+        ("plain", lambda i: plain_client.put_events(ApplicationId=APP, EventsRequest={"BatchItem": batches[i]})),
+        ("raw", lambda i: raw.send(APP, bodies[i])),
+    ):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(requests):
+            send(i)
+        events = requests * 100
+        figures[f"{name}_cpu_us_per_event"] = (time.process_time() - cpu) * 1e6 / events
+        figures[f"{name}_wall_us_per_event"] = (time.perf_counter() - wall) * 1e6 / events
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="100-event requests per path (default 300)")
+    args = parser.parse_args(argv)
+    with run_emulator(validate=False, subprocess=True) as emu:
+        figures = measure(emu.url, args.requests)
+    for key, value in figures.items():
+        print(f"{key:28} {value:8.1f}")
+    print(f"{'saved_cpu_us_per_event':28} {figures['plain_cpu_us_per_event'] - figures['raw_cpu_us_per_event']:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
