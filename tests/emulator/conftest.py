@@ -1,0 +1,11 @@
+"""The boto3 client every emulator test talks through."""
+
+from __future__ import annotations
+
+import pytest
+from wire_helpers import pinpoint_client
+
+
+@pytest.fixture
+def pinpoint(emulator):
+    return pinpoint_client(emulator.url)

@@ -1,0 +1,51 @@
+"""pinpoint-emulator as a process: prints its URL, serves, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from wire_helpers import APP, event, pinpoint_client
+
+from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
+from airflow_provider_pinpoint.emulator.cli import main
+
+
+def test_cli_prints_its_url_serves_and_stops_on_sigterm():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_pinpoint.emulator", "--port", "0", "--app", APP, "--no-validate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        pinpoint_client(url).put_events(
+            ApplicationId=APP, EventsRequest={"BatchItem": {"ep-1": {"Endpoint": {}, "Events": {"ev-1": event()}}}}
+        )
+        assert EmulatorClient(url).config()["apps"] == [APP]
+        assert EmulatorClient(url).config()["validate"] is False
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_cli_refuses_a_non_loopback_host_without_allow_remote(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--host", "0.0.0.0", "--port", "0"])
+    assert exited.value.code == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_subprocess_mode_yields_a_working_client():
+    with run_emulator(subprocess=True, item_error_rate=0.0) as emu:
+        pinpoint_client(emu.url).put_events(
+            ApplicationId=APP, EventsRequest={"BatchItem": {"ep-1": {"Endpoint": {}, "Events": {"ev-1": event()}}}}
+        )
+        assert emu.stats()["events_accepted"] == 1

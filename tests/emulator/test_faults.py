@@ -1,0 +1,95 @@
+"""Each fault produces what a boto3 user meets in the wild (retries are off in these clients)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ConnectionClosedError
+from wire_helpers import APP, event
+
+
+def one_event_request(event_id: str = "ev-1") -> dict:
+    return {"BatchItem": {"ep-1": {"Endpoint": {}, "Events": {event_id: event()}}}}
+
+
+def test_error_rate_gives_internal_server_error_exception(emulator, pinpoint):
+    emulator.configure(error_rate=1.0)
+    with pytest.raises(pinpoint.exceptions.InternalServerErrorException):
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert emulator.events(APP) == []
+    assert emulator.stats()["faults"] == {"error": 1}
+
+
+def test_rate_limit_gives_too_many_requests_without_retry_after(emulator, pinpoint):
+    emulator.configure(rate_limit=1)
+    pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request("first"))
+    with pytest.raises(pinpoint.exceptions.TooManyRequestsException) as raised:
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request("second"))
+    headers = raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert "retry-after" not in headers
+    assert [entry["event_id"] for entry in emulator.events(APP)] == ["first"]
+    assert emulator.stats()["faults"] == {"rate_limit": 1}
+
+
+def test_dropped_connection_is_a_connection_error_and_nothing_is_recorded(emulator, pinpoint):
+    emulator.configure(drop_rate=1.0)
+    with pytest.raises(ConnectionClosedError):
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert emulator.events(APP) == []
+    assert emulator.stats()["faults"] == {"drop": 1}
+
+
+def test_lost_response_is_a_connection_error_but_the_events_are_recorded(emulator, pinpoint):
+    emulator.configure(lost_response_rate=1.0)
+    with pytest.raises(ConnectionClosedError):
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert [entry["event_id"] for entry in emulator.events(APP)] == ["ev-1"]
+    assert emulator.stats()["faults"] == {"lost_response": 1}
+
+
+def test_resend_after_a_lost_response_shows_as_duplicate(emulator, pinpoint):
+    emulator.configure(lost_response_rate=1.0)
+    with pytest.raises(ConnectionClosedError):
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    emulator.configure(lost_response_rate=0.0)
+    pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert emulator.events(APP)[0]["receive_count"] == 2
+    assert emulator.stats()["events_duplicated"] == 1
+
+
+def _item_codes(emulator, pinpoint, seed: int) -> dict[str, int]:
+    emulator.reset()
+    emulator.configure(item_error_rate=0.5, seed=seed)
+    events = {f"ev-{i}": event() for i in range(100)}
+    response = pinpoint.put_events(
+        ApplicationId=APP, EventsRequest={"BatchItem": {"ep-1": {"Endpoint": {}, "Events": events}}}
+    )
+    items = response["EventsResponse"]["Results"]["ep-1"]["EventsItemResponse"]
+    return {event_id: item["StatusCode"] for event_id, item in items.items()}
+
+
+def test_item_errors_are_429_or_500_inside_a_202_and_not_recorded(emulator, pinpoint):
+    codes = _item_codes(emulator, pinpoint, seed=7)
+    assert set(codes.values()) == {202, 429, 500}
+    recorded = {entry["event_id"] for entry in emulator.events(APP)}
+    assert recorded == {event_id for event_id, code in codes.items() if code == 202}
+    assert emulator.stats()["faults"] == {"item_error": 100 - len(recorded)}
+
+
+def test_item_errors_are_reproducible_from_the_seed(emulator, pinpoint):
+    assert _item_codes(emulator, pinpoint, seed=3) == _item_codes(emulator, pinpoint, seed=3)
+    assert _item_codes(emulator, pinpoint, seed=3) != _item_codes(emulator, pinpoint, seed=4)
+
+
+def test_latency_still_answers_and_is_counted(emulator, pinpoint):
+    emulator.configure(latency_ms=5)
+    response = pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert emulator.stats()["faults"] == {"latency": 1}
+
+
+def test_reset_turns_faults_off(emulator, pinpoint):
+    emulator.configure(error_rate=1.0)
+    emulator.reset()
+    pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert emulator.config()["error_rate"] == 0.0
