@@ -165,7 +165,7 @@ def apply_mapping(
             )
     # A shared mapping may target the other table's names, but only for columns this input lacks.
     bad_targets = [
-        f"{source!r} -> {target!r}"
+        f"{source!r} -> {target!r} (nearest {', '.join(nearest_names(target, kind))})"
         for source, target in mapping.items()
         if target is not None
         and classify(target, kind) is None

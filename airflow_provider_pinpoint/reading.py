@@ -92,13 +92,21 @@ def read_table(
 ) -> pa.Table:
     """The whole input as one table (for endpoints, which are joined rather than streamed).
 
-    Files with different columns are unified: a column missing from one file is null there.
+    Files with different columns are unified: a column missing from one file is null there, and
+    types are widened where Arrow can (int -> float, string -> large_string); other disagreements
+    (a timestamp in one file, a string in another) are an InputError.
     """
     tables = [
         pa.Table.from_batches([batch])
         for batch in _batches(source, kind, column_mapping, csv_list_delimiter, batch_rows, skip)
     ]
-    return pa.concat_tables(tables, promote_options="permissive")
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise InputError(
+            f"{describe_source(source)}: its files disagree on column types ({_brief(exc)}); "
+            "write every part with the same schema"
+        ) from None
 
 
 def _batches(

@@ -1,0 +1,385 @@
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_pinpoint import reading
+from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.reading import describe_source, read_batches, read_table
+
+EVENTS_CSV = (
+    "EndpointId,EventType,Timestamp,Metrics.price\nep-1,buy,2026-11-23T10:00:00Z,1.5\nep-2,view,2026-11-23T11:00:00Z,\n"
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def events_table(n: int, start: int = 0) -> pa.Table:
+    return pa.table(
+        {
+            "EndpointId": [f"ep-{i}" for i in range(start, start + n)],
+            "EventType": ["view"] * n,
+            "Timestamp": pa.array([1_795_000_000_000 + i for i in range(n)], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+
+
+def rows(source, **kwargs):
+    return read_table(source, **kwargs).to_pylist()
+
+
+# --- formats and layouts -------------------------------------------------------------------------
+
+
+def test_parquet_columns_arrive_as_stored_with_bookkeeping(tmp_path):
+    path = tmp_path / "endpoints.parquet"
+    pq.write_table(
+        pa.table({"Id": ["a"], "Attributes.tags": [["x", "y"]], "Location.Latitude": [1.5], "Metrics.n": [2]}), path
+    )
+    table = read_table(str(path), kind="endpoints")
+    assert table.schema.field("Attributes.tags").type == pa.list_(pa.string())
+    assert table.schema.field("Metrics.n").type == pa.int64()
+    assert table.to_pylist() == [
+        {
+            "Id": "a",
+            "Attributes.tags": ["x", "y"],
+            "Location.Latitude": 1.5,
+            "Metrics.n": 2,
+            "_source": str(path),
+            "_source_row": 1,
+        }
+    ]
+
+
+def test_csv_values_stay_strings_and_empty_cells_are_null(tmp_path):
+    path = write(tmp_path / "endpoints.csv", "Id,Location.PostalCode,Metrics.score\n00123,00501,1.50\n7,,\n")
+    table = read_table(path, kind="endpoints")
+    assert all(table.schema.field(name).type == pa.string() for name in ("Id", "Location.PostalCode", "Metrics.score"))
+    assert [row["Id"] for row in table.to_pylist()] == ["00123", "7"]
+    assert table.to_pylist()[0]["Location.PostalCode"] == "00501"
+    assert table.to_pylist()[1]["Location.PostalCode"] is None
+
+
+def test_gzipped_csv(tmp_path):
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(gzip.compress(EVENTS_CSV.encode()))
+    assert [row["EndpointId"] for row in rows(path, kind="events")] == ["ep-1", "ep-2"]
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + EVENTS_CSV.encode())
+    assert rows(path, kind="events")[0]["EndpointId"] == "ep-1"
+
+
+def test_directory_of_part_files_in_name_order_numbering_rows_per_file(tmp_path):
+    directory = tmp_path / "events"
+    directory.mkdir()
+    pq.write_table(events_table(2, start=10), directory / "part-1.parquet")
+    pq.write_table(events_table(3), directory / "part-0.parquet")
+    (directory / "_SUCCESS").write_text("")
+    write(directory / "_temporary" / "part-9.csv", "junk")
+    got = [(row["_source"], row["_source_row"]) for row in rows(str(directory) + "/", kind="events")]
+    first, second = str(directory / "part-0.parquet"), str(directory / "part-1.parquet")
+    assert got == [(first, 1), (first, 2), (first, 3), (second, 1), (second, 2)]
+
+
+def test_directory_may_mix_parquet_and_csv_parts_with_different_columns(tmp_path):
+    pq.write_table(
+        pa.table({"EndpointId": ["ep-1"], "EventType": ["view"], "Timestamp": ["t"]}), tmp_path / "a.parquet"
+    )
+    write(tmp_path / "b.csv", "EndpointId,EventType,Timestamp,Attributes.page\nep-9,view,2026-11-23T10:00:00Z,/\n")
+    table = read_table(tmp_path, kind="events")
+    assert table.num_rows == 2
+    assert table.column("Attributes.page").to_pylist() == [None, "/"]
+
+
+def test_read_table_refuses_parts_whose_types_disagree(tmp_path):
+    pq.write_table(events_table(1), tmp_path / "a.parquet")
+    write(tmp_path / "b.csv", "EndpointId,EventType,Timestamp\nep-9,view,2026-11-23T10:00:00Z\n")
+    with pytest.raises(InputError, match="its files disagree on column types .*Timestamp"):
+        read_table(tmp_path, kind="events")
+
+
+def test_source_names_spell_the_path_as_given(tmp_path, monkeypatch):
+    pq.write_table(events_table(1), write(tmp_path / "data" / "x", "").parent / "part-0.parquet")
+    monkeypatch.chdir(tmp_path)
+    assert rows("data", kind="events")[0]["_source"] == "data/part-0.parquet"
+    assert rows("data/*.parquet", kind="events")[0]["_source"] == "data/part-0.parquet"
+
+
+def test_glob_selects_matching_files(tmp_path):
+    for day in ("2026-11-23", "2026-11-24", "2026-11-25"):
+        pq.write_table(events_table(1), write(tmp_path / f"date={day}" / "x", "").parent / "part-0.parquet")
+    got = rows(str(tmp_path / "date=2026-11-2[45]" / "*.parquet"), kind="events")
+    assert [row["_source"].split("/")[-2] for row in got] == ["date=2026-11-24", "date=2026-11-25"]
+
+
+def test_file_url(tmp_path):
+    path = tmp_path / "events.parquet"
+    pq.write_table(events_table(2), path)
+    url = path.as_uri()
+    assert [row["_source"] for row in rows(url, kind="events")] == [url, url]
+
+
+def test_file_url_directory_keeps_the_url_in_source(tmp_path):
+    pq.write_table(events_table(1), tmp_path / "part-0.parquet")
+    url = tmp_path.as_uri()
+    assert rows(url, kind="events")[0]["_source"] == url + "/part-0.parquet"
+
+
+def test_dataframe_rows_are_numbered_under_the_table_kind():
+    frame = pd.DataFrame({"EndpointId": ["a", "b"], "EventType": ["x", "y"], "Timestamp": ["t1", "t2"]})
+    got = rows(frame, kind="events")
+    assert [(row["EndpointId"], row["_source"], row["_source_row"]) for row in got] == [
+        ("a", "events", 1),
+        ("b", "events", 2),
+    ]
+    assert describe_source(frame) == "DataFrame"
+
+
+def test_dataframe_naive_datetimes_arrive_as_arrow_timestamps():
+    frame = pd.DataFrame({"EndpointId": ["a"], "EventType": ["x"], "Timestamp": pd.to_datetime(["2026-11-23 10:00"])})
+    assert pa.types.is_timestamp(read_table(frame, kind="events").schema.field("Timestamp").type)
+
+
+def test_arrow_table_input():
+    table = read_table(events_table(3), kind="events")
+    assert table.column("_source_row").to_pylist() == [1, 2, 3]
+    assert table.column("_source").to_pylist() == ["events"] * 3
+
+
+def test_shard_files_keep_their_own_bookkeeping_columns(tmp_path):
+    shard = events_table(2).append_column("_source", pa.array(["events.csv", "events.csv"]))
+    shard = shard.append_column("_source_row", pa.array([17, 40], pa.int64()))
+    pq.write_table(shard, tmp_path / "shard-0.parquet")
+    got = rows(tmp_path / "shard-0.parquet", kind="events")
+    assert [(row["_source"], row["_source_row"]) for row in got] == [("events.csv", 17), ("events.csv", 40)]
+
+
+def test_describe_source_gives_the_path_as_given(tmp_path):
+    assert describe_source("s3://bucket/events/") == "s3://bucket/events/"
+    assert describe_source(tmp_path / "x.csv") == str(tmp_path / "x.csv")
+
+
+# --- mapping and multi-valued attributes ---------------------------------------------------------
+
+
+def test_column_mapping_renames_and_drops(tmp_path):
+    path = write(tmp_path / "e.csv", "uid,kind,when,debug\nep-1,buy,2026-11-23T10:00:00Z,zzz\n")
+    mapping = {"uid": "EndpointId", "kind": "EventType", "when": "Timestamp", "debug": None}
+    table = read_table(path, kind="events", column_mapping=mapping)
+    assert table.column_names == ["EndpointId", "EventType", "Timestamp", "_source", "_source_row"]
+
+
+def test_per_table_mapping_applies_to_its_own_table(tmp_path):
+    path = write(tmp_path / "p.csv", "uid,ChannelType\nep-1,SMS\n")
+    mapping = {"endpoints": {"uid": "Id"}, "events": {"uid": "EndpointId"}}
+    assert rows(path, kind="endpoints", column_mapping=mapping)[0]["Id"] == "ep-1"
+
+
+def test_repeated_csv_headers_become_a_list_without_empty_values(tmp_path):
+    path = write(
+        tmp_path / "endpoints.csv",
+        'Id,Attributes.tags,Attributes.tags,Attributes.tags,User.UserAttributes.plan\na,x,,y,pro\nb,,,,\nc,"z, w",,,\n',
+    )
+    table = read_table(path, kind="endpoints")
+    assert table.schema.field("Attributes.tags").type == pa.list_(pa.string())
+    assert table.column("Attributes.tags").to_pylist() == [["x", "y"], None, ["z, w"]]
+    assert table.column("User.UserAttributes.plan").to_pylist() == ["pro", None, None]
+
+
+def test_repeated_headers_survive_a_mapping(tmp_path):
+    path = write(tmp_path / "endpoints.csv", "id,tag,tag\na,x,y\n")
+    got = rows(path, kind="endpoints", column_mapping={"id": "Id", "tag": "Attributes.tags"})
+    assert got[0]["Attributes.tags"] == ["x", "y"]
+
+
+def test_several_parquet_columns_mapped_onto_one_attribute_are_combined(tmp_path):
+    path = tmp_path / "endpoints.parquet"
+    pq.write_table(pa.table({"Id": ["a", "b"], "first": ["x", None], "more": [["y", ""], ["z"]]}), path)
+    got = rows(path, kind="endpoints", column_mapping={"first": "Attributes.tags", "more": "Attributes.tags"})
+    assert [row["Attributes.tags"] for row in got] == [["x", "y"], ["z"]]
+
+
+def test_delimiter_splits_multi_valued_columns_only(tmp_path):
+    path = write(
+        tmp_path / "endpoints.csv", "Id,Attributes.tags,Attributes.tags,Demographic.Make\na,x; y,z,Acme; Inc\nb,;,,\n"
+    )
+    table = read_table(path, kind="endpoints", csv_list_delimiter=";")
+    assert table.column("Attributes.tags").to_pylist() == [["x", "y", "z"], None]
+    assert table.column("Demographic.Make").to_pylist() == ["Acme; Inc", None]
+
+
+def test_repeated_header_of_a_single_valued_column_is_an_error(tmp_path):
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp,Attributes.page,Attributes.page\na,b,c,d,e\n")
+    with pytest.raises(InputError, match=r"events\.csv: column Attributes\.page appears 2 times"):
+        read_table(path, kind="events")
+
+
+# --- streaming, numbering, skip ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_rows_are_numbered_across_batches(tmp_path, fmt):
+    table = events_table(10)
+    path = tmp_path / f"events.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, path, row_group_size=3)
+    else:
+        table.to_pandas().to_csv(path, index=False)
+    batches = list(read_batches(path, kind="events", batch_rows=4))
+    assert len(batches) > 1
+    assert all(batch.num_rows <= 4 for batch in batches)
+    numbers = [n for batch in batches for n in batch.column("_source_row").to_pylist()]
+    assert numbers == list(range(1, 11))
+    endpoint_ids = [e for batch in batches for e in batch.column("EndpointId").to_pylist()]
+    assert endpoint_ids == [f"ep-{i}" for i in range(10)]
+
+
+def test_read_batches_streams_without_reading_whole_tables(tmp_path, monkeypatch):
+    pq.write_table(events_table(6), tmp_path / "a.parquet", row_group_size=2)
+    (tmp_path / "b.parquet").write_bytes(b"not parquet at all")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read_batches must not read whole tables")
+
+    monkeypatch.setattr(reading, "read_table", refuse)
+    batches = read_batches(tmp_path, kind="events", batch_rows=2)
+    assert next(batches).num_rows == 2  # the first rows arrive before the broken second file is opened
+    assert sum(1 for _ in zip(range(2), batches, strict=False)) == 2
+    with pytest.raises(InputError, match="b.parquet: not a readable Parquet file"):
+        next(batches)
+
+
+def test_skip_drops_named_rows_of_named_sources(tmp_path):
+    pq.write_table(events_table(5), tmp_path / "a.parquet", row_group_size=2)
+    pq.write_table(events_table(2, start=5), tmp_path / "b.parquet")
+    a, b = str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")
+    batches = read_batches(tmp_path, kind="events", batch_rows=2, skip={a: {1, 2, 5}, b: [2], "other": [1]})
+    got = [(row["_source"], row["_source_row"]) for batch in batches for row in batch.to_pylist()]
+    assert got == [(a, 3), (a, 4), (b, 1)]
+
+
+def test_read_batches_yields_nothing_when_every_row_is_skipped_and_read_table_is_empty(tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(events_table(2), path)
+    assert list(read_batches(path, kind="events", skip={str(path): {1, 2}})) == []
+    table = read_table(path, kind="events", skip={str(path): {1, 2}})
+    assert table.num_rows == 0 and "EndpointId" in table.column_names
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.csv: no such file or directory"):
+        read_table(tmp_path / "nope.csv", kind="events")
+
+
+def test_unknown_extension(tmp_path):
+    path = write(tmp_path / "events.json", "{}")
+    with pytest.raises(InputError, match="unknown file format"):
+        read_table(path, kind="events")
+
+
+def test_directory_without_data_files(tmp_path):
+    write(tmp_path / "readme.txt", "hi")
+    with pytest.raises(InputError, match="directory contains no .parquet"):
+        read_table(tmp_path, kind="events")
+
+
+def test_glob_matching_nothing(tmp_path):
+    with pytest.raises(InputError, match="matches no .parquet"):
+        read_table(str(tmp_path / "*.parquet"), kind="events")
+
+
+def test_corrupt_parquet_names_the_file(tmp_path):
+    path = tmp_path / "events.parquet"
+    path.write_bytes(b"PAR1" + b"\0" * 64)
+    with pytest.raises(InputError, match=r"^.*events\.parquet: not a readable Parquet file \("):
+        read_table(path, kind="events")
+
+
+def test_truncated_parquet_names_the_file(tmp_path):
+    path = tmp_path / "events.parquet"
+    pq.write_table(events_table(1000), path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"events\.parquet: not a readable Parquet file"):
+        read_table(path, kind="events")
+
+
+def test_zero_byte_csv(tmp_path):
+    path = write(tmp_path / "events.csv", "")
+    with pytest.raises(InputError, match=r"events\.csv: empty file"):
+        read_table(path, kind="events")
+
+
+def test_input_without_rows(tmp_path):
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp\n")
+    with pytest.raises(InputError, match=r"events\.csv: the events input has no rows"):
+        read_table(path, kind="events")
+
+
+def test_empty_dataframe():
+    with pytest.raises(InputError, match="DataFrame: the events input has no rows"):
+        read_table(pd.DataFrame({"EndpointId": []}), kind="events")
+
+
+def test_empty_part_among_others_is_fine(tmp_path):
+    pq.write_table(events_table(0), tmp_path / "part-0.parquet")
+    pq.write_table(events_table(2), tmp_path / "part-1.parquet")
+    assert read_table(tmp_path, kind="events").num_rows == 2
+
+
+def test_ragged_csv_row_is_named_without_quoting_its_content(tmp_path):
+    path = write(tmp_path / "endpoints.csv", "Id,ChannelType\na,SMS\nb,EMAIL,user0001@example.com\n")
+    with pytest.raises(InputError, match=r"endpoints\.csv: data row 2 has 3 fields where the header has 2") as caught:
+        read_table(path, kind="endpoints")
+    assert "example.com" not in str(caught.value)
+
+
+def test_invalid_utf8_csv(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"EndpointId,EventType,Timestamp\na,\xff\xfe,t\n")
+    with pytest.raises(InputError, match=r"events\.csv: "):
+        read_table(path, kind="events")
+
+
+def test_unknown_column_in_a_file_is_an_error_naming_it(tmp_path):
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp,Evnt\na,b,c,d\n")
+    with pytest.raises(InputError, match=r"events\.csv: unknown events column 'Evnt'"):
+        read_table(path, kind="events")
+
+
+def test_mapping_naming_a_missing_column(tmp_path):
+    path = write(tmp_path / "events.csv", EVENTS_CSV)
+    with pytest.raises(InputError, match=r"events\.csv: column_mapping names 'when'"):
+        read_table(path, kind="events", column_mapping={"events": {"when": "Timestamp"}})
+
+
+def test_half_of_the_bookkeeping_columns_is_an_error(tmp_path):
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp,_source\na,b,c,d\n")
+    with pytest.raises(InputError, match="has _source without _source_row"):
+        read_table(path, kind="events")
+
+
+def test_unsupported_source_type():
+    with pytest.raises(InputError, match="cannot read a dict"):
+        read_table({"EndpointId": ["a"]}, kind="events")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
+def test_s3_without_s3fs_says_how_to_install_it():
+    with pytest.raises(InputError, match=r"s3://bucket/events/: .*pip install s3fs"):
+        read_table("s3://bucket/events/", kind="events")
