@@ -1,0 +1,388 @@
+"""The benchmark harness (``make bench``): the loader against the script a data engineer would write.
+
+For each scenario it generates seeded data (``datagen.py``), starts the emulator in its own process
+(recording on, validation off, optional latency and rate limit) and runs each contender in its own
+subprocess on the same data, so that CPU time and peak RSS are that contender's alone:
+
+- ``baseline``: ``baseline.py``, pandas ``iterrows`` + sequential boto3 ``put_events``;
+- ``loader``: ``airflow_provider_pinpoint.load_events``, the public API, with a results file.
+
+Figures per run: events/s (wall, around the work), client CPU microseconds per event (the process's
+CPU time over the work, all threads; interpreter start and imports excluded, reported separately),
+peak RSS. After each run the emulator's statistics must show every event delivered; duplicates are
+reported. Scenarios:
+
+- ``throughput``: 20 ms latency, no rate limit. The baseline may run on a prefix of the events
+  (``--baseline-events``): it is then reported as a rate, and said so.
+- ``rate15`` / ``rate200``: the emulator limits to 15 / 200 requests/s and the loader is set to the
+  same rate, for at least ``--rate-seconds``; reported as achieved requests/s against the limit.
+- ``memory``: the loader's peak RSS on a small and a 10x larger input (no latency, no rate limit).
+
+``--quick`` runs every scenario on small inputs in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULT_PREFIX = "BENCH-RESULT "
+UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
+SCENARIOS = ("throughput", "rate15", "rate200", "memory")
+
+
+@dataclass
+class Sizes:
+    events: int = 1_000_000
+    endpoints: int = 100_000
+    baseline_events: int = 50_000
+    latency_ms: float = 20.0
+    rate_seconds: float = 32.0
+    memory_small: int = 500_000
+    memory_large: int = 5_000_000
+
+
+QUICK = Sizes(
+    events=20_000,
+    endpoints=2_000,
+    baseline_events=2_000,
+    rate_seconds=3.0,
+    memory_small=50_000,
+    memory_large=200_000,
+)
+
+
+@dataclass
+class Run:
+    scenario: str
+    contender: str
+    events: int
+    endpoints: int
+    figures: dict
+    emulator: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.figures["wall_s"]
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.figures["cpu_s"] * 1e6 / self.events
+
+
+# ---------------------------------------------------------------------------------------------
+# Child side: one contender, measured from inside its own process.
+
+
+def _child(spec: dict) -> None:
+    if spec["contender"] == "baseline":
+        import baseline
+
+        def work() -> dict:
+            return baseline.send_events(spec["events"], spec["endpoints"], spec["app"], spec["url"])
+    else:
+        from airflow_provider_pinpoint import load_events
+
+        def work() -> dict:
+            report = load_events(
+                events=spec["events"],
+                endpoints=spec["endpoints"],
+                application_id=spec["app"],
+                results=spec["results"],
+                endpoint_url=spec["url"],
+                region_name="us-east-1",
+                requests_per_second=spec["rps"],
+                max_in_flight=spec["max_in_flight"],
+                progress=False,
+            )
+            return report.summary
+
+    start_usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu, wall = time.process_time(), time.perf_counter()
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        summary = profiler.runcall(work)
+        profiler.dump_stats(spec["profile"])
+    else:
+        summary = work()
+    wall = time.perf_counter() - wall
+    cpu = time.process_time() - cpu
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "startup_cpu_s": start_usage.ru_utime + start_usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "summary": summary,
+    }
+    print(RESULT_PREFIX + json.dumps(figures, default=str), flush=True)
+
+
+def _child_env() -> dict[str, str]:
+    """Test credentials only, and no shared AWS config: nothing of this machine's AWS setup is used."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def _run_child(spec: dict) -> dict:
+    process = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+        cwd=HERE,
+    )
+    for line in process.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise RuntimeError(f"{spec['contender']} run failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent side: data, emulator, scenarios, checks, report.
+
+
+def _delivery(emu, expected_events: int) -> tuple[dict, list[str]]:
+    stats = emu.stats()
+    distinct = stats["events_accepted"] - stats["events_duplicated"]
+    problems = []
+    if distinct != expected_events:
+        problems.append(f"DELIVERY CHECK FAILED: {distinct} distinct events accepted, {expected_events} expected")
+    if stats["events_rejected"] or stats["events_dropped"]:
+        problems.append(f"emulator rejected {stats['events_rejected']}, dropped {stats['events_dropped']}")
+    return stats, problems
+
+
+def _contend(emu, contender: str, scenario: str, dataset, work_dir: Path, *, rps: float, args, events: int) -> Run:
+    emu.reset()
+    emu.configure(**scenario_faults(scenario, args))
+    app = f"bench-{scenario}-{contender}"
+    spec = {
+        "contender": contender,
+        "events": str(dataset.head if contender == "baseline" and dataset.head else dataset.events),
+        "endpoints": str(dataset.endpoints),
+        "app": app,
+        "url": emu.url,
+        "rps": rps,
+        "max_in_flight": args.max_in_flight,
+        "results": str(work_dir / f"results-{scenario}-{contender}.parquet"),
+    }
+    if args.profile and contender == "loader":
+        spec["profile"] = str(Path(args.profile).resolve().with_suffix(f".{scenario}.prof"))
+    print(f"  {contender}: {events:,} events ...", flush=True)
+    figures = _run_child(spec)
+    stats, problems = _delivery(emu, events)
+    run = Run(scenario, contender, events, dataset.endpoint_count, figures, stats, problems)
+    print(f"    {_describe(run)}", flush=True)
+    for problem in problems:
+        print(f"    {problem}", flush=True)
+    return run
+
+
+def scenario_faults(scenario: str, args) -> dict:
+    if scenario == "throughput":
+        return {"latency_ms": args.sizes.latency_ms, "rate_limit": None, "validate": False}
+    if scenario.startswith("rate"):
+        return {"latency_ms": 0, "rate_limit": float(scenario.removeprefix("rate")), "validate": False}
+    return {"latency_ms": 0, "rate_limit": None, "validate": False}
+
+
+def _describe(run: Run) -> str:
+    f = run.figures
+    text = (
+        f"{run.events_per_s:,.0f} events/s, {run.cpu_us_per_event:.1f} µs CPU/event, "
+        f"peak RSS {f['peak_rss_mb']:,.0f} MB, wall {f['wall_s']:.1f} s, "
+        f"duplicates {run.emulator['events_duplicated']}"
+    )
+    throttled = run.emulator["faults"].get("rate_limit", 0)
+    if throttled:
+        text += f", 429s {throttled}"
+    return text
+
+
+def _generate(work_dir: Path, name: str, events: int, endpoints: int, seed: int, head: int = 0):
+    import datagen
+
+    started = time.perf_counter()
+    dataset = datagen.generate(work_dir / name, events=events, endpoints=endpoints, head=head, seed=seed)
+    print(f"  data: {events:,} events / {endpoints:,} endpoints in {time.perf_counter() - started:.1f} s", flush=True)
+    return dataset
+
+
+def run_scenarios(args) -> list[Run]:
+    from airflow_provider_pinpoint.emulator import run_emulator
+
+    sizes: Sizes = args.sizes
+    runs: list[Run] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="pinpoint-bench-") as tmp,
+        run_emulator(validate=False, subprocess=True) as emu,
+    ):
+        work_dir = Path(tmp)
+        for scenario in args.scenarios:
+            print(f"[{scenario}]", flush=True)
+            if scenario == "throughput":
+                head = min(sizes.baseline_events, sizes.events)
+                dataset = _generate(work_dir, scenario, sizes.events, sizes.endpoints, args.seed, head=head)
+                if "baseline" in args.contenders:
+                    runs.append(_contend(emu, "baseline", scenario, dataset, work_dir, rps=0, args=args, events=head))
+                    if head < sizes.events:
+                        runs[-1].notes.append(f"baseline ran on the first {head:,} of {sizes.events:,} events")
+                if "loader" in args.contenders:
+                    runs.append(
+                        _contend(
+                            emu,
+                            "loader",
+                            scenario,
+                            dataset,
+                            work_dir,
+                            rps=UNLIMITED_RPS,
+                            args=args,
+                            events=sizes.events,
+                        )
+                    )
+            elif scenario.startswith("rate"):
+                limit = float(scenario.removeprefix("rate"))
+                events = int(limit * 100 * sizes.rate_seconds)
+                dataset = _generate(work_dir, scenario, events, max(1, events // 10), args.seed)
+                run = _contend(emu, "loader", scenario, dataset, work_dir, rps=limit, args=args, events=events)
+                successful = run.emulator["requests"] - run.emulator["faults"].get("rate_limit", 0)
+                achieved = successful / run.figures["wall_s"]
+                run.notes.append(
+                    f"achieved {achieved:.1f} requests/s against a limit of {limit:g} ({achieved / limit:.0%}) "
+                    f"over {run.figures['wall_s']:.1f} s"
+                )
+                print(f"    {run.notes[-1]}", flush=True)
+                runs.append(run)
+            elif scenario == "memory":
+                for events in (sizes.memory_small, sizes.memory_large):
+                    dataset = _generate(work_dir, f"memory-{events}", events, events // 10, args.seed)
+                    runs.append(
+                        _contend(
+                            emu, "loader", scenario, dataset, work_dir, rps=UNLIMITED_RPS, args=args, events=events
+                        )
+                    )
+                    (work_dir / f"results-{scenario}-loader.parquet").unlink(missing_ok=True)
+    return runs
+
+
+def report(runs: list[Run], args) -> str:
+    lines = [
+        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}",
+        f"command: {' '.join(['benchmarks/run.py', *args.argv])}",
+        "",
+        "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | delivered | dup | notes |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for run in runs:
+        delivered = "no" if any(n.startswith("DELIVERY") for n in run.notes) else "all"
+        lines.append(
+            f"| {run.scenario} | {run.contender} | {run.events:,} | {run.events_per_s:,.0f} | "
+            f"{run.cpu_us_per_event:.1f} | {run.figures['peak_rss_mb']:,.0f} | {delivered} | "
+            f"{run.emulator['events_duplicated']} | {'; '.join(run.notes)} |"
+        )
+    by_key = {(r.scenario, r.contender): r for r in runs}
+    base, loader = by_key.get(("throughput", "baseline")), by_key.get(("throughput", "loader"))
+    if base and loader:
+        lines.append("")
+        lines.append(
+            f"throughput ratio loader/baseline: {loader.events_per_s / base.events_per_s:.1f}x events/s, "
+            f"{base.cpu_us_per_event / loader.cpu_us_per_event:.1f}x less CPU per event"
+        )
+    memory = [r for r in runs if r.scenario == "memory"]
+    if len(memory) == 2:
+        small, large = memory
+        lines.append(
+            f"memory: peak RSS {small.figures['peak_rss_mb']:,.0f} MB on {small.events:,} events, "
+            f"{large.figures['peak_rss_mb']:,.0f} MB on {large.events:,} events "
+            f"({large.figures['peak_rss_mb'] / small.figures['peak_rss_mb']:.2f}x)"
+        )
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {memory_gb:.0f} GB RAM, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small inputs, every scenario, under two minutes")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated of {', '.join(SCENARIOS)}")
+    parser.add_argument("--contenders", default="baseline,loader", help="throughput scenario: baseline,loader")
+    parser.add_argument("--events", type=int, help="throughput: events (default 1,000,000)")
+    parser.add_argument("--endpoints", type=int, help="throughput: endpoints (default 100,000)")
+    parser.add_argument("--baseline-events", type=int, help="throughput: baseline runs on this prefix (default 50,000)")
+    parser.add_argument("--latency-ms", type=float, help="throughput: emulator latency (default 20)")
+    parser.add_argument("--rate-seconds", type=float, help="rate scenarios: planned duration (default 32)")
+    parser.add_argument("--memory-sizes", help="memory: small,large event counts (default 500000,5000000)")
+    parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", help="write the loader's cProfile stats next to this path, per scenario")
+    parser.add_argument("--markdown", help="also write the report table to this file")
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(json.loads(args.child))
+        return 0
+
+    sizes = Sizes(**vars(QUICK)) if args.quick else Sizes()
+    for name in ("events", "endpoints", "baseline_events", "latency_ms", "rate_seconds"):
+        if getattr(args, name) is not None:
+            setattr(sizes, name, getattr(args, name))
+    if args.memory_sizes:
+        sizes.memory_small, sizes.memory_large = (int(n) for n in args.memory_sizes.split(","))
+    args.sizes = sizes
+    args.argv = argv
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.contenders = [c for c in args.contenders.split(",") if c]
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+
+    started = time.perf_counter()
+    runs = run_scenarios(args)
+    text = report(runs, args)
+    print()
+    print(text)
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 1 if any(n.startswith("DELIVERY") for r in runs for n in r.notes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
