@@ -1,8 +1,8 @@
 """Regenerate the sample endpoints and events tables (seeded: the same files on every run).
 
-    .venv/bin/python sample_data/make_sample_data.py
+    .venv/bin/python sample_data/make_sample_data.py [OUTPUT_DIR]
 
-Writes, next to this script:
+Writes, next to this script (or into OUTPUT_DIR):
 
 - ``endpoints.parquet`` / ``endpoints.csv``: 240 endpoints covering every endpoint column of the
   convention. ``Attributes.interests`` is multi-valued: a list column in Parquet, the header repeated
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -237,7 +238,7 @@ def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
             writer.writerow(cells)
 
 
-def write_daily(endpoints: list[dict], events: list[dict]) -> None:
+def write_daily(out: Path, endpoints: list[dict], events: list[dict]) -> None:
     valid_endpoints = {row["Id"]: row for i, row in enumerate(endpoints, 1) if i not in INVALID_ENDPOINT_ROWS}
     valid_events = [row for i, row in enumerate(events, 1) if i not in INVALID_EVENT_ROWS]
     for day in DAYS:
@@ -250,21 +251,22 @@ def write_daily(endpoints: list[dict], events: list[dict]) -> None:
             ("events", todays, EVENT_COLUMNS, EVENT_TYPES_ARROW),
             ("endpoints", [valid_endpoints[i] for i in referenced], ENDPOINT_COLUMNS, ENDPOINT_TYPES),
         ):
-            directory = HERE / "daily" / table / f"date={day}"
+            directory = out / "daily" / table / f"date={day}"
             directory.mkdir(parents=True, exist_ok=True)
             write_parquet(rows, columns, types, directory / "part-0.parquet")
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
     rng = random.Random(SEED)
     endpoints = make_endpoints(rng)
     events = make_events(rng, [f"ep-{n:04d}" for n in range(1, ENDPOINTS_WITH_EVENTS + 1)])
-    write_parquet(endpoints, ENDPOINT_COLUMNS, ENDPOINT_TYPES, HERE / "endpoints.parquet")
-    write_csv(endpoints, ENDPOINT_COLUMNS, HERE / "endpoints.csv")
-    write_parquet(events, EVENT_COLUMNS, EVENT_TYPES_ARROW, HERE / "events.parquet")
-    write_csv(events, EVENT_COLUMNS, HERE / "events.csv")
-    write_daily(endpoints, events)
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(endpoints, ENDPOINT_COLUMNS, ENDPOINT_TYPES, out / "endpoints.parquet")
+    write_csv(endpoints, ENDPOINT_COLUMNS, out / "endpoints.csv")
+    write_parquet(events, EVENT_COLUMNS, EVENT_TYPES_ARROW, out / "events.parquet")
+    write_csv(events, EVENT_COLUMNS, out / "events.csv")
+    write_daily(out, endpoints, events)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

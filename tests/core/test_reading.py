@@ -182,6 +182,15 @@ def test_column_mapping_renames_and_drops(tmp_path):
     assert table.column_names == ["EndpointId", "EventType", "Timestamp", "_source", "_source_row"]
 
 
+def test_parquet_columns_dropped_by_the_mapping_are_not_returned(tmp_path):
+    path = tmp_path / "endpoints.parquet"
+    table = pa.table({"Id": ["a"], "Attributes.tags": [["x"]], "Attributes.tags.more": [["y"]], "junk": [1]})
+    pq.write_table(table, path)
+    got = read_table(path, kind="endpoints", column_mapping={"junk": None, "Attributes.tags.more": None})
+    assert got.column_names == ["Id", "Attributes.tags", "_source", "_source_row"]
+    assert got.column("Attributes.tags").to_pylist() == [["x"]]
+
+
 def test_per_table_mapping_applies_to_its_own_table(tmp_path):
     path = write(tmp_path / "p.csv", "uid,ChannelType\nep-1,SMS\n")
     mapping = {"endpoints": {"uid": "Id"}, "events": {"uid": "EndpointId"}}
