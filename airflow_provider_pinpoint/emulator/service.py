@@ -128,64 +128,71 @@ class Emulator:
         """Per-item answers for a request; records what is accepted."""
         validate = self.settings.validate
         catalog = self.store.catalog(app) if validate else None
-        stats = self.store.stats
+        store = self.store
+        stats = store.stats
         item_error = self.faults.item_error if self.settings.item_error_rate else None
         accepted = wire.ACCEPTED
-        endpoints: list[tuple[str, dict]] = []
-        events: list[tuple[str, str, bytes]] = []
         results: dict[str, dict] = {}
-        rejected = dropped = item_errors = 0
+        recorded = duplicates = endpoints = rejected = dropped = item_errors = 0
         for endpoint_id, batch in batch_item.items():
+            events = batch.Events
             id_problem = check_endpoint_id(endpoint_id) if validate else None
             if id_problem:
                 failed = wire.item_result(400, id_problem)
                 stats["endpoints_rejected"] += 1 if batch.Endpoint else 0
-                rejected += len(batch.Events)
+                rejected += len(events)
                 results[endpoint_id] = {
                     "EndpointItemResponse": failed,
-                    "EventsItemResponse": dict.fromkeys(batch.Events, failed),
+                    "EventsItemResponse": dict.fromkeys(events, failed),
                 }
                 continue
             endpoint_result = accepted
             if batch.Endpoint:
-                problem = (
-                    check_endpoint(endpoint_id, batch.Endpoint, len(wire.encode(batch.Endpoint)), catalog)
-                    if validate
-                    else None
-                )
+                size = len(wire.encode(batch.Endpoint)) if validate else 0
+                problem = check_endpoint(endpoint_id, batch.Endpoint, size, catalog) if validate else None
                 if problem:
                     endpoint_result = wire.item_result(400, problem)
                     stats["endpoints_rejected"] += 1
                 else:
-                    endpoints.append((endpoint_id, batch.Endpoint))
-            event_results = {}
-            for event_id, raw in batch.Events.items():
-                if validate:
-                    problem = check_event(wire.decode(raw), len(raw), catalog)
-                    if problem is DROPPED:
-                        dropped += 1
-                        event_results[event_id] = accepted
+                    store.record_endpoint(app, endpoint_id, batch.Endpoint)
+                    endpoints += 1
+            if not validate and item_error is None:
+                # The fast path: everything is accepted as it is.
+                keep = events
+                event_results = dict.fromkeys(events, accepted)
+            else:
+                keep = {}
+                event_results = {}
+                for event_id, raw in events.items():
+                    if validate:
+                        problem = check_event(wire.decode(raw), len(raw), catalog)
+                        if problem is DROPPED:
+                            dropped += 1
+                            event_results[event_id] = accepted
+                            continue
+                        if problem:
+                            rejected += 1
+                            event_results[event_id] = wire.item_result(400, problem)
+                            continue
+                    code = item_error() if item_error else None
+                    if code:
+                        item_errors += 1
+                        event_results[event_id] = wire.item_result(code, _ITEM_ERROR_MESSAGES[code])
                         continue
-                    if problem:
-                        rejected += 1
-                        event_results[event_id] = wire.item_result(400, problem)
-                        continue
-                code = item_error() if item_error else None
-                if code:
-                    item_errors += 1
-                    event_results[event_id] = wire.item_result(code, _ITEM_ERROR_MESSAGES[code])
-                    continue
-                events.append((endpoint_id, event_id, bytes(raw)))
-                event_results[event_id] = accepted
+                    keep[event_id] = raw
+                    event_results[event_id] = accepted
+            if keep:
+                duplicates += store.record_events(app, endpoint_id, keep)
+                recorded += len(keep)
             results[endpoint_id] = {"EndpointItemResponse": endpoint_result, "EventsItemResponse": event_results}
-        stats["events_duplicated"] += self.store.record(app, endpoints, events)
-        stats["events_accepted"] += len(events)
-        stats["endpoints_accepted"] += len(endpoints)
+        stats["events_accepted"] += recorded
+        stats["events_duplicated"] += duplicates
+        stats["endpoints_accepted"] += endpoints
         stats["events_rejected"] += rejected
         stats["events_dropped"] += dropped
         if item_errors:
             self._count_fault(fault_kinds.ITEM_ERROR, item_errors)
-        self.store.save(app)
+        store.save(app)
         return results
 
     # -- inspection ---------------------------------------------------------------------------
@@ -208,7 +215,7 @@ class Emulator:
             return wire.json_answer(200, self._config())
         if len(parts) == 3 and parts[0] == "apps" and method == "GET":
             if parts[2] == "events":
-                return wire.Answer(200, self._events_json(parts[1]))
+                return wire.Answer(200, self._events_json(parts[1]), [("x-amzn-RequestId", wire.new_request_id())])
             if parts[2] == "endpoints":
                 return wire.json_answer(200, self.store.endpoints(parts[1]))
         return wire.json_answer(404, {"Message": f"No such inspection resource: {method} /_emulator/{'/'.join(parts)}"})

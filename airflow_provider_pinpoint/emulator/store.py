@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
 from airflow_provider_pinpoint.emulator.validation import Catalog
+
+# An event's JSON as received: a slice of the request body, or bytes read back from SQLite.
+EventJson = bytes | msgspec.Raw
 
 STAT_KEYS = (
     "requests",
@@ -33,13 +36,27 @@ def empty_stats() -> dict:
     return stats
 
 
+def _event_key(endpoint_id: str, event_id: str) -> str:
+    """One string per (endpoint id, event id): strings are not tracked by the garbage collector,
+    which keeps a store of millions of events from slowing every collection down."""
+    return f"{len(endpoint_id)}:{endpoint_id}{event_id}"
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    length, rest = key.split(":", 1)
+    n = int(length)
+    return rest[:n], rest[n:]
+
+
 class MemoryStore:
     """Everything in dictionaries; gone when the process ends."""
 
     def __init__(self) -> None:
         self.stats = empty_stats()
-        # app -> (endpoint id, event id) -> [event JSON, receive count]
-        self._events: dict[str, dict[tuple[str, str], list]] = {}
+        # app -> event key -> event JSON (bytes-like), in order of first receipt
+        self._events: dict[str, dict[str, EventJson]] = {}
+        # app -> event key -> receive count, only for events received more than once
+        self._counts: dict[str, dict[str, int]] = {}
         self._endpoints: dict[str, dict[str, dict]] = {}
         self._catalogs: dict[str, Catalog] = {}
 
@@ -49,22 +66,24 @@ class MemoryStore:
             catalog = self._catalogs[app] = Catalog()
         return catalog
 
-    def record(self, app: str, endpoints: Iterable[tuple[str, dict]], events: Iterable[tuple[str, str, bytes]]) -> int:
-        """Keep accepted endpoint updates and events; returns how many events were received before."""
-        app_endpoints = self._endpoints.setdefault(app, {})
-        for endpoint_id, endpoint in endpoints:
-            app_endpoints[endpoint_id] = endpoint
-        app_events = self._events.setdefault(app, {})
+    def record_endpoint(self, app: str, endpoint_id: str, endpoint: dict) -> None:
+        self._endpoints.setdefault(app, {})[endpoint_id] = endpoint
+
+    def record_events(self, app: str, endpoint_id: str, events: Mapping[str, EventJson]) -> int:
+        """Keep one endpoint's accepted events (event id -> JSON); returns how many were received before."""
+        app_events = self._events.get(app)
+        if app_events is None:
+            app_events = self._events[app] = {}
+            self._counts[app] = {}
+        counts = self._counts[app]
+        prefix = f"{len(endpoint_id)}:{endpoint_id}"
         duplicates = 0
-        for endpoint_id, event_id, body in events:
-            key = (endpoint_id, event_id)
-            entry = app_events.get(key)
-            if entry is None:
-                app_events[key] = [body, 1]
-            else:
-                entry[0] = body
-                entry[1] += 1
+        for event_id, body in events.items():
+            key = prefix + event_id
+            if key in app_events:
+                counts[key] = counts.get(key, 1) + 1
                 duplicates += 1
+            app_events[key] = body
         return duplicates
 
     def save(self, app: str | None = None) -> None:
@@ -72,9 +91,10 @@ class MemoryStore:
         if app is not None:
             self.catalog(app).added.clear()
 
-    def events(self, app: str) -> list[tuple[str, str, bytes, int]]:
+    def events(self, app: str) -> list[tuple[str, str, EventJson, int]]:
         """(endpoint id, event id, event JSON, receive count) in order of first receipt."""
-        return [(key[0], key[1], entry[0], entry[1]) for key, entry in self._events.get(app, {}).items()]
+        counts = self._counts.get(app, {})
+        return [(*_split_key(key), body, counts.get(key, 1)) for key, body in self._events.get(app, {}).items()]
 
     def endpoints(self, app: str) -> dict[str, dict]:
         return dict(self._endpoints.get(app, {}))
@@ -82,6 +102,7 @@ class MemoryStore:
     def reset(self) -> None:
         self.stats = empty_stats()
         self._events.clear()
+        self._counts.clear()
         self._endpoints.clear()
         self._catalogs.clear()
 
@@ -116,11 +137,15 @@ class SqliteStore(MemoryStore):
         self._load()
 
     def _load(self) -> None:
-        for app, endpoint_id, event_id, body, count, seq in self._db.execute(
-            "SELECT app, endpoint_id, event_id, body, receive_count, seq FROM events ORDER BY seq"
+        for app, endpoint_id, event_id, body, count in self._db.execute(
+            "SELECT app, endpoint_id, event_id, body, receive_count FROM events ORDER BY seq"
         ):
-            self._events.setdefault(app, {})[(endpoint_id, event_id)] = [bytes(body), count]
-            self._seq = seq
+            key = _event_key(endpoint_id, event_id)
+            self._events.setdefault(app, {})[key] = body
+            if count > 1:
+                self._counts.setdefault(app, {})[key] = count
+            self._counts.setdefault(app, {})
+        self._seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         for app, endpoint_id, body in self._db.execute("SELECT app, endpoint_id, body FROM endpoints"):
             self._endpoints.setdefault(app, {})[endpoint_id] = json.loads(body)
         for app, kind, name, value in self._db.execute("SELECT app, kind, name, value FROM catalog"):
@@ -133,29 +158,34 @@ class SqliteStore(MemoryStore):
         if row:
             self.stats = json.loads(row[0])
 
-    def record(self, app: str, endpoints: Iterable[tuple[str, dict]], events: Iterable[tuple[str, str, bytes]]) -> int:
-        endpoints = list(endpoints)
-        events = list(events)
-        duplicates = super().record(app, endpoints, events)
+    def _begin(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+
+    def record_endpoint(self, app: str, endpoint_id: str, endpoint: dict) -> None:
+        super().record_endpoint(app, endpoint_id, endpoint)
+        self._begin()
+        self._db.execute(
+            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?)",
+            (app, endpoint_id, msgspec.json.encode(endpoint).decode()),
+        )
+
+    def record_events(self, app: str, endpoint_id: str, events: Mapping[str, EventJson]) -> int:
+        duplicates = super().record_events(app, endpoint_id, events)
         rows = []
-        for endpoint_id, event_id, body in events:
+        for event_id, body in events.items():
             self._seq += 1
             rows.append((app, endpoint_id, event_id, body, self._seq))
-        self._db.execute("BEGIN")
+        self._begin()
         self._db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (app, endpoint_id, event_id) "
             "DO UPDATE SET body = excluded.body, receive_count = receive_count + 1",
             rows,
         )
-        self._db.executemany(
-            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?)",
-            [(app, endpoint_id, msgspec.json.encode(endpoint).decode()) for endpoint_id, endpoint in endpoints],
-        )
         return duplicates
 
     def save(self, app: str | None = None) -> None:
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN")
+        self._begin()
         if app is not None:
             catalog = self.catalog(app)
             self._db.executemany(

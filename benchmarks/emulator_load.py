@@ -1,0 +1,119 @@
+"""How many PutEvents requests per second the emulator sustains.
+
+A bounded load: ``--requests`` PutEvents of ``--events`` events each (50 endpoints per request,
+every event id unique), sent over keep-alive connections by ``--clients`` client processes with
+raw HTTP and a SigV4-shaped Authorization header, so the client side costs little next to the
+server. The emulator runs in its own process (``run_emulator(subprocess=True)``) unless ``--url``
+points at one already running. Prints requests/s and events/s, and checks the emulator's own
+counters agree with what was sent.
+
+    .venv/bin/python benchmarks/emulator_load.py --requests 20000 --clients 2 --no-validate
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import time
+from contextlib import nullcontext
+from urllib.parse import urlsplit
+
+from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
+
+APP = "load-app"
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/mobiletargeting/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
+)
+
+
+def body_template(events: int, endpoints: int = 50) -> bytes:
+    """One request body with ``@@`` where the request number goes, so every event id is unique."""
+    batch: dict = {}
+    for n in range(events):
+        entry = batch.setdefault(f"ep-@@-{n % endpoints:03d}", {"Endpoint": {}, "Events": {}})
+        entry["Events"][f"ev-@@-{n:03d}"] = {
+            "EventType": "purchase",
+            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "Attributes": {"sku": f"sku-{n}", "channel": "web", "campaign": "spring"},
+            "Metrics": {"price": 9.99, "quantity": 2.0},
+            "Session": {"Id": "session-@@", "StartTimestamp": "2026-01-02T03:00:00.000Z"},
+        }
+    return json.dumps({"BatchItem": batch}, separators=(",", ":")).encode()
+
+
+def client_process(url: str, numbers: range, events: int, out: multiprocessing.Queue) -> None:
+    """Send one request per number over one keep-alive connection; report (sent, non-202 answers)."""
+    template = body_template(events)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"Content-Type": "application/json", "Authorization": AUTHORIZATION}
+    path = f"/v1/apps/{APP}/events"
+    failures = 0
+    for number in numbers:
+        connection.request("POST", path, template.replace(b"@@", str(number).encode()), headers)
+        response = connection.getresponse()
+        response.read()
+        failures += response.status != 202
+    connection.close()
+    out.put((len(numbers), failures))
+
+
+def run_load(url: str, requests: int, events: int, clients: int) -> dict:
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    shares = [range(i, requests, clients) for i in range(clients)]
+    processes = [multiprocessing.Process(target=client_process, args=(url, share, events, queue)) for share in shares]
+    start = time.perf_counter()
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=600) for _ in processes]
+    elapsed = time.perf_counter() - start
+    for process in processes:
+        process.join()
+    sent = sum(n for n, _ in results)
+    return {
+        "requests": sent,
+        "events_per_request": events,
+        "clients": clients,
+        "non_202": sum(f for _, f in results),
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(sent / elapsed, 1),
+        "events_per_s": round(sent * events / elapsed, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="total requests (at most 200,000)")
+    parser.add_argument("--events", type=int, default=100, help="events per request")
+    parser.add_argument("--clients", type=int, default=2, help="client processes, one connection each")
+    parser.add_argument("--no-validate", action="store_true", help="start the emulator with validation off")
+    parser.add_argument("--store", help="SQLite store for the emulator it starts (default: in memory)")
+    parser.add_argument("--url", help="load an emulator already running here instead of starting one")
+    args = parser.parse_args()
+    requests = min(args.requests, 200_000)
+    started = (
+        nullcontext(EmulatorClient(args.url))
+        if args.url
+        else run_emulator(validate=not args.no_validate, store=args.store, subprocess=True)
+    )
+    with started as emu:
+        emu.reset()
+        emu.configure(validate=not args.no_validate)
+        # A short warm-up so connection set-up and first-call costs are not timed.
+        run_load(emu.url, min(200, requests), args.events, args.clients)
+        emu.reset()
+        emu.configure(validate=not args.no_validate)
+        result = run_load(emu.url, requests, args.events, args.clients)
+        stats = emu.stats()
+    result["validate"] = not args.no_validate
+    result["store"] = "sqlite" if args.store else "memory"
+    result["recorded_events"] = stats["events_accepted"]
+    result["recorded_all"] = stats["events_accepted"] == requests * args.events
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
