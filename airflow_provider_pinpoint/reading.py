@@ -29,11 +29,12 @@ with one line naming the file; messages never quote cell contents (which may hol
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_pinpoint.columns import BOOKKEEPING, KINDS, SOURCE, SOURCE_ROW, Kind, apply_mapping, classify
 from airflow_provider_pinpoint.errors import InputError
+
+# What pyarrow and fsspec raise for unreadable bytes, missing objects and broken streams.
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -183,7 +187,7 @@ def _expand(text: str) -> list[_File]:
     except (ValueError, OSError) as exc:
         raise InputError(f"{text}: cannot open ({_brief(exc)})") from None
     try:
-        if _GLOB_CHARACTERS.search(path):
+        if _GLOB_CHARACTERS.search(path) and not fs.exists(path):
             given_base, path_base = _glob_base(text), _glob_base(path)
             matches = sorted(fs.glob(path))
             found = [p for match in matches for p in (_files_under(fs, match) if fs.isdir(match) else [match])]
@@ -241,7 +245,8 @@ def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
         table = source
     else:
         try:
-            table = pa.Table.from_pandas(source, preserve_index=False)
+            named_index = any(name is not None for name in source.index.names)
+            table = pa.Table.from_pandas(source.reset_index() if named_index else source, preserve_index=False)
         except (pa.ArrowException, ValueError, TypeError) as exc:
             raise InputError(f"DataFrame ({options.kind}): cannot convert to Arrow ({_brief(exc)})") from None
     names = [str(name) for name in table.column_names]
@@ -254,19 +259,22 @@ def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
 
 
 def _read_parquet(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
-    try:
-        handle = file.path if file.local else file.fs.open(file.path, "rb")
-        parquet = pq.ParquetFile(handle)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})") from None
-    with parquet:
+    def unreadable(exc: BaseException) -> InputError:
+        return InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})")
+
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
+            parquet = stack.enter_context(pq.ParquetFile(handle))
+        except _READ_ERRORS as exc:
+            raise unreadable(exc) from None
         names = parquet.schema_arrow.names
         plan = _plan(names, names, options, where=file.source, source=file.source, csv=False)
         wanted = plan.inputs()
         columns = None if len(wanted) == len(names) else wanted
         row = 0
         batches = parquet.iter_batches(batch_size=options.batch_rows, columns=columns)
-        for batch in _guarded(batches, file.source, "Parquet"):
+        for batch in _guarded(batches, unreadable):
             yield plan.apply(batch.select(wanted), file.source, row)
             row += batch.num_rows
 
@@ -283,31 +291,36 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
         invalid.append(row)
         return "error"
 
-    try:
-        handle = file.path if file.local else file.fs.open(file.path, "rb", compression="infer")
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                include_columns=wanted,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _csv_error(file, exc, invalid) from None
-    row = 0
-    try:
-        for batch in reader:
+    def unreadable(exc: BaseException) -> InputError:
+        return _csv_error(file, exc, invalid)
+
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = (
+                file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb", compression="infer"))
+            )
+            reader = pacsv.open_csv(
+                handle,
+                read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1),
+                # Quoted values may span lines; the reader then cannot cut blocks at any newline.
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=wanted,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except _READ_ERRORS as exc:
+            raise unreadable(exc) from None
+        stack.callback(reader.close)
+        row = 0
+        for batch in _guarded(reader, unreadable):
             for start in range(0, batch.num_rows, options.batch_rows):
                 piece = batch.slice(start, options.batch_rows)
                 yield plan.apply(piece, file.source, row)
                 row += piece.num_rows
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _csv_error(file, exc, invalid) from None
 
 
 def _csv_header(file: _File) -> list[str]:
@@ -346,16 +359,18 @@ def _first_ragged_row(file: _File, width: int) -> str:
     return "a row"
 
 
-def _guarded(batches: Iterable[pa.RecordBatch], where: str, fmt: str) -> Iterator[pa.RecordBatch]:
-    """Turn a read failure half way through a file (truncated, corrupt page) into an InputError."""
+def _guarded(
+    batches: Iterable[pa.RecordBatch], unreadable: Callable[[BaseException], InputError]
+) -> Iterator[pa.RecordBatch]:
+    """Turn a read failure half way through a file (truncated, corrupt page, bad bytes) into an InputError."""
     iterator = iter(batches)
     while True:
         try:
             batch = next(iterator)
         except StopIteration:
             return
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise InputError(f"{where}: not a readable {fmt} file ({_brief(exc)})") from None
+        except _READ_ERRORS as exc:
+            raise unreadable(exc) from None
         yield batch
 
 

@@ -82,6 +82,21 @@ def test_csv_with_a_byte_order_mark(tmp_path):
     assert rows(path, kind="events")[0]["EndpointId"] == "ep-1"
 
 
+def test_csv_quoted_values_may_span_lines(tmp_path):
+    body = "".join(f'ep-{i},view,t,"line one\nline {i}"\n' for i in range(60_000))
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp,Attributes.note\n" + body)
+    assert path.stat().st_size > 2**21  # spans several of the reader's blocks
+    table = read_table(path, kind="events")
+    assert table.num_rows == 60_000
+    assert table.column("Attributes.note")[59_999].as_py() == "line one\nline 59999"
+    assert table.column("_source_row")[59_999].as_py() == 60_000
+
+
+def test_a_file_name_with_glob_characters_is_read_as_named(tmp_path):
+    path = write(tmp_path / "events[1].csv", EVENTS_CSV)
+    assert rows(str(path), kind="events")[0]["_source"] == str(path)
+
+
 def test_directory_of_part_files_in_name_order_numbering_rows_per_file(tmp_path):
     directory = tmp_path / "events"
     directory.mkdir()
@@ -151,6 +166,14 @@ def test_dataframe_rows_are_numbered_under_the_table_kind():
 def test_dataframe_naive_datetimes_arrive_as_arrow_timestamps():
     frame = pd.DataFrame({"EndpointId": ["a"], "EventType": ["x"], "Timestamp": pd.to_datetime(["2026-11-23 10:00"])})
     assert pa.types.is_timestamp(read_table(frame, kind="events").schema.field("Timestamp").type)
+
+
+def test_dataframe_named_index_becomes_a_column_and_an_unnamed_one_is_ignored():
+    frame = pd.DataFrame({"EndpointId": ["a", "b", "c"], "EventType": ["x"] * 3, "Timestamp": ["t"] * 3})
+    filtered = frame[frame["EndpointId"] != "a"]
+    assert [row["_source_row"] for row in rows(filtered, kind="events")] == [1, 2]
+    indexed = rows(frame.set_index("EndpointId"), kind="events")
+    assert [row["EndpointId"] for row in indexed] == ["a", "b", "c"]
 
 
 def test_arrow_table_input():
