@@ -4,6 +4,7 @@ import gzip
 import importlib.util
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -151,6 +152,27 @@ def test_file_url_directory_keeps_the_url_in_source(tmp_path):
     pq.write_table(events_table(1), tmp_path / "part-0.parquet")
     url = tmp_path.as_uri()
     assert rows(url, kind="events")[0]["_source"] == url + "/part-0.parquet"
+
+
+@pytest.fixture
+def memory_prefix(tmp_path):
+    """A private prefix in fsspec's in-memory filesystem: a non-local filesystem, like s3://, without a network."""
+    fs = fsspec.filesystem("memory")
+    prefix = f"/{tmp_path.name}"
+    yield fs, prefix
+    fs.rm(prefix, recursive=True)
+
+
+def test_other_fsspec_filesystems_read_directories_of_mixed_parts(memory_prefix):
+    fs, prefix = memory_prefix
+    with fs.open(f"{prefix}/events/part-0.parquet", "wb") as out:
+        pq.write_table(events_table(2), out)
+    fs.pipe(f"{prefix}/events/part-1.csv.gz", gzip.compress(EVENTS_CSV.encode()))
+    fs.pipe(f"{prefix}/events/_SUCCESS", b"")
+    url = f"memory://{prefix.lstrip('/')}/events/"
+    batches = list(read_batches(url, kind="events"))
+    assert [batch["_source"][0].as_py() for batch in batches] == [url + "part-0.parquet", url + "part-1.csv.gz"]
+    assert sum(batch.num_rows for batch in batches) == 4
 
 
 def test_dataframe_rows_are_numbered_under_the_table_kind():
