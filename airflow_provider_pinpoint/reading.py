@@ -63,7 +63,9 @@ def describe_source(source: Any) -> str:
         return "Arrow table"
     if _is_dataframe(source):
         return "DataFrame"
-    return os.fspath(source)
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return type(source).__name__
 
 
 def read_batches(

@@ -266,6 +266,17 @@ def test_several_parquet_columns_mapped_onto_one_attribute_are_combined(tmp_path
     assert [row["Attributes.tags"] for row in got] == [["x", "y"], ["z"]]
 
 
+def test_columns_combined_into_one_attribute_stay_aligned_across_batches():
+    table = pa.table({"Id": ["1", "2", "3", "4"], "x": [["a"], ["b", "c"], None, ["d"]], "y": ["p", None, "", "q"]})
+    got = read_table(table, kind="endpoints", batch_rows=3, column_mapping={"x": "Attributes.t", "y": "Attributes.t"})
+    assert got.column("Attributes.t").to_pylist() == [["a", "p"], ["b", "c"], None, ["d", "q"]]
+
+
+def test_describe_source_names_objects_it_cannot_read_by_type():
+    assert describe_source(pa.table({"a": [1]})) == "Arrow table"
+    assert describe_source({"a": 1}) == "dict"
+
+
 def test_delimiter_splits_multi_valued_columns_only(tmp_path):
     path = write(
         tmp_path / "endpoints.csv", "Id,Attributes.tags,Attributes.tags,Demographic.Make\na,x; y,z,Acme; Inc\nb,;,,\n"
