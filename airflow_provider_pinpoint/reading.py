@@ -63,6 +63,8 @@ def describe_source(source: Any) -> str:
         return "Arrow table"
     if _is_dataframe(source):
         return "DataFrame"
+    if _is_object_path(source):
+        return str(source)
     if isinstance(source, str | os.PathLike):
         return os.fspath(source)
     return type(source).__name__
@@ -152,12 +154,16 @@ def _read_source(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
     if isinstance(source, pa.Table) or _is_dataframe(source):
         yield from _read_in_memory(source, options)
         return
-    if not isinstance(source, str | os.PathLike):
+    if _is_object_path(source):
+        files = _expand(str(source), source.fs, source.path)
+    elif isinstance(source, str | os.PathLike):
+        files = _expand(os.fspath(source))
+    else:
         raise InputError(
             f"cannot read a {type(source).__name__} as the {options.kind} input; "
-            "give a path, a URL, a pandas DataFrame or a pyarrow Table"
+            "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
         )
-    for file in _expand(os.fspath(source)):
+    for file in files:
         if file.path.lower().endswith(PARQUET_SUFFIXES):
             yield from _read_parquet(file, options)
         else:
@@ -178,10 +184,14 @@ class _File:
         return isinstance(self.fs, LocalFileSystem)
 
 
-def _expand(text: str) -> list[_File]:
-    """The files a path, directory, glob or URL stands for, in a stable (sorted) order."""
+def _expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | None = None) -> list[_File]:
+    """The files a path, directory, glob or URL stands for, in a stable (sorted) order.
+
+    ``fs``/``path`` come with an ObjectStoragePath, whose filesystem carries its connection's credentials.
+    """
     try:
-        fs, path = fsspec.core.url_to_fs(text)
+        if fs is None or path is None:
+            fs, path = fsspec.core.url_to_fs(text)
     except ImportError as exc:
         protocol = text.split("://", 1)[0]
         hint = "pip install s3fs" if protocol in ("s3", "s3a") else f"install the fsspec backend for {protocol}://"
@@ -493,6 +503,13 @@ class _Skipper:
             hit = pc.and_(pc.equal(sources, source), pc.is_in(rows, value_set=self._sets[source]))
             drop = hit if drop is None else pc.or_(drop, hit)
         return batch if drop is None else batch.filter(pc.invert(pc.fill_null(drop, False)))
+
+
+def _is_object_path(source: Any) -> bool:
+    """A universal_pathlib UPath or Airflow ObjectStoragePath: a path that brings its own filesystem."""
+    return isinstance(getattr(source, "fs", None), fsspec.AbstractFileSystem) and isinstance(
+        getattr(source, "path", None), str
+    )
 
 
 def _is_dataframe(source: Any) -> bool:

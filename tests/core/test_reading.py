@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from upath import UPath
 
 from airflow_provider_pinpoint import reading
 from airflow_provider_pinpoint.errors import InputError
@@ -173,6 +174,14 @@ def test_other_fsspec_filesystems_read_directories_of_mixed_parts(memory_prefix)
     batches = list(read_batches(url, kind="events"))
     assert [batch["_source"][0].as_py() for batch in batches] == [url + "part-0.parquet", url + "part-1.csv.gz"]
     assert sum(batch.num_rows for batch in batches) == 4
+
+
+def test_upath_reads_through_its_own_filesystem(memory_prefix):
+    fs, prefix = memory_prefix
+    fs.pipe(f"{prefix}/events/part-0.csv", EVENTS_CSV.encode())
+    path = UPath(f"memory://{prefix.lstrip('/')}/events")
+    assert describe_source(path) == str(path)
+    assert rows(path, kind="events")[0]["_source"] == f"{path}/part-0.csv"
 
 
 def test_dataframe_rows_are_numbered_under_the_table_kind():
