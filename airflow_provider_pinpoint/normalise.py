@@ -1,0 +1,197 @@
+"""Coercion of read columns into the types the API wants, column by column.
+
+Readers hand over whatever types the input had (a CSV column of digits arrives as int64, a Parquet
+timestamp may carry any unit and zone). Everything here is vectorised; each function returns the
+normalised array and a mask of the rows whose value could not be coerced, so validation can reject
+those rows by name instead of failing the batch. Empty strings become nulls: absent, like NaN.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+
+def single_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (the kernels and row lookups below want one, not a chunked column)."""
+    if isinstance(array, pa.ChunkedArray):
+        return array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    return array
+
+
+def _no_failures(array: pa.Array) -> np.ndarray:
+    return np.zeros(len(array), dtype=bool)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _empty_as_null(strings: pa.Array) -> pa.Array:
+    if strings.null_count == len(strings):
+        return strings
+    return pc.if_else(pc.equal(pc.binary_length(strings), 0), pa.scalar(None, pa.string()), strings)
+
+
+def _decoded(array: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(array.type):
+        return array.dictionary_decode()
+    return array
+
+
+def is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_)
+
+
+def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Any scalar column as strings (numbers by their text). Lists and structs cannot be one string."""
+    array = _decoded(single_chunk(array))
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.string()), _no_failures(array)
+    if pa.types.is_nested(array.type):
+        return pa.nulls(len(array), pa.string()), _valid(array)
+    if pa.types.is_floating(array.type):
+        array = pc.if_else(pc.is_finite(array), array, pa.scalar(None, array.type))
+    if pa.types.is_timestamp(array.type):
+        strings, failed = to_iso(array)
+        return strings, failed
+    return _empty_as_null(pc.cast(array, pa.string())), _no_failures(array)
+
+
+def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Numbers as float64. NaN and infinities become null (absent); text that is no number fails."""
+    array = _decoded(single_chunk(array))
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.float64()), _no_failures(array)
+    if is_text(array.type):
+        text = _empty_as_null(pc.cast(array, pa.string()))
+        try:
+            numbers = pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
+            numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
+        failed = _valid(text) & ~_valid(numbers)
+    elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
+        numbers = pc.cast(array, pa.float64())
+        failed = _no_failures(array)
+    else:
+        return pa.nulls(len(array), pa.float64()), _valid(array)
+    finite = pc.is_finite(numbers)
+    numbers = pc.if_else(finite, numbers, pa.scalar(None, pa.float64()))
+    return numbers, failed
+
+
+def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?)."""
+    array = _decoded(single_chunk(array))
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), TIMESTAMP), _no_failures(array)
+    if pa.types.is_timestamp(array.type):
+        if array.type.tz is None:
+            array = pc.assume_timezone(array, "UTC")
+        return pc.cast(array, TIMESTAMP, safe=False), _no_failures(array)
+    if pa.types.is_date(array.type):
+        return pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP), _no_failures(array)
+    if is_text(array.type):
+        text = _empty_as_null(pc.cast(array, pa.string()))
+        try:
+            stamps = pc.cast(text, TIMESTAMP)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = pd.to_datetime(
+                pd.Series(text.to_numpy(zero_copy_only=False), dtype=object),
+                format="ISO8601",
+                utc=True,
+                errors="coerce",
+            )
+            stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
+        return stamps, _valid(text) & ~_valid(stamps)
+    return pa.nulls(len(array), TIMESTAMP), _valid(array)
+
+
+def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Whole numbers as int64; a fraction or text fails."""
+    numbers, failed = to_float(array)
+    values = numbers.to_numpy(zero_copy_only=False)
+    fractional = np.zeros(len(values), dtype=bool)
+    present = ~np.isnan(values)
+    fractional[present] = (values[present] != np.floor(values[present])) | (np.abs(values[present]) > 2**53)
+    numbers = pc.if_else(pa.array(fractional), pa.scalar(None, pa.float64()), numbers)
+    return pc.cast(numbers, pa.int64()), failed | fractional
+
+
+def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Multi-valued attributes as list<string> without null or empty values; a plain column is one value."""
+    array = _decoded(single_chunk(array))
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
+        values, failed = to_string(pc.list_flatten(array))
+        parents = pc.list_parent_indices(array).to_numpy()
+        row_failed = np.zeros(len(array), dtype=bool)
+        row_failed[parents[failed]] = True
+    else:
+        values, row_failed = to_string(array)
+        parents = np.arange(len(array))
+    keep = _valid(values)
+    kept_parents = parents[keep]
+    counts = np.bincount(kept_parents, minlength=len(array))
+    offsets = np.zeros(len(array) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    mask = pa.array(counts == 0)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(keep)), mask=mask)
+    return lists, row_failed
+
+
+def to_iso(stamps: pa.Array, prefix: str = "", suffix: str = "") -> tuple[pa.Array, np.ndarray]:
+    """ISO 8601 UTC text with milliseconds and ``Z`` (``2026-01-01T00:00:05.123Z``), between ``prefix`` and ``suffix``.
+
+    Arrow's strftime costs about a microsecond a value; assembling the text from lookup tables
+    (one per distinct day, second of the day and millisecond) is several times faster.
+    """
+    stamps, failed = to_timestamp(stamps)
+    present = _valid(stamps)
+    millis = np.where(present, pc.fill_null(pc.cast(stamps, pa.int64()), 0).to_numpy(), 0)
+    seconds, ms = np.divmod(millis, 1000)
+    days, second_of_day = np.divmod(seconds, 86400)
+    first_day = int(days[present].min()) if present.any() else 0
+    day_span = int(days[present].max()) - first_day + 1 if present.any() else 1
+    if day_span > 4 * len(days) + 1024:
+        distinct, day_index = np.unique(days, return_inverse=True)
+        day_names = pc.cast(pa.array(distinct.astype(np.int32), pa.date32()), pa.string())
+    else:
+        day_index = np.where(present, days - first_day, 0)
+        span = np.arange(first_day, first_day + day_span, dtype=np.int32)
+        day_names = pc.cast(pa.array(span, pa.date32()), pa.string())
+    text = pc.binary_join_element_wise(
+        prefix,
+        pc.take(day_names, pa.array(day_index)),
+        pc.take(_times_of_day(), pa.array(second_of_day)),
+        pc.take(_milliseconds(), pa.array(ms)),
+        suffix,
+        "",
+    )
+    return with_validity(text, present), failed
+
+
+def with_validity(array: pa.Array, valid: np.ndarray) -> pa.Array:
+    """``array`` with nulls where ``valid`` is false, without copying its values."""
+    if array.offset or array.null_count:
+        return pc.if_else(pa.array(valid), array, pa.scalar(None, array.type))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(array.type, len(array), [bitmap, *array.buffers()[1:]])
+
+
+@cache
+def _times_of_day() -> pa.Array:
+    return pa.array(
+        [f"T{h:02d}:{m:02d}:{s:02d}." for h in range(24) for m in range(60) for s in range(60)], pa.string()
+    )
+
+
+@cache
+def _milliseconds() -> pa.Array:
+    return pa.array([f"{ms:03d}Z" for ms in range(1000)], pa.string())

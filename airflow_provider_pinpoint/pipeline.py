@@ -1,0 +1,131 @@
+"""Tables in, requests and rejections out: read -> validate -> reshape -> pack, with no sending.
+
+The endpoints table is read whole (events join to it by id, and its ids are compared across all
+its rows); events stream batch by batch, so memory stays bounded by one batch plus the endpoints.
+Every input row comes out exactly once: inside exactly one request, or as a :class:`Rejection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
+from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request
+from airflow_provider_pinpoint.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One input row refused client-side; it becomes a results row with status "rejected"."""
+
+    record_type: str
+    endpoint_id: str | None
+    event_id: str | None
+    source: str
+    source_row: int
+    message: str
+
+
+def prepare(
+    events: Any = None,
+    endpoints: Any = None,
+    *,
+    column_mapping: Mapping[str, Any] | None = None,
+    csv_list_delimiter: str | None = None,
+    max_events_per_request: int = quotas.MAX_EVENTS_PER_REQUEST,
+    max_request_bytes: int = quotas.MAX_REQUEST_BYTES,
+    skip: Mapping[str, Collection[int]] | None = None,
+    batch_rows: int = 65_536,
+) -> Iterator[Request | list[Rejection]]:
+    """Yield PutEvents requests and lists of rejections for the given tables (either may be absent)."""
+    if events is None and endpoints is None:
+        raise InputError("nothing to load: give an events table, an endpoints table, or both")
+    if not 1 <= max_events_per_request <= quotas.MAX_EVENTS_PER_REQUEST:
+        raise ValueError(f"max_events_per_request must be between 1 and {quotas.MAX_EVENTS_PER_REQUEST}")
+    if not 1 <= max_request_bytes <= quotas.MAX_REQUEST_BYTES:
+        raise ValueError(f"max_request_bytes must be between 1 and {quotas.MAX_REQUEST_BYTES}")
+    limits = {"max_events": max_events_per_request, "max_bytes": max_request_bytes}
+    read = {"column_mapping": column_mapping, "csv_list_delimiter": csv_list_delimiter, "skip": skip}
+    pending: dict[str, Item] = {}
+    state = validate.EventState()
+    if endpoints is not None:
+        table = reading.read_table(endpoints, kind="endpoints", batch_rows=batch_rows, **read)
+        rejections, pending = _endpoints(table, state)
+        if rejections:
+            yield rejections
+    if events is not None:
+        for batch in reading.read_batches(events, kind="events", batch_rows=batch_rows, **read):
+            rejections, items, sizes = _events(batch, state)
+            if rejections:
+                yield rejections
+            yield from pack.pack_events(items, sizes, pending, **limits)
+    yield from pack.pack_endpoints(list(pending.values()), **limits)
+
+
+def _endpoints(table: pa.Table, state: validate.EventState) -> tuple[list[Rejection], dict[str, Item]]:
+    checked = validate.endpoints(table)
+    validate.endpoint_spellings(checked, state)
+    bodies = reshape.endpoint_bodies(checked.columns, len(checked))
+    validate.check_size(checked, bodies, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+    rejections = _rejections(checked, ENDPOINT, "Id", None)
+    keep = pa.array(~checked.rejected)
+    items = map(
+        Item,
+        repeat(ENDPOINT),
+        checked.columns["Id"].filter(keep).to_pylist(),
+        repeat(None),
+        checked.sources.filter(keep).to_pylist(),
+        checked.rows.filter(keep).to_pylist(),
+        bodies.filter(keep).to_pylist(),
+    )
+    return rejections, {item.endpoint_id: item for item in items}
+
+
+def _events(batch: pa.RecordBatch, state: validate.EventState) -> tuple[list[Rejection], list[Item], np.ndarray]:
+    checked = validate.events(batch, state)
+    bodies = reshape.event_bodies(checked.columns, len(checked))
+    validate.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
+    rejections = _rejections(checked, EVENT, "EndpointId", "EventId")
+    keep = pa.array(~checked.rejected)
+    endpoint_ids = checked.columns["EndpointId"].filter(keep)
+    bodies = bodies.filter(keep)
+    sources = checked.sources.filter(keep)
+    rows = checked.rows.filter(keep)
+    given = checked.columns.get("EventId")
+    event_ids = reshape.event_ids(
+        given.filter(keep) if given is not None else None, endpoint_ids, bodies, sources, rows
+    )
+    items = list(
+        map(
+            Item,
+            repeat(EVENT),
+            endpoint_ids.to_pylist(),
+            event_ids.to_pylist(),
+            sources.to_pylist(),
+            rows.to_pylist(),
+            bodies.to_pylist(),
+        )
+    )
+    return rejections, items, pack.event_wire_sizes(event_ids, bodies)
+
+
+def _rejections(checked: validate.Checked, record_type: str, id_column: str, event_id_column: str | None) -> list:
+    ids = checked.columns.get(id_column)
+    event_ids = checked.columns.get(event_id_column) if event_id_column else None
+    return [
+        Rejection(
+            record_type,
+            ids[i].as_py() if ids is not None else None,
+            event_ids[i].as_py() if event_ids is not None else None,
+            checked.sources[i].as_py(),
+            checked.rows[i].as_py(),
+            checked.reasons[i],
+        )
+        for i in sorted(checked.reasons)
+    ]

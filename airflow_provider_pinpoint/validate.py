@@ -1,0 +1,508 @@
+"""Client-side validation: every rule the service would enforce that one can check before sending.
+
+Each rule is a vectorised mask over a whole batch; Python only touches the few rows that fail, to
+word their message (file, row, column, rule). A row fails on its first broken rule. Column values
+are normalised here too (see :mod:`normalise`), so reshaping works on clean, typed columns.
+
+Decisions (documented in docs/validation.md):
+- NaN and infinite metrics are dropped from the row (the key is omitted), not rejected.
+- Endpoint ids are case-insensitive in Pinpoint: the first spelling seen wins (endpoints table
+  first, then events in order); later rows spelling it differently are rejected, naming the first.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint import columns, normalise, quotas, service_model
+from airflow_provider_pinpoint.columns import SOURCE, SOURCE_ROW, Kind
+
+_LOCALE = r"^[a-z]{2}_[A-Z]{2}$"
+_FORBIDDEN_ID = "[" + re.escape("".join(sorted(quotas.ENDPOINT_ID_FORBIDDEN_CHARACTERS))) + "]"
+
+# ISO 3166-1 alpha-2, officially assigned codes.
+_COUNTRIES = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
+    BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM
+    FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT
+    JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN
+    MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT
+    PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL
+    TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""".split()
+)
+
+
+@cache
+def _timezones() -> pa.Array:
+    return pa.array(sorted(zoneinfo.available_timezones()), pa.string())
+
+
+def source_label(source: str) -> str:
+    """The file name of a source for messages (``events.csv``), without directories or URL scheme."""
+    return source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or source
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A value for a message: text quoted and cut short, numbers as they are."""
+    if not isinstance(value, str):
+        return str(value)
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+@dataclass
+class Checked:
+    """A batch after validation: normalised columns for every row, and why each rejected row failed."""
+
+    kind: Kind
+    columns: dict[str, pa.Array]
+    sources: pa.Array
+    rows: pa.Array
+    raw: pa.Table
+    rejected: np.ndarray
+    reasons: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rejected)
+
+    def label(self, i: int) -> str:
+        return f"{source_label(self.sources[i].as_py())} row {self.rows[i].as_py()}"
+
+    def reject(self, mask: np.ndarray | pa.Array, column: str, rule: str | Callable[[int], str]) -> None:
+        """Reject the rows of ``mask`` not already rejected; ``rule`` words the message (may look at the row)."""
+        if isinstance(mask, (pa.Array, pa.ChunkedArray)):
+            mask = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+        fresh = np.flatnonzero(mask & ~self.rejected)
+        for i in fresh.tolist():
+            text = rule(i) if callable(rule) else rule
+            self.reasons[i] = f"{self.label(i)}: {column} {text}"
+        self.rejected |= mask
+
+    def raw_value(self, column: str, i: int) -> object:
+        return self.raw.column(column)[i].as_py()
+
+    def present(self, column: str) -> np.ndarray:
+        array = self.columns.get(column)
+        if array is None:
+            return np.zeros(len(self), dtype=bool)
+        return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+@dataclass
+class EventState:
+    """What validation remembers across event batches: endpoint id spellings and the event types seen."""
+
+    spellings: dict[str, str] = field(default_factory=dict)  # lower-cased id -> the spelling that wins
+    origins: dict[str, tuple[str, int]] = field(default_factory=dict)  # lower-cased id -> endpoints source, row
+    event_types: set[str] = field(default_factory=set)
+
+
+def _normalised(table: pa.Table, kind: Kind) -> Checked:
+    n = table.num_rows
+    checked = Checked(
+        kind,
+        {},
+        normalise.single_chunk(table.column(SOURCE)),
+        normalise.single_chunk(table.column(SOURCE_ROW)),
+        table,
+        np.zeros(n, dtype=bool),
+    )
+    for name in table.column_names:
+        column = columns.classify(name, kind)
+        if column is None or column.role == "bookkeeping":
+            continue
+        array = table.column(name)
+        if column.multi_valued:
+            values, failed = normalise.to_string_lists(array)
+            rule = "holds a value that is not text; attribute values are strings"
+        elif column.name == "Session.Duration":
+            values, failed = normalise.to_int(array)
+            rule = _not_a(checked, name, "a whole number of milliseconds")
+        elif column.numeric:
+            values, failed = normalise.to_float(array)
+            rule = _not_a(checked, name, "a number")
+        elif column.name in columns.TIMESTAMP_FIELDS:
+            values, failed = normalise.to_timestamp(array)
+            rule = _not_a(checked, name, "an ISO 8601 timestamp")
+        else:
+            values, failed = normalise.to_string(array)
+            rule = _not_a(checked, name, "a single text value")
+        checked.columns[name] = values
+        if failed.any():
+            checked.reject(failed, name, rule)
+    return checked
+
+
+def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:
+    def rule(i: int) -> str:
+        value = checked.raw_value(name, i)
+        if name == "Address":
+            return f"is not {what}"
+        if isinstance(value, (int, float)) and "timestamp" in what:
+            return f"is a number ({value}), not {what}; epoch numbers are ambiguous, convert them to timestamps"
+        return f"is {_shown(value)}, not {what}"
+
+    return rule
+
+
+def _check_endpoint_id(checked: Checked, name: str, what: str) -> None:
+    ids = checked.columns.get(name)
+    if ids is None:
+        checked.reject(np.ones(len(checked), dtype=bool), name, f"is missing; {what}")
+        return
+    checked.reject(~checked.present(name), name, f"is empty; {what}")
+    checked.reject(
+        pc.match_substring_regex(ids, _FORBIDDEN_ID),
+        name,
+        lambda i: f"{_shown(ids[i].as_py())} contains $, {{ or }}, which Pinpoint endpoint ids may not contain",
+    )
+
+
+def _check_enum(checked: Checked, name: str, allowed: tuple[str, ...]) -> None:
+    values = checked.columns.get(name)
+    if values is None:
+        return
+    bad = pc.invert(pc.is_in(values, pa.array(allowed, pa.string())))
+    checked.reject(bad, name, lambda i: f"is {_shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}")
+
+
+def _check_lengths(checked: Checked, prefix: str, name_limit: int, value_limit: int | None, consequence: str) -> None:
+    for name, values in checked.columns.items():
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix) :]
+        if len(key) > name_limit:
+            checked.reject(
+                checked.present(name),
+                name,
+                f"has a {len(key)}-character name; Pinpoint allows {name_limit}",
+            )
+        if value_limit is None:
+            continue
+        if pa.types.is_list(values.type):
+            counts = pc.fill_null(pc.list_value_length(values), 0)
+            checked.reject(
+                pc.greater(counts, quotas.MAX_VALUES_PER_ENDPOINT_ATTRIBUTE),
+                name,
+                lambda i, counts=counts: (
+                    f"has {counts[i].as_py()} values; Pinpoint allows "
+                    f"{quotas.MAX_VALUES_PER_ENDPOINT_ATTRIBUTE} per attribute"
+                ),
+            )
+            flat = pc.list_flatten(values)
+            too_long = pc.greater(pc.utf8_length(flat), value_limit).to_numpy(zero_copy_only=False)
+            if too_long.any():
+                mask = np.zeros(len(checked), dtype=bool)
+                parents = pc.list_parent_indices(values).to_numpy()
+                mask[parents[too_long]] = True
+                lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False)
+                longest = pd.Series(lengths).groupby(parents).max()
+                checked.reject(
+                    mask,
+                    name,
+                    lambda i, longest=longest: (
+                        f"has a value of {longest[i]} characters; Pinpoint allows {value_limit} {consequence}"
+                    ),
+                )
+        else:
+            lengths = pc.utf8_length(values)
+            checked.reject(
+                pc.greater(lengths, value_limit),
+                name,
+                lambda i, lengths=lengths: f"is {lengths[i].as_py()} characters; Pinpoint {consequence} {value_limit}",
+            )
+
+
+def _check_key_cap(checked: Checked, prefixes: tuple[str, ...], cap: int, what: str) -> None:
+    """Keys beyond the per-application cap (in column order): rows that use them are refused."""
+    names = [name for name in checked.columns if name.startswith(prefixes)]
+    for position, name in enumerate(names[cap:], start=cap + 1):
+        checked.reject(
+            checked.present(name),
+            name,
+            f"is distinct {what} number {position} in the input; Pinpoint allows {cap} per application",
+        )
+
+
+def endpoints(table: pa.Table) -> Checked:
+    """Validate a whole endpoints table (it is read whole: ids are compared across all its rows)."""
+    checked = _normalised(table, "endpoints")
+    _check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id")
+    _check_case_collisions(checked)
+    _check_enum(checked, "ChannelType", service_model.channel_types())
+    _check_enum(checked, "EndpointStatus", service_model.ENDPOINT_STATUS_VALUES)
+    _check_enum(checked, "OptOut", service_model.OPT_OUT_VALUES)
+    _check_formats(checked)
+    _check_lengths(
+        checked,
+        "Attributes.",
+        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+        "characters per endpoint attribute value",
+    )
+    _check_lengths(
+        checked,
+        "User.UserAttributes.",
+        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+        "characters per user attribute value",
+    )
+    _check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
+    _check_key_cap(
+        checked,
+        ("Attributes.", "Metrics.", "User.UserAttributes."),
+        quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
+        "endpoint attribute or metric",
+    )
+    _check_endpoints_per_user(checked)
+    return checked
+
+
+def _check_case_collisions(checked: Checked) -> None:
+    ids = checked.columns.get("Id")
+    if ids is None:
+        return
+    lower = pd.Series(pc.utf8_lower(ids).to_numpy(zero_copy_only=False), dtype=object)
+    present = checked.present("Id")
+    repeated = lower.duplicated(keep="first").to_numpy() & present
+    if not repeated.any():
+        return
+    first = {
+        key: i for i, key in zip(np.flatnonzero(present & ~repeated).tolist(), lower[present & ~repeated], strict=True)
+    }
+
+    def rule(i: int) -> str:
+        earlier = first[lower[i]]
+        spelling, first_spelling = ids[i].as_py(), ids[earlier].as_py()
+        if spelling == first_spelling:
+            return f"{_shown(spelling)} repeats {checked.label(earlier)}; give each endpoint one row"
+        return (
+            f"{_shown(spelling)} differs only in case from {_shown(first_spelling)} ({checked.label(earlier)}); "
+            "Pinpoint endpoint ids are case-insensitive, so the first spelling wins"
+        )
+
+    checked.reject(repeated, "Id", rule)
+
+
+def endpoint_spellings(checked: Checked, state: EventState) -> None:
+    """Record the endpoints table's spelling of each id (the first row's) as the one that wins."""
+    ids = checked.columns.get("Id")
+    if ids is None:
+        return
+    present = pa.array(checked.present("Id"))
+    spellings = ids.filter(present).to_pylist()
+    lowered = pc.utf8_lower(ids.filter(present)).to_pylist()
+    places = zip(checked.sources.filter(present).to_pylist(), checked.rows.filter(present).to_pylist(), strict=True)
+    # dict() keeps the last value of a repeated key: reversed, that is the first row's.
+    state.spellings.update(dict(zip(reversed(lowered), reversed(spellings), strict=True)))
+    state.origins.update(dict(zip(reversed(lowered), reversed(list(places)), strict=True)))
+
+
+def _check_formats(checked: Checked) -> None:
+    locale = checked.columns.get("Demographic.Locale")
+    if locale is not None:
+        checked.reject(
+            pc.invert(pc.match_substring_regex(locale, _LOCALE)),
+            "Demographic.Locale",
+            lambda i: (
+                f"is {_shown(locale[i].as_py())}; Pinpoint expects ll_CC (ISO 639-1 language, ISO 3166-1 "
+                "country), e.g. en_US"
+            ),
+        )
+    country = checked.columns.get("Location.Country")
+    if country is not None:
+        checked.reject(
+            pc.invert(pc.is_in(country, pa.array(sorted(_COUNTRIES)))),
+            "Location.Country",
+            lambda i: f"is {_shown(country[i].as_py())}; Pinpoint expects an ISO 3166-1 alpha-2 code, e.g. US",
+        )
+    timezone = checked.columns.get("Demographic.Timezone")
+    if timezone is not None:
+        checked.reject(
+            pc.invert(pc.is_in(timezone, _timezones())),
+            "Demographic.Timezone",
+            lambda i: f"is {_shown(timezone[i].as_py())}; Pinpoint expects a tz database name, e.g. America/New_York",
+        )
+    for name, bound in (("Location.Latitude", 90.0), ("Location.Longitude", 180.0)):
+        values = checked.columns.get(name)
+        if values is not None:
+            checked.reject(
+                pc.greater(pc.abs(values), bound),
+                name,
+                lambda i, values=values, bound=bound: (
+                    f"is {values[i].as_py()}; it must lie between -{bound:g} and {bound:g}"
+                ),
+            )
+
+
+def _check_endpoints_per_user(checked: Checked) -> None:
+    user_ids = checked.columns.get("User.UserId")
+    if user_ids is None:
+        return
+    counted = checked.present("User.UserId") & ~checked.rejected
+    if not counted.any():
+        return
+    users = pd.Series(user_ids.to_numpy(zero_copy_only=False), dtype=object)[counted]
+    position = np.zeros(len(checked), dtype=np.int64)
+    position[counted] = users.groupby(users, sort=False).cumcount().to_numpy() + 1
+    channels = checked.columns.get("ChannelType")
+    limited = (
+        pc.is_in(channels, pa.array(sorted(quotas.USER_ENDPOINT_LIMIT_CHANNELS))).to_numpy(zero_copy_only=False)
+        if channels is not None
+        else np.zeros(len(checked), dtype=bool)
+    )
+    checked.reject(
+        (position > quotas.MAX_ENDPOINTS_PER_USER_ID) & limited,
+        "User.UserId",
+        lambda i: (
+            f"already has {quotas.MAX_ENDPOINTS_PER_USER_ID} endpoints in this input; Pinpoint refuses "
+            f"endpoint {position[i]} of a user for {channels[i].as_py()}"
+        ),
+    )
+
+
+def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
+    """Validate one batch of events; ``state`` carries what earlier batches established."""
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    checked = _normalised(table, "events")
+    _check_endpoint_id(checked, "EndpointId", "every event needs the id of its endpoint")
+    _check_event_spellings(checked, state)
+    for name in ("EventType", "Timestamp"):
+        checked.reject(~checked.present(name), name, "is empty; Pinpoint requires it for every event")
+    _check_session(checked)
+    _check_lengths(
+        checked,
+        "Attributes.",
+        quotas.MAX_EVENT_KEY_LENGTH,
+        quotas.MAX_EVENT_ATTRIBUTE_VALUE_LENGTH,
+        "drops events whose attribute values exceed",
+    )
+    _check_lengths(checked, "Metrics.", quotas.MAX_EVENT_KEY_LENGTH, None, "")
+    _check_key_count(checked)
+    _check_key_cap(checked, ("Attributes.",), quotas.MAX_EVENT_ATTRIBUTE_KEYS_PER_APP, "event attribute")
+    _check_key_cap(checked, ("Metrics.",), quotas.MAX_EVENT_METRIC_KEYS_PER_APP, "event metric")
+    _check_event_types(checked, state)
+    _check_duplicate_event_ids(checked)
+    return checked
+
+
+def _check_event_spellings(checked: Checked, state: EventState) -> None:
+    ids = checked.columns.get("EndpointId")
+    if ids is None:
+        return
+    distinct = pc.unique(ids.drop_null())
+    spellings = distinct.to_pylist()
+    lowered = pc.utf8_lower(distinct).to_pylist()
+    known = list(map(state.spellings.get, lowered))
+    fresh = [(low, spelling) for low, spelling, first in zip(lowered, spellings, known, strict=True) if first is None]
+    if fresh:
+        state.spellings.update(dict(reversed(fresh)))
+    misspelt = [
+        spelling
+        for low, spelling, first in zip(lowered, spellings, known, strict=True)
+        if (first if first is not None else state.spellings[low]) != spelling
+    ]
+    if not misspelt:
+        return
+
+    def rule(i: int) -> str:
+        spelling = ids[i].as_py()
+        low = pc.utf8_lower(pa.array([spelling])).to_pylist()[0]
+        origin = state.origins.get(low)
+        where = f" ({source_label(origin[0])} row {origin[1]})" if origin else ", used earlier in the events"
+        return (
+            f"{_shown(spelling)} differs only in case from {_shown(state.spellings[low])}{where}; Pinpoint endpoint "
+            "ids are case-insensitive, so the first spelling wins"
+        )
+
+    checked.reject(pc.is_in(ids, pa.array(misspelt, pa.string())), "EndpointId", rule)
+
+
+def _check_session(checked: Checked) -> None:
+    session = [name for name in checked.columns if name.startswith("Session.")]
+    if not session:
+        return
+    any_session = np.logical_or.reduce([checked.present(name) for name in session])
+    for name in ("Session.Id", "Session.StartTimestamp"):
+        checked.reject(any_session & ~checked.present(name), name, "is empty; Pinpoint requires it in every Session")
+    duration = checked.columns.get("Session.Duration")
+    if duration is not None:
+        checked.reject(
+            pc.less(duration, 0),
+            "Session.Duration",
+            lambda i: f"is {duration[i].as_py()}; a duration cannot be negative",
+        )
+
+
+def _check_key_count(checked: Checked) -> None:
+    keys = [name for name in checked.columns if name.startswith(("Attributes.", "Metrics."))]
+    if len(keys) <= quotas.MAX_EVENT_ATTRIBUTES_AND_METRICS:
+        return
+    counts = np.sum([checked.present(name) for name in keys], axis=0)
+    checked.reject(
+        counts > quotas.MAX_EVENT_ATTRIBUTES_AND_METRICS,
+        "Attributes/Metrics",
+        lambda i: f"has {counts[i]} keys; Pinpoint allows {quotas.MAX_EVENT_ATTRIBUTES_AND_METRICS} per event",
+    )
+
+
+def _check_event_types(checked: Checked, state: EventState) -> None:
+    types = checked.columns.get("EventType")
+    if types is None:
+        return
+    room = quotas.MAX_EVENT_TYPES_PER_APP - len(state.event_types)
+    fresh = [t for t in pc.unique(types.filter(pa.array(~checked.rejected))).to_pylist() if t is not None]
+    fresh = [t for t in fresh if t not in state.event_types]
+    state.event_types.update(fresh[: max(room, 0)])
+    refused = fresh[max(room, 0) :]
+    if refused:
+        checked.reject(
+            pc.is_in(types, pa.array(refused, pa.string())),
+            "EventType",
+            lambda i: (
+                f"{_shown(types[i].as_py())} would be event type {quotas.MAX_EVENT_TYPES_PER_APP + 1} or "
+                f"later; Pinpoint allows {quotas.MAX_EVENT_TYPES_PER_APP} per application"
+            ),
+        )
+
+
+def _check_duplicate_event_ids(checked: Checked) -> None:
+    event_ids = checked.columns.get("EventId")
+    if event_ids is None or event_ids.null_count == len(event_ids):
+        return
+    keys = pc.binary_join_element_wise(
+        pc.utf8_lower(pc.fill_null(checked.columns["EndpointId"], "")), event_ids, "\x1f"
+    )
+    series = pd.Series(keys.to_numpy(zero_copy_only=False), dtype=object)
+    live = checked.present("EventId") & ~checked.rejected
+    repeated = np.zeros(len(checked), dtype=bool)
+    repeated[live] = series[live].duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return
+    first = {key: i for i, key in zip(np.flatnonzero(live & ~repeated).tolist(), series[live & ~repeated], strict=True)}
+    checked.reject(
+        repeated,
+        "EventId",
+        lambda i: (
+            f"{_shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
+            "event ids must be unique per endpoint"
+        ),
+    )
+
+
+def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str) -> None:
+    """Reject rows whose serialised item exceeds the service's size limit."""
+    sizes = pc.binary_length(bodies)
+    checked.reject(
+        pc.greater(sizes, limit),
+        "(whole row)",
+        lambda i: f"serialises to {sizes[i].as_py():,} bytes; Pinpoint allows {limit:,} per {what}",
+    )
