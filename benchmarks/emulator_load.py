@@ -20,6 +20,8 @@ import time
 from contextlib import nullcontext
 from urllib.parse import urlsplit
 
+import psutil
+
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 
 APP = "load-app"
@@ -84,6 +86,21 @@ def run_load(url: str, requests: int, events: int, clients: int) -> dict:
     }
 
 
+def _emulator_process() -> psutil.Process:
+    """The emulator subprocess run_emulator started (our only child running the emulator module)."""
+    for child in psutil.Process().children():
+        if "airflow_provider_pinpoint.emulator" in " ".join(child.cmdline()):
+            return child
+    raise RuntimeError("emulator subprocess not found")
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="total requests (at most 200,000)")
@@ -106,7 +123,12 @@ def main() -> None:
         run_load(emu.url, min(200, requests), args.events, args.clients)
         emu.reset()
         emu.configure(validate=not args.no_validate)
+        server = None if args.url else _emulator_process()
+        cpu_before = _cpu_seconds(server)
         result = run_load(emu.url, requests, args.events, args.clients)
+        if server is not None:
+            # Server CPU per request: what the emulator costs, whatever else the machine is doing.
+            result["server_cpu_us_per_request"] = round((_cpu_seconds(server) - cpu_before) / requests * 1e6, 1)
         stats = emu.stats()
     result["validate"] = not args.no_validate
     result["store"] = "sqlite" if args.store else "memory"

@@ -36,27 +36,16 @@ def empty_stats() -> dict:
     return stats
 
 
-def _event_key(endpoint_id: str, event_id: str) -> str:
-    """One string per (endpoint id, event id): strings are not tracked by the garbage collector,
-    which keeps a store of millions of events from slowing every collection down."""
-    return f"{len(endpoint_id)}:{endpoint_id}{event_id}"
-
-
-def _split_key(key: str) -> tuple[str, str]:
-    length, rest = key.split(":", 1)
-    n = int(length)
-    return rest[:n], rest[n:]
-
-
 class MemoryStore:
     """Everything in dictionaries; gone when the process ends."""
 
     def __init__(self) -> None:
         self.stats = empty_stats()
-        # app -> event key -> event JSON (bytes-like), in order of first receipt
-        self._events: dict[str, dict[str, EventJson]] = {}
-        # app -> event key -> receive count, only for events received more than once
-        self._counts: dict[str, dict[str, int]] = {}
+        # app -> endpoint id -> event id -> event JSON. The inner dicts hold only strings and byte
+        # slices, which CPython leaves out of garbage collection: millions of events cost it nothing.
+        self._events: dict[str, dict[str, dict[str, EventJson]]] = {}
+        # app -> endpoint id -> event id -> receive count, only for events received more than once
+        self._counts: dict[str, dict[str, dict[str, int]]] = {}
         self._endpoints: dict[str, dict[str, dict]] = {}
         self._catalogs: dict[str, Catalog] = {}
 
@@ -74,17 +63,17 @@ class MemoryStore:
         app_events = self._events.get(app)
         if app_events is None:
             app_events = self._events[app] = {}
-            self._counts[app] = {}
-        counts = self._counts[app]
-        prefix = f"{len(endpoint_id)}:{endpoint_id}"
-        duplicates = 0
-        for event_id, body in events.items():
-            key = prefix + event_id
-            if key in app_events:
-                counts[key] = counts.get(key, 1) + 1
-                duplicates += 1
-            app_events[key] = body
-        return duplicates
+        known = app_events.get(endpoint_id)
+        if known is None:
+            app_events[endpoint_id] = dict(events)
+            return 0
+        repeated = known.keys() & events.keys()
+        if repeated:
+            counts = self._counts.setdefault(app, {}).setdefault(endpoint_id, {})
+            for event_id in repeated:
+                counts[event_id] = counts.get(event_id, 1) + 1
+        known.update(events)
+        return len(repeated)
 
     def save(self, app: str | None = None) -> None:
         """Persist what changed since the last save (nothing to do in memory)."""
@@ -92,9 +81,14 @@ class MemoryStore:
             self.catalog(app).added.clear()
 
     def events(self, app: str) -> list[tuple[str, str, EventJson, int]]:
-        """(endpoint id, event id, event JSON, receive count) in order of first receipt."""
+        """(endpoint id, event id, event JSON, receive count), grouped by endpoint; endpoints and the
+        events of each in order of first receipt."""
         counts = self._counts.get(app, {})
-        return [(*_split_key(key), body, counts.get(key, 1)) for key, body in self._events.get(app, {}).items()]
+        return [
+            (endpoint_id, event_id, body, counts[endpoint_id].get(event_id, 1) if endpoint_id in counts else 1)
+            for endpoint_id, events in self._events.get(app, {}).items()
+            for event_id, body in events.items()
+        ]
 
     def endpoints(self, app: str) -> dict[str, dict]:
         return dict(self._endpoints.get(app, {}))
@@ -140,11 +134,9 @@ class SqliteStore(MemoryStore):
         for app, endpoint_id, event_id, body, count in self._db.execute(
             "SELECT app, endpoint_id, event_id, body, receive_count FROM events ORDER BY seq"
         ):
-            key = _event_key(endpoint_id, event_id)
-            self._events.setdefault(app, {})[key] = body
+            self._events.setdefault(app, {}).setdefault(endpoint_id, {})[event_id] = body
             if count > 1:
-                self._counts.setdefault(app, {})[key] = count
-            self._counts.setdefault(app, {})
+                self._counts.setdefault(app, {}).setdefault(endpoint_id, {})[event_id] = count
         self._seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         for app, endpoint_id, body in self._db.execute("SELECT app, endpoint_id, body FROM endpoints"):
             self._endpoints.setdefault(app, {})[endpoint_id] = json.loads(body)
