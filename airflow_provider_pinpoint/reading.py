@@ -313,7 +313,7 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
             )
             reader = pacsv.open_csv(
                 handle,
-                read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1),
+                read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1, block_size=_csv_block_size(options)),
                 # Quoted values may span lines; the reader then cannot cut blocks at any newline.
                 parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
                 convert_options=pacsv.ConvertOptions(
@@ -333,6 +333,11 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
                 piece = batch.slice(start, options.batch_rows)
                 yield plan.apply(piece, file.source, row)
                 row += piece.num_rows
+
+
+def _csv_block_size(options: _Options) -> int:
+    """Bytes per CSV block: enough for about ``batch_rows`` typical rows, so batches come out full-sized."""
+    return min(max(options.batch_rows * 256, 1 << 20), 64 << 20)
 
 
 def _csv_header(file: _File) -> list[str]:
