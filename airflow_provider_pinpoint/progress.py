@@ -1,0 +1,90 @@
+"""Progress of a run: a live line with events/s in a terminal or notebook, a log line otherwise.
+
+Airflow task logs (and anything else that is not a terminal) get one ``logging`` line every
+``log_every_s`` seconds rather than a redrawn bar, which would fill the log with carriage returns.
+Only counts are shown: never an id, never an address.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+
+def interactive(stream: TextIO) -> bool:
+    """A terminal, or a Jupyter kernel (whose output renders carriage returns as a redraw)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+
+
+class Progress:
+    """Counts rows as they are decided; thread-safe; draws at most every ``redraw_s`` seconds.
+
+    ``enabled``: None picks a live line on a terminal or in a notebook and log lines elsewhere;
+    True forces the live line; False shows nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+        redraw_s: float = 0.25,
+        log_every_s: float = 10.0,
+    ) -> None:
+        self._stream = stream or sys.stderr
+        self._live = interactive(self._stream) if enabled is None else enabled
+        self._silent = enabled is False
+        self._width = 0
+        self._redraw_s = redraw_s
+        self._log_every_s = log_every_s
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._shown_at = self._started
+        self.accepted = 0
+        self.rejected = 0
+        self.failed = 0
+        self.events_accepted = 0
+        self.skipped = 0
+
+    def update(self, *, accepted: int = 0, rejected: int = 0, failed: int = 0, events_accepted: int = 0) -> None:
+        with self._lock:
+            self.accepted += accepted
+            self.rejected += rejected
+            self.failed += failed
+            self.events_accepted += events_accepted
+            now = time.monotonic()
+            due = self._redraw_s if self._live else self._log_every_s
+            if now - self._shown_at >= due:
+                self._shown_at = now
+                self._show(now, final=False)
+
+    def close(self) -> None:
+        with self._lock:
+            self._show(time.monotonic(), final=True)
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
+        rate = self.events_accepted / elapsed
+        done = self.accepted + self.rejected + self.failed
+        skipped = f", {self.skipped:,} skipped (done before)" if self.skipped else ""
+        return (
+            f"{done:,} rows: {self.accepted:,} accepted, {self.rejected:,} rejected, {self.failed:,} failed"
+            f"{skipped} | {rate:,.0f} events/s | {elapsed:,.0f} s"
+        )
+
+    def _show(self, now: float, *, final: bool) -> None:
+        if self._silent:
+            return
+        if self._live:
+            text = self.line(now)
+            self._width = max(self._width, len(text))
+            self._stream.write("\r" + text.ljust(self._width) + ("\n" if final else ""))
+            self._stream.flush()
+        else:
+            log.info("progress: %s", self.line(now))

@@ -1,0 +1,98 @@
+"""One request rate for the whole process, that gives way when the service says it is too fast.
+
+PutEvents has an account-wide quota (15 requests/s documented) and answers 429 without a
+Retry-After header when it is exceeded, so the sender cannot learn the real limit except by
+hitting it. The bucket starts at the configured rate, halves it on a throttle (at most once per
+``cut_interval_s``, because one burst of 429s from several threads is one signal, not eight), and
+climbs back linearly to the configured rate over ``recovery_s``: additive increase,
+multiplicative decrease, the way TCP finds a link's capacity.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """A thread-safe token bucket measured in requests per second.
+
+    ``burst`` is how many requests may start back to back after an idle spell; 1 paces every
+    request evenly, which is what a per-second quota enforced by a token bucket on the other side
+    wants to see.
+    """
+
+    def __init__(
+        self,
+        requests_per_second: float,
+        *,
+        burst: float = 1.0,
+        min_rate: float = 0.5,
+        recovery_s: float = 5.0,
+        cut_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if requests_per_second <= 0:
+            raise ValueError(f"requests_per_second must be > 0, got {requests_per_second}")
+        self.max_rate = float(requests_per_second)
+        self._burst = max(1.0, burst)
+        self._min_rate = min(min_rate, self.max_rate)
+        self._recovery_s = recovery_s
+        self._cut_interval_s = cut_interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = self._burst
+        self._last_refill = clock()
+        self._cut_rate = self.max_rate  # the rate right after the last cut
+        self._cut_at: float | None = None
+        self.throttle_count = 0
+
+    def rate(self) -> float:
+        """The current allowed rate: the configured one, or on the way back to it after a throttle."""
+        with self._lock:
+            return self._rate_at(self._clock())
+
+    def _rate_at(self, now: float) -> float:
+        if self._cut_at is None:
+            return self.max_rate
+        climbed = (self.max_rate - self._cut_rate) * (now - self._cut_at) / self._recovery_s
+        if self._cut_rate + climbed >= self.max_rate:
+            self._cut_at = None
+            return self.max_rate
+        return self._cut_rate + climbed
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._last_refill) * self._rate_at(now))
+        self._last_refill = now
+
+    def try_acquire(self) -> float:
+        """Take a token if one is there (returns 0.0), else return the seconds until one will be."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            if self._tokens >= 1.0 - 1e-9:  # float drift must not cost a whole wait
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self._rate_at(now)
+
+    def acquire(self, stopped: Callable[[], bool] | None = None) -> bool:
+        """Block until a request may start; False as soon as ``stopped()`` says the run is over."""
+        while True:
+            wait = self.try_acquire()
+            if wait == 0.0:
+                return True
+            if stopped is not None and stopped():
+                return False
+            time.sleep(min(wait, 0.1) if stopped is not None else wait)
+
+    def throttled(self) -> None:
+        """The service answered 429: halve the rate, unless it was cut moments ago."""
+        with self._lock:
+            now = self._clock()
+            if self._cut_at is not None and now - self._cut_at < self._cut_interval_s:
+                return
+            self._refill(now)
+            self._cut_rate = max(self._min_rate, self._rate_at(now) / 2)
+            self._cut_at = now
+            self.throttle_count += 1

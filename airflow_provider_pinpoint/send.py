@@ -1,0 +1,362 @@
+"""The sending engine: every item ends accepted, rejected or failed, and is recorded exactly once.
+
+The caller's thread reads requests and hands each to a worker thread; a semaphore bounds the
+requests in flight (which is also the bound on duplicates a crash can cause), and one
+:class:`~airflow_provider_pinpoint.ratelimit.RateLimiter` paces them all. A worker owns its request
+until every item in it is decided or handed back:
+
+- request-level 429 / 5xx / timeout / broken connection: the same request again after a backoff
+  (exponential, full jitter), until an item runs out of attempts; 429 also slows the rate limiter;
+- 413: split in two and send each half (a single item that is still too large is rejected);
+- 400 for the whole request: every item in it is rejected with the service's message;
+- 403 / 404: the run stops at once (nothing else is sent) and the error is raised to the caller;
+- a 202 answer: each item by its own status. 2xx accepted, 4xx rejected with the service's
+  message, 429 / 5xx (or no status at all) go back to a retry pool; the caller's thread packs
+  those into later requests once a full request's worth is ready or the input is exhausted.
+
+Items a stop (``stop_event`` or a fatal error) catches before they were sent are recorded as
+failed, so a rerun with the same results location sends them again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request, endpoint_entry_size, request_size
+from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.ratelimit import RateLimiter
+from airflow_provider_pinpoint.transport import (
+    BadRequest,
+    ItemStatus,
+    PayloadTooLarge,
+    PutEventsTransport,
+    Response,
+    RetryableError,
+)
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The final word on one item; becomes one row of the results table."""
+
+    item: Item
+    status: str
+    status_code: int | None
+    message: str
+    attempts: int
+    request_id: str | None
+    sent_at: datetime | None
+
+
+@dataclass(slots=True)
+class SendStats:
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: int = 0  # requests that repeated items already sent once
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    events_accepted: int = 0
+
+
+class Sender:
+    """Sends requests concurrently; reports each decided item through ``record`` (from any thread)."""
+
+    def __init__(
+        self,
+        transport: PutEventsTransport,
+        application_id: str,
+        *,
+        record: Callable[[list[ItemResult]], None],
+        limiter: RateLimiter,
+        max_in_flight: int = 8,
+        max_attempts: int = 8,
+        max_events_per_request: int = quotas.MAX_EVENTS_PER_REQUEST,
+        max_request_bytes: int = quotas.MAX_REQUEST_BYTES,
+        stop_event: threading.Event | None = None,
+        backoff_base_s: float = 0.1,
+        backoff_cap_s: float = 10.0,
+        seed: int | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._transport = transport
+        self._application_id = application_id
+        self._record_callback = record
+        self._limiter = limiter
+        self._max_in_flight = max_in_flight
+        self._max_attempts = max_attempts
+        self._max_events = max_events_per_request
+        self._max_bytes = max_request_bytes
+        self._user_stop = stop_event or threading.Event()
+        self._stop = threading.Event()  # set by the user's stop_event or a fatal error
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._attempts: dict[int, int] = {}  # id(item) -> attempts so far, for items not yet decided
+        self._retry_pool: list[tuple[float, Item]] = []  # (not before, item)
+        self._in_flight = 0
+        self._fatal: FatalServiceError | None = None
+        self._crash: Exception | None = None
+        self.stats = SendStats()
+
+    # The caller's thread --------------------------------------------------------------------------
+
+    def run(self, requests: Iterable[Request]) -> SendStats:
+        """Send everything; raise FatalServiceError if the service refused the run."""
+        pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="pinpoint-send")
+        try:
+            for request in requests:
+                if self._stopping():
+                    break
+                self._submit(pool, request, retry=False)
+                self._submit_retries(pool, final=False)
+            self._drain(pool)
+        except BaseException:
+            self._stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            with self._lock:
+                left = [item for _, item in self._retry_pool]
+                self._retry_pool.clear()
+            self._give_up(left, self._stop_reason(), None)
+        if self._fatal is not None:
+            raise self._fatal
+        if self._crash is not None:
+            raise self._crash
+        return self.stats
+
+    def _stopping(self) -> bool:
+        if self._user_stop.is_set():
+            self._stop.set()
+        return self._stop.is_set()
+
+    def _stop_reason(self) -> str:
+        if self._fatal is not None:
+            return f"not sent: {self._fatal}"
+        return "not sent: the run was stopped"
+
+    def _submit(self, pool: ThreadPoolExecutor, request: Request, *, retry: bool) -> None:
+        with self._changed:
+            while self._in_flight >= self._max_in_flight:
+                self._changed.wait(0.2)
+                if self._stopping():
+                    break
+            self._in_flight += 1
+        pool.submit(self._work, request, retry)
+
+    def _submit_retries(self, pool: ThreadPoolExecutor, *, final: bool) -> None:
+        """Pack ready items from the retry pool into requests: only full ones unless ``final``."""
+        now = time.monotonic()
+        with self._lock:
+            ready = [item for not_before, item in self._retry_pool if not_before <= now]
+            if not ready:
+                return
+            requests = self._pack(ready)
+            # Every request but the last was closed because the next item did not fit: it is full.
+            if not final and requests[-1].event_count < self._max_events:
+                requests.pop()
+            if not requests:
+                return
+            taken = {id(item) for request in requests for item in request.items}
+            self._retry_pool = [(t, item) for t, item in self._retry_pool if id(item) not in taken]
+        for request in requests:
+            self._submit(pool, request, retry=True)
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        """After the input is exhausted: keep resending retry items until nothing is left in flight."""
+        while not self._stopping():
+            self._submit_retries(pool, final=True)
+            with self._changed:
+                if self._in_flight == 0 and not self._retry_pool:
+                    return
+                next_ready = min((t for t, _ in self._retry_pool), default=None)
+                timeout = 0.2 if next_ready is None else max(0.0, min(0.2, next_ready - time.monotonic()))
+                self._changed.wait(timeout)
+
+    def _pack(self, items: list[Item]) -> list[Request]:
+        """Greedy packing under the event and byte limits, sizes kept exact and incremental."""
+        requests: list[Request] = []
+        current: list[Item] = []
+        events = 0
+        size = request_size([])
+        endpoints: set[str] = set()
+        with_events: set[str] = set()
+        for item in items:
+            is_event = item.record_type == EVENT
+            grow = item.wire_size()
+            if item.endpoint_id not in endpoints:
+                grow += endpoint_entry_size(item.endpoint_id) - (0 if endpoints else 1)
+            if is_event and item.endpoint_id not in with_events:
+                grow -= 1
+            if current and (events + is_event > self._max_events or size + grow > self._max_bytes):
+                requests.append(Request(current))
+                current, events, size = [], 0, request_size([])
+                endpoints, with_events = set(), set()
+                grow = item.wire_size() + endpoint_entry_size(item.endpoint_id) - 1 - is_event
+            current.append(item)
+            events += is_event
+            size += grow
+            endpoints.add(item.endpoint_id)
+            if is_event:
+                with_events.add(item.endpoint_id)
+        if current:
+            requests.append(Request(current))
+        return requests
+
+    # Worker threads -------------------------------------------------------------------------------
+
+    def _work(self, request: Request, retry: bool) -> None:
+        try:
+            self._deliver(request, retry)
+        except FatalServiceError as exc:
+            with self._lock:
+                if self._fatal is None:
+                    self._fatal = exc
+            self._stop.set()
+        except Exception as exc:  # a bug must not lose items silently: record them, stop, re-raise in run()
+            self._give_up(request.items, f"internal error: {type(exc).__name__}", None)
+            with self._lock:
+                self._crash = self._crash or exc
+            self._stop.set()
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def _deliver(self, request: Request, retry: bool) -> None:
+        items = list(request.items)
+        last: RetryableError | None = None
+        while items:
+            exhausted = [item for item in items if self._attempts.get(id(item), 0) >= self._max_attempts]
+            if exhausted:
+                items = [item for item in items if self._attempts.get(id(item), 0) < self._max_attempts]
+                self._decide_all(exhausted, FAILED, last, None)
+                continue
+            if self._stopping() or not self._limiter.acquire(self._stopping):
+                self._give_up(items, self._stop_reason(), None)
+                return
+            for item in items:
+                self._attempts[id(item)] = self._attempts.get(id(item), 0) + 1
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.retries += retry
+            sent_at = datetime.now(UTC)
+            try:
+                response = self._transport.send(self._application_id, Request(items))
+            except FatalServiceError as exc:
+                self._give_up(items, str(exc), None)
+                raise
+            except PayloadTooLarge as exc:
+                self._split(items, exc, sent_at)
+                return
+            except BadRequest as exc:
+                self._decide_all(items, REJECTED, exc, sent_at)
+                return
+            except RetryableError as exc:
+                last = exc
+                if exc.throttled:
+                    self._limiter.throttled()
+                retry = True
+                attempts = max(self._attempts[id(item)] for item in items)
+                if attempts < self._max_attempts and not self._sleep(self._backoff(attempts)):
+                    self._give_up(items, self._stop_reason(), None)
+                    return
+                continue
+            self._settle(items, response, sent_at)
+            return
+
+    def _split(self, items: list[Item], exc: PayloadTooLarge, sent_at: datetime) -> None:
+        if len(items) == 1:
+            self._decide_all(items, REJECTED, exc, sent_at)
+            return
+        for half in Request(items).split():
+            self._deliver(half, retry=True)
+
+    def _settle(self, items: list[Item], response: Response, sent_at: datetime) -> None:
+        decided: list[ItemResult] = []
+        again: list[Item] = []
+        throttled = False
+        for item in items:
+            if item.record_type == ENDPOINT:
+                status = response.endpoints.get(item.endpoint_id)
+            else:
+                status = response.events.get((item.endpoint_id, item.event_id))
+            if status is None:
+                status = ItemStatus(0, "the answer had no status for this item")
+            code = status.status_code
+            if 200 <= code < 300:
+                decided.append(self._result(item, ACCEPTED, code, "", response.request_id, sent_at))
+            elif 400 <= code < 500 and code != 429:
+                decided.append(self._result(item, REJECTED, code, status.message, response.request_id, sent_at))
+            elif self._attempts[id(item)] >= self._max_attempts:
+                decided.append(self._result(item, FAILED, code or None, status.message, response.request_id, sent_at))
+            else:
+                throttled |= code == 429
+                again.append(item)
+        if throttled:
+            self._limiter.throttled()
+        if again:
+            not_before = time.monotonic() + self._backoff(max(self._attempts[id(item)] for item in again))
+            with self._changed:
+                self._retry_pool.extend((not_before, item) for item in again)
+        self._record(decided)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the run stops meanwhile; False if it did."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 0.1)) or self._stopping():
+                return False
+        return not self._stopping()
+
+    def _backoff(self, attempts: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(attempts-1))]."""
+        return self._random.uniform(0, min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempts - 1)))
+
+    # Bookkeeping ----------------------------------------------------------------------------------
+
+    def _result(
+        self, item: Item, status: str, code: int | None, message: str, request_id: str | None, sent_at: datetime | None
+    ) -> ItemResult:
+        return ItemResult(item, status, code, message, self._attempts.pop(id(item), 0), request_id, sent_at)
+
+    def _decide_all(self, items: list[Item], status: str, exc: Exception | None, sent_at: datetime | None) -> None:
+        code = getattr(exc, "status", None)
+        request_id = getattr(exc, "request_id", None)
+        message = getattr(exc, "message", "") or (str(exc) if exc else "")
+        if status == FAILED:
+            message = f"gave up after {self._max_attempts} attempts: {message or 'no answer'}"
+        self._record([self._result(item, status, code, message, request_id, sent_at) for item in items])
+
+    def _give_up(self, items: list[Item], message: str, code: int | None) -> None:
+        self._record([self._result(item, FAILED, code, message, None, None) for item in items])
+
+    def _record(self, results: list[ItemResult]) -> None:
+        if not results:
+            return
+        with self._lock:
+            for result in results:
+                if result.status == ACCEPTED:
+                    self.stats.accepted += 1
+                    self.stats.events_accepted += result.item.record_type == EVENT
+                elif result.status == REJECTED:
+                    self.stats.rejected += 1
+                else:
+                    self.stats.failed += 1
+        self._record_callback(results)

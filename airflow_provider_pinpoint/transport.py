@@ -1,0 +1,167 @@
+"""The one place that talks to the service: send one PutEvents request, classify what came back.
+
+Everything above this boundary (retries, splitting, per-item resends, bookkeeping) works on the
+classified outcome only, so another sink, or a leaner wire path for the same boto3 client, can be
+put in here without touching the engine.
+
+The body goes out as the pre-serialised bytes the packer built, through the boto3 client itself
+(:class:`~airflow_provider_pinpoint.raw_put_events.RawPutEvents`): credentials, SigV4, endpoint
+resolution, TLS and timeouts stay the client's; botocore's generic serializer and parser are
+skipped.
+
+Clients created by the loader get botocore's own retries switched off (one attempt): the engine
+retries with its own budget and backoff, and a second layer inside botocore would multiply the
+attempts and hide throttling from the rate limiter. A client passed in by the user is used as it
+is; see docs/loading.md for the setting to give it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.exceptions
+from botocore.config import Config
+
+from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.raw_put_events import RawPutEvents, RawResponse
+
+# One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
+CLIENT_RETRIES = {"max_attempts": 1, "mode": "standard"}
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+
+
+def client_config(max_in_flight: int) -> Config:
+    """botocore settings for a client the loader creates itself."""
+    return Config(
+        retries=dict(CLIENT_RETRIES),
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        max_pool_connections=max(10, max_in_flight),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStatus:
+    status_code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A request the service answered (HTTP 2xx), with the status of each endpoint and event in it."""
+
+    status: int
+    request_id: str | None
+    endpoints: dict[str, ItemStatus]
+    events: dict[tuple[str, str], ItemStatus]  # (endpoint id, event id)
+
+
+class TransportError(Exception):
+    """The whole request failed; ``status`` is the HTTP status, or None when no answer came back."""
+
+    def __init__(self, message: str, status: int | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+
+
+class RetryableError(TransportError):
+    """429, 5xx, a timeout or a broken connection: the same request may be sent again."""
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
+
+
+class PayloadTooLarge(TransportError):
+    """413: the request must be split before it is sent again."""
+
+
+class BadRequest(TransportError):
+    """400 for the whole request: sending it again cannot help."""
+
+
+class PutEventsTransport:
+    """Sends a :class:`~airflow_provider_pinpoint.batch.Request` through a boto3 Pinpoint client.
+
+    The client carries the credentials (and their refresh), SigV4 signing, endpoint and region
+    resolution, TLS and timeouts; this class only maps the request in and the answer out.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._raw = RawPutEvents(client)
+
+    def describe_target(self, application_id: str) -> str:
+        """Where requests go, for messages: application id, region and endpoint (no credentials)."""
+        meta = self.client.meta
+        return f"application {application_id!r} in region {meta.region_name!r} at {meta.endpoint_url}"
+
+    def send(self, application_id: str, request: Request) -> Response:
+        try:
+            answer = self._raw.send(application_id, request.body())
+        except botocore.exceptions.ClientError as exc:
+            raise self._classify(application_id, exc) from None
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
+            raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
+        except botocore.exceptions.ResponseParserError:
+            raise RetryableError("the service's answer could not be parsed") from None
+        except botocore.exceptions.NoCredentialsError:
+            raise FatalServiceError(
+                "No AWS credentials found: configure a profile, environment variables, an instance role "
+                "or pass a boto3 session/client."
+            ) from None
+        except botocore.exceptions.ParamValidationError as exc:
+            raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
+        return _parse(answer)
+
+    def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
+        response = exc.response
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        request_id = response.get("ResponseMetadata", {}).get("RequestId")
+        error = response.get("Error", {})
+        message = _one_line(error.get("Message") or error.get("Code") or "no message")
+        if status == 403:
+            return FatalServiceError(
+                f"Access denied (HTTP 403) for {self.describe_target(application_id)}: check the AWS credentials "
+                f"or role, that it may call mobiletargeting:PutEvents, and the region. Service said: {message}"
+            )
+        if status == 404:
+            return FatalServiceError(
+                f"Not found (HTTP 404): {self.describe_target(application_id)}: check the application id, "
+                f"the region and the endpoint URL. Service said: {message}"
+            )
+        if status == 413:
+            return PayloadTooLarge(message, status, request_id)
+        if status == 429 or (status is not None and status >= 500):
+            return RetryableError(message, status, request_id)
+        return BadRequest(message, status, request_id)
+
+
+def _parse(answer: RawResponse) -> Response:
+    endpoints: dict[str, ItemStatus] = {}
+    events: dict[tuple[str, str], ItemStatus] = {}
+    for endpoint_id, result in answer.results.items():
+        item = result.get("EndpointItemResponse")
+        if item is not None:
+            endpoints[endpoint_id] = ItemStatus(int(item.get("StatusCode", 0)), item.get("Message") or "")
+        for event_id, event in (result.get("EventsItemResponse") or {}).items():
+            events[(endpoint_id, event_id)] = ItemStatus(int(event.get("StatusCode", 0)), event.get("Message") or "")
+    return Response(answer.status_code, answer.request_id, endpoints, events)
+
+
+def _without_values(report: str) -> str:
+    """botocore's validation report quotes the offending values, which may be addresses: keep only the rules."""
+    return _one_line(
+        "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
+    )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,67 @@
+"""The shared token bucket, on a hand-driven clock (no sleeping, no timing assertions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_pinpoint.ratelimit import RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drain(limiter: RateLimiter) -> None:
+    while limiter.try_acquire() == 0.0:
+        pass
+
+
+def test_paces_requests_at_the_configured_rate():
+    clock = Clock()
+    limiter = RateLimiter(10, clock=clock)
+    drain(limiter)
+    assert limiter.try_acquire() == pytest.approx(0.1)
+    clock.now += 0.1
+    assert limiter.try_acquire() == 0.0
+
+
+def test_a_throttle_halves_the_rate_once_per_burst():
+    clock = Clock()
+    limiter = RateLimiter(16, clock=clock)
+    limiter.throttled()
+    limiter.throttled()  # the same burst of 429s from another thread
+    assert limiter.rate() == pytest.approx(8)
+    clock.now += 1.5
+    limiter.throttled()
+    assert limiter.rate() < 8
+    assert limiter.throttle_count == 2
+
+
+def test_the_rate_recovers_gradually_to_the_configured_one():
+    clock = Clock()
+    limiter = RateLimiter(20, recovery_s=4.0, clock=clock)
+    limiter.throttled()
+    assert limiter.rate() == pytest.approx(10)
+    clock.now += 2.0
+    assert limiter.rate() == pytest.approx(15)
+    clock.now += 10.0
+    assert limiter.rate() == 20
+
+
+def test_the_rate_never_falls_below_the_floor():
+    clock = Clock()
+    limiter = RateLimiter(4, min_rate=1.0, clock=clock)
+    for _ in range(10):
+        limiter.throttled()
+        clock.now += 1.0
+    assert limiter.rate() >= 1.0
+
+
+def test_acquire_gives_up_when_the_run_stops():
+    limiter = RateLimiter(0.001)
+    drain(limiter)
+    assert limiter.acquire(lambda: True) is False
