@@ -31,7 +31,7 @@ Kind = Literal["events", "endpoints"]
 ENDPOINT_ID_COLUMN: dict[Kind, str] = {"endpoints": "Id", "events": "EndpointId"}
 
 # Counters that add up across shards; anything else in a summary is handled by name below.
-_ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "requests", "retries", "events_per_s")
+_ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "skipped", "requests", "retries", "events_per_s")
 
 
 def shard_of(endpoint_id: str | None, shards: int) -> int:

@@ -1,0 +1,209 @@
+"""Load endpoints and events tables into Amazon Pinpoint from a DAG."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.sdk import Asset, AssetAlias
+
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
+from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# Summary keys copied into the results asset event's extra (small, JSON, no personal data).
+_ASSET_EXTRA_KEYS = (
+    "run_id",
+    "input_rows",
+    "accepted",
+    "rejected",
+    "failed",
+    "skipped",
+    "requests",
+    "retries",
+    "results",
+)
+
+
+class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
+    """Send an endpoints table and/or an events table to Amazon Pinpoint with PutEvents.
+
+    The work is done by :func:`airflow_provider_pinpoint.load_events`: rows are validated, packed
+    into requests within the service quotas, sent under a rate limit with retries, and every input
+    row gets one line in the results table (accepted, rejected or failed). A rerun with the same
+    ``results`` location resumes: rows already accepted are not sent again.
+
+    Returns the load summary (counts by status, requests, retries, duration, results location) to
+    XCom. The task fails without retrying on a fatal service error (403/404), on an input that
+    cannot be read, or when more than ``max_reject_ratio`` of the rows were rejected (after the good
+    rows were sent and the results written). It fails and may be retried when rows are still
+    ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results. Outlets get an asset event whose extra holds the
+    counts; an ``AssetAlias`` outlet receives the results location itself as the asset.
+
+    :param application_id: the Pinpoint project (application) id. (templated)
+    :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a
+        DataFrame. (templated)
+    :param endpoints: endpoints table, same forms as ``events``. (templated)
+    :param results: where the results table goes (``.parquet`` or ``.csv``, local or URL); also the
+        resume point of a rerun. (templated)
+    :param column_mapping: source column -> convention name (``None`` drops the column); one dict
+        for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
+    :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
+    :param requests_per_second: rate limit of this task; split the account quota between tasks
+        that run at once.
+    :param max_in_flight: concurrent requests.
+    :param max_attempts: attempts per request or item before it is recorded as failed.
+    :param max_reject_ratio: fail the task when rejected / input rows exceeds this (0..1).
+    :param on_invalid: ``"reject"`` (send the good rows) or ``"fail"`` (send nothing if any row is
+        invalid).
+    :param dry_run: validate and pack, send nothing.
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+        If this is ``None`` or empty then the default boto3 behaviour is used. If
+        running Airflow in a distributed manner and aws_conn_id is None or
+        empty, then default boto3 configuration would be used (and must be
+        maintained on each worker node).
+    :param region_name: AWS region_name. If not specified then the default boto3 behaviour is used.
+    :param verify: Whether or not to verify SSL certificates. See:
+        https://boto3.amazonaws.com/v1/documentation/api/latest/reference/core/session.html
+    :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
+        https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+    """
+
+    aws_hook_class = PinpointHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "application_id", "events", "endpoints", "results", "column_mapping"
+    )
+    template_fields_renderers = {"column_mapping": "json"}
+
+    def __init__(
+        self,
+        *,
+        application_id: str,
+        events: Any = None,
+        endpoints: Any = None,
+        results: str | None = None,
+        column_mapping: Mapping[str, Any] | None = None,
+        csv_list_delimiter: str | None = None,
+        requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+        max_in_flight: int = 8,
+        max_attempts: int = 8,
+        max_reject_ratio: float | None = None,
+        on_invalid: Literal["reject", "fail"] = "reject",
+        dry_run: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.application_id = application_id
+        self.events = events
+        self.endpoints = endpoints
+        self.results = results
+        self.column_mapping = column_mapping
+        self.csv_list_delimiter = csv_list_delimiter
+        self.requests_per_second = requests_per_second
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self.max_reject_ratio = max_reject_ratio
+        self.on_invalid = on_invalid
+        self.dry_run = dry_run
+        self._stop_event: threading.Event | None = None
+        self._endpoint_url: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
+        from airflow_provider_pinpoint.load import load_events
+
+        client = self.hook.conn
+        self._endpoint_url = client.meta.endpoint_url
+        self._stop_event = threading.Event()
+        try:
+            report = load_events(
+                self.events,
+                self.endpoints,
+                application_id=self.application_id,
+                results=self.results,
+                client=client,
+                requests_per_second=self.requests_per_second,
+                max_in_flight=self.max_in_flight,
+                max_attempts=self.max_attempts,
+                column_mapping=self.column_mapping,
+                csv_list_delimiter=self.csv_list_delimiter,
+                max_reject_ratio=self.max_reject_ratio,
+                on_invalid=self.on_invalid,
+                dry_run=self.dry_run,
+                progress=False,
+                run_id=context["run_id"],
+                stop_event=self._stop_event,
+            )
+        except RejectRatioExceeded as err:
+            self.log.info("Summary: %s", err.report.summary)
+            raise AirflowFailException(str(err)) from err
+        except (FatalServiceError, InputError) as err:
+            raise AirflowFailException(str(err)) from err
+        summary = report.summary
+        self.log.info("Loaded into application %s: %s", self.application_id, summary)
+        if summary.get("stopped") or self._stop_event.is_set():
+            raise AirflowException(
+                f"Stopped on request after {summary.get('accepted')} accepted rows; the results at "
+                f"{summary.get('results')} are consistent: rerun the task to send the rest."
+            )
+        if summary.get("failed"):
+            raise AirflowException(
+                f"{summary['failed']} of {summary['input_rows']} rows failed after {self.max_attempts} attempts "
+                f"(throttling or service errors); see {summary.get('results')}. A retry of this task resends "
+                "only the rows not yet accepted."
+            )
+        self._record_asset_events(context, summary)
+        return summary
+
+    def on_kill(self) -> None:
+        """Stop sending; requests in flight finish and their rows are recorded, so a rerun resumes."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _record_asset_events(self, context: Context, summary: Mapping[str, Any]) -> None:
+        extra = {key: summary[key] for key in _ASSET_EXTRA_KEYS if key in summary}
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra.update(extra)
+            elif isinstance(outlet, AssetAlias) and self.results:
+                context["outlet_events"][outlet].add(Asset(uri=_uri(self.results)), extra=extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the tables read. Outputs: the Pinpoint application and the results table."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs = [Dataset(*_ol_name(source)) for source in (self.events, self.endpoints) if _is_location(source)]
+        outputs = [Dataset(namespace=self._endpoint_url or "pinpoint", name=f"apps/{self.application_id}")]
+        if self.results:
+            outputs.append(Dataset(*_ol_name(self.results)))
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _is_location(source: Any) -> bool:
+    return isinstance(source, str | os.PathLike)
+
+
+def _uri(location: str | os.PathLike) -> str:
+    """An Asset URI for a results location: URLs as they are, local paths as absolute ``file://`` URIs."""
+    location = os.fspath(location)
+    if "://" in location:
+        return location
+    return "file://" + os.path.abspath(location)
+
+
+def _ol_name(location: str | os.PathLike) -> tuple[str, str]:
+    """(namespace, name) by the OpenLineage naming convention: ``s3://bucket`` + key, ``file`` + path."""
+    parts = urlsplit(_uri(location))
+    if parts.scheme == "file":
+        return "file", parts.path
+    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")

@@ -1,0 +1,215 @@
+"""PinpointPutEventsOperator without a metadata DB: rendering, execute against the emulator, failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.execution_time.context import OutletEventAccessors
+
+from airflow_provider_pinpoint.emulator import run_emulator
+from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+
+pytestmark = pytest.mark.airflow
+
+DAILY = Path(__file__).resolve().parents[2] / "sample_data" / "daily"
+EVENTS = str(DAILY / "events" / "date=2026-11-24")
+ENDPOINTS = str(DAILY / "endpoints" / "date=2026-11-24")
+
+
+def context(**extra):
+    """The part of a task's context the operator reads."""
+    return {"run_id": "manual__2026-11-24", "outlet_events": OutletEventAccessors(), **extra}
+
+
+def operator(conn_id: str, **kwargs) -> PinpointPutEventsOperator:
+    kwargs.setdefault("application_id", "app-1")
+    return PinpointPutEventsOperator(task_id="put_events", aws_conn_id=conn_id, **kwargs)
+
+
+@pytest.fixture
+def bad_events(tmp_path) -> str:
+    """Three events, one of them with a timestamp that is not a date: rejected by validation."""
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "EndpointId": ["ep-1", "ep-2", "ep-3"],
+                "EventType": ["purchase"] * 3,
+                "Timestamp": ["2026-11-24T10:00:00Z", "not a date", "2026-11-24T11:00:00Z"],
+            }
+        ),
+        path,
+    )
+    return str(path)
+
+
+def test_init_only_stores_the_arguments():
+    op = PinpointPutEventsOperator(
+        task_id="t", application_id="app", events="e", results="r.parquet", aws_conn_id="c", botocore_config={"a": 1}
+    )
+    assert (op.application_id, op.events, op.endpoints, op.results) == ("app", "e", None, "r.parquet")
+    assert (op.aws_conn_id, op.botocore_config, op.max_reject_ratio) == ("c", {"a": 1}, None)
+
+
+def test_arguments_are_keyword_only():
+    with pytest.raises(TypeError):
+        PinpointPutEventsOperator("app", task_id="t")
+
+
+def test_template_fields_are_rendered():
+    op = PinpointPutEventsOperator(
+        task_id="t",
+        aws_conn_id="{{ params.conn }}",
+        application_id="{{ params.app }}",
+        events="{{ params.data }}/events/date={{ ds }}",
+        endpoints="{{ params.data }}/endpoints/date={{ ds }}",
+        results="out/date={{ ds }}/results.parquet",
+        column_mapping={"events": {"user_id": "{{ params.id_target }}"}},
+    )
+    params = {"conn": "pp", "app": "app-9", "data": "/data", "id_target": "EndpointId"}
+    op.render_template_fields({"ds": "2026-11-24", "params": params})
+    assert op.aws_conn_id == "pp"
+    assert op.application_id == "app-9"
+    assert op.events == "/data/events/date=2026-11-24"
+    assert op.endpoints == "/data/endpoints/date=2026-11-24"
+    assert op.results == "out/date=2026-11-24/results.parquet"
+    assert op.column_mapping == {"events": {"user_id": "EndpointId"}}
+
+
+def test_execute_loads_the_tables_and_returns_a_json_summary(emulator, emulator_conn_id, tmp_path):
+    results = tmp_path / "results.parquet"
+    summary = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, results=str(results)).execute(context())
+    stats = emulator.stats()
+    assert summary["accepted"] == summary["input_rows"] == stats["events_accepted"] + stats["endpoints_accepted"]
+    assert summary["results"] == str(results)
+    assert summary["run_id"] == "manual__2026-11-24"
+    assert json.loads(json.dumps(summary)) == summary
+    table = pd.read_parquet(results)
+    assert len(table) == summary["input_rows"]
+    assert set(table["status"]) == {"accepted"}
+
+
+def test_a_rerun_with_the_same_results_sends_nothing_again(emulator, emulator_conn_id, tmp_path):
+    op = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, results=str(tmp_path / "results.parquet"))
+    first = op.execute(context())
+    second = op.execute(context())
+    assert second["skipped"] == first["input_rows"]
+    assert emulator.stats()["events_duplicated"] == 0
+
+
+def test_an_unknown_application_fails_the_task_without_retry(aws_connection, tmp_path):
+    with run_emulator(apps=["known-app"]) as emu:
+        conn_id = aws_connection(endpoint_url=emu.url, region_name="us-east-1")
+        op = operator(conn_id, application_id="other-app", events=EVENTS, results=str(tmp_path / "r.parquet"))
+        with pytest.raises(AirflowFailException, match="other-app"):
+            op.execute(context())
+        assert emu.stats()["events_accepted"] == 0
+
+
+def test_an_unreadable_input_fails_the_task_naming_the_file(emulator_conn_id, tmp_path):
+    missing = str(tmp_path / "nowhere" / "events.parquet")
+    with pytest.raises(AirflowFailException, match="nowhere"):
+        operator(emulator_conn_id, events=missing).execute(context())
+
+
+def test_too_many_rejects_fail_the_task_after_the_good_rows_are_sent(emulator, emulator_conn_id, bad_events, tmp_path):
+    results = tmp_path / "results.parquet"
+    op = operator(emulator_conn_id, events=bad_events, results=str(results), max_reject_ratio=0.2)
+    with pytest.raises(AirflowFailException, match="max_reject_ratio"):
+        op.execute(context())
+    assert emulator.stats()["events_accepted"] == 2
+    table = pd.read_parquet(results)
+    assert sorted(table["status"]) == ["accepted", "accepted", "rejected"]
+    assert table.loc[table["status"] == "rejected", "source_row"].tolist() == [2]
+
+
+def test_rejects_within_the_ratio_leave_the_task_green(emulator, emulator_conn_id, bad_events, tmp_path):
+    op = operator(emulator_conn_id, events=bad_events, results=str(tmp_path / "r.parquet"), max_reject_ratio=0.5)
+    summary = op.execute(context())
+    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+
+
+def test_rows_still_failing_after_max_attempts_fail_the_task_for_a_retry(
+    emulator, emulator_conn_id, bad_events, tmp_path
+):
+    emulator.configure(error_rate=1.0)
+    op = operator(emulator_conn_id, events=bad_events, results=str(tmp_path / "r.parquet"), max_attempts=1)
+    with pytest.raises(AirflowException, match="2 of 3 rows failed after 1 attempts") as raised:
+        op.execute(context())
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_conn_id, tmp_path):
+    results = tmp_path / "results.parquet"
+    asset, alias = Asset(uri=f"file://{tmp_path}/results"), AssetAlias("pinpoint-results")
+    op = operator(emulator_conn_id, events=EVENTS, results=str(results), outlets=[asset, alias])
+    ctx = context()
+    summary = op.execute(ctx)
+    extra = ctx["outlet_events"][asset].extra
+    assert (extra["accepted"], extra["results"]) == (summary["accepted"], str(results))
+    [alias_event] = ctx["outlet_events"][alias].asset_alias_events
+    assert alias_event.dest_asset_key.uri == f"file://{results}"
+    assert alias_event.extra["input_rows"] == summary["input_rows"]
+
+
+def test_lineage_names_the_tables_read_the_application_and_the_results(emulator, emulator_conn_id, tmp_path):
+    results = tmp_path / "results.parquet"
+    op = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, results=str(results))
+    op.execute(context())
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", EVENTS), ("file", ENDPOINTS)]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [(emulator.url, "apps/app-1"), ("file", str(results))]
+
+
+def test_lineage_of_object_storage_uses_the_bucket_as_namespace():
+    op = PinpointPutEventsOperator(
+        task_id="t", application_id="app", events="s3://bucket/events/date=1", results="s3://bucket/out/r.parquet"
+    )
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("s3://bucket", "events/date=1")]
+    assert (lineage.outputs[1].namespace, lineage.outputs[1].name) == ("s3://bucket", "out/r.parquet")
+
+
+def test_on_kill_stops_sending_and_leaves_consistent_results(emulator, emulator_conn_id, tmp_path):
+    emulator.configure(latency_ms=50)
+    results = tmp_path / "results.parquet"
+    op = operator(
+        emulator_conn_id,
+        events=EVENTS,
+        endpoints=ENDPOINTS,
+        results=str(results),
+        requests_per_second=2,
+        max_in_flight=1,
+    )
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            op.execute(context())
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while emulator.stats()["requests"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    op.on_kill()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    [error] = outcome
+    assert isinstance(error, AirflowException) and "Stopped on request" in str(error)
+    table = pd.read_parquet(results)
+    stats = emulator.stats()
+    accepted = table[table["status"] == "accepted"]
+    assert len(accepted) == stats["events_accepted"] + stats["endpoints_accepted"]
+    assert len(accepted) < 1011
