@@ -313,7 +313,9 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
             )
             reader = pacsv.open_csv(
                 handle,
-                read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1, block_size=_csv_block_size(options)),
+                # pyarrow's default 1 MB blocks: the reader reads ahead by many blocks, so larger ones
+                # would hold hundreds of MB of a big file in memory; _rebatched makes full batches.
+                read_options=pacsv.ReadOptions(column_names=keys, skip_rows=1),
                 # Quoted values may span lines; the reader then cannot cut blocks at any newline.
                 parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
                 convert_options=pacsv.ConvertOptions(
@@ -328,16 +330,26 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
             raise unreadable(exc) from None
         stack.callback(reader.close)
         row = 0
-        for batch in _guarded(reader, unreadable):
-            for start in range(0, batch.num_rows, options.batch_rows):
-                piece = batch.slice(start, options.batch_rows)
-                yield plan.apply(piece, file.source, row)
-                row += piece.num_rows
+        for batch in _rebatched(_guarded(reader, unreadable), options.batch_rows):
+            yield plan.apply(batch, file.source, row)
+            row += batch.num_rows
 
 
-def _csv_block_size(options: _Options) -> int:
-    """Bytes per CSV block: enough for about ``batch_rows`` typical rows, so batches come out full-sized."""
-    return min(max(options.batch_rows * 256, 1 << 20), 64 << 20)
+def _rebatched(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``rows`` rows (the last one may be shorter), from batches of any size."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+                pending, count = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
 def _csv_header(file: _File) -> list[str]:

@@ -321,6 +321,16 @@ def test_rows_are_numbered_across_batches(tmp_path, fmt):
     assert endpoint_ids == [f"ep-{i}" for i in range(10)]
 
 
+def test_csv_batches_are_full_sized_across_the_readers_blocks(tmp_path):
+    body = "".join(f"ep-{i},page_view,2026-11-23T10:00:00.000Z\n" for i in range(70_000))
+    path = write(tmp_path / "events.csv", "EndpointId,EventType,Timestamp\n" + body)
+    assert path.stat().st_size > 2**21  # more than two of pyarrow's 1 MB blocks
+    batches = list(read_batches(path, kind="events", batch_rows=30_000))
+    assert [batch.num_rows for batch in batches] == [30_000, 30_000, 10_000]
+    assert batches[1]["EndpointId"][0].as_py() == "ep-30000"
+    assert batches[1]["_source_row"][0].as_py() == 30_001
+
+
 def test_read_batches_streams_without_reading_whole_tables(tmp_path, monkeypatch):
     pq.write_table(events_table(6), tmp_path / "a.parquet", row_group_size=2)
     (tmp_path / "b.parquet").write_bytes(b"not parquet at all")
