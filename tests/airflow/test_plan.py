@@ -124,7 +124,7 @@ def test_shard_of_is_case_insensitive_and_the_same_in_every_process():
 
 
 def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
-    shard = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "requests": 2, "retries": 1}
+    shard = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
     total = sum_summaries(
         [
             {**shard, "duration_s": 3.0, "events_per_s": 2.5, "results": "r/shard=0.parquet", "run_id": "run"},
@@ -136,6 +136,7 @@ def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
         "accepted": 16,
         "rejected": 2,
         "failed": 2,
+        "skipped": 6,
         "requests": 4,
         "retries": 2,
         "events_per_s": 4.0,
