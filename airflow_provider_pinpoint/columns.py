@@ -106,7 +106,10 @@ def classify(name: str, kind: Kind) -> Column | None:
 
 
 def nearest_names(name: str, kind: Kind) -> list[str]:
-    """Convention names a misspelt or unmapped column most likely meant, best first (may be empty)."""
+    """Convention names a misspelt or unmapped column most likely meant, best first.
+
+    A close fixed name wins; otherwise the map families with the same suffix (``price`` -> ``Metrics.price``).
+    """
     fixed, fams = _layout(kind)
     suffix = name.split(".", 1)[1] if "." in name else name
     in_families = [family[0] + suffix for family in fams]

@@ -5,7 +5,8 @@ row group by row group (``ParquetFile.iter_batches``) and CSV through pyarrow's 
 (``pyarrow.csv.open_csv``). Each batch leaves with its columns renamed to the convention
 (:mod:`airflow_provider_pinpoint.columns`) and two bookkeeping columns, ``_source`` and
 ``_source_row`` (1-based data row within that source; a CSV header is not a data row), which follow
-the row all the way into the results table.
+the row all the way into the results table. Memory held while streaming: the batch being
+processed, plus a Parquet row group or the CSV reader's read-ahead of 1 MB blocks.
 
 Types, decided here and relied on by validation/reshaping:
 
