@@ -1,0 +1,98 @@
+"""Client CPU per event, stage by stage, on the harness's generated data: where the loader's time goes.
+
+Each stage runs alone, single-threaded, on the same input, against an emulator in its own process
+(validation off, no latency), and is timed with the process's CPU clock:
+
+1. ``prepare``: read Parquet, validate, reshape, pack (``pipeline.prepare``);
+2. ``body``: join the packed items into request bodies (``Request.body``);
+3. ``raw send``: sign and send the bodies and decode the answers (``RawPutEvents.send``);
+4. ``transport``: 2 + 3 + classifying the answer per item (``PutEventsTransport.send``);
+5. ``load_events``: the whole public call (threads, rate limiter, bookkeeping, results file).
+
+What 5 costs beyond 1 + 4 is the sending engine and the results table. cProfile's own overhead
+distorts per-function shares of a Python-heavy loop; these figures are without a profiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import datagen
+
+from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.emulator import run_emulator
+from airflow_provider_pinpoint.pipeline import prepare
+from airflow_provider_pinpoint.raw_put_events import RawPutEvents
+from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
+
+APP = "bench-stages"
+
+
+def _timed(work):
+    started = time.process_time()
+    result = work()
+    return result, time.process_time() - started
+
+
+def measure(directory: Path, events: int, endpoints: int, seed: int = 0) -> dict[str, float]:
+    """CPU seconds per stage (see the module docstring) on ``events`` / ``endpoints`` generated rows."""
+    dataset = datagen.generate(directory, events=events, endpoints=endpoints, seed=seed)
+    requests, cpu_prepare = _timed(
+        lambda: [out for out in prepare(str(dataset.events), str(dataset.endpoints)) if isinstance(out, Request)]
+    )
+    bodies, cpu_body = _timed(lambda: [request.body() for request in requests])
+    figures = {"prepare": cpu_prepare, "body": cpu_body}
+    with run_emulator(validate=False, subprocess=True) as emu:
+        client = boto3.client(
+            "pinpoint",
+            endpoint_url=emu.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=client_config(8),
+        )
+        raw = RawPutEvents(client)
+        transport = PutEventsTransport(client)
+        _, figures["raw send"] = _timed(lambda: [raw.send(APP, body) for body in bodies])
+        emu.reset()
+        _, figures["transport"] = _timed(lambda: [transport.send(APP, request) for request in requests])
+        emu.reset()
+        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        _, figures["load_events"] = _timed(
+            lambda: load_events(
+                str(dataset.events),
+                str(dataset.endpoints),
+                application_id=APP,
+                results=str(directory / "results.parquet"),
+                endpoint_url=emu.url,
+                region_name="us-east-1",
+                requests_per_second=1_000_000,
+                progress=False,
+            )
+        )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--endpoints", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pinpoint-stages-") as tmp:
+        figures = measure(Path(tmp), args.events, args.endpoints)
+    per_event = {name: seconds * 1e6 / args.events for name, seconds in figures.items()}
+    per_event["parse + classify"] = per_event["transport"] - per_event["body"] - per_event["raw send"]
+    per_event["engine + results"] = per_event["load_events"] - per_event["prepare"] - per_event["transport"]
+    print(f"client CPU µs per event, {args.events:,} events / {args.endpoints:,} endpoints")
+    for name in ("prepare", "body", "raw send", "parse + classify", "engine + results", "load_events"):
+        print(f"  {name:18} {per_event[name]:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
