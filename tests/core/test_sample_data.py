@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from airflow_provider_pinpoint import pipeline
 from airflow_provider_pinpoint.columns import families, fixed_fields
 from airflow_provider_pinpoint.reading import read_table
 
@@ -63,3 +66,28 @@ def test_daily_partitions_hold_events_of_their_own_day():
         days = pc.unique(pc.strftime(events.column("Timestamp"), format="%Y-%m-%d")).to_pylist()
         assert days == [day]
         assert read_table(SAMPLE / "daily" / "endpoints" / f"date={day}", kind="endpoints").num_rows > 0
+
+
+def documented_invalid_rows() -> set[tuple[str, int]]:
+    docstring = ast.get_docstring(ast.parse((SAMPLE / "make_sample_data.py").read_text()))
+    return {(kind, int(row)) for kind, row in re.findall(r"^- (endpoints|events) row (\d+):", docstring, re.M)}
+
+
+def rejected_rows(events, endpoints) -> set[tuple[str, int]]:
+    rejected = set()
+    for out in pipeline.prepare(events=events, endpoints=endpoints):
+        if isinstance(out, list):
+            rejected |= {(Path(r.source).name.split(".")[0], r.source_row) for r in out}
+    return rejected
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_rows_rejected_are_exactly_the_documented_invalid_ones(fmt):
+    assert 5 <= len(documented_invalid_rows()) <= 10
+    assert rejected_rows(SAMPLE / f"events.{fmt}", SAMPLE / f"endpoints.{fmt}") == documented_invalid_rows()
+
+
+def test_daily_partitions_hold_no_invalid_rows():
+    day = SAMPLE / "daily"
+    for date in DAYS:
+        assert rejected_rows(day / "events" / f"date={date}", day / "endpoints" / f"date={date}") == set()
