@@ -34,12 +34,12 @@ def make_requests(items: list[Item], per_request: int = 50) -> list[Request]:
     return [Request(items[i : i + per_request]) for i in range(0, len(items), per_request)]
 
 
-def emulator_client(url: str, *, access_key: str = "testing", max_in_flight: int = 8):
+def emulator_client(url: str, *, access_key: str = "testing", secret_key: str = "testing", max_in_flight: int = 8):
     return boto3.client(
         "pinpoint",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id=access_key,
-        aws_secret_access_key="testing",
+        aws_secret_access_key=secret_key,
         config=client_config(max_in_flight),
     )

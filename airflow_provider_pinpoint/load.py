@@ -1,0 +1,281 @@
+"""The notebook API: ``load_events(events=..., endpoints=..., application_id=..., results=...)``.
+
+One call reads, validates, reshapes, packs, sends and writes the results table, with nothing but
+pandas and boto3 (no Airflow). Calling it again with the same ``results`` location resumes: rows
+already accepted or rejected there are skipped, everything else is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.batch import EVENT, Request
+from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
+from airflow_provider_pinpoint.progress import Progress
+from airflow_provider_pinpoint.ratelimit import RateLimiter
+from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, new_run_id, rejections_batch
+from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
+from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
+
+log = logging.getLogger(__name__)
+
+# How many validation messages an on_invalid="fail" error quotes.
+_QUOTED_REJECTS = 5
+
+
+@dataclass
+class LoadReport:
+    """What a run did: ``summary`` (JSON-serialisable counts) and ``results`` (the results table)."""
+
+    summary: dict[str, Any]
+    table: pa.Table = field(repr=False)
+    first_request: Request | None = field(default=None, repr=False)  # dry runs: what would go first
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """The results table as a pandas DataFrame, one row per input row."""
+        if self._frame is None:
+            self._frame = self.table.to_pandas()
+        return self._frame
+
+
+def load_events(
+    events=None,
+    endpoints=None,
+    *,
+    application_id: str,
+    results: str | None = None,
+    client=None,
+    session=None,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+    max_in_flight: int = 8,
+    max_attempts: int = 8,
+    column_mapping=None,
+    csv_list_delimiter: str | None = None,
+    max_reject_ratio: float | None = None,
+    on_invalid: Literal["reject", "fail"] = "reject",
+    dry_run: bool = False,
+    progress: bool | None = None,
+    run_id: str | None = None,
+    stop_event: threading.Event | None = None,
+) -> LoadReport:
+    """Load endpoint and event tables into a Pinpoint application; return a :class:`LoadReport`.
+
+    ``events`` / ``endpoints``: a path, directory, glob or fsspec URL of Parquet/CSV files, or a
+    pandas DataFrame / pyarrow Table. ``results``: where the results table goes (``.parquet`` or
+    ``.csv``, local or an fsspec URL); running again with the same location resumes. The client is
+    ``client`` as given, else one made from ``session`` (or the default boto3 session) with
+    ``endpoint_url`` and ``region_name`` and botocore's own retries off.
+
+    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404: nothing more is
+    sent), :class:`~airflow_provider_pinpoint.errors.InputError`, and
+    :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after the good rows were sent and
+    the results written (the report is its ``.report``).
+    """
+    if not application_id:
+        raise InputError("application_id is required: the Pinpoint application (project) id to load into")
+    if events is None and endpoints is None:
+        raise InputError("nothing to load: pass events=..., endpoints=... or both")
+    if on_invalid not in ("reject", "fail"):
+        raise InputError(f"on_invalid must be 'reject' or 'fail', not {on_invalid!r}")
+    if max_reject_ratio is not None and not 0.0 <= max_reject_ratio <= 1.0:
+        raise InputError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
+    if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
+        raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
+
+    from airflow_provider_pinpoint.pipeline import prepare
+
+    def prepared(skip: dict[str, set[int]] | None) -> Iterator[Request | list]:
+        return prepare(
+            events,
+            endpoints,
+            column_mapping=column_mapping,
+            csv_list_delimiter=csv_list_delimiter,
+            skip=skip,
+        )
+
+    run_id = run_id or new_run_id()
+    started = time.monotonic()
+    if dry_run:
+        return _dry_run(prepared(None), run_id, started)
+
+    store = ResultsStore(results)
+    skip = store.done_rows() if store.exists() else None
+    skipped = sum(len(rows) for rows in (skip or {}).values())
+    if on_invalid == "fail":
+        _fail_on_invalid(prepared(skip))
+    client = make_client(client, session, endpoint_url, region_name, max_in_flight)
+
+    writer = store.writer(run_id)
+    meter = Progress(enabled=progress)
+    meter.skipped = skipped
+
+    def record(decided: list[ItemResult]) -> None:
+        writer.add_items(decided)
+        meter.update(
+            accepted=sum(r.status == ACCEPTED for r in decided),
+            rejected=sum(r.status == REJECTED for r in decided),
+            failed=sum(r.status == FAILED for r in decided),
+            events_accepted=sum(r.status == ACCEPTED and r.item.record_type == EVENT for r in decided),
+        )
+
+    def requests() -> Iterator[Request]:
+        for out in prepared(skip):
+            if isinstance(out, Request):
+                yield out
+            else:
+                writer.add_rejections(out)
+                meter.update(rejected=len(out))
+
+    transport = PutEventsTransport(client)
+    sender = Sender(
+        transport,
+        application_id,
+        record=record,
+        limiter=RateLimiter(requests_per_second),
+        max_in_flight=max_in_flight,
+        max_attempts=max_attempts,
+        stop_event=stop_event,
+    )
+    log.info("loading into %s; results: %s; run %s", transport.describe_target(application_id), results, run_id)
+    try:
+        sender.run(requests())
+    finally:
+        writer.close()
+        meter.close()
+        table = store.compact()
+    stats = sender.stats
+    stopped = stop_event is not None and stop_event.is_set()
+    report = LoadReport(
+        _summary(
+            table, run_id, started, results, stats.requests, stats.retries, stats.events_accepted, skipped, stopped
+        ),
+        table,
+    )
+    log.info("done: %s", report.summary)
+    _check_reject_ratio(report, max_reject_ratio)
+    return report
+
+
+def make_client(client: Any, session: Any, endpoint_url: str | None, region_name: str | None, max_in_flight: int):
+    """The client to send with: the user's, or a new one with botocore's retries off."""
+    if client is not None:
+        retries = getattr(client.meta.config, "retries", None) or {}
+        attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
+        if attempts is None or attempts > 1:
+            log.warning(
+                "the boto3 client passed in retries requests itself (%s attempts), which multiplies the "
+                "loader's own retries; create it with Config(retries={'max_attempts': 1, 'mode': 'standard'})",
+                attempts or "botocore's default",
+            )
+        return client
+    import boto3
+    import botocore.exceptions
+
+    session = session or boto3.session.Session()
+    try:
+        return session.client(
+            "pinpoint", endpoint_url=endpoint_url, region_name=region_name, config=client_config(max_in_flight)
+        )
+    except botocore.exceptions.NoRegionError:
+        raise PinpointLoaderError(
+            "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
+        ) from None
+
+
+def _fail_on_invalid(prepared: Iterator[Request | list]) -> None:
+    """on_invalid="fail": look at every row before sending anything; raise if any is invalid."""
+    rejections: list = []
+    for out in prepared:
+        if not isinstance(out, Request):
+            rejections.extend(out)
+    if rejections:
+        quoted = "; ".join(r.message for r in rejections[:_QUOTED_REJECTS])
+        raise InputError(f"{len(rejections)} invalid row(s), nothing sent (on_invalid='fail'). First: {quoted}")
+
+
+def _dry_run(prepared: Iterator[Request | list], run_id: str, started: float) -> LoadReport:
+    """Validate, reshape and pack everything; send nothing, write nothing."""
+    first: Request | None = None
+    requests = items = events = 0
+    rejected: list[pa.RecordBatch] = []
+    for out in prepared:
+        if isinstance(out, Request):
+            if first is None:
+                first = out
+            requests += 1
+            items += len(out.items)
+            events += out.event_count
+        elif out:
+            rejected.append(rejections_batch(out, run_id))
+    table = pa.Table.from_batches(rejected, schema=SCHEMA)
+    summary = {
+        "run_id": run_id,
+        "dry_run": True,
+        "input_rows": items + table.num_rows,
+        "valid_rows": items,
+        "valid_events": events,
+        "rejected": table.num_rows,
+        "requests": requests,
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+    return LoadReport(summary, table, first_request=first)
+
+
+def _summary(
+    table: pa.Table,
+    run_id: str,
+    started: float,
+    results: str | None,
+    requests: int,
+    retries: int,
+    events_accepted: int,
+    skipped: int,
+    stopped: bool,
+) -> dict[str, Any]:
+    counts = dict.fromkeys((ACCEPTED, REJECTED, FAILED), 0)
+    for entry in pc.value_counts(table["status"]).to_pylist():
+        counts[entry["values"]] = entry["counts"]
+    duration = time.monotonic() - started
+    return {
+        "run_id": run_id,
+        "input_rows": table.num_rows,
+        "accepted": counts[ACCEPTED],
+        "rejected": counts[REJECTED],
+        "failed": counts[FAILED],
+        "skipped": skipped,
+        "requests": requests,
+        "retries": retries,
+        "duration_s": round(duration, 3),
+        "events_per_s": round(events_accepted / duration, 1) if duration > 0 else 0.0,
+        "results": results,
+        "stopped": stopped,
+    }
+
+
+def _check_reject_ratio(report: LoadReport, max_reject_ratio: float | None) -> None:
+    if max_reject_ratio is None:
+        return
+    rows = report.summary["input_rows"]
+    ratio = report.summary["rejected"] / rows if rows else 0.0
+    if ratio > max_reject_ratio:
+        error = RejectRatioExceeded(
+            f"{report.summary['rejected']} of {rows} rows rejected ({ratio:.1%}), more than max_reject_ratio "
+            f"{max_reject_ratio:.1%}; the good rows were sent; see the results table"
+            + (f" at {report.summary['results']}" if report.summary["results"] else "")
+        )
+        error.report = report
+        raise error

@@ -1,0 +1,181 @@
+"""load_events on the sample data through boto3's real client and the emulator on loopback, faults included.
+
+Each run must end with every valid event accepted at the emulator and a results table that reconciles:
+one row per input row, accepted + rejected + failed == input rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sending_items import APP, emulator_client, make_items
+
+from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.emulator import run_emulator
+from airflow_provider_pinpoint.errors import FatalServiceError, RejectRatioExceeded
+from airflow_provider_pinpoint.ratelimit import RateLimiter
+from airflow_provider_pinpoint.results import ResultsStore
+from airflow_provider_pinpoint.send import ACCEPTED, Sender
+from airflow_provider_pinpoint.transport import PutEventsTransport
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+EVENTS = SAMPLE / "events.parquet"
+ENDPOINTS = SAMPLE / "endpoints.parquet"
+INPUT_ROWS = len(pd.read_parquet(EVENTS)) + len(pd.read_parquet(ENDPOINTS))
+SECRET = "wJalrXUtnFEMI-sending-test-secret"
+
+
+def load(emulator, tmp_path, **options):
+    options.setdefault("requests_per_second", 500)
+    return load_events(
+        EVENTS,
+        ENDPOINTS,
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+        **options,
+    )
+
+
+def assert_reconciled(frame: pd.DataFrame, emulator, *, input_rows: int = INPUT_ROWS) -> None:
+    assert len(frame) == input_rows
+    assert not frame.duplicated(["record_type", "source", "source_row"]).any()
+    assert frame["status"].isin(["accepted", "rejected", "failed"]).all()
+    accepted = frame[(frame["status"] == ACCEPTED) & (frame["record_type"] == "event")]
+    received = {(e["endpoint_id"], e["event_id"]) for e in emulator.events(APP)}
+    assert set(zip(accepted["endpoint_id"], accepted["event_id"], strict=True)) == received
+
+
+def test_sample_data_goes_through_and_the_table_reconciles(emulator, tmp_path):
+    report = load(emulator, tmp_path)
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert_reconciled(frame, emulator)
+    assert report.summary["failed"] == 0
+    assert report.summary["accepted"] + report.summary["rejected"] == INPUT_ROWS
+    assert report.results.equals(frame)
+    assert all(e["receive_count"] == 1 for e in emulator.events(APP))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
+FAULTS = {
+    "429 storm": {"rate_limit": 8},
+    "500s": {"error_rate": 0.3},
+    "dropped connections": {"drop_rate": 0.2},
+    "lost responses": {"lost_response_rate": 0.2},
+    "per-item 429/500": {"item_error_rate": 0.2},
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
+def test_every_valid_event_arrives_despite(fault, emulator, tmp_path):
+    emulator.configure(seed=7, **FAULTS[fault])
+    report = load(emulator, tmp_path, max_attempts=12, requests_per_second=40)
+    frame = report.results
+    assert report.summary["failed"] == 0
+    assert_reconciled(frame, emulator)
+    assert report.summary["retries"] > 0
+    if fault != "lost responses":
+        assert all(e["receive_count"] == 1 for e in emulator.events(APP))
+
+
+def test_413_splits_the_request_and_every_item_arrives(emulator):
+    # ~10 KB endpoints: 500 of them make one body over the 4 MB the service takes.
+    items = make_items(500, 0)
+    for item in items:
+        item.body = '{"Attributes":{' + ",".join(f'"a{k}":["{"x" * 99}"]' for k in range(90)) + "}}"
+    assert len(Request(items).body()) > 4 * 1024 * 1024
+    decided = []
+    sender = Sender(
+        PutEventsTransport(emulator_client(emulator.url)),
+        APP,
+        record=decided.extend,
+        limiter=RateLimiter(100),
+    )
+    stats = sender.run([Request(items)])
+    assert {r.status for r in decided} == {ACCEPTED}
+    assert len(decided) == len(items)
+    assert len(emulator.endpoints(APP)) == len(items)
+    assert stats.requests >= 3
+
+
+@pytest.mark.parametrize(
+    ("emulator_options", "expected"),
+    [({"access_key": "the-right-key"}, "HTTP 403"), ({"apps": ["another-app"]}, "HTTP 404")],
+    ids=["403", "404"],
+)
+def test_forbidden_and_unknown_application_stop_the_run_at_once(emulator_options, expected, tmp_path):
+    with run_emulator(**emulator_options) as emu:
+        client = emulator_client(emu.url, access_key="AKIASENDINGTESTKEY", secret_key=SECRET)
+        started = time.monotonic()
+        with pytest.raises(FatalServiceError) as caught:
+            load_events(
+                EVENTS,
+                ENDPOINTS,
+                application_id=APP,
+                results=str(tmp_path / "results.parquet"),
+                client=client,
+                max_in_flight=4,
+                progress=False,
+            )
+        assert time.monotonic() - started < 30
+        assert emu.stats()["requests"] <= 4
+    message = str(caught.value)
+    assert expected in message and "\n" not in message
+    assert SECRET not in message and "AKIASENDINGTESTKEY" not in message
+
+
+def test_reject_ratio_is_checked_after_the_good_rows_were_sent(emulator, tmp_path):
+    with pytest.raises(RejectRatioExceeded) as caught:
+        load(emulator, tmp_path, max_reject_ratio=0.001)
+    report = caught.value.report
+    assert report.summary["rejected"] > 0
+    assert_reconciled(pd.read_parquet(tmp_path / "results.parquet"), emulator)
+
+
+def test_on_invalid_fail_sends_nothing(emulator, tmp_path):
+    from airflow_provider_pinpoint.errors import InputError
+
+    with pytest.raises(InputError, match="invalid row"):
+        load(emulator, tmp_path, on_invalid="fail")
+    assert emulator.stats()["requests"] == 0
+
+
+def test_dry_run_sends_and_writes_nothing(emulator, tmp_path):
+    report = load(emulator, tmp_path, dry_run=True)
+    assert emulator.stats()["requests"] == 0
+    assert list(tmp_path.iterdir()) == []
+    assert report.summary["input_rows"] == INPUT_ROWS
+    assert report.first_request is not None and report.summary["requests"] > 0
+
+
+def test_a_rerun_sends_only_what_is_not_done(emulator, tmp_path):
+    load(emulator, tmp_path)
+    requests_before = emulator.stats()["requests"]
+    report = load(emulator, tmp_path)
+    assert emulator.stats()["requests"] == requests_before
+    assert report.summary["skipped"] == INPUT_ROWS
+    assert_reconciled(report.results, emulator)
+
+
+def test_stop_event_leaves_a_table_a_rerun_completes(emulator, tmp_path):
+    stop = threading.Event()
+    emulator.configure(rate_limit=5)
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    first = load(emulator, tmp_path, stop_event=stop, requests_per_second=5)
+    timer.join()
+    assert first.summary["stopped"]
+    assert first.summary["input_rows"] < INPUT_ROWS
+    assert ResultsStore(tmp_path / "results.parquet").exists()
+    emulator.configure(rate_limit=None)
+    second = load(emulator, tmp_path)
+    assert second.summary["failed"] == 0
+    assert_reconciled(second.results, emulator)
