@@ -166,12 +166,21 @@ def _check_endpoint_id(checked: Checked, name: str, what: str) -> None:
     )
 
 
+def _not_in(values: pa.Array, allowed: pa.Array) -> np.ndarray:
+    """Rows holding a value outside ``allowed`` (absent values are not outside)."""
+    outside = pc.invert(pc.is_in(values, value_set=allowed)).to_numpy(zero_copy_only=False)
+    return np.asarray(outside, dtype=bool) & np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _check_enum(checked: Checked, name: str, allowed: tuple[str, ...]) -> None:
     values = checked.columns.get(name)
     if values is None:
         return
-    bad = pc.invert(pc.is_in(values, pa.array(allowed, pa.string())))
-    checked.reject(bad, name, lambda i: f"is {_shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}")
+    checked.reject(
+        _not_in(values, pa.array(allowed, pa.string())),
+        name,
+        lambda i: f"is {_shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}",
+    )
 
 
 def _check_lengths(checked: Checked, prefix: str, name_limit: int, value_limit: int | None, consequence: str) -> None:
@@ -320,14 +329,14 @@ def _check_formats(checked: Checked) -> None:
     country = checked.columns.get("Location.Country")
     if country is not None:
         checked.reject(
-            pc.invert(pc.is_in(country, pa.array(sorted(_COUNTRIES)))),
+            _not_in(country, pa.array(sorted(_COUNTRIES))),
             "Location.Country",
             lambda i: f"is {_shown(country[i].as_py())}; Pinpoint expects an ISO 3166-1 alpha-2 code, e.g. US",
         )
     timezone = checked.columns.get("Demographic.Timezone")
     if timezone is not None:
         checked.reject(
-            pc.invert(pc.is_in(timezone, _timezones())),
+            _not_in(timezone, _timezones()),
             "Demographic.Timezone",
             lambda i: f"is {_shown(timezone[i].as_py())}; Pinpoint expects a tz database name, e.g. America/New_York",
         )
