@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sqlite3
 import sys
 
 from airflow_provider_pinpoint.emulator.faults import Settings
@@ -77,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    store = open_store(args.store)
+    try:
+        store = open_store(args.store)
+    except sqlite3.Error as exc:
+        print(f"pinpoint-emulator: cannot open --store {args.store}: {exc}", file=sys.stderr)
+        return 1
     emulator = Emulator(store, settings, apps=args.apps, access_key=args.access_key)
     loop = new_event_loop()
     try:

@@ -165,7 +165,7 @@ class Emulator:
                 event_results = {}
                 for event_id, raw in events.items():
                     if validate:
-                        problem = check_event(wire.decode(raw), len(raw), catalog)
+                        problem = check_event(raw, catalog)
                         if problem is DROPPED:
                             dropped += 1
                             event_results[event_id] = accepted
