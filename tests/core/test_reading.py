@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 from pathlib import Path
@@ -9,6 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from upath import UPath
 
 from airflow_provider_pinpoint import reading
@@ -268,6 +271,31 @@ def test_repeated_headers_survive_a_mapping(tmp_path):
     assert got[0]["Attributes.tags"] == ["x", "y"]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+            st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=8), max_size=4),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_any_csv_round_trips_through_repeated_headers(tmp_path, rows_):
+    width = max(2, max(len(values) for _, values in rows_))
+    path = tmp_path / "endpoints.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Id"] + ["Attributes.tags"] * width)
+        for endpoint_id, values in rows_:
+            writer.writerow([endpoint_id] + values + [""] * (width - len(values)))
+    table = read_table(path, kind="endpoints", batch_rows=7)
+    assert table.column("Id").to_pylist() == [endpoint_id or None for endpoint_id, _ in rows_]
+    expected = [[v for v in values if v] or None for _, values in rows_]
+    assert table.column("Attributes.tags").to_pylist() == expected
+
+
 def test_several_parquet_columns_mapped_onto_one_attribute_are_combined(tmp_path):
     path = tmp_path / "endpoints.parquet"
     pq.write_table(pa.table({"Id": ["a", "b"], "first": ["x", None], "more": [["y", ""], ["z"]]}), path)
@@ -467,3 +495,16 @@ def test_unsupported_source_type():
 def test_s3_without_s3fs_says_how_to_install_it():
     with pytest.raises(InputError, match=r"s3://bucket/events/: .*pip install s3fs"):
         read_table("s3://bucket/events/", kind="events")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "users"}, "kind must be one of"),
+        ({"kind": "events", "batch_rows": 0}, "batch_rows must be at least 1"),
+        ({"kind": "events", "csv_list_delimiter": ""}, "csv_list_delimiter must be a non-empty string"),
+    ],
+)
+def test_programming_errors_in_the_arguments_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        read_table(events_table(1), **kwargs)
