@@ -145,6 +145,17 @@ def test_glob_selects_matching_files(tmp_path):
     assert [row["_source"].split("/")[-2] for row in got] == ["date=2026-11-24", "date=2026-11-25"]
 
 
+def test_glob_matching_directories_reads_the_files_inside(tmp_path, monkeypatch):
+    for day in ("2026-11-23", "2026-11-24"):
+        pq.write_table(events_table(1), write(tmp_path / "events" / f"date={day}" / "x", "").parent / "part-0.parquet")
+    monkeypatch.chdir(tmp_path)
+    got = rows("events/date=2026-11-2*", kind="events")
+    assert [row["_source"] for row in got] == [
+        "events/date=2026-11-23/part-0.parquet",
+        "events/date=2026-11-24/part-0.parquet",
+    ]
+
+
 def test_file_url(tmp_path):
     path = tmp_path / "events.parquet"
     pq.write_table(events_table(2), path)
