@@ -128,6 +128,8 @@ class SqliteStore(MemoryStore):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._seq = 0
+        self._event_rows: list[tuple] = []
+        self._endpoint_rows: list[tuple] = []
         self._load()
 
     def _load(self) -> None:
@@ -150,50 +152,49 @@ class SqliteStore(MemoryStore):
         if row:
             self.stats = json.loads(row[0])
 
-    def _begin(self) -> None:
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN")
-
     def record_endpoint(self, app: str, endpoint_id: str, endpoint: dict) -> None:
         super().record_endpoint(app, endpoint_id, endpoint)
-        self._begin()
-        self._db.execute(
-            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?)",
-            (app, endpoint_id, msgspec.json.encode(endpoint).decode()),
-        )
+        self._endpoint_rows.append((app, endpoint_id, msgspec.json.encode(endpoint).decode()))
 
     def record_events(self, app: str, endpoint_id: str, events: Mapping[str, EventJson]) -> int:
         duplicates = super().record_events(app, endpoint_id, events)
-        rows = []
+        rows = self._event_rows
         for event_id, body in events.items():
             self._seq += 1
             rows.append((app, endpoint_id, event_id, body, self._seq))
-        self._begin()
-        self._db.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (app, endpoint_id, event_id) "
-            "DO UPDATE SET body = excluded.body, receive_count = receive_count + 1",
-            rows,
-        )
         return duplicates
 
     def save(self, app: str | None = None) -> None:
-        self._begin()
+        """Write what was recorded since the last save, and the statistics, in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (app, endpoint_id, event_id) "
+            "DO UPDATE SET body = excluded.body, receive_count = receive_count + 1",
+            self._event_rows,
+        )
+        db.executemany("INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?)", self._endpoint_rows)
         if app is not None:
             catalog = self.catalog(app)
-            self._db.executemany(
+            db.executemany(
                 "INSERT OR IGNORE INTO catalog VALUES (?, ?, ?, ?)",
                 [(app, kind, name, value) for kind, name, value in catalog.added],
             )
             catalog.added.clear()
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('stats', ?)", (json.dumps(self.stats),))
-        self._db.execute("COMMIT")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('stats', ?)", (json.dumps(self.stats),))
+        db.execute("COMMIT")
+        self._event_rows.clear()
+        self._endpoint_rows.clear()
 
     def reset(self) -> None:
         super().reset()
         self._seq = 0
+        self._event_rows.clear()
+        self._endpoint_rows.clear()
         self._db.executescript("DELETE FROM events; DELETE FROM endpoints; DELETE FROM catalog; DELETE FROM meta;")
 
     def close(self) -> None:
+        self.save()  # statistics of requests answered with a fault since the last recorded one
         self._db.close()
 
 
