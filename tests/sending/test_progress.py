@@ -1,0 +1,43 @@
+"""Progress output: a redrawn line for people, periodic log lines for task logs, nothing when turned off."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from airflow_provider_pinpoint.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_one_redrawn_line_with_events_per_second():
+    screen = Terminal()
+    meter = Progress(stream=screen, redraw_s=0.0)
+    meter.update(accepted=150, events_accepted=120)
+    meter.update(rejected=3)
+    meter.close()
+    text = screen.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n")
+    assert "153 rows: 150 accepted, 3 rejected, 0 failed" in text and "events/s" in text
+
+
+def test_a_log_gets_log_lines_and_no_carriage_returns(caplog):
+    stream = io.StringIO()
+    meter = Progress(stream=stream, log_every_s=0.0)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
+        meter.update(accepted=10, events_accepted=10)
+        meter.close()
+    assert stream.getvalue() == ""
+    assert len(caplog.records) == 2 and "10 accepted" in caplog.records[-1].getMessage()
+
+
+def test_disabled_progress_shows_nothing(caplog):
+    screen = Terminal()
+    meter = Progress(enabled=False, stream=screen, redraw_s=0.0)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
+        meter.update(accepted=1)
+        meter.close()
+    assert screen.getvalue() == "" and not caplog.records
