@@ -1,0 +1,93 @@
+"""Backfill a date range, split into shards that run as mapped tasks on any worker.
+
+``plan`` hash-partitions the events of every day in the range, and the endpoints snapshot of the
+last day, by endpoint id into ``shards`` self-contained Parquet shards under ``staging_dir``. One
+mapped ``put_events`` task loads each shard and writes its own part of the results table, so a
+Celery or Kubernetes executor spreads the backfill over workers and a failed shard is retried on
+its own. At most ``MAX_PARALLEL_SHARDS`` shards run at once and each sends at
+``ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS``, so together they stay within the account's
+PutEvents quota. ``total`` adds up the shards' summaries.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, AssetAlias, Param, task
+
+from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The account's PutEvents quota (requests per second per region) and how many shards share it.
+ACCOUNT_REQUESTS_PER_SECOND = 15.0
+MAX_PARALLEL_SHARDS = 2
+
+with DAG(
+    dag_id="pinpoint_backfill_sharded",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
+    catchup=False,
+    tags=["pinpoint", "example"],
+    params={
+        "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
+        "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
+        "start": Param("2026-11-23", type="string", format="date", description="first day, inclusive"),
+        "end": Param("2026-11-25", type="string", format="date", description="last day, inclusive"),
+        "shards": Param(4, type="integer", minimum=1),
+        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
+        "staging_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "staging"), type="string"),
+        "results_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "results"), type="string"),
+    },
+    doc_md=__doc__,
+):
+
+    @task
+    def plan(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Shard the range; return the put-events arguments of each non-empty shard."""
+        from airflow_provider_pinpoint.plan import plan_shards
+
+        days = [
+            day.to_date_string()
+            for day in pendulum.interval(pendulum.parse(params["start"]), pendulum.parse(params["end"])).range("days")
+        ]
+        run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+        shards = plan_shards(
+            events=[f"{params['data_dir']}/events/date={day}" for day in days],
+            endpoints=f"{params['data_dir']}/endpoints/date={days[-1]}",
+            staging=f"{params['staging_dir']}/{run}",
+            shards=params["shards"],
+        )
+        for shard in shards:
+            print(f"shard {shard['shard']}: {shard['events_rows']} events, {shard['endpoints_rows']} endpoints")
+        return [
+            {
+                "events": shard["events"],
+                "endpoints": shard["endpoints"],
+                "results": f"{params['results_dir']}/{run}/shard={shard['shard']:05d}.parquet",
+            }
+            for shard in shards
+        ]
+
+    put_events = PinpointPutEventsOperator.partial(
+        task_id="put_events",
+        aws_conn_id="{{ params.aws_conn_id }}",
+        application_id="{{ params.application_id }}",
+        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS,
+        max_active_tis_per_dagrun=MAX_PARALLEL_SHARDS,
+        outlets=[AssetAlias("pinpoint_backfill_sharded_results")],
+    ).expand_kwargs(plan())
+
+    @task
+    def total(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """One summary for the whole backfill."""
+        from airflow_provider_pinpoint.plan import sum_summaries
+
+        summary = sum_summaries(summaries)
+        print(f"backfill summary: {summary}")
+        return summary
+
+    total(put_events.output)

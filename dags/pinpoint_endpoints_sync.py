@@ -1,0 +1,39 @@
+"""Endpoints only: push the day's endpoints table (attributes, opt-outs, user ids) without events.
+
+Each endpoint goes as ``Endpoint: {...}`` with ``Events: {}``; the results table says which
+endpoints were accepted or rejected, and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, AssetAlias, Param
+
+from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+
+REPO = Path(__file__).resolve().parent.parent
+
+with DAG(
+    dag_id="pinpoint_endpoints_sync",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
+    catchup=False,
+    tags=["pinpoint", "example"],
+    params={
+        "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
+        "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
+        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
+        "results_dir": Param(str(REPO / "out" / "pinpoint_endpoints_sync"), type="string"),
+    },
+    doc_md=__doc__,
+):
+    PinpointPutEventsOperator(
+        task_id="put_endpoints",
+        aws_conn_id="{{ params.aws_conn_id }}",
+        application_id="{{ params.application_id }}",
+        endpoints="{{ params.data_dir }}/endpoints/date={{ ds }}",
+        results="{{ params.results_dir }}/date={{ ds }}/results.parquet",
+        outlets=[AssetAlias("pinpoint_endpoints_sync_results")],
+    )
