@@ -15,7 +15,6 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from itertools import pairwise, repeat
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,8 +38,18 @@ def event_wire_sizes(event_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
     return sizes
 
 
+def _entry_sizes(endpoint_ids: pa.Array) -> np.ndarray:
+    """:func:`batch.endpoint_entry_size` of each id, column-wise (ids needing JSON escapes one by one)."""
+    sizes = pc.binary_length(endpoint_ids).to_numpy(zero_copy_only=False).astype(np.int64) + endpoint_entry_size("")
+    escaped = np.flatnonzero(pc.match_substring_regex(endpoint_ids, _NEEDS_ESCAPE).to_numpy(zero_copy_only=False))
+    for i in escaped.tolist():
+        sizes[i] = endpoint_entry_size(endpoint_ids[i].as_py())
+    return sizes
+
+
 def pack_events(
     items: Sequence[Item],
+    endpoint_ids: pa.Array,
     sizes: np.ndarray,
     endpoints: MutableMapping[str, Item],
     *,
@@ -49,19 +58,23 @@ def pack_events(
 ) -> Iterator[Request]:
     """Requests for a batch of event items, grouped by endpoint in order of first appearance.
 
-    ``endpoints`` maps endpoint ids to endpoint items not sent yet: an endpoint's item is taken out
-    and goes first in the request that carries its first events.
+    ``endpoint_ids`` and ``sizes`` are the items' endpoint ids and :func:`event_wire_sizes`, as
+    columns. ``endpoints`` maps endpoint ids to endpoint items not sent yet: an endpoint's item is
+    taken out and goes first in the request that carries its first events.
     """
     if not items:
         return
-    codes, group_ids = pd.factorize(np.array([item.endpoint_id for item in items], dtype=object), sort=False)
-    counts = np.bincount(codes)
+    encoded = pc.dictionary_encode(endpoint_ids)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    group_ids = encoded.dictionary
+    counts = np.bincount(codes, minlength=len(group_ids))
     order = np.argsort(codes, kind="stable")
-    heads = list(map(endpoints.pop, group_ids, repeat(None)))
-    has_head = np.fromiter((head is not None for head in heads), dtype=bool, count=len(heads))
+    heads = list(map(endpoints.pop, group_ids.to_pylist(), repeat(None)))
+    present_heads = [head for head in heads if head is not None]
+    has_head = np.array([head is not None for head in heads], dtype=bool)
     head_sizes = np.zeros(len(heads), dtype=np.int64)
-    head_sizes[has_head] = [head.wire_size() for head in heads if head is not None]
-    entry_sizes = np.fromiter(map(endpoint_entry_size, group_ids), dtype=np.int64, count=len(group_ids))
+    head_sizes[has_head] = [head.wire_size() for head in present_heads]
+    entry_sizes = _entry_sizes(group_ids)
     ordered_sizes = sizes[order]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     wholes = entry_sizes + head_sizes + np.add.reduceat(ordered_sizes, starts) - 1
@@ -70,45 +83,52 @@ def pack_events(
     heads_through = np.cumsum(has_head)
     event_slots = np.arange(len(items)) + np.repeat(heads_through, counts)
     head_slots = (starts + heads_through - 1)[has_head]
-    present_heads = [head for head in heads if head is not None]
     pool = [*items, *present_heads]
     picks = np.empty(len(pool), dtype=np.int64)
     picks[event_slots] = order
     picks[head_slots] = np.arange(len(items), len(pool))
     layout = list(map(pool.__getitem__, picks.tolist()))
-    group_slots = (starts + heads_through - has_head).tolist()
+    group_slots = starts + heads_through - has_head
 
-    cuts = [0]
-    events = entries = 0
-    size = _START
-    for group, (count, whole) in enumerate(zip(counts.tolist(), wholes.tolist(), strict=True)):
-        if events and (events + count > max_events or entries + 1 > max_events or size + whole > max_bytes):
-            cuts.append(group_slots[group])
-            events = entries = 0
-            size = _START
-        if count <= max_events and _START + whole <= max_bytes:
-            events += count
-            entries += 1
-            size += whole
+    # Greedy packing, one step per request: the furthest group that keeps the request within the
+    # event, entry and byte limits is found by binary search over running totals. Groups too big
+    # for one request are spread over several on their own.
+    events_before = np.concatenate(([0], np.cumsum(counts)))
+    bytes_before = np.concatenate(([0], np.cumsum(wholes)))
+    big = np.flatnonzero((counts > max_events) | (_START + wholes > max_bytes)).tolist()
+    cuts: list[int] = []
+    group, groups, next_big = 0, len(counts), 0
+    while group < groups:
+        cuts.append(int(group_slots[group]))
+        while next_big < len(big) and big[next_big] < group:
+            next_big += 1
+        if next_big < len(big) and big[next_big] == group:
+            _spread(
+                cuts,
+                int(group_slots[group] + has_head[group]),
+                ordered_sizes[starts[group] : starts[group] + counts[group]].tolist(),
+                _START + int(entry_sizes[group] + head_sizes[group]) - 1,
+                _START + int(entry_sizes[group]) - 1,
+                max_events,
+                max_bytes,
+            )
+            group += 1
             continue
-        events, size = _spread(
-            cuts,
-            group_slots[group] + int(has_head[group]),
-            ordered_sizes[starts[group] : starts[group] + count].tolist(),
-            _START + int(entry_sizes[group]) + int(head_sizes[group]) - 1,
-            _START + int(entry_sizes[group]) - 1,
-            max_events,
-            max_bytes,
+        stop = min(
+            int(np.searchsorted(events_before, events_before[group] + max_events, side="right")) - 1,
+            int(np.searchsorted(bytes_before, bytes_before[group] + max_bytes - _START, side="right")) - 1,
+            group + max_events,
+            big[next_big] if next_big < len(big) else groups,
         )
-        entries = 1
+        group = max(stop, group + 1)
     for start, stop in pairwise([*cuts, len(layout)]):
         yield Request(layout[start:stop])
 
 
 def _spread(
     cuts: list[int], first_slot: int, sizes: list[int], size: int, fresh: int, max_events: int, max_bytes: int
-) -> tuple[int, int]:
-    """Cut one endpoint's events into requests; returns the event count and size of the last one."""
+) -> None:
+    """Cut one endpoint's events into requests of their own (the first one carries its Endpoint data)."""
     events = 0
     for offset, event_size in enumerate(sizes):
         if events and (events + 1 > max_events or size + event_size > max_bytes):
@@ -116,7 +136,6 @@ def _spread(
             events, size = 0, fresh
         events += 1
         size += event_size
-    return events, size
 
 
 def pack_endpoints(items: Sequence[Item], *, max_events: int, max_bytes: int) -> Iterator[Request]:

@@ -17,6 +17,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -98,11 +99,49 @@ class Checked:
 
 @dataclass
 class EventState:
-    """What validation remembers across event batches: endpoint id spellings and the event types seen."""
+    """What validation remembers across event batches: endpoint id spellings and the event types seen.
 
-    spellings: dict[str, str] = field(default_factory=dict)  # lower-cased id -> the spelling that wins
-    origins: dict[str, tuple[str, int]] = field(default_factory=dict)  # lower-cased id -> endpoints source, row
+    Endpoint ids are compared lower-cased. Only ids first spelt with capitals need their winning
+    spelling kept (``capitalised``); while every id met is in lower case no spelling can lose, and
+    the ids are only kept as Arrow arrays (``history``), turned into the ``seen`` set the first time
+    a capitalised spelling turns up.
+    """
+
+    history: list[pa.Array] = field(default_factory=list)
+    seen: set[str] | None = None
+    capitalised: dict[str, str] = field(default_factory=dict)
+    endpoints: Checked | None = None  # the endpoints table, to name the row of a spelling in messages
     event_types: set[str] = field(default_factory=set)
+
+    def winner(self, lowered: str) -> str:
+        return self.capitalised.get(lowered, lowered)
+
+    def misspelt(self, ids: pa.Array) -> list[str]:
+        """Record the first spelling of each new id; return the spellings that lose to an earlier one."""
+        distinct = pc.unique(ids.drop_null())
+        lowered = pc.utf8_lower(distinct)
+        if self.seen is None:
+            if pc.all(pc.equal(lowered, distinct)).as_py() is not False:
+                self.history.append(lowered)
+                return []
+            self.seen = set(chain.from_iterable(array.to_pylist() for array in self.history))
+            self.history = []
+        losers = []
+        for spelling, low in zip(distinct.to_pylist(), lowered.to_pylist(), strict=True):
+            if low in self.seen:
+                if self.winner(low) != spelling:
+                    losers.append(spelling)
+                continue
+            self.seen.add(low)
+            if spelling != low:
+                self.capitalised[low] = spelling
+        return losers
+
+    def origin(self, lowered: str) -> str | None:
+        if self.endpoints is None or "Id" not in self.endpoints.columns:
+            return None
+        row = pc.index(pc.utf8_lower(self.endpoints.columns["Id"]), lowered).as_py()
+        return self.endpoints.label(row) if row >= 0 else None
 
 
 def _normalised(table: pa.Table, kind: Kind) -> Checked:
@@ -302,17 +341,10 @@ def _check_case_collisions(checked: Checked) -> None:
 
 
 def endpoint_spellings(checked: Checked, state: EventState) -> None:
-    """Record the endpoints table's spelling of each id (the first row's) as the one that wins."""
-    ids = checked.columns.get("Id")
-    if ids is None:
-        return
-    present = pa.array(checked.present("Id"))
-    spellings = ids.filter(present).to_pylist()
-    lowered = pc.utf8_lower(ids.filter(present)).to_pylist()
-    places = zip(checked.sources.filter(present).to_pylist(), checked.rows.filter(present).to_pylist(), strict=True)
-    # dict() keeps the last value of a repeated key: reversed, that is the first row's.
-    state.spellings.update(dict(zip(reversed(lowered), reversed(spellings), strict=True)))
-    state.origins.update(dict(zip(reversed(lowered), reversed(list(places)), strict=True)))
+    """Record the endpoints table's spelling of each id (its first row's) as the one that wins."""
+    state.endpoints = checked
+    if "Id" in checked.columns:
+        state.misspelt(checked.columns["Id"])
 
 
 def _check_formats(checked: Checked) -> None:
@@ -407,28 +439,17 @@ def _check_event_spellings(checked: Checked, state: EventState) -> None:
     ids = checked.columns.get("EndpointId")
     if ids is None:
         return
-    distinct = pc.unique(ids.drop_null())
-    spellings = distinct.to_pylist()
-    lowered = pc.utf8_lower(distinct).to_pylist()
-    known = list(map(state.spellings.get, lowered))
-    fresh = [(low, spelling) for low, spelling, first in zip(lowered, spellings, known, strict=True) if first is None]
-    if fresh:
-        state.spellings.update(dict(reversed(fresh)))
-    misspelt = [
-        spelling
-        for low, spelling, first in zip(lowered, spellings, known, strict=True)
-        if (first if first is not None else state.spellings[low]) != spelling
-    ]
+    misspelt = state.misspelt(ids)
     if not misspelt:
         return
 
     def rule(i: int) -> str:
         spelling = ids[i].as_py()
         low = pc.utf8_lower(pa.array([spelling])).to_pylist()[0]
-        origin = state.origins.get(low)
-        where = f" ({source_label(origin[0])} row {origin[1]})" if origin else ", used earlier in the events"
+        origin = state.origin(low)
+        where = f" ({origin})" if origin else ", used earlier in the events"
         return (
-            f"{_shown(spelling)} differs only in case from {_shown(state.spellings[low])}{where}; Pinpoint endpoint "
+            f"{_shown(spelling)} differs only in case from {_shown(state.winner(low))}{where}; Pinpoint endpoint "
             "ids are case-insensitive, so the first spelling wins"
         )
 

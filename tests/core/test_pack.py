@@ -20,7 +20,8 @@ def _endpoint(endpoint_id: str, row: int = 1) -> Item:
 def _pack(events: list[Item], endpoints: dict[str, Item] | None = None, **limits) -> list[Request]:
     sizes = pack.event_wire_sizes(pa.array([e.event_id for e in events]), pa.array([e.body for e in events]))
     limits = {"max_events": 100, "max_bytes": 4 * 1024 * 1024} | limits
-    return list(pack.pack_events(events, sizes, endpoints if endpoints is not None else {}, **limits))
+    endpoint_ids = pa.array([e.endpoint_id for e in events], pa.string())
+    return list(pack.pack_events(events, endpoint_ids, sizes, endpoints if endpoints is not None else {}, **limits))
 
 
 def test_wire_sizes_match_the_items_own_accounting():
