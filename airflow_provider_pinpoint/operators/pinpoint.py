@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -149,7 +150,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
         summary = report.summary
-        self.log.info("Loaded into application %s: %s", self.application_id, summary)
+        self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(
                 f"Stopped on request after {summary.get('accepted')} accepted rows; the results at "
