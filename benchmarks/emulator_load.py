@@ -13,9 +13,10 @@ counters agree with what was sent.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
+import re
+import socket
 import time
 from contextlib import nullcontext
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ import psutil
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 
 APP = "load-app"
+_CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/mobiletargeting/aws4_request, "
     "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
@@ -47,20 +49,42 @@ def body_template(events: int, endpoints: int = 50) -> bytes:
 
 
 def client_process(url: str, numbers: range, events: int, out: multiprocessing.Queue) -> None:
-    """Send one request per number over one keep-alive connection; report (sent, non-202 answers)."""
+    """Send one request per number over one keep-alive connection; report (sent, non-202, CPU seconds).
+
+    A minimal HTTP/1.1 client on a plain socket: http.client's header parsing would cost more CPU
+    than the emulator's whole request on this small machine, and the point is to measure the server.
+    """
+    cpu_start = time.process_time()
     template = body_template(events)
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    headers = {"Content-Type": "application/json", "Authorization": AUTHORIZATION}
-    path = f"/v1/apps/{APP}/events"
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = (
+        f"POST /v1/apps/{APP}/events HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"Authorization: {AUTHORIZATION}\r\n"
+    ).encode()
     failures = 0
     for number in numbers:
-        connection.request("POST", path, template.replace(b"@@", str(number).encode()), headers)
-        response = connection.getresponse()
-        response.read()
-        failures += response.status != 202
-    connection.close()
-    out.put((len(numbers), failures))
+        body = template.replace(b"@@", str(number).encode())
+        sock.sendall(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        failures += _read_response(sock) != 202
+    sock.close()
+    out.put((len(numbers), failures, time.process_time() - cpu_start))
+
+
+def _read_response(sock: socket.socket) -> int:
+    """Read one whole answer; return its status code."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the emulator closed the connection")
+        buffer += chunk
+    head, _, body = buffer.partition(b"\r\n\r\n")
+    length = int(_CONTENT_LENGTH.search(head).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head[9:12])
 
 
 def run_load(url: str, requests: int, events: int, clients: int) -> dict:
@@ -74,12 +98,13 @@ def run_load(url: str, requests: int, events: int, clients: int) -> dict:
     elapsed = time.perf_counter() - start
     for process in processes:
         process.join()
-    sent = sum(n for n, _ in results)
+    sent = sum(n for n, _, _ in results)
     return {
         "requests": sent,
         "events_per_request": events,
         "clients": clients,
-        "non_202": sum(f for _, f in results),
+        "non_202": sum(f for _, f, _ in results),
+        "client_cpu_us_per_request": round(sum(cpu for _, _, cpu in results) / sent * 1e6, 1),
         "seconds": round(elapsed, 3),
         "requests_per_s": round(sent / elapsed, 1),
         "events_per_s": round(sent * events / elapsed, 1),
