@@ -83,12 +83,18 @@ class Emulator:
         return None
 
     def put_events(self, app: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
-        stats = self.store.stats
-        stats["requests"] += 1
-        faults = self.faults
-        if faults.drop():
+        self.store.stats["requests"] += 1
+        if self.faults.drop():
             self._count_fault(fault_kinds.DROP)
             return wire.Answer(None, close=True)
+        answer = self._put_events(app, headers, body, too_large)
+        if self.settings.latency_ms:
+            self._count_fault(fault_kinds.LATENCY)
+            answer.delay_s = self.faults.latency_s()
+        return answer
+
+    def _put_events(self, app: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
+        faults = self.faults
         problem = self._auth_problem(headers)
         if problem:
             return wire.error_answer(wire.FORBIDDEN, problem)
@@ -114,15 +120,11 @@ class Emulator:
                 wire.BAD_REQUEST,
                 f"The request contains {event_count} events; the maximum is {quotas.MAX_EVENTS_PER_REQUEST}",
             )
-        request_id = wire.new_request_id()
-        answer = wire.json_answer(202, {"Results": self._process(app, batch_item)}, request_id)
-        if self.settings.latency_ms:
-            self._count_fault(fault_kinds.LATENCY)
-            answer.delay_s = faults.latency_s()
+        results = self._process(app, batch_item)
         if faults.lose_response():
             self._count_fault(fault_kinds.LOST_RESPONSE)
-            return wire.Answer(None, close=True, delay_s=answer.delay_s)
-        return answer
+            return wire.Answer(None, close=True)
+        return wire.json_answer(202, {"Results": results})
 
     def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
         """Per-item answers for a request; records what is accepted."""

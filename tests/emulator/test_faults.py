@@ -6,6 +6,8 @@ import pytest
 from botocore.exceptions import ConnectionClosedError
 from wire_helpers import APP, event
 
+from airflow_provider_pinpoint.emulator.faults import TokenBucket
+
 
 def one_event_request(event_id: str = "ev-1") -> dict:
     return {"BatchItem": {"ep-1": {"Endpoint": {}, "Events": {event_id: event()}}}}
@@ -93,3 +95,18 @@ def test_reset_turns_faults_off(emulator, pinpoint):
     emulator.reset()
     pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
     assert emulator.config()["error_rate"] == 0.0
+
+
+def test_latency_applies_to_error_answers_too(emulator, pinpoint):
+    emulator.configure(latency_ms=5, error_rate=1.0)
+    with pytest.raises(pinpoint.exceptions.InternalServerErrorException):
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert emulator.stats()["faults"] == {"error": 1, "latency": 1}
+
+
+def test_token_bucket_allows_one_seconds_burst_then_the_rate():
+    now = [0.0]
+    bucket = TokenBucket(2.0, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    now[0] += 0.5
+    assert [bucket.take() for _ in range(2)] == [True, False]
