@@ -36,7 +36,10 @@ def _valid(array: pa.Array) -> np.ndarray:
 def _empty_as_null(strings: pa.Array) -> pa.Array:
     if strings.null_count == len(strings):
         return strings
-    return pc.if_else(pc.equal(pc.binary_length(strings), 0), pa.scalar(None, pa.string()), strings)
+    filled = np.asarray(pc.fill_null(pc.binary_length(strings), 0).to_numpy(zero_copy_only=False)) > 0
+    if filled.all():
+        return strings
+    return with_validity(strings, filled)
 
 
 def _decoded(array: pa.Array) -> pa.Array:
@@ -178,9 +181,11 @@ def to_iso(stamps: pa.Array, prefix: str = "", suffix: str = "") -> tuple[pa.Arr
 
 
 def with_validity(array: pa.Array, valid: np.ndarray) -> pa.Array:
-    """``array`` with nulls where ``valid`` is false, without copying its values."""
-    if array.offset or array.null_count:
+    """``array`` with nulls where ``valid`` is false (null where it was null), without copying its values."""
+    if array.offset:
         return pc.if_else(pa.array(valid), array, pa.scalar(None, array.type))
+    if array.null_count:
+        valid = valid & _valid(array)
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(array.type, len(array), [bitmap, *array.buffers()[1:]])
 

@@ -47,12 +47,12 @@ def _needs_escape(strings: pa.Array) -> bool:
     return bool(((octets < 0x20) | (octets == 0x22) | (octets == 0x5C)).any())
 
 
-def member(key: str, values: pa.Array) -> pa.Array:
+def member(key: str, values: pa.Array, lead: str = ",") -> pa.Array:
     """``,"key":<JSON of the value>`` for each row of a normalised column; null where the value is absent.
 
     The key's quoting and the value's JSON text are produced by one concatenation per column.
     """
-    prefix = "," + json.dumps(key, ensure_ascii=False) + ":"
+    prefix = lead + json.dumps(key, ensure_ascii=False) + ":"
     if pa.types.is_timestamp(values.type):
         text, _ = normalise.to_iso(values, prefix + '"', '"')
         return text
@@ -75,40 +75,55 @@ def _joined(fragments: list[pa.Array]) -> pa.Array:
     return pc.binary_join_element_wise(*fragments, "", null_handling="replace", null_replacement="")
 
 
-def nested(key: str, fragments: list[pa.Array]) -> pa.Array:
-    """``,"key":{...}`` from member fragments; null where every member is absent."""
+def nested(key: str, fragments: list[pa.Array], led: bool) -> pa.Array:
+    """``,"key":{...}`` from member fragments; null where every member is absent.
+
+    When the first fragment is a required member (``led``, written without a leading comma), the
+    object is one concatenation, present exactly where that member is: a row that has other members
+    but lacks a required one is rejected by validation, so its text does not matter.
+    """
+    opening = "," + json.dumps(key, ensure_ascii=False) + ":{"
+    if led:
+        text = pc.binary_join_element_wise(opening, *fragments, "}", "", null_handling="replace", null_replacement="")
+        return normalise.with_validity(text, np.asarray(fragments[0].is_valid().to_numpy(zero_copy_only=False)))
     joined = _joined(fragments)
-    text = pc.binary_join_element_wise(
-        "," + json.dumps(key, ensure_ascii=False) + ":{", pc.utf8_slice_codeunits(joined, 1), "}", ""
-    )
+    text = pc.binary_join_element_wise(opening, pc.utf8_slice_codeunits(joined, 1), "}", "")
     lengths = pc.binary_length(joined).to_numpy(zero_copy_only=False)
     return normalise.with_validity(text, lengths > 0)
 
 
-def _fragments(shape: Shape, prefix: str, columns: Mapping[str, pa.Array]) -> list[pa.Array]:
+def _fragments(shape: Shape, prefix: str, columns: Mapping[str, pa.Array]) -> tuple[list[pa.Array], bool]:
+    """The member fragments of one structure, and whether the first is a required member (``led``)."""
     fragments = []
+    lead = next((name for name in shape.required_members if prefix + name in columns), None)
+    if lead is not None:
+        fragments.append(member(lead, columns[prefix + lead], lead=""))
     for name, member_shape in shape.members.items():
         path = prefix + name
+        if name == lead:
+            continue
         if member_shape.type_name == "structure":
-            inner = _fragments(member_shape, path + ".", columns)
+            inner, led = _fragments(member_shape, path + ".", columns)
             if inner:
-                fragments.append(nested(name, inner))
+                fragments.append(nested(name, inner, led))
         elif member_shape.type_name == "map":
             family = path + "."
             entries = [
                 member(column[len(family) :], values) for column, values in columns.items() if column.startswith(family)
             ]
             if entries:
-                fragments.append(nested(name, entries))
+                fragments.append(nested(name, entries, led=False))
         elif path in columns:
             fragments.append(member(name, columns[path]))
-    return fragments
+    return fragments, lead is not None
 
 
 def _bodies(shape_name: str, columns: Mapping[str, pa.Array], length: int) -> pa.Array:
-    fragments = _fragments(service_model.shape(shape_name), "", columns)
+    fragments, led = _fragments(service_model.shape(shape_name), "", columns)
     if not fragments:
         return pa.array(["{}"] * length, pa.string())
+    if led:
+        return pc.binary_join_element_wise("{", *fragments, "}", "", null_handling="replace", null_replacement="")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(_joined(fragments), 1), "}", "")
 
 
@@ -152,7 +167,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 def _hex(words: np.ndarray) -> pa.Array:
     """Lower-case hex text of each row of big-endian uint64 words, without a Python loop."""
-    octets = np.ascontiguousarray(words.astype(">u8")).view(np.uint8).reshape(len(words), -1)
+    octets = np.ascontiguousarray(words.astype(">u8")).view(np.uint8).reshape(len(words), words.shape[1] * 8)
     digits = np.empty((len(words), octets.shape[1] * 2), dtype=np.uint8)
     digits[:, 0::2] = _HEX_DIGITS[octets >> 4]
     digits[:, 1::2] = _HEX_DIGITS[octets & 15]

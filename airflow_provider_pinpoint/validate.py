@@ -195,6 +195,7 @@ def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:
 def _check_endpoint_id(checked: Checked, name: str, what: str) -> None:
     ids = checked.columns.get(name)
     if ids is None:
+        checked.columns[name] = pa.nulls(len(checked), pa.string())
         checked.reject(np.ones(len(checked), dtype=bool), name, f"is missing; {what}")
         return
     checked.reject(~checked.present(name), name, f"is empty; {what}")

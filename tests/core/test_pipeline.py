@@ -189,6 +189,18 @@ def test_csv_and_parquet_sample_data_give_the_same_bodies():
     assert bodies("csv") == bodies("parquet")
 
 
+def test_tables_without_their_id_column_are_rejected_row_by_row():
+    events = pa.table({"EventType": ["v", "w"], "Timestamp": ["2026-01-01T00:00:00Z"] * 2})
+    endpoints = pa.table({"ChannelType": ["EMAIL"]})
+    requests, rejections = _run(events, endpoints)
+    assert requests == []
+    assert [r.message for r in rejections] == [
+        "endpoints row 1: Id is missing; every endpoint row needs its endpoint id",
+        "events row 1: EndpointId is missing; every event needs the id of its endpoint",
+        "events row 2: EndpointId is missing; every event needs the id of its endpoint",
+    ]
+
+
 def test_nothing_to_load_is_an_input_error():
     with pytest.raises(InputError, match="nothing to load"):
         list(prepare())
