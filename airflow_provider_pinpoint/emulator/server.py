@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections import deque
 
 import httptools
 
@@ -31,6 +32,9 @@ class HttpProtocol(asyncio.Protocol):
         self.emulator = emulator
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        # Complete requests not answered yet (pipelined behind a delayed answer), oldest first.
+        self._waiting: deque[tuple] = deque()
+        self._delayed = False
         self._reset_request()
 
     def _reset_request(self) -> None:
@@ -82,37 +86,50 @@ class HttpProtocol(asyncio.Protocol):
             self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
-        if self.transport is None:
-            return
-        keep_alive = self.parser.should_keep_alive()
         too_large = self.body_size > _MAX_BODY
-        body = b"".join(self.body_parts) if not too_large else b""
-        method = self.parser.get_method().decode()
-        path = httptools.parse_url(self.url).path.decode("latin-1")
-        try:
-            answer = self.emulator.handle(method, path, self.headers, body, too_large)
-        except Exception as exc:  # a bug in the emulator must still give the client an answer
-            answer = wire.error_answer(wire.INTERNAL_SERVER_ERROR, f"Emulator error: {type(exc).__name__}")
-        if too_large:
-            keep_alive = False
-        if answer.delay_s > 0:
-            # The next request on this connection waits for this answer, as HTTP/1.1 requires.
-            self.transport.pause_reading()
-            asyncio.get_running_loop().call_later(answer.delay_s, self._finish, answer, keep_alive, True)
-        else:
-            self._finish(answer, keep_alive, False)
+        self._waiting.append(
+            (
+                self.parser.get_method().decode(),
+                httptools.parse_url(self.url).path.decode("latin-1"),
+                self.headers,
+                b"".join(self.body_parts) if not too_large else b"",
+                too_large,
+                self.parser.should_keep_alive() and not too_large,
+            )
+        )
+        self._handle_waiting()
 
     # -- answering ------------------------------------------------------------------------------
 
-    def _finish(self, answer: wire.Answer, keep_alive: bool, paused: bool) -> None:
+    def _handle_waiting(self) -> None:
+        """Answer complete requests in order; a delayed answer holds back the ones behind it."""
+        while self._waiting and not self._delayed and self.transport is not None:
+            method, path, headers, body, too_large, keep_alive = self._waiting.popleft()
+            try:
+                answer = self.emulator.handle(method, path, headers, body, too_large)
+            except Exception as exc:  # a bug in the emulator must still give the client an answer
+                answer = wire.error_answer(wire.INTERNAL_SERVER_ERROR, f"Emulator error: {type(exc).__name__}")
+            if answer.delay_s > 0:
+                self._delayed = True
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(answer.delay_s, self._finish_delayed, answer, keep_alive)
+            else:
+                self._finish(answer, keep_alive)
+
+    def _finish_delayed(self, answer: wire.Answer, keep_alive: bool) -> None:
+        self._delayed = False
+        self._finish(answer, keep_alive)
+        if self.transport is not None:
+            self.transport.resume_reading()
+            self._handle_waiting()
+
+    def _finish(self, answer: wire.Answer, keep_alive: bool) -> None:
         if self.transport is None:
             return
         if answer.status is None:
             self._close()
             return
         self._send(answer, keep_alive and not answer.close)
-        if paused and self.transport is not None:
-            self.transport.resume_reading()
 
     def _send(self, answer: wire.Answer, keep_alive: bool) -> None:
         self.transport.write(wire.serialise_head(answer, keep_alive) + answer.body)

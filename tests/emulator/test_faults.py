@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
+from urllib.parse import urlsplit
+
 import pytest
 from botocore.exceptions import ConnectionClosedError
 from wire_helpers import APP, event
@@ -110,3 +114,21 @@ def test_token_bucket_allows_one_seconds_burst_then_the_rate():
     assert [bucket.take() for _ in range(3)] == [True, True, False]
     now[0] += 0.5
     assert [bucket.take() for _ in range(2)] == [True, False]
+
+
+def test_pipelined_requests_are_answered_in_order_behind_a_delayed_answer(emulator):
+    emulator.configure(latency_ms=20)
+    requests_bytes = b""
+    for endpoint_id in ("ep-first", "ep-second"):
+        body = json.dumps({"BatchItem": {endpoint_id: {"Endpoint": {}, "Events": {"ev": event()}}}}).encode()
+        requests_bytes += (
+            b"POST /v1/apps/%s/events HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 Credential=k/x\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (APP.encode(), len(body), body)
+        )
+    address = urlsplit(emulator.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(requests_bytes)
+        received = b""
+        while received.count(b"HTTP/1.1 202") < 2 or not received.endswith(b"}}}}"):
+            received += sock.recv(65536)
+    assert received.index(b"ep-first") < received.index(b"ep-second")
