@@ -252,7 +252,6 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
             },
             "accepted_rows": 0,
         },
-        known_bug="a batch whose rows are all rejected, without an EventId column, crashes in reshape.event_ids",
     )
     case(
         "session_wrong_types",
