@@ -3,16 +3,23 @@
 The endpoints table is read whole (events join to it by id, and its ids are compared across all
 its rows); events stream batch by batch, so memory stays bounded by one batch plus the endpoints.
 Every input row comes out exactly once: inside exactly one request, or as a :class:`Rejection`.
+
+Per batch, the column work (validation, JSON assembly, event ids; Arrow kernels that release the
+GIL) runs one batch ahead in a worker thread, while the calling thread turns the previous batch into
+items and requests (Python objects) and reads the next one. Batches are still validated one after
+another, in input order, so what validation carries across batches stays deterministic.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +28,9 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
 from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request
 from airflow_provider_pinpoint.errors import InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,11 @@ def prepare(
         if rejections:
             yield rejections
     if events is not None:
-        for batch in reading.read_batches(events, kind="events", batch_rows=batch_rows, **read):
-            rejections, items, endpoint_ids, sizes = _events(batch, state)
-            if rejections:
-                yield rejections
-            yield from pack.pack_events(items, endpoint_ids, sizes, pending, **limits)
+        batches = reading.read_batches(events, kind="events", batch_rows=batch_rows, **read)
+        for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
+            if columns.rejections:
+                yield columns.rejections
+            yield from pack.pack_events(columns.items(), columns.endpoint_ids, columns.sizes, pending, **limits)
     yield from pack.pack_endpoints(list(pending.values()), **limits)
 
 
@@ -93,9 +103,34 @@ def _endpoints(table: pa.Table, state: validate.EventState) -> tuple[list[Reject
     return rejections, {item.endpoint_id: item for item in items}
 
 
-def _events(
-    batch: pa.RecordBatch, state: validate.EventState
-) -> tuple[list[Rejection], list[Item], pa.Array, np.ndarray]:
+@dataclass(frozen=True, slots=True)
+class _EventColumns:
+    """One batch of events after validation and reshaping: its rejections and the columns of its good rows."""
+
+    rejections: list[Rejection]
+    endpoint_ids: pa.Array
+    event_ids: pa.Array
+    sources: pa.Array
+    rows: pa.Array
+    bodies: pa.Array
+    sizes: np.ndarray
+
+    def items(self) -> list[Item]:
+        with _collector_paused():
+            return list(
+                map(
+                    Item,
+                    repeat(EVENT),
+                    self.endpoint_ids.to_pylist(),
+                    self.event_ids.to_pylist(),
+                    _shared_strings(self.sources),
+                    self.rows.to_pylist(),
+                    self.bodies.to_pylist(),
+                )
+            )
+
+
+def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventColumns:
     checked = validate.events(batch, state)
     bodies = reshape.event_bodies(checked.columns, len(checked))
     validate.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
@@ -109,19 +144,24 @@ def _events(
     event_ids = reshape.event_ids(
         given.filter(keep) if given is not None else None, endpoint_ids, bodies, sources, rows
     )
-    with _collector_paused():
-        items = list(
-            map(
-                Item,
-                repeat(EVENT),
-                endpoint_ids.to_pylist(),
-                event_ids.to_pylist(),
-                _shared_strings(sources),
-                rows.to_pylist(),
-                bodies.to_pylist(),
-            )
-        )
-    return rejections, items, endpoint_ids, pack.event_wire_sizes(event_ids, bodies)
+    sizes = pack.event_wire_sizes(event_ids, bodies)
+    return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
+
+
+def _one_ahead(items: Iterable[T], work: Callable[[T], R]) -> Iterator[R]:
+    """``work`` applied to each item in order, in one worker thread, one item ahead of the caller."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-prepare") as pool:
+        waiting: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                waiting.append(pool.submit(work, item))
+                if len(waiting) > 1:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
+        finally:
+            for future in waiting:
+                future.cancel()
 
 
 def _shared_strings(strings: pa.Array) -> list[str]:
