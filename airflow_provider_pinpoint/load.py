@@ -125,11 +125,15 @@ def load_events(
 
     def record(decided: list[ItemResult]) -> None:
         writer.add_items(decided)
+        accepted = events = failed = 0
+        for result in decided:
+            if result.status == ACCEPTED:
+                accepted += 1
+                events += result.item.record_type == EVENT
+            elif result.status == FAILED:
+                failed += 1
         meter.update(
-            accepted=sum(r.status == ACCEPTED for r in decided),
-            rejected=sum(r.status == REJECTED for r in decided),
-            failed=sum(r.status == FAILED for r in decided),
-            events_accepted=sum(r.status == ACCEPTED and r.item.record_type == EVENT for r in decided),
+            accepted=accepted, rejected=len(decided) - accepted - failed, failed=failed, events_accepted=events
         )
 
     def requests() -> Iterator[Request]:

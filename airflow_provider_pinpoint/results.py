@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from airflow_provider_pinpoint.batch import EVENT
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.send import ACCEPTED, REJECTED, ItemResult
 
@@ -133,10 +135,12 @@ class ResultsStore:
         """Rows already accepted or rejected, by source: what a resumed run must skip."""
         table = self._collect()
         done = table.filter(pc.is_in(table["status"], pa.array(FINAL_STATUSES)))
-        skip: dict[str, set[int]] = {}
-        for source, row in zip(done["source"].to_pylist(), done["source_row"].to_pylist(), strict=True):
-            skip.setdefault(source, set()).add(row)
-        return skip
+        if done.num_rows == 0:
+            return {}
+        sources = pc.dictionary_encode(done["source"]).combine_chunks()
+        codes = sources.indices.to_numpy()
+        rows = done["source_row"].to_numpy()
+        return {source: set(rows[codes == code].tolist()) for code, source in enumerate(sources.dictionary.to_pylist())}
 
     def _journals(self) -> list[str]:
         if not self._fs.exists(self.staging):
@@ -178,7 +182,7 @@ class ResultsStore:
 
     def compact(self) -> pa.Table:
         """Write the one clean table at the location and drop the staging journals; return the table."""
-        table = self._collect().sort_by([(name, "ascending") for name in KEY])
+        table = self._collect()
         if self.location is None:
             return table
         sink = io.BytesIO()
@@ -280,22 +284,31 @@ def _read_journal(fs: Any, path: str) -> Iterable[pa.RecordBatch]:
 
 
 def _latest(table: pa.Table) -> pa.Table:
-    """One row per input row: a final decision beats a failure, a later row beats an earlier one."""
-    if table.num_rows == 0:
+    """One row per input row, in the order written: a final decision (accepted or rejected) beats a
+    failure, and a later row beats an earlier one.
+
+    The three key columns are folded into one int64 so that numpy sorts them in one pass; a run
+    without resends or resumes has no repeated key and comes back untouched (no copy).
+    """
+    n = table.num_rows
+    if n == 0:
         return table
-    rank = pc.if_else(pc.is_in(table["status"], pa.array(FINAL_STATUSES)), 1, 0)
-    ordered = (
-        table.append_column("_rank", rank)
-        .append_column("_order", pa.array(range(table.num_rows), pa.int64()))
-        .sort_by([*((name, "ascending") for name in KEY), ("_rank", "descending"), ("_order", "descending")])
-    )
-    same = None
-    for name in KEY:
-        column = ordered[name]
-        equal = pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False)
-        same = equal if same is None else pc.and_(same, equal)
-    keep = pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()])
-    return ordered.filter(keep).drop_columns(["_rank", "_order"])
+    sources = pc.dictionary_encode(table["source"]).combine_chunks()
+    rows = table["source_row"].to_numpy()
+    if rows.min() < 0 or rows.max() >= 1 << 40:
+        raise ValueError("source_row out of range for the results key")
+    is_event = pc.equal(table["record_type"], EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
+    key = (is_event << 62) | (sources.indices.to_numpy().astype(np.int64) << 40) | rows
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return table
+    final = pc.is_in(table["status"], pa.array(FINAL_STATUSES)).to_numpy(zero_copy_only=False)
+    # Within a key: failures first, then finals, each in the order written; the last one wins.
+    order = np.lexsort((np.arange(n), final, key))
+    ordered = key[order]
+    keep = np.zeros(n, dtype=bool)
+    keep[order[np.append(ordered[1:] != ordered[:-1], True)]] = True
+    return table.filter(pa.array(keep))
 
 
 def _format_of(location: str) -> str:

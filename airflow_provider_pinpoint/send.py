@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request, endpoint_entry_size, request_size
+from airflow_provider_pinpoint.batch import EVENT, Item, Request, endpoint_entry_size, request_size
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.transport import (
     BadRequest,
-    ItemStatus,
     PayloadTooLarge,
     PutEventsTransport,
     Response,
@@ -46,7 +45,7 @@ REJECTED = "rejected"
 FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ItemResult:
     """The final word on one item; becomes one row of the results table."""
 
@@ -293,19 +292,13 @@ class Sender:
         again: list[Item] = []
         throttled = False
         for item in items:
-            if item.record_type == ENDPOINT:
-                status = response.endpoints.get(item.endpoint_id)
-            else:
-                status = response.events.get((item.endpoint_id, item.event_id))
-            if status is None:
-                status = ItemStatus(0, "the answer had no status for this item")
-            code = status.status_code
+            code, message = response.item_status(item)
             if 200 <= code < 300:
                 decided.append(self._result(item, ACCEPTED, code, "", response.request_id, sent_at))
             elif 400 <= code < 500 and code != 429:
-                decided.append(self._result(item, REJECTED, code, status.message, response.request_id, sent_at))
+                decided.append(self._result(item, REJECTED, code, message, response.request_id, sent_at))
             elif self._attempts[id(item)] >= self._max_attempts:
-                decided.append(self._result(item, FAILED, code or None, status.message, response.request_id, sent_at))
+                decided.append(self._result(item, FAILED, code or None, message, response.request_id, sent_at))
             else:
                 throttled |= code == 429
                 again.append(item)

@@ -24,9 +24,9 @@ from typing import Any
 import botocore.exceptions
 from botocore.config import Config
 
-from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.batch import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.errors import FatalServiceError
-from airflow_provider_pinpoint.raw_put_events import RawPutEvents, RawResponse
+from airflow_provider_pinpoint.raw_put_events import RawPutEvents
 
 # One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
 CLIENT_RETRIES = {"max_attempts": 1, "mode": "standard"}
@@ -45,19 +45,27 @@ def client_config(max_in_flight: int) -> Config:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemStatus:
-    status_code: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class Response:
-    """A request the service answered (HTTP 2xx), with the status of each endpoint and event in it."""
+    """A request the service answered (HTTP 2xx); ``results`` is its ``Results`` map as decoded."""
 
     status: int
     request_id: str | None
-    endpoints: dict[str, ItemStatus]
-    events: dict[tuple[str, str], ItemStatus]  # (endpoint id, event id)
+    results: dict[str, Any]
+
+    def item_status(self, item: Item) -> tuple[int, str]:
+        """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""
+        try:
+            entry = self.results.get(item.endpoint_id)
+            if entry is not None:
+                if item.record_type == ENDPOINT:
+                    status = entry.get("EndpointItemResponse")
+                else:
+                    status = (entry.get("EventsItemResponse") or {}).get(item.event_id)
+                if status is not None:
+                    return int(status.get("StatusCode") or 0), status.get("Message") or ""
+        except (AttributeError, TypeError, ValueError):
+            return 0, "the answer's status for this item could not be read"
+        return 0, "the answer had no status for this item"
 
 
 class TransportError(Exception):
@@ -118,7 +126,7 @@ class PutEventsTransport:
             ) from None
         except botocore.exceptions.ParamValidationError as exc:
             raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
-        return _parse(answer)
+        return Response(answer.status_code, answer.request_id, answer.results)
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
         response = exc.response
@@ -141,18 +149,6 @@ class PutEventsTransport:
         if status == 429 or (status is not None and status >= 500):
             return RetryableError(message, status, request_id)
         return BadRequest(message, status, request_id)
-
-
-def _parse(answer: RawResponse) -> Response:
-    endpoints: dict[str, ItemStatus] = {}
-    events: dict[tuple[str, str], ItemStatus] = {}
-    for endpoint_id, result in answer.results.items():
-        item = result.get("EndpointItemResponse")
-        if item is not None:
-            endpoints[endpoint_id] = ItemStatus(int(item.get("StatusCode", 0)), item.get("Message") or "")
-        for event_id, event in (result.get("EventsItemResponse") or {}).items():
-            events[(endpoint_id, event_id)] = ItemStatus(int(event.get("StatusCode", 0)), event.get("Message") or "")
-    return Response(answer.status_code, answer.request_id, endpoints, events)
 
 
 def _without_values(report: str) -> str:

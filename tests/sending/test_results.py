@@ -95,3 +95,16 @@ def test_without_a_location_the_table_is_kept_in_memory():
     writer = store.writer("run-1")
     writer.add_items(results(items, ACCEPTED))
     assert store.compact().num_rows == len(items)
+
+
+def test_a_final_decision_outranks_a_later_failure_of_the_same_row(tmp_path):
+    location = tmp_path / "results.parquet"
+    items = make_items(1, 3)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_items(results(items, ACCEPTED))
+    writer.add_items(results(items[:2], FAILED))
+    writer.close()
+    table = store.compact().to_pandas()
+    assert len(table) == len(items)
+    assert set(table["status"]) == {ACCEPTED}

@@ -14,7 +14,6 @@ from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
 from airflow_provider_pinpoint.transport import (
     BadRequest,
-    ItemStatus,
     PayloadTooLarge,
     Response,
     RetryableError,
@@ -22,14 +21,16 @@ from airflow_provider_pinpoint.transport import (
 
 
 def answer(request: Request, code_for=lambda item: 202, message: str = "Accepted") -> Response:
-    endpoints, events = {}, {}
+    results: dict = {}
     for item in request.items:
-        status = ItemStatus(code_for(item), message if code_for(item) != 202 else "Accepted")
+        code = code_for(item)
+        status = {"StatusCode": code, "Message": message if code != 202 else "Accepted"}
+        entry = results.setdefault(item.endpoint_id, {"EventsItemResponse": {}})
         if item.record_type == ENDPOINT:
-            endpoints[item.endpoint_id] = status
+            entry["EndpointItemResponse"] = status
         else:
-            events[(item.endpoint_id, item.event_id)] = status
-    return Response(202, "req-1", endpoints, events)
+            entry["EventsItemResponse"][item.event_id] = status
+    return Response(202, "req-1", results)
 
 
 class Scripted:
