@@ -33,6 +33,10 @@ def _valid(array: pa.Array) -> np.ndarray:
     return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _valid_true(mask: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _empty_as_null(strings: pa.Array) -> pa.Array:
     if strings.null_count == len(strings):
         return strings
@@ -79,7 +83,8 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
-        failed = _valid(text) & ~_valid(numbers)
+        spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
+        failed = _valid(text) & ~_valid(numbers) & ~_valid_true(spelt_nan)
     elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         numbers = pc.cast(array, pa.float64())
         failed = _no_failures(array)

@@ -68,6 +68,12 @@ def test_text_in_a_metric_is_refused():
     assert _messages(checked) == ["events.csv row 2: Metrics.price is 'twelve', not a number"]
 
 
+def test_nan_spelt_as_text_is_dropped_even_beside_text_that_is_no_number():
+    checked = _events(**{"Metrics.price": ["NaN", "cheap", " nan ", "-Infinity"]})
+    assert _messages(checked) == ["events.csv row 2: Metrics.price is 'cheap', not a number"]
+    assert checked.columns["Metrics.price"].to_pylist() == [None, None, None, None]
+
+
 def test_nan_and_infinite_metrics_are_dropped_not_rejected():
     checked = _events(**{"Metrics.price": [math.nan, math.inf, -math.inf, 2.0]})
     assert not checked.rejected.any()
