@@ -201,6 +201,15 @@ def test_tables_without_their_id_column_are_rejected_row_by_row():
     ]
 
 
+def test_a_consumer_may_stop_early():
+    events = pa.table({"EndpointId": ["a"] * 50, "EventType": ["v"] * 50, "Timestamp": ["2026-01-01"] * 50})
+    prepared = prepare(events, max_events_per_request=1, batch_rows=5)
+    first = next(prepared)
+    prepared.close()
+    assert isinstance(first, Request)
+    assert first.event_count == 1
+
+
 def test_nothing_to_load_is_an_input_error():
     with pytest.raises(InputError, match="nothing to load"):
         list(prepare())
