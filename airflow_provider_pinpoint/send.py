@@ -1,7 +1,8 @@
 """The sending engine: every item ends accepted, rejected or failed, and is recorded exactly once.
 
-The caller's thread reads requests and hands each to a worker thread; a semaphore bounds the
-requests in flight (which is also the bound on duplicates a crash can cause), and one
+A feeder thread pulls requests from the caller's iterator (reading, validating and packing the
+next batch while the current one is sent) into a bounded queue; the caller's thread hands each to
+a worker thread. The workers bound the requests in flight (which is also the bound on duplicates a crash can cause), and one
 :class:`~airflow_provider_pinpoint.ratelimit.RateLimiter` paces them all. A worker owns its request
 until every item in it is decided or handed back:
 
@@ -20,10 +21,11 @@ failed, so a rerun with the same results location sends them again.
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,6 +88,7 @@ class Sender:
         backoff_base_s: float = 0.1,
         backoff_cap_s: float = 10.0,
         seed: int | None = None,
+        prefetch: int = 256,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
@@ -104,6 +107,7 @@ class Sender:
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self._random = random.Random(seed)
+        self._prefetch = prefetch
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._attempts: dict[int, int] = {}  # id(item) -> attempts so far, for items not yet decided
@@ -118,10 +122,9 @@ class Sender:
     def run(self, requests: Iterable[Request]) -> SendStats:
         """Send everything; raise FatalServiceError if the service refused the run."""
         pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="pinpoint-send")
+        feed = _Feed(requests, self._stopping, self._prefetch)
         try:
-            for request in requests:
-                if self._stopping():
-                    break
+            for request in feed:
                 self._submit(pool, request, retry=False)
                 self._submit_retries(pool, final=False)
             self._drain(pool)
@@ -129,6 +132,7 @@ class Sender:
             self._stop.set()
             raise
         finally:
+            feed.close()
             pool.shutdown(wait=True)
             with self._lock:
                 left = [item for _, item in self._retry_pool]
@@ -353,3 +357,62 @@ class Sender:
                 else:
                     self.stats.failed += 1
         self._record_callback(results)
+
+
+class _Feed:
+    """Runs the request iterator in its own thread, up to ``size`` requests ahead of the senders.
+
+    Reading and packing a batch of rows takes long enough that, done in the dispatching thread, the
+    workers would sit idle meanwhile; the queued requests are not sent yet, so they widen neither
+    the in-flight window nor the duplicate bound. Iteration ends early once ``stopping()`` is true.
+    """
+
+    _END = object()
+
+    def __init__(self, requests: Iterable[Request], stopping: Callable[[], bool], size: int) -> None:
+        self._stopping = stopping
+        self._queue: queue.Queue = queue.Queue(max(1, size))
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(requests,), name="pinpoint-feed", daemon=True)
+        self._thread.start()
+
+    def _produce(self, requests: Iterable[Request]) -> None:
+        try:
+            for request in requests:
+                if not self._put(request):
+                    return
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            self._put(_Failure(exc))
+            return
+        self._put(self._END)
+
+    def _put(self, value: object) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Request]:
+        while not self._stopping():
+            try:
+                value = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if value is self._END:
+                return
+            if isinstance(value, _Failure):
+                raise value.error
+            yield value
+
+    def close(self) -> None:
+        """Stop the feeder and wait for it: nothing it does (e.g. recording rejections) may outlive the run."""
+        self._closed.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException

@@ -199,3 +199,22 @@ def test_requests_in_flight_never_exceed_the_bound():
     _, _, recorded = run(Scripted(script), make_requests(items, 4), max_in_flight=3)
     assert peak <= 3
     assert len(recorded) == len(items)
+
+
+def test_an_input_error_mid_stream_reaches_the_caller_with_every_taken_row_recorded():
+    from airflow_provider_pinpoint.errors import InputError
+
+    items = make_items(4, 5)
+
+    def requests():
+        yield Request(items[:12])
+        raise InputError("events-2.parquet cannot be read: not a Parquet file")
+
+    recorded: list[ItemResult] = []
+    transport = Scripted(lambda n, request: answer(request))
+    sender = Sender(transport, "app", record=recorded.extend, limiter=RateLimiter(10_000))
+    with pytest.raises(InputError, match="events-2.parquet"):
+        sender.run(requests())
+    # The run stops on the error: the request already taken is either sent or recorded as not sent.
+    assert sorted(r.item.source_row for r in recorded) == sorted(i.source_row for i in items[:12])
+    assert {r.status for r in recorded} <= {ACCEPTED, FAILED}
