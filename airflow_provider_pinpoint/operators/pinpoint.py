@@ -145,7 +145,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 stop_event=self._stop_event,
             )
         except RejectRatioExceeded as err:
-            self.log.info("Summary: %s", err.report.summary)
+            self.log.info("Summary: %s", json.dumps(err.report.summary))
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
@@ -162,7 +162,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 f"(throttling or service errors); see {summary.get('results')}. A retry of this task resends "
                 "only the rows not yet accepted."
             )
-        self._record_asset_events(context, summary)
+        if not self.dry_run:
+            self._record_asset_events(context, summary)
         return summary
 
     def on_kill(self) -> None:

@@ -98,6 +98,16 @@ def test_execute_loads_the_tables_and_returns_a_json_summary(emulator, emulator_
     assert set(table["status"]) == {"accepted"}
 
 
+def test_a_dry_run_sends_nothing_and_records_no_asset_event(emulator, emulator_conn_id, tmp_path):
+    asset = Asset(uri=f"file://{tmp_path}/results")
+    op = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, dry_run=True, outlets=[asset])
+    ctx = context()
+    summary = op.execute(ctx)
+    assert summary["dry_run"] and summary["input_rows"] == 1011
+    assert emulator.stats()["requests"] == 0
+    assert ctx["outlet_events"][asset].extra == {}
+
+
 def test_a_rerun_with_the_same_results_sends_nothing_again(emulator, emulator_conn_id, tmp_path):
     op = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, results=str(tmp_path / "results.parquet"))
     first = op.execute(context())
