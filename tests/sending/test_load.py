@@ -179,3 +179,19 @@ def test_stop_event_leaves_a_table_a_rerun_completes(emulator, tmp_path):
     second = load(emulator, tmp_path)
     assert second.summary["failed"] == 0
     assert_reconciled(second.results, emulator)
+
+
+def test_results_go_to_an_fsspec_url_and_resume_from_there(emulator, tmp_path):
+    import fsspec
+
+    location = f"memory://sending-tests/{tmp_path.name}/results.csv"
+    options = {"application_id": APP, "results": location, "client": emulator_client(emulator.url), "progress": False}
+    first = load_events(EVENTS, ENDPOINTS, **options)
+    with fsspec.open(location, "rb") as f:
+        frame = pd.read_csv(f)
+    assert len(frame) == INPUT_ROWS == first.summary["input_rows"]
+    assert fsspec.filesystem("memory").ls(f"/sending-tests/{tmp_path.name}", detail=False) == [
+        f"/sending-tests/{tmp_path.name}/results.csv"
+    ]
+    second = load_events(EVENTS, ENDPOINTS, **options)
+    assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
