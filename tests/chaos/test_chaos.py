@@ -221,16 +221,15 @@ def test_a_killed_run_resumes_without_losing_or_resending_more_than_in_flight(
     env = {**os.environ, **CREDENTIALS}
     results = tmp_path / "results.parquet"
     started = time.monotonic()
-    process = subprocess.Popen(
-        _cli(data, chaos_emulator, results), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    log = tmp_path / "killed-run.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            _cli(data, chaos_emulator, results), env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+        )
         at_kill = _kill_when_accepted(
             process, chaos_emulator, int(point * (data.event_count - data.bad_events)), timeout=240
         )
-    finally:
-        process.stderr.close()
-    assert process.returncode == -signal.SIGKILL
+    assert process.returncode == -signal.SIGKILL, log.read_text()
     assert not results.exists(), "a killed run cannot have compacted its results"
 
     resumed = subprocess.run(
