@@ -43,8 +43,9 @@ AWS_PROFILE picks a profile.
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pinpoint-load",
-        description="Validate, reshape and send endpoint and event tables (Parquet or CSV, local or URL) to a "
-        "Pinpoint application with PutEvents, writing a results table with one row per input row.",
+        description="Validate, reshape and send endpoint and event tables (Parquet or CSV, local or URL)\n"
+        "to a Pinpoint application with PutEvents, writing a results table with one row per input row.\n"
+        "Running again with --resume and the same --results sends only the rows not yet done.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

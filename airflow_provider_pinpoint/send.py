@@ -167,12 +167,14 @@ class Sender:
         """Pack ready items from the retry pool into requests: only full ones unless ``final``."""
         now = time.monotonic()
         with self._lock:
+            if not final and len(self._retry_pool) < self._max_events:
+                return
             ready = [item for not_before, item in self._retry_pool if not_before <= now]
             if not ready:
                 return
             requests = self._pack(ready)
             # Every request but the last was closed because the next item did not fit: it is full.
-            if not final and requests[-1].event_count < self._max_events:
+            if not final and len(requests[-1].items) < self._max_events:
                 requests.pop()
             if not requests:
                 return
