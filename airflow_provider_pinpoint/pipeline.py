@@ -4,18 +4,17 @@ The endpoints table is read whole (events join to it by id, and its ids are comp
 its rows); events stream batch by batch, so memory stays bounded by one batch plus the endpoints.
 Every input row comes out exactly once: inside exactly one request, or as a :class:`Rejection`.
 
-Per batch, the column work (validation, JSON assembly, event ids; Arrow kernels that release the
-GIL) runs one batch ahead in a worker thread, while the calling thread turns the previous batch into
-items and requests (Python objects) and reads the next one. Batches are still validated one after
+Per batch, reading and the column work (Parquet/CSV decoding, validation, JSON assembly, event ids:
+mostly Arrow code that releases the GIL) run one batch ahead in a worker thread, while the calling
+thread turns the previous batch into items and requests (Python objects). Batches are still validated one after
 another, in input order, so what validation carries across batches stays deterministic.
 """
 
 from __future__ import annotations
 
 import gc
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
@@ -73,7 +72,7 @@ def prepare(
         if rejections:
             yield rejections
     if events is not None:
-        batches = reading.read_batches(events, kind="events", batch_rows=batch_rows, **read)
+        batches = iter(reading.read_batches(events, kind="events", batch_rows=batch_rows, **read))
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
@@ -148,20 +147,31 @@ def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventC
     return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
 
 
-def _one_ahead(items: Iterable[T], work: Callable[[T], R]) -> Iterator[R]:
-    """``work`` applied to each item in order, in one worker thread, one item ahead of the caller."""
+def _one_ahead(items: Iterator[T], work: Callable[[T], R]) -> Iterator[R]:
+    """``work`` applied to each item in order, one item ahead of the caller, in one worker thread.
+
+    The worker also pulls the items (reading the next batch is mostly GIL-free decoding too); one
+    worker keeps them in order.
+    """
+
+    def next_result() -> tuple[bool, R | None]:
+        item = next(items, _END)
+        return (False, None) if item is _END else (True, work(item))
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-prepare") as pool:
-        waiting: deque[Future[R]] = deque()
+        future = pool.submit(next_result)
         try:
-            for item in items:
-                waiting.append(pool.submit(work, item))
-                if len(waiting) > 1:
-                    yield waiting.popleft().result()
-            while waiting:
-                yield waiting.popleft().result()
+            while True:
+                more, result = future.result()
+                if not more:
+                    return
+                future = pool.submit(next_result)
+                yield result  # type: ignore[misc]
         finally:
-            for future in waiting:
-                future.cancel()
+            future.cancel()
+
+
+_END = object()
 
 
 def _shared_strings(strings: pa.Array) -> list[str]:

@@ -83,6 +83,7 @@ def nested(key: str, fragments: list[pa.Array], led: bool) -> pa.Array:
     but lacks a required one is rejected by validation, so its text does not matter.
     """
     opening = "," + json.dumps(key, ensure_ascii=False) + ":{"
+    fragments, led = _with_lead(fragments, led)
     if led:
         text = pc.binary_join_element_wise(opening, *fragments, "}", "", null_handling="replace", null_replacement="")
         return normalise.with_validity(text, np.asarray(fragments[0].is_valid().to_numpy(zero_copy_only=False)))
@@ -118,10 +119,25 @@ def _fragments(shape: Shape, prefix: str, columns: Mapping[str, pa.Array]) -> tu
     return fragments, lead is not None
 
 
+def _with_lead(fragments: list[pa.Array], led: bool) -> tuple[list[pa.Array], bool]:
+    """Put first a fragment present in every row, without its comma, if there is one.
+
+    Then the object needs no comma trimming over its whole text (only over that one short column).
+    """
+    if led:
+        return fragments, True
+    for index, fragment in enumerate(fragments):
+        if fragment.null_count == 0:
+            rest = fragments[:index] + fragments[index + 1 :]
+            return [pc.utf8_slice_codeunits(fragment, 1), *rest], True
+    return fragments, False
+
+
 def _bodies(shape_name: str, columns: Mapping[str, pa.Array], length: int) -> pa.Array:
     fragments, led = _fragments(service_model.shape(shape_name), "", columns)
     if not fragments:
         return pa.array(["{}"] * length, pa.string())
+    fragments, led = _with_lead(fragments, led)
     if led:
         return pc.binary_join_element_wise("{", *fragments, "}", "", null_handling="replace", null_replacement="")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(_joined(fragments), 1), "}", "")
