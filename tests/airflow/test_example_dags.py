@@ -49,6 +49,7 @@ def airflow_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def dag_runs(tmp_path_factory: pytest.TempPathFactory, emulator_server: EmulatorClient) -> dict[str, DagRun]:
+    emulator_server.reset()  # no records and no faults left by an earlier test
     migrated = tmp_path_factory.mktemp("airflow_home")
     subprocess.run([AIRFLOW, "db", "migrate"], env=airflow_env(migrated), check=True, capture_output=True, timeout=300)
     connection = {
