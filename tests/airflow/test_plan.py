@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.plan import plan_shards, shard_of, sum_summaries
@@ -145,3 +148,25 @@ def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
         "shards": 2,
         "run_id": "run",
     }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(st.text(alphabet="abcXYZ-09", min_size=1, max_size=6), min_size=1, max_size=80),
+    shards=st.integers(min_value=1, max_value=6),
+)
+def test_any_ids_in_any_case_land_in_exactly_one_shard(ids, shards):
+    events = pa.table(
+        {"EndpointId": ids, "EventType": ["e"] * len(ids), "Timestamp": ["2026-11-24T00:00:00Z"] * len(ids)}
+    )
+    with tempfile.TemporaryDirectory() as staging:
+        planned = plan_shards(events, staging=staging, shards=shards, batch_rows=16)
+        owner: dict[str, set[int]] = {}
+        total = 0
+        for shard in planned:
+            column = read_table(shard["events"], kind="events").column("EndpointId").to_pylist()
+            total += len(column)
+            for endpoint_id in column:
+                owner.setdefault(endpoint_id.lower(), set()).add(shard["shard"])
+    assert total == len(ids)
+    assert all(len(found) == 1 for found in owner.values())
