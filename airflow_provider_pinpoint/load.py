@@ -22,7 +22,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.batch import EVENT, Request
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.progress import Progress
-from airflow_provider_pinpoint.ratelimit import RateLimiter
+from airflow_provider_pinpoint.ratelimit import shared_limiter
 from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, new_run_id, rejections_batch
 from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
 from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
@@ -145,22 +145,23 @@ def load_events(
                 meter.update(rejected=len(out))
 
     transport = PutEventsTransport(client)
-    sender = Sender(
-        transport,
-        application_id,
-        record=record,
-        limiter=RateLimiter(requests_per_second),
-        max_in_flight=max_in_flight,
-        max_attempts=max_attempts,
-        stop_event=stop_event,
-    )
     log.info("loading into %s; results: %s; run %s", transport.describe_target(application_id), results, run_id)
-    try:
-        sender.run(requests())
-    finally:
-        writer.close()
-        meter.close()
-        table = store.compact()
+    with shared_limiter(str(client.meta.endpoint_url), requests_per_second) as limiter:
+        sender = Sender(
+            transport,
+            application_id,
+            record=record,
+            limiter=limiter,
+            max_in_flight=max_in_flight,
+            max_attempts=max_attempts,
+            stop_event=stop_event,
+        )
+        try:
+            sender.run(requests())
+        finally:
+            writer.close()
+            meter.close()
+            table = store.compact()
     stats = sender.stats
     stopped = stop_event is not None and stop_event.is_set()
     report = LoadReport(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class RateLimiter:
@@ -86,6 +87,14 @@ class RateLimiter:
                 return False
             time.sleep(min(wait, 0.1) if stopped is not None else wait)
 
+    def lower_to(self, requests_per_second: float) -> None:
+        """Never go faster than ``requests_per_second`` from now on (another user of this limiter asked)."""
+        with self._lock:
+            if requests_per_second < self.max_rate:
+                self.max_rate = requests_per_second
+                self._cut_rate = min(self._cut_rate, requests_per_second)
+                self._min_rate = min(self._min_rate, requests_per_second)
+
     def throttled(self) -> None:
         """The service answered 429: halve the rate, unless it was cut moments ago."""
         with self._lock:
@@ -96,3 +105,33 @@ class RateLimiter:
             self._cut_rate = max(self._min_rate, self._rate_at(now) / 2)
             self._cut_at = now
             self.throttle_count += 1
+
+
+_shared: dict[str, tuple[RateLimiter, int]] = {}  # target -> (limiter, loads using it)
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def shared_limiter(target: str, requests_per_second: float) -> Iterator[RateLimiter]:
+    """The process's limiter for ``target`` (the service's endpoint URL), for the ``with`` block.
+
+    The PutEvents quota is per account and region, not per call: loads running at the same time in
+    one process (threads of a notebook, say) draw from one bucket, at the lowest rate any of them
+    asked for. When the last of them ends the bucket is dropped, so the next load starts afresh.
+    """
+    with _shared_lock:
+        limiter, users = _shared.get(target, (None, 0))
+        if limiter is None:
+            limiter = RateLimiter(requests_per_second)
+        else:
+            limiter.lower_to(requests_per_second)
+        _shared[target] = (limiter, users + 1)
+    try:
+        yield limiter
+    finally:
+        with _shared_lock:
+            limiter, users = _shared[target]
+            if users == 1:
+                del _shared[target]
+            else:
+                _shared[target] = (limiter, users - 1)

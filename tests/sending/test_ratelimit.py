@@ -65,3 +65,14 @@ def test_acquire_gives_up_when_the_run_stops():
     limiter = RateLimiter(0.001)
     drain(limiter)
     assert limiter.acquire(lambda: True) is False
+
+
+def test_loads_running_together_share_one_bucket_at_the_lowest_rate():
+    from airflow_provider_pinpoint.ratelimit import shared_limiter
+
+    eu, us = "https://pinpoint.eu-west-1.amazonaws.com", "https://pinpoint.us-east-1.amazonaws.com"
+    with shared_limiter(eu, 15) as first, shared_limiter(eu, 10) as second, shared_limiter(us, 15) as other:
+        assert first is second and first.max_rate == 10
+        assert other is not first and other.max_rate == 15
+    with shared_limiter(eu, 15) as later:
+        assert later is not first and later.max_rate == 15
