@@ -1,10 +1,11 @@
 """Normalised columns -> the JSON text of each row's ``Endpoint`` or ``Event`` map, column by column.
 
 Building a Python dict per row and calling ``json.dumps`` costs microseconds per event; here the
-JSON is assembled with Arrow string kernels instead: each column is escaped once, turned into
-``,"Key":value`` fragments (null where the value is absent), and the fragments are concatenated
-row-wise. Key order follows botocore's service model. Absent values (null, NaN, empty text) leave
-no key at all, and a nested map or structure with no present member is omitted too.
+JSON is assembled with Arrow instead: each column is escaped once, keys and punctuation become
+constant columns built straight from buffers (null where the value is absent), and all parts of a
+body are concatenated row-wise in a single kernel call. Key order follows botocore's service model.
+Absent values (null, NaN, empty text) leave no key at all, and a nested map or structure with no
+present member is omitted too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -47,100 +49,92 @@ def _needs_escape(strings: pa.Array) -> bool:
     return bool(((octets < 0x20) | (octets == 0x22) | (octets == 0x5C)).any())
 
 
-def member(key: str, values: pa.Array, lead: str = ",") -> pa.Array:
-    """``,"key":<JSON of the value>`` for each row of a normalised column; null where the value is absent.
+@dataclass(frozen=True, slots=True)
+class _Json:
+    """The JSON text of one member's value in every row: ``opening`` (joined to the key), then ``parts``.
 
-    The key's quoting and the value's JSON text are produced by one concatenation per column.
+    ``present`` marks the rows that have the value; every part is null elsewhere, so the parts of
+    absent values vanish when all parts of a body are concatenated in one pass.
     """
-    prefix = lead + json.dumps(key, ensure_ascii=False) + ":"
+
+    opening: str
+    parts: list[pa.Array]
+    present: np.ndarray
+
+
+def _const(text: str, present: np.ndarray) -> pa.Array:
+    """``text`` in every row where ``present``, null elsewhere, built from buffers (no kernel)."""
+    raw = text.encode()
+    offsets = np.arange(0, (len(present) + 1) * len(raw), len(raw), dtype=np.int32)
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(), len(present), [validity, pa.py_buffer(offsets), pa.py_buffer(raw * len(present))]
+    )
+
+
+def _value(values: pa.Array) -> _Json:
+    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_timestamp(values.type):
-        text, _ = normalise.to_iso(values, prefix + '"', '"')
-        return text
+        text, _ = normalise.to_iso(values, "", '"')
+        return _Json('"', [text], present)
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
-        return pc.binary_join_element_wise(prefix, pc.cast(values, pa.string()), "")
+        return _Json("", [pc.cast(values, pa.string())], present)
     if pa.types.is_list(values.type):
         offsets = pc.subtract(values.offsets, values.offsets[0])
         quoted = pc.binary_join_element_wise('"', escaped(values.flatten()), '"', "")
         lists = pa.ListArray.from_arrays(offsets, quoted, mask=values.is_null())
-        return pc.binary_join_element_wise(prefix + "[", pc.binary_join(lists, ","), "]", "")
-    return pc.binary_join_element_wise(prefix + '"', escaped(values), '"', "")
+        return _Json("[", [pc.binary_join(lists, ","), _const("]", present)], present)
+    return _Json('"', [escaped(values), _const('"', present)], present)
 
 
-def _joined(fragments: list[pa.Array]) -> pa.Array:
-    """The fragments of each row concatenated: ``,"a":1,"b":2``, or an empty string when all are absent.
-
-    (Arrow's ``null_handling="skip"`` would be the obvious tool, but it drops rows whose inputs are
-    all null, so nulls are replaced by empty strings instead.)
-    """
-    return pc.binary_join_element_wise(*fragments, "", null_handling="replace", null_replacement="")
-
-
-def nested(key: str, fragments: list[pa.Array], led: bool) -> pa.Array:
-    """``,"key":{...}`` from member fragments; null where every member is absent.
-
-    When the first fragment is a required member (``led``, written without a leading comma), the
-    object is one concatenation, present exactly where that member is: a row that has other members
-    but lacks a required one is rejected by validation, so its text does not matter.
-    """
-    opening = "," + json.dumps(key, ensure_ascii=False) + ":{"
-    fragments, led = _with_lead(fragments, led)
-    if led:
-        text = pc.binary_join_element_wise(opening, *fragments, "}", "", null_handling="replace", null_replacement="")
-        return normalise.with_validity(text, np.asarray(fragments[0].is_valid().to_numpy(zero_copy_only=False)))
-    joined = _joined(fragments)
-    text = pc.binary_join_element_wise(opening, pc.utf8_slice_codeunits(joined, 1), "}", "")
-    lengths = pc.binary_length(joined).to_numpy(zero_copy_only=False)
-    return normalise.with_validity(text, lengths > 0)
+def _object(members: list[tuple[str, _Json]], length: int) -> _Json:
+    """A JSON object from its members' text: a comma goes before a member only in rows where an
+    earlier member is present, so no row needs trimming afterwards."""
+    parts: list[pa.Array] = []
+    earlier = np.zeros(length, dtype=bool)
+    for key, value in members:
+        head = json.dumps(key, ensure_ascii=False) + ":" + value.opening
+        if not earlier.any():
+            parts.append(_const(head, value.present))
+        elif earlier.all():
+            parts.append(_const("," + head, value.present))
+        else:
+            choice = pa.array(earlier.astype(np.int8), mask=~value.present)
+            parts.append(pc.take(pa.array([head, "," + head], pa.string()), choice))
+        parts.extend(value.parts)
+        earlier |= value.present
+    parts.append(_const("}", earlier))
+    return _Json("{", parts, earlier)
 
 
-def _fragments(shape: Shape, prefix: str, columns: Mapping[str, pa.Array]) -> tuple[list[pa.Array], bool]:
-    """The member fragments of one structure, and whether the first is a required member (``led``)."""
-    fragments = []
-    lead = next((name for name in shape.required_members if prefix + name in columns), None)
-    if lead is not None:
-        fragments.append(member(lead, columns[prefix + lead], lead=""))
+def _members(shape: Shape, prefix: str, columns: Mapping[str, pa.Array], length: int) -> list[tuple[str, _Json]]:
+    members = []
     for name, member_shape in shape.members.items():
         path = prefix + name
-        if name == lead:
-            continue
         if member_shape.type_name == "structure":
-            inner, led = _fragments(member_shape, path + ".", columns)
+            inner = _members(member_shape, path + ".", columns, length)
             if inner:
-                fragments.append(nested(name, inner, led))
+                members.append((name, _object(inner, length)))
         elif member_shape.type_name == "map":
             family = path + "."
             entries = [
-                member(column[len(family) :], values) for column, values in columns.items() if column.startswith(family)
+                (column[len(family) :], _value(values))
+                for column, values in columns.items()
+                if column.startswith(family)
             ]
             if entries:
-                fragments.append(nested(name, entries, led=False))
+                members.append((name, _object(entries, length)))
         elif path in columns:
-            fragments.append(member(name, columns[path]))
-    return fragments, lead is not None
-
-
-def _with_lead(fragments: list[pa.Array], led: bool) -> tuple[list[pa.Array], bool]:
-    """Put first a fragment present in every row, without its comma, if there is one.
-
-    Then the object needs no comma trimming over its whole text (only over that one short column).
-    """
-    if led:
-        return fragments, True
-    for index, fragment in enumerate(fragments):
-        if fragment.null_count == 0:
-            rest = fragments[:index] + fragments[index + 1 :]
-            return [pc.utf8_slice_codeunits(fragment, 1), *rest], True
-    return fragments, False
+            members.append((name, _value(columns[path])))
+    return members
 
 
 def _bodies(shape_name: str, columns: Mapping[str, pa.Array], length: int) -> pa.Array:
-    fragments, led = _fragments(service_model.shape(shape_name), "", columns)
-    if not fragments:
-        return pa.array(["{}"] * length, pa.string())
-    fragments, led = _with_lead(fragments, led)
-    if led:
-        return pc.binary_join_element_wise("{", *fragments, "}", "", null_handling="replace", null_replacement="")
-    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(_joined(fragments), 1), "}", "")
+    """Every row's JSON object, concatenated from all its parts in one pass."""
+    body = _object(_members(service_model.shape(shape_name), "", columns, length), length)
+    everywhere = np.ones(length, dtype=bool)
+    parts = [_const("{", everywhere), *body.parts[:-1], _const("}", everywhere)]
+    return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
 
 
 def event_bodies(columns: Mapping[str, pa.Array], length: int) -> pa.Array:
