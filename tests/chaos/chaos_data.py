@@ -13,8 +13,14 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import datagen  # noqa: E402
 
-# Rows the chaos data carries that validation must refuse (so "rejected" is exercised too).
-BAD_EVENTS = 12
+# Event rows validation must refuse (so "rejected" is exercised too): (EndpointId, EventType, Timestamp),
+# each repeated four times: no event type, an endpoint id with "$", a timestamp that is no date.
+_BAD_ROWS = [
+    ("ep-000000000", None, "2026-01-01T00:00:00Z"),
+    ("bad$id", "view", "2026-01-01T00:00:00Z"),
+    ("ep-000000001", "view", "yesterday"),
+] * 4
+BAD_EVENTS = len(_BAD_ROWS)
 TABLE: list[tuple] = []
 HEADER = ("scenario", "events in", "accepted", "rejected", "failed", "duplicates", "dup bound", "seconds")
 
@@ -33,15 +39,13 @@ def make_dataset(directory: Path, events: int, seed: int) -> Dataset:
     parts = directory / "events"
     parts.mkdir()
     generated.events.rename(parts / "part-0.parquet")
+    endpoint_ids, event_types, timestamps = zip(*_BAD_ROWS, strict=True)
     bad = pa.table(
         {
-            "EndpointId": ["ep-000000000"] * (BAD_EVENTS // 3)
-            + ["bad$id"] * (BAD_EVENTS // 3)
-            + ["ep-000000001"] * (BAD_EVENTS - 2 * (BAD_EVENTS // 3)),
+            "EndpointId": list(endpoint_ids),
             "EventId": [f"bad-{i}" for i in range(BAD_EVENTS)],
-            "EventType": [None] * (BAD_EVENTS // 3) + ["view"] * (BAD_EVENTS - BAD_EVENTS // 3),
-            "Timestamp": ["2026-01-01T00:00:00Z"] * (2 * (BAD_EVENTS // 3))
-            + ["yesterday"] * (BAD_EVENTS - 2 * (BAD_EVENTS // 3)),
+            "EventType": pa.array(event_types, pa.string()),
+            "Timestamp": list(timestamps),
         }
     )
     pq.write_table(bad, parts / "part-1.parquet")

@@ -17,18 +17,21 @@ def chaos_emulator() -> Iterator[EmulatorClient]:
         yield emu
 
 
+class _Datasets(dict):
+    """Datasets by number of events, made on first use and shared by the scenarios of that size."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, events: int) -> Dataset:
+        self[events] = make_dataset(self.factory.mktemp(f"chaos-{events}"), events, seed=events)
+        return self[events]
+
+
 @pytest.fixture(scope="session")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Dataset]:
-    """Datasets by size, made on first use and shared by the scenarios of that size."""
-    made: dict[int, Dataset] = {}
-
-    class Lazy(dict):
-        def __missing__(self, events: int) -> Dataset:
-            made[events] = make_dataset(tmp_path_factory.mktemp(f"chaos-{events}"), events, seed=events)
-            self[events] = made[events]
-            return made[events]
-
-    return Lazy()
+    return _Datasets(tmp_path_factory)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
