@@ -143,32 +143,60 @@ def reconcile(emu: EmulatorClient, data: Dataset, results: Path, duplicate_bound
     }
 
 
+def _load(emu: EmulatorClient, data: Dataset, results: Path, **options) -> dict:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    report = load_events(
+        events=str(data.events),
+        endpoints=str(data.endpoints),
+        application_id=APP,
+        results=str(results),
+        session=session,
+        endpoint_url=emu.url,
+        progress=False,
+        **options,
+    )
+    return report.summary
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("scenario", "events"), _scenario_params())
 def test_every_valid_row_arrives_once_under_faults(scenario, events, chaos_emulator, datasets, tmp_path) -> None:
     data = datasets[events]
     chaos_emulator.reset()
     chaos_emulator.configure(seed=events, **scenario.faults)
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
     started = time.monotonic()
-    report = load_events(
-        events=str(data.events),
-        endpoints=str(data.endpoints),
-        application_id=APP,
-        results=str(tmp_path / "results.parquet"),
-        session=session,
-        endpoint_url=chaos_emulator.url,
-        requests_per_second=scenario.requests_per_second,
-        progress=False,
+    summary = _load(
+        chaos_emulator, data, tmp_path / "results.parquet", requests_per_second=scenario.requests_per_second
     )
     seconds = time.monotonic() - started
     lost = chaos_emulator.stats()["faults"].get("lost_response", 0)
     bound = lost * quotas.MAX_EVENTS_PER_REQUEST
     counts = reconcile(chaos_emulator, data, tmp_path / "results.parquet", bound)
-    assert report.summary["accepted"] == counts["accepted"]
+    assert summary["accepted"] == counts["accepted"]
     TABLE.append((f"{scenario.name} ({events:,})", data.event_count, *counts.values(), bound, f"{seconds:.1f}"))
+
+
+@pytest.mark.integration
+def test_rows_failed_in_an_outage_are_sent_by_the_next_run(chaos_emulator, datasets, tmp_path) -> None:
+    """Every request answered 500 until attempts run out: all rows failed, none lost; the rerun sends them."""
+    data = datasets[SHORT]
+    results = tmp_path / "results.parquet"
+    chaos_emulator.reset()
+    chaos_emulator.configure(error_rate=1.0)
+    started = time.monotonic()
+    outage = _load(chaos_emulator, data, results, requests_per_second=100.0, max_attempts=2)
+    assert outage["failed"] == data.event_count - data.bad_events + data.endpoint_count
+    assert (outage["accepted"], outage["rejected"]) == (0, data.bad_events)
+    assert chaos_emulator.events(APP) == []
+
+    chaos_emulator.configure(error_rate=0.0)
+    rerun = _load(chaos_emulator, data, results, requests_per_second=100.0)
+    assert rerun["skipped"] == data.bad_events
+    counts = reconcile(chaos_emulator, data, results, duplicate_bound=0)
+    seconds = time.monotonic() - started
+    TABLE.append((f"outage, then rerun ({SHORT:,})", data.event_count, *counts.values(), 0, f"{seconds:.1f}"))
 
 
 def _cli(data: Dataset, emu: EmulatorClient, results: Path, *extra: str) -> list[str]:
