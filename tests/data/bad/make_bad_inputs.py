@@ -161,6 +161,20 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
         {"fatal": ["csv_mixed_encodings.csv", "utf-8"]},
     )
     case(
+        "csv_not_utf8_in_row_3",
+        {
+            "events": (
+                "csv_not_utf8_in_row_3.csv",
+                _bytes(
+                    f"{EVENTS_HEADER}\n{_good_event('a', 'e1')}\n{_good_event('a', 'e2')}\n".encode()
+                    + (_good_event("a", "e3", "café") + "\n").encode("latin-1")
+                ),
+            )
+        },
+        {"fatal": ["csv_not_utf8_in_row_3.csv", "row 3", "utf-8"]},
+        known_bug="the error says 'cannot read the CSV header' with a byte position, not the data row that is not UTF-8",
+    )
+    case(
         "mapping_missing_column",
         {"events": ("mapping_missing_column.csv", _csv([EVENTS_HEADER, _good_event("a", "e1")]))},
         {"fatal": ["mapping_missing_column.csv", "user_id"]},
