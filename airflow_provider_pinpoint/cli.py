@@ -24,6 +24,8 @@ EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_REJECT_RATIO = 3
 
+# What a dry run prints instead of an endpoint's Address.
+ADDRESS_PLACEHOLDER = "<address hidden>"
 # How many rejected rows a dry run lists.
 _DRY_RUN_REJECTS = 20
 
@@ -275,8 +277,12 @@ def _print_dry_run(report: Any, out: TextIO) -> None:
         for message in rejects["message"]:  # each names its file, row, column and rule
             print(f"  {message}", file=out)
     if report.first_request is not None:
-        print("first request (PutEvents EventsRequest):", file=out)
-        print(json.dumps({"BatchItem": report.first_request.batch_item()}, indent=2, ensure_ascii=False), file=out)
+        batch_item = report.first_request.batch_item()
+        for entry in batch_item.values():  # the shape is what matters here, not a person's address
+            if "Address" in entry["Endpoint"]:
+                entry["Endpoint"]["Address"] = ADDRESS_PLACEHOLDER
+        print("first request (PutEvents EventsRequest; addresses hidden):", file=out)
+        print(json.dumps({"BatchItem": batch_item}, indent=2, ensure_ascii=False), file=out)
 
 
 if __name__ == "__main__":

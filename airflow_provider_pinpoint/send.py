@@ -35,6 +35,7 @@ from airflow_provider_pinpoint.batch import EVENT, Item, Request, endpoint_entry
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.transport import (
+    SENDER_THREAD_PREFIX,
     BadRequest,
     PayloadTooLarge,
     PutEventsTransport,
@@ -121,7 +122,7 @@ class Sender:
 
     def run(self, requests: Iterable[Request]) -> SendStats:
         """Send everything; raise FatalServiceError if the service refused the run."""
-        pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="pinpoint-send")
+        pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix=SENDER_THREAD_PREFIX)
         feed = _Feed(requests, self._stopping, self._prefetch)
         try:
             for request in feed:

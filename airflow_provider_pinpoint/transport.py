@@ -17,6 +17,7 @@ is; see docs/loading.md for the setting to give it.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +29,41 @@ from airflow_provider_pinpoint.batch import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.raw_put_events import RawPutEvents
 
+# Worker threads that send for the loader are named with this prefix (see send.py).
+SENDER_THREAD_PREFIX = "pinpoint-send"
+
 # One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
 CLIENT_RETRIES = {"max_attempts": 1, "mode": "standard"}
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
+
+
+class _NoSigningMaterial(logging.Filter):
+    """Drops botocore's DEBUG records that print signing material, for the loader's own requests.
+
+    ``botocore.auth`` logs the canonical request (with the session token) and the string to sign;
+    ``botocore.endpoint`` logs each prepared request with its Authorization header (the access key
+    id) and the token. Someone debugging a load turns DEBUG on for everything; these lines must not
+    follow. Only records from the loader's sending threads are dropped, so other boto3 users in the
+    same process keep their logs as configured.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.threadName or "").startswith(SENDER_THREAD_PREFIX):
+            return True
+        if record.name == "botocore.auth":
+            return False
+        return not str(record.msg).startswith("Sending http request")
+
+
+def _install_log_filter() -> None:
+    for name in ("botocore.auth", "botocore.endpoint"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoSigningMaterial) for f in logger.filters):
+            logger.addFilter(_NoSigningMaterial())
+
+
+_install_log_filter()
 
 
 def client_config(max_in_flight: int) -> Config:
