@@ -221,13 +221,28 @@ def _contend(emu, contender: str, scenario: str, dataset, work_dir: Path, *, rps
         profile.parent.mkdir(parents=True, exist_ok=True)
         spec["profile"] = str(profile)
     print(f"  {contender}: {events:,} events ...", flush=True)
+    emulator_cpu = _emulator_cpu_s()
+    load_before = os.getloadavg()[0]
     figures = _run_child(spec)
+    figures["emulator_cpu_s"] = _emulator_cpu_s() - emulator_cpu
+    figures["load_average"] = (load_before, os.getloadavg()[0])
     stats, problems = _delivery(emu, events)
     run = Run(scenario, contender, events, dataset.endpoint_count, figures, stats, problems)
     print(f"    {_describe(run)}", flush=True)
     for problem in problems:
         print(f"    {problem}", flush=True)
     return run
+
+
+def _emulator_cpu_s() -> float:
+    """CPU seconds the emulator subprocess (a child of this process) has used so far."""
+    import psutil
+
+    for child in psutil.Process().children():
+        if "airflow_provider_pinpoint.emulator" in " ".join(child.cmdline()):
+            times = child.cpu_times()
+            return times.user + times.system
+    return 0.0
 
 
 def _request_span(results: Path) -> tuple[int, float]:
@@ -256,6 +271,10 @@ def _describe(run: Run) -> str:
         f"{run.events_per_s:,.0f} events/s, {run.cpu_us_per_event:.1f} µs CPU/event, "
         f"peak RSS {f['peak_rss_mb']:,.0f} MB, wall {f['wall_s']:.1f} s, "
         f"duplicates {run.emulator['events_duplicated']}"
+    )
+    text += (
+        f", emulator CPU {f['emulator_cpu_s'] * 1e6 / run.events:.1f} µs/event"
+        f", load average {f['load_average'][0]:.1f} -> {f['load_average'][1]:.1f}"
     )
     throttled = run.emulator["faults"].get("rate_limit", 0)
     if throttled:
@@ -337,15 +356,17 @@ def report(runs: list[Run], args) -> str:
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}",
         f"command: {' '.join(['benchmarks/run.py', *args.argv])}",
         "",
-        "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | delivered | dup | notes |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | delivered | dup "
+        "| emulator CPU µs/event | load avg | notes |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|",
     ]
     for run in runs:
         delivered = "no" if any(n.startswith("DELIVERY") for n in run.notes) else "all"
         lines.append(
             f"| {run.scenario} | {run.contender} | {run.events:,} | {run.events_per_s:,.0f} | "
             f"{run.cpu_us_per_event:.1f} | {run.figures['peak_rss_mb']:,.0f} | {delivered} | "
-            f"{run.emulator['events_duplicated']} | {'; '.join(run.notes)} |"
+            f"{run.emulator['events_duplicated']} | {run.figures['emulator_cpu_s'] * 1e6 / run.events:.1f} | "
+            f"{run.figures['load_average'][0]:.1f}->{run.figures['load_average'][1]:.1f} | {'; '.join(run.notes)} |"
         )
     by_key = {(r.scenario, r.contender): r for r in runs}
     base, loader = by_key.get(("throughput", "baseline")), by_key.get(("throughput", "loader"))
