@@ -9,11 +9,16 @@ suffix is the attribute or metric name.
 
 Anything else in an input is an error rather than silently ignored: a column the loader does not
 send is almost always a typo or a forgotten mapping, and dropping it quietly would lose data.
+
+Error messages quote column names, but never one that looks like a value (an email address, a phone
+number, a device token): a CSV without its header line has its first data row read as names, and
+those errors reach terminals and Airflow logs.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +39,9 @@ BOOKKEEPING = (SOURCE, SOURCE_ROW)
 # Columns that name the record rather than describe it: they are not members of the API shapes.
 _ID_FIELDS: dict[Kind, tuple[str, ...]] = {"endpoints": ("Id",), "events": ("EndpointId", "EventId")}
 _TOP_SHAPE: dict[Kind, str] = {"endpoints": "PublicEndpoint", "events": "Event"}
+
+# A device token (APNs: 64 hex digits; FCM: 150+ characters of [A-Za-z0-9:_-]) read as a column name.
+_TOKEN = re.compile(r"[A-Za-z0-9:_\-]{32,}")
 
 # Convention columns whose values are numbers in the API; everything else is a string or a timestamp.
 NUMERIC_FIELDS = frozenset({"Location.Latitude", "Location.Longitude", "Session.Duration"})
@@ -164,7 +172,7 @@ def apply_mapping(
         if missing:
             raise InputError(
                 f"{where}: column_mapping names {_quoted(missing)}, which the {kind} input does not have; "
-                f"its columns are {_quoted(names[:20])}"
+                f"its columns are {listed(names)}"
             )
     # A shared mapping may target the other table's names, but only for columns this input lacks.
     bad_targets = [
@@ -186,16 +194,59 @@ def apply_mapping(
         if target is not None and name not in mapping and classify(name, kind) is None
     ]
     if unknown:
-        hints = "; ".join(f"{name!r}: nearest {', '.join(nearest_names(name, kind))}" for name in unknown[:10])
-        other = next(k for k in KINDS if k != kind)
-        if all(classify(name, other) is not None for name in unknown):
-            hints += f"; these are {other} columns: is this the {other} table?"
-        raise InputError(
-            f"{where}: unknown {kind} column{'s' if len(unknown) > 1 else ''} {_quoted(unknown)} ({hints}); "
-            f"rename them to the convention, map them with column_mapping={{{unknown[0]!r}: '<convention name>'}} "
-            f"or drop them with column_mapping={{{unknown[0]!r}: None}}"
-        )
+        raise InputError(f"{where}: {_unknown_message(unknown, kind)}")
     return targets
+
+
+def _unknown_message(unknown: list[str], kind: Kind) -> str:
+    """What is wrong with the unknown columns and what to do, quoting only those that look like names."""
+    named = [name for name in unknown if not looks_like_data(name)]
+    parts = []
+    if len(named) < len(unknown):
+        parts.append(f"{_looking_like_data(len(unknown) - len(named))}: is the header line missing?")
+    if named:
+        hints = "; ".join(f"{name!r}: nearest {', '.join(nearest_names(name, kind))}" for name in named[:10])
+        other = next(k for k in KINDS if k != kind)
+        if all(classify(name, other) is not None for name in named):
+            hints += f"; these are {other} columns: is this the {other} table?"
+        parts.append(
+            f"unknown {kind} column{'s' if len(named) > 1 else ''} {_quoted(named)} ({hints}); "
+            f"rename them to the convention, map them with column_mapping={{{named[0]!r}: '<convention name>'}} "
+            f"or drop them with column_mapping={{{named[0]!r}: None}}"
+        )
+    return "; ".join(parts)
+
+
+def looks_like_data(name: str) -> bool:
+    """Whether a column name is more likely a value than a name: an email, a phone number or a device token.
+
+    Such a name is not quoted in messages (it is probably a headerless CSV's first row, which may
+    hold addresses). Erring towards "data" only costs a less specific message.
+    """
+    digits = sum(character.isdigit() for character in name)
+    return (
+        "@" in name
+        or (digits >= 5 and 2 * (digits + name.count("+")) > len(name))
+        or (_TOKEN.fullmatch(name) is not None and 4 * digits >= len(name))
+    )
+
+
+def listed(names: Iterable[str], limit: int = 20) -> str:
+    """Column names for a message: the first ``limit`` that look like names, quoted; the others only counted."""
+    names = list(names)
+    named = [name for name in names if not looks_like_data(name)]
+    text = _quoted(named[:limit])
+    if len(named) > limit:
+        text += f" and {len(named) - limit} more"
+    if len(named) < len(names):
+        text = (text + " and " if text else "") + _looking_like_data(len(names) - len(named))
+    return text
+
+
+def _looking_like_data(count: int) -> str:
+    if count == 1:
+        return "1 column that looks like data, not a name"
+    return f"{count} columns that look like data, not names"
 
 
 def _quoted(names: Iterable[str]) -> str:

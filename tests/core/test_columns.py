@@ -7,6 +7,7 @@ from airflow_provider_pinpoint.columns import (
     classify,
     families,
     fixed_fields,
+    looks_like_data,
     nearest_names,
     table_mapping,
 )
@@ -114,3 +115,36 @@ def test_unknown_columns_of_the_other_table_suggest_the_tables_are_swapped():
 def test_mapping_values_must_be_names_or_none():
     with pytest.raises(InputError, match="keys and values must be column names"):
         apply_mapping(["a"], "events", {"a": 3}, where="x.csv")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["user0001@example.com", "+15550104471", "0612345678", "+33 6 12 34 56 78", "a1b2c3d4" * 8, "9f86d081884c7d65" * 4],
+)
+def test_values_read_as_column_names_look_like_data(name):
+    assert looks_like_data(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["EndpointId", "Attributes.plan_2024", "user_id", "Metrics.price", "ep-0001", "EMAIL", "col1234"]
+)
+def test_ordinary_column_names_do_not_look_like_data(name):
+    assert not looks_like_data(name)
+
+
+def test_a_headerless_csv_is_reported_without_quoting_its_addresses():
+    first_row = ["ep-1", "EMAIL", "user0001@example.com", "+15550104471"]
+    with pytest.raises(InputError) as caught:
+        apply_mapping(first_row, "endpoints", None, where="endpoints.csv")
+    message = str(caught.value)
+    assert message.startswith("endpoints.csv: 2 columns that look like data, not names: is the header line missing?")
+    assert "'ep-1'" in message
+    assert "example.com" not in message and "5550104471" not in message
+
+
+def test_a_missing_mapped_column_lists_the_columns_without_values():
+    with pytest.raises(InputError) as caught:
+        apply_mapping(["Id", "user0001@example.com"], "endpoints", {"endpoints": {"uid": "Id"}}, where="e.csv")
+    message = str(caught.value)
+    assert "its columns are 'Id' and 1 column that looks like data, not a name" in message
+    assert "example.com" not in message

@@ -255,11 +255,6 @@ def test_a_dry_run_shows_no_address(tables, tmp_path, capfd, credentials_in_env,
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="reading's unknown-column error quotes every column name, so a CSV without a header line puts "
-    "its first row's addresses into the error",
-)
 def test_an_endpoints_csv_without_a_header_fails_without_showing_its_addresses(
     emulator, tmp_path, capfd, credentials_in_env, keep_signal_handlers
 ) -> None:
