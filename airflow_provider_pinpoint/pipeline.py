@@ -62,6 +62,7 @@ def prepare(
         raise ValueError(f"max_events_per_request must be between 1 and {quotas.MAX_EVENTS_PER_REQUEST}")
     if not 1 <= max_request_bytes <= quotas.MAX_REQUEST_BYTES:
         raise ValueError(f"max_request_bytes must be between 1 and {quotas.MAX_REQUEST_BYTES}")
+    reading.check_mapping(column_mapping, events=events, endpoints=endpoints)
     limits = {"max_events": max_events_per_request, "max_bytes": max_request_bytes}
     read = {"column_mapping": column_mapping, "csv_list_delimiter": csv_list_delimiter, "skip": skip}
     pending: dict[str, Item] = {}

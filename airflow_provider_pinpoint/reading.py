@@ -47,7 +47,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_pinpoint.columns import BOOKKEEPING, KINDS, SOURCE, SOURCE_ROW, Kind, apply_mapping, classify
+from airflow_provider_pinpoint.columns import (
+    BOOKKEEPING,
+    KINDS,
+    SOURCE,
+    SOURCE_ROW,
+    Kind,
+    apply_mapping,
+    classify,
+    table_mapping,
+)
 from airflow_provider_pinpoint.errors import InputError
 
 # What pyarrow and fsspec raise for unreadable bytes, missing objects and broken streams.
@@ -151,24 +160,69 @@ class _Options:
     batch_rows: int
 
 
+def check_mapping(column_mapping: Mapping[str, Any] | None, *, events: Any = None, endpoints: Any = None) -> None:
+    """Raise InputError when a shared ``column_mapping`` names a column that none of the inputs has.
+
+    A per-table mapping is checked as each file is read (every name it maps must be in that table),
+    but one dict for both tables may name a column of either, so only the two inputs together can
+    tell a misspelt or stale entry from one meant for the other table. Only CSV headers and Parquet
+    footers are read, and only until every mapped name has been seen.
+    """
+    mapping, per_table = table_mapping(column_mapping, "events")
+    inputs = {kind: source for kind, source in (("events", events), ("endpoints", endpoints)) if source is not None}
+    if per_table or not mapping or not inputs:
+        return
+    unseen = set(mapping)
+    for kind, source in inputs.items():
+        for names in _column_names(source, kind):
+            unseen.difference_update(names)
+            if not unseen:
+                return
+    missing = ", ".join(repr(name) for name in mapping if name in unseen)
+    where = ", ".join(describe_source(source) for source in inputs.values())
+    which = (
+        "neither the events nor the endpoints input has"
+        if len(inputs) == 2
+        else f"the {next(iter(inputs))} input does not have"
+    )
+    raise InputError(f"{where}: column_mapping names {missing}, which {which}; correct the name or remove the entry")
+
+
+def _column_names(source: Any, kind: Kind) -> Iterator[list[str]]:
+    """The column names of each file of an input, from headers and footers only."""
+    if isinstance(source, pa.Table):
+        yield [str(name) for name in source.column_names]
+    elif _is_dataframe(source):
+        yield [str(name) for name in source.columns] + [str(name) for name in source.index.names if name is not None]
+    else:
+        for file in _files(source, kind):
+            if file.path.lower().endswith(PARQUET_SUFFIXES):
+                with _parquet_file(file) as parquet:
+                    yield parquet.schema_arrow.names
+            else:
+                yield _csv_header(file)
+
+
 def _read_source(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
     if isinstance(source, pa.Table) or _is_dataframe(source):
         yield from _read_in_memory(source, options)
         return
-    if _is_object_path(source):
-        files = _expand(str(source), source.fs, source.path)
-    elif isinstance(source, str | os.PathLike):
-        files = _expand(os.fspath(source))
-    else:
-        raise InputError(
-            f"cannot read a {type(source).__name__} as the {options.kind} input; "
-            "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
-        )
-    for file in files:
+    for file in _files(source, options.kind):
         if file.path.lower().endswith(PARQUET_SUFFIXES):
             yield from _read_parquet(file, options)
         else:
             yield from _read_csv(file, options)
+
+
+def _files(source: Any, kind: Kind) -> list[_File]:
+    if _is_object_path(source):
+        return _expand(str(source), source.fs, source.path)
+    if isinstance(source, str | os.PathLike):
+        return _expand(os.fspath(source))
+    raise InputError(
+        f"cannot read a {type(source).__name__} as the {kind} input; "
+        "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
+    )
 
 
 # --- locating files ------------------------------------------------------------------------------
@@ -271,16 +325,27 @@ def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
         row += batch.num_rows
 
 
-def _read_parquet(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
-    def unreadable(exc: BaseException) -> InputError:
-        return InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})")
+def _parquet_unreadable(file: _File, exc: BaseException) -> InputError:
+    return InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})")
 
+
+@contextlib.contextmanager
+def _parquet_file(file: _File) -> Iterator[pq.ParquetFile]:
+    """The open file (its footer read), or an InputError naming it."""
     with contextlib.ExitStack() as stack:
         try:
             handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
             parquet = stack.enter_context(pq.ParquetFile(handle))
         except _READ_ERRORS as exc:
-            raise unreadable(exc) from None
+            raise _parquet_unreadable(file, exc) from None
+        yield parquet
+
+
+def _read_parquet(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
+    def unreadable(exc: BaseException) -> InputError:
+        return _parquet_unreadable(file, exc)
+
+    with _parquet_file(file) as parquet:
         names = parquet.schema_arrow.names
         plan = _plan(names, names, options, where=file.source, source=file.source, csv=False)
         wanted = plan.inputs()

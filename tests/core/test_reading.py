@@ -519,3 +519,28 @@ def test_s3_without_s3fs_says_how_to_install_it():
 def test_programming_errors_in_the_arguments_are_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         read_table(events_table(1), **kwargs)
+
+
+def test_a_shared_mapping_naming_a_column_of_neither_input_is_an_error(tmp_path):
+    events = write(tmp_path / "events.csv", EVENTS_CSV)
+    pq.write_table(pa.table({"Id": ["ep-1"], "email": ["x"]}), tmp_path / "endpoints.parquet")
+    mapping = {"email": "Address", "user_id": "EndpointId"}
+    with pytest.raises(InputError) as caught:
+        reading.check_mapping(mapping, events=events, endpoints=tmp_path / "endpoints.parquet")
+    message = str(caught.value)
+    assert message.startswith(f"{events}, {tmp_path / 'endpoints.parquet'}: column_mapping names 'user_id', ")
+    assert "neither the events nor the endpoints input has" in message
+
+
+def test_a_shared_mapping_with_only_one_input_must_name_its_columns():
+    with pytest.raises(InputError, match=r"^DataFrame: column_mapping names 'uid', which the events input does not"):
+        reading.check_mapping({"uid": "EndpointId"}, events=pd.DataFrame({"EndpointId": ["a"]}))
+
+
+def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_table(tmp_path):
+    write(tmp_path / "events" / "part-0.csv", EVENTS_CSV)
+    write(tmp_path / "events" / "part-1.csv", "EndpointId,EventType,Timestamp,when\na,b,c,d\n")
+    endpoints = pa.table({"uid": ["a"]})
+    mapping = {"when": "Session.StartTimestamp", "uid": "Id"}
+    reading.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
+    reading.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it

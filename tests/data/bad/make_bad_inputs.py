@@ -179,7 +179,6 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
         {"events": ("mapping_missing_column.csv", _csv([EVENTS_HEADER, _good_event("a", "e1")]))},
         {"fatal": ["mapping_missing_column.csv", "user_id"]},
         column_mapping={"user_id": "EndpointId"},
-        known_bug="reading ignores a column_mapping entry whose source column the file does not have",
     )
     case(
         "mapping_unknown_field",
