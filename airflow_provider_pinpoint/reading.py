@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -65,6 +65,11 @@ _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
+# Bytes that were not UTF-8, as ``surrogateescape`` decoding keeps them.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_TO_UTF8 = (
+    "the loader reads CSV as UTF-8: save the file as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8 in.csv > out.csv)"
+)
 
 
 def describe_source(source: Any) -> str:
@@ -418,16 +423,32 @@ def _rebatched(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Reco
         yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
+def _csv_records(file: _File) -> Iterator[list[str]]:
+    """The CSV's records as Python's csv module parses them: the header line, then every non-blank record.
+
+    Lines are decoded one by one, so reading the header does not decode (or trip over) the rest,
+    and bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``) to be found.
+    Records are counted as ``_source_row`` counts them: blank lines are not rows.
+    """
+    with file.fs.open(file.path, "rb", compression="infer") as raw:
+        lines = (line.decode("utf-8", "surrogateescape") for line in raw)
+        first = next(lines, "").removeprefix("\ufeff")
+        reader = csv.reader(itertools.chain([first], lines))
+        yield next(reader, [])
+        yield from (fields for fields in reader if fields)
+
+
 def _csv_header(file: _File) -> list[str]:
     """The header line, parsed here because pyarrow and pandas rename repeated names."""
     try:
-        with file.fs.open(file.path, "rb", compression="infer") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            header = next(csv.reader(text), None)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        with contextlib.closing(_csv_records(file)) as records:
+            header = next(records)
+    except (OSError, EOFError, csv.Error) as exc:
         raise InputError(f"{file.source}: cannot read the CSV header ({_brief(exc)})") from None
     if not header:
         raise InputError(f"{file.source}: empty file; a CSV input needs a header line naming its columns")
+    if any(_UNDECODED.search(name) for name in header):
+        raise InputError(f"{file.source}: the header line is not UTF-8 text; {_TO_UTF8}")
     return header
 
 
@@ -435,21 +456,24 @@ def _csv_error(file: _File, exc: BaseException, invalid: list[pacsv.InvalidRow])
     if invalid:
         row = invalid[0]
         return InputError(
-            f"{file.source}: {_first_ragged_row(file, row.expected_columns)} has {row.actual_columns} fields where "
-            f"the header has {row.expected_columns}; quote values that contain commas or line breaks"
+            f"{file.source}: {_first_row(file, lambda fields: len(fields) != row.expected_columns)} has "
+            f"{row.actual_columns} fields where the header has {row.expected_columns}; quote values that contain "
+            "commas or line breaks"
         )
+    if "UTF8" in str(exc):
+        where = _first_row(file, lambda fields: any(_UNDECODED.search(value) for value in fields))
+        return InputError(f"{file.source}: {where} is not UTF-8 text; {_TO_UTF8}")
     return InputError(f"{file.source}: not a readable CSV file ({_brief(exc)})")
 
 
-def _first_ragged_row(file: _File, width: int) -> str:
-    """Where the first row of the wrong width is (pyarrow does not say); rescans the file, on failure only."""
+def _first_row(file: _File, wrong: Callable[[list[str]], bool]) -> str:
+    """Which data row is the first one ``wrong`` picks (pyarrow does not say); rescans the file, on failure only."""
     try:
-        with file.fs.open(file.path, "rb", compression="infer") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            for number, fields in enumerate(csv.reader(text)):
-                if fields and len(fields) != width:
+        with contextlib.closing(_csv_records(file)) as records:
+            for number, fields in enumerate(records):
+                if number and wrong(fields):
                     return f"data row {number}"
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+    except (OSError, EOFError, csv.Error):
         pass
     return "a row"
 

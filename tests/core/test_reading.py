@@ -472,10 +472,23 @@ def test_ragged_csv_row_is_named_without_quoting_its_content(tmp_path):
     assert "example.com" not in str(caught.value)
 
 
-def test_invalid_utf8_csv(tmp_path):
+def test_a_csv_row_that_is_not_utf8_is_named_with_how_to_convert_the_file(tmp_path):
     path = tmp_path / "events.csv"
-    path.write_bytes(b"EndpointId,EventType,Timestamp\na,\xff\xfe,t\n")
-    with pytest.raises(InputError, match=r"events\.csv: "):
+    good = "".join(f"a,view,t{i}\n" for i in range(5000)).encode()
+    path.write_bytes(
+        b"EndpointId,EventType,Timestamp\n" + good + b'"multi\nline",view,t\n' + "b,café,t\n".encode("latin-1")
+    )
+    with pytest.raises(InputError) as caught:
+        read_table(path, kind="events")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: data row 5002 is not UTF-8 text;")
+    assert "iconv -f latin1 -t utf-8" in message
+
+
+def test_a_csv_header_that_is_not_utf8(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes("EndpointId,EventType,Timestamp,Attributes.café\na,view,t,x\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"events\.csv: the header line is not UTF-8 text; .* iconv"):
         read_table(path, kind="events")
 
 

@@ -172,7 +172,6 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
             )
         },
         {"fatal": ["csv_not_utf8_in_row_3.csv", "row 3", "utf-8"]},
-        known_bug="the error says 'cannot read the CSV header' with a byte position, not the data row that is not UTF-8",
     )
     case(
         "mapping_missing_column",
