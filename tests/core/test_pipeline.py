@@ -5,6 +5,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -208,6 +209,30 @@ def test_a_consumer_may_stop_early():
     prepared.close()
     assert isinstance(first, Request)
     assert first.event_count == 1
+
+
+def test_an_unreadable_events_file_raises_its_input_error(tmp_path):
+    broken = tmp_path / "events.parquet"
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="events.parquet"):
+        list(prepare(str(broken)))
+
+
+def test_dataframes_with_categorical_and_datetime_columns_go_through():
+    frame = pd.DataFrame(
+        {
+            "EndpointId": pd.Categorical(["a", "b", "a"]),
+            "EventType": pd.Categorical(["view", "buy", "view"]),
+            "Timestamp": pd.to_datetime(["2026-01-01 10:00", "2026-01-01 11:00", None]),
+            "Metrics.price": [1.5, None, 2.0],
+        }
+    )
+    requests, rejections = _run(frame, None)
+    assert [r.message for r in rejections] == ["events row 3: Timestamp is empty; Pinpoint requires it for every event"]
+    (request,) = requests
+    events = {eid: entry["Events"] for eid, entry in request.batch_item().items()}
+    assert [event["Timestamp"] for event in events["a"].values()] == ["2026-01-01T10:00:00.000Z"]
+    assert list(events["b"].values()) == [{"EventType": "buy", "Timestamp": "2026-01-01T11:00:00.000Z"}]
 
 
 def test_nothing_to_load_is_an_input_error():
