@@ -35,6 +35,8 @@ Role = Literal["field", "attribute", "metric", "user_attribute", "bookkeeping"]
 SOURCE = "_source"
 SOURCE_ROW = "_source_row"
 BOOKKEEPING = (SOURCE, SOURCE_ROW)
+# Why a row could not be read (a CSV row with the wrong number of fields); validation rejects it with that.
+READ_ERROR = "_read_error"
 
 # Columns that name the record rather than describe it: they are not members of the API shapes.
 _ID_FIELDS: dict[Kind, tuple[str, ...]] = {"endpoints": ("Id",), "events": ("EndpointId", "EventId")}
@@ -102,7 +104,7 @@ def families(kind: Kind) -> tuple[str, ...]:
 
 def classify(name: str, kind: Kind) -> Column | None:
     """The meaning of a column name in one table, or None when the convention has no such column."""
-    if name in BOOKKEEPING:
+    if name in BOOKKEEPING or name == READ_ERROR:
         return Column(name, "bookkeeping", name)
     fixed, fams = _layout(kind)
     if name in fixed:

@@ -26,6 +26,9 @@ Types, decided here and relied on by validation/reshaping:
 Different files of one directory or glob may differ in their columns; each batch carries its own
 schema. Errors that make an input unusable raise :class:`~airflow_provider_pinpoint.errors.InputError`
 with one line naming the file; messages never quote cell contents (which may hold addresses).
+A CSV row with the wrong number of fields spoils only itself: it arrives in its place with null
+values and a ``_read_error`` column saying what is wrong (only batches of such files carry the
+column), which validation turns into that row's rejection.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from fsspec.implementations.local import LocalFileSystem
 from airflow_provider_pinpoint.columns import (
     BOOKKEEPING,
     KINDS,
+    READ_ERROR,
     SOURCE,
     SOURCE_ROW,
     Kind,
@@ -368,14 +372,14 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
     plan = _plan(header, keys, options, where=file.source, source=file.source, csv=True)
     wanted = plan.inputs()
     types = {key: (pa.int64() if name == SOURCE_ROW else pa.string()) for key, name in zip(keys, header, strict=True)}
-    invalid: list[pacsv.InvalidRow] = []
+    skipped: list[int] = []  # how many rows pyarrow left out for their number of fields (never their text)
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        invalid.append(row)
-        return "error"
+        skipped.append(row.actual_columns)
+        return "skip"
 
     def unreadable(exc: BaseException) -> InputError:
-        return _csv_error(file, exc, invalid)
+        return _csv_error(file, exc)
 
     with contextlib.ExitStack() as stack:
         try:
@@ -400,10 +404,111 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
         except _READ_ERRORS as exc:
             raise unreadable(exc) from None
         stack.callback(reader.close)
+        batches = _with_ragged_rows(_guarded(reader, unreadable), reader.schema, file, len(header), skipped)
         row = 0
-        for batch in _rebatched(_guarded(reader, unreadable), options.batch_rows):
-            yield plan.apply(batch, file.source, row)
+        for batch in _rebatched(batches, options.batch_rows):
+            out = plan.apply(batch, file.source, row)
+            if READ_ERROR in batch.schema.names:
+                out = out.append_column(READ_ERROR, batch.column(READ_ERROR))
+            yield out
             row += batch.num_rows
+
+
+def _with_ragged_rows(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, file: _File, width: int, skipped: list[int]
+) -> Iterator[pa.RecordBatch]:
+    """The read batches with the rows pyarrow skipped for their number of fields put back in their places.
+
+    A put-back row has null values and a ``_read_error`` column saying what is wrong with it, which
+    validation turns into that row's rejection, so one ragged row costs that row only and every
+    other row keeps its ``_source_row``. pyarrow reports a skipped row but not where it was (with
+    values that may span lines it cannot count rows), so once it has skipped one the file is parsed
+    again alongside with Python's csv module, which tells every data row's number of fields. A row is
+    parsed before the batch holding it is delivered, so the scan always starts before the first
+    ragged row.
+    """
+    with contextlib.ExitStack() as stack:
+        scan: _FieldCounts | None = None
+        delivered = 0
+        for batch in batches:
+            if scan is None and not skipped:
+                delivered += batch.num_rows
+                yield batch
+                continue
+            if scan is None:
+                scan = stack.enter_context(contextlib.closing(_FieldCounts(file, width)))
+                scan.take(delivered)
+            yield _put_back(batch, scan.take(batch.num_rows), width)
+        if skipped:
+            if scan is None:
+                scan = stack.enter_context(contextlib.closing(_FieldCounts(file, width)))
+                scan.take(delivered)
+            yield _put_back(pa.RecordBatch.from_pylist([], schema=schema), scan.rest(), width)
+            if scan.ragged != len(skipped):
+                raise _unlocated(file)
+
+
+class _FieldCounts:
+    """Walks the data rows of a CSV with Python's csv module, telling where the ragged ones are."""
+
+    def __init__(self, file: _File, width: int) -> None:
+        self._file = file
+        self._records = _csv_records(file)
+        next(self._records)  # the header line
+        self._width = width
+        self.ragged = 0
+
+    def take(self, good: int) -> list[tuple[int, int]]:
+        """Advance past ``good`` rows of the header's width: (position, fields) of the ragged rows among them.
+
+        Positions count every row passed, ragged ones included.
+        """
+        ragged: list[tuple[int, int]] = []
+        position = 0
+        while good:
+            record = next(self._records, None)
+            if record is None:
+                raise _unlocated(self._file)
+            fields = len(record)
+            if fields == self._width:
+                good -= 1
+            else:
+                ragged.append((position, fields))
+            position += 1
+        self.ragged += len(ragged)
+        return ragged
+
+    def rest(self) -> list[tuple[int, int]]:
+        """The ragged rows after the last row of the header's width."""
+        ragged = [(position, len(fields)) for position, fields in enumerate(self._records)]
+        self.ragged += len(ragged)
+        return ragged
+
+    def close(self) -> None:
+        self._records.close()
+
+
+def _unlocated(file: _File) -> InputError:
+    """Python's csv module and pyarrow disagree on the rows (a quoting neither reads the same way)."""
+    return InputError(
+        f"{file.source}: some rows have a different number of fields than the header and cannot be located; "
+        "quote values that contain commas, quotes or line breaks"
+    )
+
+
+def _put_back(batch: pa.RecordBatch, ragged: list[tuple[int, int]], width: int) -> pa.RecordBatch:
+    """``batch`` with a null row at each ragged position, and the ``_read_error`` column saying why."""
+    length = batch.num_rows + len(ragged)
+    is_ragged = np.zeros(length, dtype=bool)
+    messages = np.full(length, None, dtype=object)
+    for position, fields in ragged:
+        is_ragged[position] = True
+        messages[position] = (
+            f"has {fields} field{'s' if fields != 1 else ''}, the header has {width}; "
+            "quote values that contain commas or line breaks"
+        )
+    taken = batch.take(pa.array(np.cumsum(~is_ragged) - 1, mask=is_ragged)) if ragged else batch
+    return taken.append_column(READ_ERROR, pa.array(messages, pa.string()))
 
 
 def _rebatched(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
@@ -417,10 +522,20 @@ def _rebatched(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Reco
             count += take
             batch = batch.slice(take)
             if count == rows:
-                yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+                yield _concatenated(pending)
                 pending, count = [], 0
     if pending:
-        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+        yield _concatenated(pending)
+
+
+def _concatenated(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch of the rows of ``batches``; those read before a ragged row lack its ``_read_error`` column."""
+    if len(batches) == 1:
+        return batches[0]
+    if all(batch.schema.equals(batches[0].schema) for batch in batches):
+        return pa.concat_batches(batches)
+    tables = [pa.Table.from_batches([batch]) for batch in batches]
+    return pa.concat_tables(tables, promote_options="default").combine_chunks().to_batches()[0]
 
 
 def _csv_records(file: _File) -> Iterator[list[str]]:
@@ -452,26 +567,18 @@ def _csv_header(file: _File) -> list[str]:
     return header
 
 
-def _csv_error(file: _File, exc: BaseException, invalid: list[pacsv.InvalidRow]) -> InputError:
-    if invalid:
-        row = invalid[0]
-        return InputError(
-            f"{file.source}: {_first_row(file, lambda fields: len(fields) != row.expected_columns)} has "
-            f"{row.actual_columns} fields where the header has {row.expected_columns}; quote values that contain "
-            "commas or line breaks"
-        )
+def _csv_error(file: _File, exc: BaseException) -> InputError:
     if "UTF8" in str(exc):
-        where = _first_row(file, lambda fields: any(_UNDECODED.search(value) for value in fields))
-        return InputError(f"{file.source}: {where} is not UTF-8 text; {_TO_UTF8}")
+        return InputError(f"{file.source}: {_first_undecodable_row(file)} is not UTF-8 text; {_TO_UTF8}")
     return InputError(f"{file.source}: not a readable CSV file ({_brief(exc)})")
 
 
-def _first_row(file: _File, wrong: Callable[[list[str]], bool]) -> str:
-    """Which data row is the first one ``wrong`` picks (pyarrow does not say); rescans the file, on failure only."""
+def _first_undecodable_row(file: _File) -> str:
+    """Which data row holds the first byte that is not UTF-8 (pyarrow does not say); rescans the file."""
     try:
         with contextlib.closing(_csv_records(file)) as records:
             for number, fields in enumerate(records):
-                if number and wrong(fields):
+                if number and any(_UNDECODED.search(value) for value in fields):
                     return f"data row {number}"
     except (OSError, EOFError, csv.Error):
         pass

@@ -154,6 +154,8 @@ def _normalised(table: pa.Table, kind: Kind) -> Checked:
         table,
         np.zeros(n, dtype=bool),
     )
+    if columns.READ_ERROR in table.column_names:
+        _reject_unreadable(checked, normalise.single_chunk(table.column(columns.READ_ERROR)))
     for name in table.column_names:
         column = columns.classify(name, kind)
         if column is None or column.role == "bookkeeping":
@@ -178,6 +180,14 @@ def _normalised(table: pa.Table, kind: Kind) -> Checked:
         if failed.any():
             checked.reject(failed, name, rule)
     return checked
+
+
+def _reject_unreadable(checked: Checked, errors: pa.Array) -> None:
+    """Rows reading could not make sense of (a CSV row with the wrong number of fields): its message, first."""
+    unreadable = np.asarray(errors.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    for i in np.flatnonzero(unreadable).tolist():
+        checked.reasons[i] = f"{checked.label(i)}: {errors[i].as_py()}"
+    checked.rejected |= unreadable
 
 
 def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:

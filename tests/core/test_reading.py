@@ -16,6 +16,7 @@ from upath import UPath
 
 from airflow_provider_pinpoint import reading
 from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.pipeline import Rejection, prepare
 from airflow_provider_pinpoint.reading import describe_source, read_batches, read_table
 
 EVENTS_CSV = (
@@ -465,11 +466,37 @@ def test_empty_part_among_others_is_fine(tmp_path):
     assert read_table(tmp_path, kind="events").num_rows == 2
 
 
-def test_ragged_csv_row_is_named_without_quoting_its_content(tmp_path):
-    path = write(tmp_path / "endpoints.csv", "Id,ChannelType\na,SMS\nb,EMAIL,user0001@example.com\n")
-    with pytest.raises(InputError, match=r"endpoints\.csv: data row 2 has 3 fields where the header has 2") as caught:
-        read_table(path, kind="endpoints")
-    assert "example.com" not in str(caught.value)
+def test_ragged_csv_rows_come_back_in_place_as_null_rows_saying_why_without_their_content(tmp_path):
+    path = write(
+        tmp_path / "endpoints.csv",
+        'Id,ChannelType\na,SMS\nb,EMAIL,user0001@example.com\n"c\nc",SMS\n\nd\ne,SMS\nf,SMS,x,y\n',
+    )
+    table = read_table(path, kind="endpoints", batch_rows=2)
+    assert table.column("_source_row").to_pylist() == [1, 2, 3, 4, 5, 6]
+    assert table.column("Id").to_pylist() == ["a", None, "c\nc", None, "e", None]
+    errors = table.column("_read_error").to_pylist()
+    assert errors[0] is None and errors[2] is None and errors[4] is None
+    assert errors[1].startswith("has 3 fields, the header has 2;")
+    assert errors[3].startswith("has 1 field, the header has 2;")
+    assert errors[5].startswith("has 4 fields, the header has 2;")
+    assert "example.com" not in str(table.to_pylist())
+
+
+def test_ragged_csv_rows_far_into_a_file_keep_every_rows_number(tmp_path):
+    """About 2.5 MB: several of pyarrow's 1 MB blocks, so ragged rows fall into different blocks."""
+    ids = [f"ep-{i:06d}-{'x' * 24}" for i in range(60_000)]
+    lines = [f"{id_},SMS" + (",extra" if i in (7, 30_000, 59_999) else "") for i, id_ in enumerate(ids)]
+    path = write(tmp_path / "endpoints.csv", "Id,ChannelType\n" + "\n".join(lines) + "\nlast,SMS,x\n")
+    batches = list(read_batches(path, kind="endpoints", batch_rows=4096))
+    assert all(batch.num_rows == 4096 for batch in batches[:-1])
+    table = pa.concat_tables([pa.Table.from_batches([batch]) for batch in batches], promote_options="default")
+    assert table.column("_source_row").to_pylist() == list(range(1, 60_002))
+    ragged = [row for row, error in enumerate(table.column("_read_error").to_pylist(), 1) if error is not None]
+    assert ragged == [8, 30_001, 60_000, 60_001]
+    read_ids = table.column("Id").to_pylist()
+    assert [read_ids[i] for i in range(60_000) if i + 1 not in ragged] == [
+        id_ for i, id_ in enumerate(ids) if i not in (7, 30_000, 59_999)
+    ]
 
 
 def test_a_csv_row_that_is_not_utf8_is_named_with_how_to_convert_the_file(tmp_path):
@@ -557,3 +584,20 @@ def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_ta
     mapping = {"when": "Session.StartTimestamp", "uid": "Id"}
     reading.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
     reading.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it
+
+
+def test_a_ragged_endpoints_row_becomes_a_rejection_naming_the_row_and_the_rule(tmp_path):
+    path = write(tmp_path / "endpoints.csv", "Id,ChannelType\na,SMS\nb,EMAIL,user0001@example.com\nc,SMS\n")
+    out = list(prepare(endpoints=path))
+    rejections = [r for part in out if isinstance(part, list) for r in part]
+    assert rejections == [
+        Rejection(
+            "endpoint",
+            None,
+            None,
+            str(path),
+            2,
+            "endpoints.csv row 2: has 3 fields, the header has 2; quote values that contain commas or line breaks",
+        )
+    ]
+    assert sorted(item.endpoint_id for part in out if not isinstance(part, list) for item in part.items) == ["a", "c"]

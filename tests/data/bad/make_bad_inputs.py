@@ -208,7 +208,6 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
             )
         },
         {"rejected": {"csv_ragged_rows.csv row 2": ["7 fields", "6"]}, "accepted_rows": 2},
-        known_bug="a ragged CSV row fails the whole file instead of rejecting that row",
     )
     case(
         "csv_bom",
