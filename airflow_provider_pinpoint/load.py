@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.batch import EVENT, Request
@@ -38,15 +37,15 @@ class LoadReport:
     """What a run did: ``summary`` (JSON-serialisable counts) and ``results`` (the results table)."""
 
     summary: dict[str, Any]
-    table: pa.Table = field(repr=False)
+    read_results: Callable[[], pa.Table] = field(repr=False)
     first_request: Request | None = field(default=None, repr=False)  # dry runs: what would go first
     _frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def results(self) -> pd.DataFrame:
-        """The results table as a pandas DataFrame, one row per input row."""
+        """The results table as a pandas DataFrame, one row per input row (read when first asked)."""
         if self._frame is None:
-            self._frame = self.table.to_pandas()
+            self._frame = self.read_results().to_pandas()
         return self._frame
 
 
@@ -161,14 +160,14 @@ def load_events(
         finally:
             writer.close()
             meter.close()
-            table = store.compact()
+            counts = store.compact()
     stats = sender.stats
     stopped = stop_event is not None and stop_event.is_set()
     report = LoadReport(
         _summary(
-            table, run_id, started, results, stats.requests, stats.retries, stats.events_accepted, skipped, stopped
+            counts, run_id, started, results, stats.requests, stats.retries, stats.events_accepted, skipped, stopped
         ),
-        table,
+        store.read,
     )
     log.info("done: %s", report.summary)
     _check_reject_ratio(report, max_reject_ratio)
@@ -237,11 +236,11 @@ def _dry_run(prepared: Iterator[Request | list], run_id: str, started: float) ->
         "requests": requests,
         "duration_s": round(time.monotonic() - started, 3),
     }
-    return LoadReport(summary, table, first_request=first)
+    return LoadReport(summary, lambda: table, first_request=first)
 
 
 def _summary(
-    table: pa.Table,
+    counts: dict[str, int],
     run_id: str,
     started: float,
     results: str | None,
@@ -251,16 +250,13 @@ def _summary(
     skipped: int,
     stopped: bool,
 ) -> dict[str, Any]:
-    counts = dict.fromkeys((ACCEPTED, REJECTED, FAILED), 0)
-    for entry in pc.value_counts(table["status"]).to_pylist():
-        counts[entry["values"]] = entry["counts"]
     duration = time.monotonic() - started
     return {
         "run_id": run_id,
-        "input_rows": table.num_rows,
-        "accepted": counts[ACCEPTED],
-        "rejected": counts[REJECTED],
-        "failed": counts[FAILED],
+        "input_rows": sum(counts.values()),
+        "accepted": counts.get(ACCEPTED, 0),
+        "rejected": counts.get(REJECTED, 0),
+        "failed": counts.get(FAILED, 0),
         "skipped": skipped,
         "requests": requests,
         "retries": retries,

@@ -16,13 +16,12 @@ is what tells the next run which rows to skip.
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,9 +53,10 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
-KEY = ("record_type", "source", "source_row")
 FINAL_STATUSES = (ACCEPTED, REJECTED)
 JOURNAL_SUFFIX = ".arrows"
+# Rows per batch when journals are read back and the table is written (bounds compaction memory).
+_CHUNK_ROWS = 65_536
 
 
 def new_run_id() -> str:
@@ -121,6 +121,7 @@ class ResultsStore:
         if self.is_local:
             self._path = os.path.abspath(self._path)
         parent, name = posixpath.split(self._path.replace(os.sep, "/"))
+        self._parent = parent
         self.staging = posixpath.join(parent, f".{name}.staging")
 
     # Reading ----------------------------------------------------------------------------------
@@ -133,75 +134,97 @@ class ResultsStore:
 
     def done_rows(self) -> dict[str, set[int]]:
         """Rows already accepted or rejected, by source: what a resumed run must skip."""
-        table = self._collect()
-        done = table.filter(pc.is_in(table["status"], pa.array(FINAL_STATUSES)))
-        if done.num_rows == 0:
-            return {}
-        sources = pc.dictionary_encode(done["source"]).combine_chunks()
-        codes = sources.indices.to_numpy()
-        rows = done["source_row"].to_numpy()
-        return {source: set(rows[codes == code].tolist()) for code, source in enumerate(sources.dictionary.to_pylist())}
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in self._batches():
+            done = batch.filter(pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)))
+            if done.num_rows == 0:
+                continue
+            sources = pc.dictionary_encode(done.column("source"))
+            codes = sources.indices.to_numpy(zero_copy_only=False)
+            rows = done.column("source_row").to_numpy(zero_copy_only=False)
+            for code, source in enumerate(sources.dictionary.to_pylist()):
+                parts.setdefault(source, []).append(rows[codes == code])
+        return {source: set(np.concatenate(arrays).tolist()) for source, arrays in parts.items()}
+
+    def read(self) -> pa.Table:
+        """The table as compacted: at the location, or the in-memory one."""
+        if self.location is None:
+            return _latest(pa.Table.from_batches(self._memory, schema=SCHEMA))
+        return pa.Table.from_batches(list(self._final_batches()), schema=SCHEMA)
 
     def _journals(self) -> list[str]:
         if not self._fs.exists(self.staging):
             return []
         return sorted(p for p in self._fs.ls(self.staging, detail=False) if p.endswith(JOURNAL_SUFFIX))
 
-    def _collect(self) -> pa.Table:
-        """The earlier table plus every journal, deduplicated: the latest word on each row."""
-        if self.location is None:
-            return _latest(pa.Table.from_batches(self._memory, schema=SCHEMA))
-        parts: list[pa.Table] = []
-        if self._fs.exists(self._path):
-            parts.append(self._read_final())
-        for journal in self._journals():
-            parts.append(pa.Table.from_batches(_read_journal(self._fs, journal), schema=SCHEMA))
-        return _latest(pa.concat_tables(parts) if parts else SCHEMA.empty_table())
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        """The earlier table, then every journal in the order written, in batches of bounded size."""
 
-    def _read_final(self) -> pa.Table:
+        def every() -> Iterator[pa.RecordBatch]:
+            if self._fs.exists(self._path):
+                yield from self._final_batches()
+            for journal in self._journals():
+                yield from _journal_batches(self._fs, journal)
+
+        return _rechunk(every())
+
+    def _final_batches(self) -> Iterator[pa.RecordBatch]:
         with self._fs.open(self._path, "rb") as f:
-            data = f.read()
-        try:
-            if self.format == "csv":
-                table = pacsv.read_csv(
-                    pa.BufferReader(data),
-                    convert_options=pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True),
-                )
-            else:
-                table = pq.read_table(pa.BufferReader(data))
-            return table.select(list(COLUMNS)).cast(SCHEMA)
-        except (pa.ArrowInvalid, KeyError, ValueError) as exc:
-            raise InputError(
-                f"{self.location} exists but is not a results table ({exc}); choose another results location."
-            ) from None
+            try:
+                if self.format == "csv":
+                    reader: Iterable[pa.RecordBatch] = pacsv.open_csv(
+                        f, convert_options=pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True)
+                    )
+                else:
+                    reader = pq.ParquetFile(f).iter_batches(batch_size=_CHUNK_ROWS, columns=list(COLUMNS))
+                for batch in reader:
+                    yield batch.select(list(COLUMNS)).cast(SCHEMA)
+            except (pa.ArrowInvalid, KeyError, ValueError) as exc:
+                raise InputError(
+                    f"{self.location} exists but is not a results table ({exc}); choose another results location."
+                ) from None
 
     # Writing ----------------------------------------------------------------------------------
 
     def writer(self, run_id: str) -> ResultsWriter:
         return ResultsWriter(self, run_id)
 
-    def compact(self) -> pa.Table:
-        """Write the one clean table at the location and drop the staging journals; return the table."""
-        table = self._collect()
+    def compact(self) -> dict[str, int]:
+        """Write the one clean table at the location, drop the journals; return its rows by status.
+
+        Two streaming passes, so memory stays at one int64 key per row plus one batch: the first
+        finds which rows survive (the latest word on each), the second writes them.
+        """
         if self.location is None:
-            return table
-        sink = io.BytesIO()
-        if self.format == "csv":
-            pacsv.write_csv(table, sink)
-        else:
-            pq.write_table(table, sink)
+            return _status_counts(self.read().to_batches())
+        codes = _KeyCodes()
+        keys: list[np.ndarray] = []
+        finals: list[np.ndarray] = []
+        for batch in self._batches():
+            keys.append(codes(batch))
+            finals.append(_is_final(batch))
+        keep = _keep_mask(np.concatenate(keys), np.concatenate(finals)) if keys else None
+        self._fs.makedirs(self._parent, exist_ok=True)
+        tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
+        counts: dict[str, int] = {}
+        with self._fs.open(tmp, "wb") as f:
+            writer = pacsv.CSVWriter(f, SCHEMA) if self.format == "csv" else pq.ParquetWriter(f, SCHEMA)
+            offset = 0
+            for batch in self._batches():
+                n = batch.num_rows
+                if keep is not None:
+                    batch = batch.filter(pa.array(keep[offset : offset + n]))
+                offset += n
+                writer.write_batch(batch)
+                _add_counts(counts, batch)
+            writer.close()
         if self.is_local:
-            os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
-            tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(sink.getvalue())
             os.replace(tmp, self._path)
         else:
-            with self._fs.open(self._path, "wb") as f:
-                f.write(sink.getvalue())
+            self._fs.mv(tmp, self._path)
         if self._fs.exists(self.staging):
             self._fs.rm(self.staging, recursive=True)
-        return table
+        return counts
 
 
 class ResultsWriter:
@@ -264,51 +287,98 @@ class ResultsWriter:
                 self._close_journal()
 
 
-def _read_journal(fs: Any, path: str) -> Iterable[pa.RecordBatch]:
+def _journal_batches(fs: Any, path: str) -> Iterator[pa.RecordBatch]:
     """The complete batches of a journal; a batch cut short by a kill is ignored (its rows are resent)."""
     with fs.open(path, "rb") as f:
-        data = f.read()
-    try:
-        reader = pa.ipc.open_stream(pa.BufferReader(data))
-    except (pa.ArrowInvalid, OSError):
-        return []
-    batches = []
-    while True:
         try:
-            batches.append(reader.read_next_batch())
-        except StopIteration:
-            break
+            reader = pa.ipc.open_stream(f)
         except (pa.ArrowInvalid, OSError):
-            break
-    return batches
+            return
+        while True:
+            try:
+                yield reader.read_next_batch()
+            except (StopIteration, pa.ArrowInvalid, OSError):
+                return
 
 
-def _latest(table: pa.Table) -> pa.Table:
-    """One row per input row, in the order written: a final decision (accepted or rejected) beats a
-    failure, and a later row beats an earlier one.
+def _rechunk(batches: Iterable[pa.RecordBatch], rows: int = 0) -> Iterator[pa.RecordBatch]:
+    """Small journal batches (one per answer) joined into batches of about ``rows`` rows."""
+    rows = rows or _CHUNK_ROWS
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.concat_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.concat_batches(pending)
 
-    The three key columns are folded into one int64 so that numpy sorts them in one pass; a run
-    without resends or resumes has no repeated key and comes back untouched (no copy).
+
+class _KeyCodes:
+    """Folds (record_type, source, source_row) into one int64 per row, batch after batch.
+
+    Sources get codes in the order they first appear (22 bits), rows keep their number (40 bits),
+    the record type takes the top bit: numpy then finds repeated rows with one sort.
     """
-    n = table.num_rows
-    if n == 0:
-        return table
-    sources = pc.dictionary_encode(table["source"]).combine_chunks()
-    rows = table["source_row"].to_numpy()
-    if rows.min() < 0 or rows.max() >= 1 << 40:
-        raise ValueError("source_row out of range for the results key")
-    is_event = pc.equal(table["record_type"], EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
-    key = (is_event << 62) | (sources.indices.to_numpy().astype(np.int64) << 40) | rows
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
-        return table
-    final = pc.is_in(table["status"], pa.array(FINAL_STATUSES)).to_numpy(zero_copy_only=False)
-    # Within a key: failures first, then finals, each in the order written; the last one wins.
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def __call__(self, batch: pa.RecordBatch) -> np.ndarray:
+        sources = pc.dictionary_encode(batch.column("source"))
+        mapping = np.array(
+            [self._codes.setdefault(name, len(self._codes)) for name in sources.dictionary.to_pylist()], dtype=np.int64
+        )
+        rows = batch.column("source_row").to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= 1 << 40 or len(self._codes) >= 1 << 21):
+            raise ValueError("results key out of range (source_row >= 2^40 or over 2M sources)")
+        is_event = pc.equal(batch.column("record_type"), EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
+        local = sources.indices.to_numpy(zero_copy_only=False)
+        return (is_event << 62) | (mapping[local] << 40) | rows
+
+
+def _is_final(batch: pa.RecordBatch) -> np.ndarray:
+    return pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)).to_numpy(zero_copy_only=False)
+
+
+def _keep_mask(key: np.ndarray, final: np.ndarray) -> np.ndarray | None:
+    """Which rows survive, or None when no row repeats (keep them all).
+
+    Within a key, a final decision (accepted or rejected) beats a failure and a later row beats an
+    earlier one: sorted by (key, final, order), the last row of each key wins.
+    """
+    n = len(key)
+    if n < 2 or not (np.diff(np.sort(key)) == 0).any():
+        return None
     order = np.lexsort((np.arange(n), final, key))
     ordered = key[order]
     keep = np.zeros(n, dtype=bool)
     keep[order[np.append(ordered[1:] != ordered[:-1], True)]] = True
-    return table.filter(pa.array(keep))
+    return keep
+
+
+def _latest(table: pa.Table) -> pa.Table:
+    """One row per input row, in the order written (the in-memory form of compaction)."""
+    batches = table.to_batches()
+    if not batches:
+        return table
+    codes = _KeyCodes()
+    keep = _keep_mask(np.concatenate([codes(b) for b in batches]), np.concatenate([_is_final(b) for b in batches]))
+    return table if keep is None else table.filter(pa.array(keep))
+
+
+def _add_counts(counts: dict[str, int], batch: pa.RecordBatch) -> None:
+    for entry in pc.value_counts(batch.column("status")).to_pylist():
+        counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
+
+
+def _status_counts(batches: Iterable[pa.RecordBatch]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for batch in batches:
+        _add_counts(counts, batch)
+    return counts
 
 
 def _format_of(location: str) -> str:

@@ -51,7 +51,8 @@ def test_a_rerun_replaces_failed_rows_and_keeps_one_row_each(tmp_path):
     writer = second.writer("run-2")
     writer.add_items(results(items[6:], ACCEPTED, "run-2"))
     writer.close()
-    table = second.compact().to_pandas()
+    assert second.compact() == {ACCEPTED: len(items)}
+    table = pd.read_parquet(location)
     assert len(table) == len(items)
     assert set(table["status"]) == {ACCEPTED}
     assert table["run_id"].value_counts().to_dict() == {"run-1": 6, "run-2": len(items) - 6}
@@ -94,7 +95,8 @@ def test_without_a_location_the_table_is_kept_in_memory():
     store = ResultsStore(None)
     writer = store.writer("run-1")
     writer.add_items(results(items, ACCEPTED))
-    assert store.compact().num_rows == len(items)
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert store.read().num_rows == len(items)
 
 
 def test_a_final_decision_outranks_a_later_failure_of_the_same_row(tmp_path):
@@ -105,6 +107,20 @@ def test_a_final_decision_outranks_a_later_failure_of_the_same_row(tmp_path):
     writer.add_items(results(items, ACCEPTED))
     writer.add_items(results(items[:2], FAILED))
     writer.close()
-    table = store.compact().to_pandas()
-    assert len(table) == len(items)
-    assert set(table["status"]) == {ACCEPTED}
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert set(pd.read_parquet(location)["status"]) == {ACCEPTED}
+
+
+def test_compaction_streams_many_small_journal_batches_into_few_row_groups(tmp_path):
+    import pyarrow.parquet as pq
+
+    location = tmp_path / "results.parquet"
+    items = make_items(300, 9)  # 3,000 rows, written 10 at a time as answers would come
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    for start in range(0, len(items), 10):
+        writer.add_items(results(items[start : start + 10], ACCEPTED))
+    writer.close()
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert pq.ParquetFile(location).metadata.num_row_groups == 1
+    assert pd.read_parquet(location)["source_row"].tolist() == [i.source_row for i in items]
