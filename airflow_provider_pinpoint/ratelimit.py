@@ -4,8 +4,10 @@ PutEvents has an account-wide quota (15 requests/s documented) and answers 429 w
 Retry-After header when it is exceeded, so the sender cannot learn the real limit except by
 hitting it. The bucket starts at the configured rate, halves it on a throttle (at most once per
 ``cut_interval_s``, because one burst of 429s from several threads is one signal, not eight), and
-climbs back linearly to the configured rate over ``recovery_s``: additive increase,
-multiplicative decrease, the way TCP finds a link's capacity.
+climbs back by ``climb`` (a fraction of the reduced rate) per second, up to the configured rate:
+additive increase, multiplicative decrease, the way TCP finds a link's capacity. The climb is slow
+on purpose: every 429 costs an attempt of each row in the request, so a limiter that returned to
+an unattainable rate within seconds would spend the rows' retry budget on throttling.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class RateLimiter:
         *,
         burst: float = 1.0,
         min_rate: float = 0.5,
-        recovery_s: float = 5.0,
+        climb: float = 0.1,
         cut_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -39,7 +41,7 @@ class RateLimiter:
         self.max_rate = float(requests_per_second)
         self._burst = max(1.0, burst)
         self._min_rate = min(min_rate, self.max_rate)
-        self._recovery_s = recovery_s
+        self._climb = climb
         self._cut_interval_s = cut_interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -57,7 +59,7 @@ class RateLimiter:
     def _rate_at(self, now: float) -> float:
         if self._cut_at is None:
             return self.max_rate
-        climbed = (self.max_rate - self._cut_rate) * (now - self._cut_at) / self._recovery_s
+        climbed = self._cut_rate * self._climb * (now - self._cut_at)
         if self._cut_rate + climbed >= self.max_rate:
             self._cut_at = None
             return self.max_rate

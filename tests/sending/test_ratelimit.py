@@ -43,10 +43,10 @@ def test_a_throttle_halves_the_rate_once_per_burst():
 
 def test_the_rate_recovers_gradually_to_the_configured_one():
     clock = Clock()
-    limiter = RateLimiter(20, recovery_s=4.0, clock=clock)
+    limiter = RateLimiter(20, climb=0.1, clock=clock)
     limiter.throttled()
     assert limiter.rate() == pytest.approx(10)
-    clock.now += 2.0
+    clock.now += 5.0
     assert limiter.rate() == pytest.approx(15)
     clock.now += 10.0
     assert limiter.rate() == 20
