@@ -353,7 +353,7 @@ def run_scenarios(args) -> list[Run]:
 
 def report(runs: list[Run], args) -> str:
     lines = [
-        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}",
+        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}; code: {_code_version()}",
         f"command: {' '.join(['benchmarks/run.py', *args.argv])}",
         "",
         "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | delivered | dup "
@@ -385,6 +385,24 @@ def report(runs: list[Run], args) -> str:
             f"({large.figures['peak_rss_mb'] / small.figures['peak_rss_mb']:.2f}x)"
         )
     return "\n".join(lines)
+
+
+def _code_version() -> str:
+    """The commit measured, and whether the package had uncommitted changes (figures then belong to no commit)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "airflow_provider_pinpoint"],
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit} with uncommitted changes to the package" if dirty else commit
 
 
 def _machine() -> str:
