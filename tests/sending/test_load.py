@@ -54,8 +54,16 @@ def assert_reconciled(frame: pd.DataFrame, emulator, *, input_rows: int = INPUT_
     assert set(zip(accepted["endpoint_id"], accepted["event_id"], strict=True)) == received
 
 
-def test_sample_data_goes_through_and_the_table_reconciles(emulator, tmp_path):
-    report = load(emulator, tmp_path)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_sample_data_goes_through_and_the_table_reconciles(fmt, emulator, tmp_path):
+    report = load_events(
+        SAMPLE / f"events.{fmt}",
+        SAMPLE / f"endpoints.{fmt}",
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
     frame = pd.read_parquet(tmp_path / "results.parquet")
     assert_reconciled(frame, emulator)
     assert report.summary["failed"] == 0
