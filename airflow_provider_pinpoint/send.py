@@ -248,11 +248,12 @@ class Sender:
     def _deliver(self, request: Request, retry: bool) -> None:
         items = list(request.items)
         last: RetryableError | None = None
+        sent_at: datetime | None = None
         while items:
             exhausted = [item for item in items if self._attempts.get(id(item), 0) >= self._max_attempts]
             if exhausted:
                 items = [item for item in items if self._attempts.get(id(item), 0) < self._max_attempts]
-                self._decide_all(exhausted, FAILED, last, None)
+                self._decide_all(exhausted, FAILED, last, sent_at)
                 continue
             if self._stopping() or not self._limiter.acquire(self._stopping):
                 self._give_up(items, self._stop_reason(), None)

@@ -87,6 +87,7 @@ def test_retries_are_bounded_and_end_failed_with_the_last_error():
     assert {r.status for r in recorded} == {FAILED}
     assert all(r.status_code == 429 and "Too many requests" in r.message for r in recorded)
     assert {r.attempts for r in recorded} == {4}
+    assert all(r.sent_at is not None for r in recorded)
 
 
 def test_413_splits_until_the_halves_fit():
