@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import itertools
+import io
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -430,22 +430,26 @@ def _with_ragged_rows(
     with contextlib.ExitStack() as stack:
         scan: _FieldCounts | None = None
         delivered = 0
+
+        def started() -> _FieldCounts:
+            scan = stack.enter_context(contextlib.closing(_FieldCounts(file, width)))
+            if scan.take(delivered):
+                raise _unlocated(file)
+            return scan
+
         for batch in batches:
             if scan is None and not skipped:
                 delivered += batch.num_rows
                 yield batch
                 continue
-            if scan is None:
-                scan = stack.enter_context(contextlib.closing(_FieldCounts(file, width)))
-                scan.take(delivered)
+            scan = scan or started()
             yield _put_back(batch, scan.take(batch.num_rows), width)
         if skipped:
-            if scan is None:
-                scan = stack.enter_context(contextlib.closing(_FieldCounts(file, width)))
-                scan.take(delivered)
-            yield _put_back(pa.RecordBatch.from_pylist([], schema=schema), scan.rest(), width)
+            scan = scan or started()
+            tail = scan.rest()
             if scan.ragged != len(skipped):
                 raise _unlocated(file)
+            yield _put_back(pa.RecordBatch.from_pylist([], schema=schema), tail, width)
 
 
 class _FieldCounts:
@@ -454,9 +458,15 @@ class _FieldCounts:
     def __init__(self, file: _File, width: int) -> None:
         self._file = file
         self._records = _csv_records(file)
-        next(self._records)  # the header line
+        self._next()  # the header line
         self._width = width
         self.ragged = 0
+
+    def _next(self) -> list[str] | None:
+        try:
+            return next(self._records, None)
+        except (OSError, EOFError, csv.Error):
+            raise _unlocated(self._file) from None
 
     def take(self, good: int) -> list[tuple[int, int]]:
         """Advance past ``good`` rows of the header's width: (position, fields) of the ragged rows among them.
@@ -466,7 +476,7 @@ class _FieldCounts:
         ragged: list[tuple[int, int]] = []
         position = 0
         while good:
-            record = next(self._records, None)
+            record = self._next()
             if record is None:
                 raise _unlocated(self._file)
             fields = len(record)
@@ -480,7 +490,11 @@ class _FieldCounts:
 
     def rest(self) -> list[tuple[int, int]]:
         """The ragged rows after the last row of the header's width."""
-        ragged = [(position, len(fields)) for position, fields in enumerate(self._records)]
+        ragged = []
+        while (record := self._next()) is not None:
+            ragged.append((len(ragged), len(record)))
+        if any(fields == self._width for _, fields in ragged):
+            raise _unlocated(self._file)
         self.ragged += len(ragged)
         return ragged
 
@@ -541,14 +555,13 @@ def _concatenated(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 def _csv_records(file: _File) -> Iterator[list[str]]:
     """The CSV's records as Python's csv module parses them: the header line, then every non-blank record.
 
-    Lines are decoded one by one, so reading the header does not decode (or trip over) the rest,
-    and bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``) to be found.
-    Records are counted as ``_source_row`` counts them: blank lines are not rows.
+    Bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``), so reading the header
+    does not trip over a bad byte further on, and the row holding it can be found. Records are
+    counted as ``_source_row`` counts them: blank lines are not rows.
     """
     with file.fs.open(file.path, "rb", compression="infer") as raw:
-        lines = (line.decode("utf-8", "surrogateescape") for line in raw)
-        first = next(lines, "").removeprefix("\ufeff")
-        reader = csv.reader(itertools.chain([first], lines))
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        reader = csv.reader(text)
         yield next(reader, [])
         yield from (fields for fields in reader if fields)
 

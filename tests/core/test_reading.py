@@ -601,3 +601,12 @@ def test_a_ragged_endpoints_row_becomes_a_rejection_naming_the_row_and_the_rule(
         )
     ]
     assert sorted(item.endpoint_id for part in out if not isinstance(part, list) for item in part.items) == ["a", "c"]
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"], ids=["cr", "crlf"])
+def test_csv_lines_may_end_in_carriage_returns_ragged_rows_included(tmp_path, newline):
+    path = tmp_path / "endpoints.csv"
+    path.write_bytes(newline.join(["Id,ChannelType", "a,SMS", "b,SMS,x", "c,SMS", ""]).encode())
+    table = read_table(path, kind="endpoints")
+    assert table.column("Id").to_pylist() == ["a", None, "c"]
+    assert table.column("_source_row").to_pylist() == [1, 2, 3]
