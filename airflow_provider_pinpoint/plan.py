@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.reading import read_batches
+from airflow_provider_pinpoint.reading import check_mapping, read_batches
 
 Kind = Literal["events", "endpoints"]
 
@@ -78,6 +78,9 @@ def plan_shards(
         raise InputError("plan_shards needs events, endpoints or both; got neither.")
     if shards < 1:
         raise ValueError(f"shards must be at least 1, got {shards}.")
+    # A shared mapping may name a column of either table: only both inputs together tell a stale
+    # entry from one meant for the other table (per-table mappings are checked file by file).
+    check_mapping(column_mapping, events=_first(events), endpoints=_first(endpoints))
     fs, root = fsspec.core.url_to_fs(staging)
     root = root.rstrip("/")
     _clear_old_shards(fs, root)
@@ -92,7 +95,7 @@ def plan_shards(
             for batch in read_batches(
                 one,
                 kind=kind,
-                column_mapping=_mapping_for(column_mapping, kind),
+                column_mapping=column_mapping,
                 csv_list_delimiter=csv_list_delimiter,
                 batch_rows=batch_rows,
             )
@@ -142,11 +145,8 @@ def sum_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def _mapping_for(column_mapping: Mapping[str, Any] | None, kind: Kind) -> Mapping[str, Any] | None:
-    """Accept one mapping for both tables or ``{"events": {...}, "endpoints": {...}}`` (as the loader does)."""
-    if column_mapping and set(column_mapping) <= {"events", "endpoints"}:
-        return column_mapping.get(kind)
-    return column_mapping
+def _first(source: Any) -> Any:
+    return source[0] if isinstance(source, list | tuple) and source else source
 
 
 def _shard_dir(root: str, shard: int, kind: Kind) -> str:

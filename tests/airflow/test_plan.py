@@ -109,6 +109,20 @@ def test_the_column_mapping_is_applied_while_sharding(tmp_path):
     assert read_table(shards[0]["events"], kind="events").column("EndpointId").to_pylist() == ["a", "b"]
 
 
+@pytest.mark.parametrize("per_table", [True, False], ids=["per-table", "shared"])
+def test_a_mapping_naming_a_missing_column_stops_the_plan(tmp_path, per_table):
+    source = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"EndpointId": ["a"], "EventType": ["x"], "Timestamp": ["2026-11-24T00:00:00Z"]}), source)
+    mapping = {"user_id": "EndpointId"}
+    with pytest.raises(InputError, match="user_id"):
+        plan_shards(
+            str(source),
+            staging=str(tmp_path / "staging"),
+            shards=1,
+            column_mapping={"events": mapping} if per_table else mapping,
+        )
+
+
 def test_a_table_without_endpoint_ids_cannot_be_sharded(tmp_path):
     source = tmp_path / "endpoints.parquet"
     pq.write_table(pa.table({"ChannelType": ["EMAIL"]}), source)
