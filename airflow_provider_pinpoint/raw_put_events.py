@@ -34,7 +34,6 @@ constructor refuses to run if a future model adds one.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,9 @@ import msgspec
 _OPERATION = "PutEvents"
 _PLACEHOLDER = {"BatchItem": {}}
 _decoder = msgspec.json.Decoder()
-_instance_ids = itertools.count()
+# The body being sent by this thread, if it is inside RawPutEvents.send. One per thread is enough:
+# a thread is inside at most one send at a time, whatever the client.
+_pending = threading.local()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class RawResponse:
 class RawPutEvents:
     """Sends pre-serialised EventsRequest bodies through ``client`` (a boto3 ``pinpoint`` client).
 
-    Thread-safe. Errors are raised exactly as ``client.put_events`` raises them.
+    Thread-safe. Errors are raised exactly as ``client.put_events`` raises them. Creating several
+    for one client is harmless: the handlers are registered once per client (fixed unique ids).
     """
 
     def __init__(self, client: Any) -> None:
@@ -70,24 +72,18 @@ class RawPutEvents:
                 "sending pre-serialised bodies would break it. Send through client.put_events instead."
             )
         self._client = client
-        self._local = threading.local()
         service_id = client.meta.service_model.service_id.hyphenize()
-        unique = f"{__name__}.{next(_instance_ids)}"
-        client.meta.events.register(
-            f"before-sign.{service_id}.{_OPERATION}", self._swap_body, unique_id=f"{unique}.sign"
-        )
-        client.meta.events.register(
-            f"before-parse.{service_id}.{_OPERATION}", self._take_results, unique_id=f"{unique}.parse"
-        )
+        events = client.meta.events
+        events.register(f"before-sign.{service_id}.{_OPERATION}", _swap_body, unique_id=f"{__name__}.sign")
+        events.register(f"before-parse.{service_id}.{_OPERATION}", _take_results, unique_id=f"{__name__}.parse")
 
     def send(self, application_id: str, body: bytes) -> RawResponse:
         """POST ``body`` (the EventsRequest JSON, as ``batch.Request.body()`` builds it) to the application."""
-        local = self._local
-        local.body = body
+        _pending.body = body
         try:
             response = self._client.put_events(ApplicationId=application_id, EventsRequest=_PLACEHOLDER)
         finally:
-            local.body = None
+            _pending.body = None
         metadata = response["ResponseMetadata"]
         return RawResponse(
             status_code=metadata["HTTPStatusCode"],
@@ -95,18 +91,20 @@ class RawPutEvents:
             request_id=metadata.get("RequestId"),
         )
 
-    def _swap_body(self, request: Any, **_: Any) -> None:
-        body = getattr(self._local, "body", None)
-        if body is not None:
-            request.data = body
 
-    def _take_results(self, response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
-        if getattr(self._local, "body", None) is None or not 200 <= response_dict["status_code"] < 300:
-            return
-        try:
-            events_response = _decoder.decode(response_dict["body"])
-        except msgspec.DecodeError:
-            return  # not JSON: let botocore's parser report it as it always does
-        if isinstance(events_response, dict):
-            customized_response_dict["EventsResponse"] = events_response
-            response_dict["body"] = b"{}"
+def _swap_body(request: Any, **_: Any) -> None:
+    body = getattr(_pending, "body", None)
+    if body is not None:
+        request.data = body
+
+
+def _take_results(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+    if getattr(_pending, "body", None) is None or not 200 <= response_dict["status_code"] < 300:
+        return
+    try:
+        events_response = _decoder.decode(response_dict["body"])
+    except msgspec.DecodeError:
+        return  # not JSON: let botocore's parser report it as it always does
+    if isinstance(events_response, dict):
+        customized_response_dict["EventsResponse"] = events_response
+        response_dict["body"] = b"{}"

@@ -253,3 +253,10 @@ def test_threads_sharing_a_client_each_get_their_own_body_and_answer(server, cli
 
     assert sorted(received[3] for received in server.received) == sorted(bodies)
     assert {n: list(results) for n, results in answers.items()} == {n: [f"end-{n}"] for n in range(len(bodies))}
+
+
+def test_several_senders_on_one_client_each_get_the_results(client):
+    first, second = RawPutEvents(client), RawPutEvents(client)
+
+    assert list(first.send("app-1", BODY).results) == ["end-é1"]
+    assert list(second.send("app-1", BODY).results) == ["end-é1"]
