@@ -282,11 +282,19 @@ def _describe(run: Run) -> str:
     return text
 
 
-def _generate(work_dir: Path, name: str, events: int, endpoints: int, seed: int, head: int = 0):
+def _generate(work_dir: Path, name: str, events: int, endpoints: int, args, head: int = 0):
     import datagen
 
     started = time.perf_counter()
-    dataset = datagen.generate(work_dir / name, events=events, endpoints=endpoints, head=head, seed=seed)
+    dataset = datagen.generate(
+        work_dir / name,
+        events=events,
+        endpoints=endpoints,
+        event_attributes=args.event_attributes,
+        endpoint_attributes=args.endpoint_attributes,
+        head=head,
+        seed=args.seed,
+    )
     print(f"  data: {events:,} events / {endpoints:,} endpoints in {time.perf_counter() - started:.1f} s", flush=True)
     return dataset
 
@@ -305,7 +313,7 @@ def run_scenarios(args) -> list[Run]:
             print(f"[{scenario}]", flush=True)
             if scenario == "throughput":
                 head = min(sizes.baseline_events, sizes.events)
-                dataset = _generate(work_dir, scenario, sizes.events, sizes.endpoints, args.seed, head=head)
+                dataset = _generate(work_dir, scenario, sizes.events, sizes.endpoints, args, head=head)
                 if "baseline" in args.contenders:
                     runs.append(_contend(emu, "baseline", scenario, dataset, work_dir, rps=0, args=args, events=head))
                     if head < sizes.events:
@@ -326,7 +334,7 @@ def run_scenarios(args) -> list[Run]:
             elif scenario.startswith("rate"):
                 limit = float(scenario.removeprefix("rate"))
                 events = int(limit * 100 * sizes.rate_seconds)
-                dataset = _generate(work_dir, scenario, events, max(1, events // 10), args.seed)
+                dataset = _generate(work_dir, scenario, events, max(1, events // 10), args)
                 run = _contend(emu, "loader", scenario, dataset, work_dir, rps=limit, args=args, events=events)
                 successful = run.emulator["requests"] - run.emulator["faults"].get("rate_limit", 0)
                 overall = successful / run.figures["wall_s"]
@@ -341,7 +349,7 @@ def run_scenarios(args) -> list[Run]:
                 runs.append(run)
             elif scenario == "memory":
                 for events in (sizes.memory_small, sizes.memory_large):
-                    dataset = _generate(work_dir, f"memory-{events}", events, events // 10, args.seed)
+                    dataset = _generate(work_dir, f"memory-{events}", events, events // 10, args)
                     runs.append(
                         _contend(
                             emu, "loader", scenario, dataset, work_dir, rps=UNLIMITED_RPS, args=args, events=events
@@ -433,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-sizes", help="memory: small,large event counts (default 500000,5000000)")
     parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--event-attributes", type=int, default=3, help="Attributes.* columns per event (default 3)")
+    parser.add_argument(
+        "--endpoint-attributes", type=int, default=2, help="list Attributes.* columns per endpoint (default 2)"
+    )
     parser.add_argument("--profile", help="write the loader's cProfile stats next to this path, per scenario")
     parser.add_argument("--markdown", help="also write the report table to this file")
     args = parser.parse_args(argv)
