@@ -1,0 +1,75 @@
+"""Each kind of answer (or no answer) from the service maps to one classified outcome."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.config import Config
+from sending_items import APP, emulator_client, make_items
+
+from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.emulator import run_emulator
+from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.transport import PayloadTooLarge, PutEventsTransport, RetryableError
+
+pytestmark = pytest.mark.integration
+
+
+def send(url, request, **client_options):
+    client = (
+        emulator_client(url)
+        if not client_options
+        else boto3.client(
+            "pinpoint",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **client_options),
+        )
+    )
+    return PutEventsTransport(client).send(APP, request)
+
+
+def test_a_202_carries_each_items_status(emulator):
+    items = make_items(1, 2)
+    response = send(emulator.url, Request(items))
+    assert response.status == 202 and response.request_id
+    assert [response.item_status(item)[0] for item in items] == [202, 202, 202]
+
+
+@pytest.mark.parametrize(
+    ("faults", "status"),
+    [({"error_rate": 1.0}, 500), ({"rate_limit": 0.001}, 429), ({"drop_rate": 1.0}, None)],
+    ids=["500", "429", "dropped connection"],
+)
+def test_retryable_failures(faults, status, emulator):
+    emulator.configure(**faults)
+    request = Request(make_items(1, 1))
+    if status == 429:
+        send(emulator.url, request)  # takes the bucket's only token
+    with pytest.raises(RetryableError) as caught:
+        send(emulator.url, request)
+    assert caught.value.status == status
+    assert caught.value.throttled == (status == 429)
+
+
+def test_a_timeout_is_retryable(emulator):
+    emulator.configure(latency_ms=2000)
+    with pytest.raises(RetryableError, match="no answer"):
+        send(emulator.url, Request(make_items(1, 1)), read_timeout=0.2, connect_timeout=1)
+
+
+def test_413_asks_for_a_split(emulator):
+    items = make_items(500, 0)
+    for item in items:
+        item.body = '{"Attributes":{' + ",".join(f'"a{k}":["{"x" * 99}"]' for k in range(90)) + "}}"
+    with pytest.raises(PayloadTooLarge):
+        send(emulator.url, Request(items))
+
+
+def test_404_is_fatal_and_says_what_to_check():
+    with run_emulator(apps=["another-app"]) as emu, pytest.raises(FatalServiceError) as caught:
+        send(emu.url, Request(make_items(1, 1)))
+    message = str(caught.value)
+    assert "HTTP 404" in message and APP in message and "application id" in message
