@@ -20,7 +20,7 @@ import pyarrow as pa
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.batch import EVENT, Request
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
-from airflow_provider_pinpoint.progress import Progress
+from airflow_provider_pinpoint.progress import Progress, count_rows
 from airflow_provider_pinpoint.ratelimit import shared_limiter
 from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, new_run_id, rejections_batch
 from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
@@ -121,6 +121,9 @@ def load_events(
     writer = store.writer(run_id)
     meter = Progress(enabled=progress)
     meter.skipped = skipped
+    if progress is not False:
+        rows = [count_rows(events), count_rows(endpoints)]
+        meter.total = None if None in rows else sum(rows) - skipped
 
     def record(decided: list[ItemResult]) -> None:
         writer.add_items(decided)

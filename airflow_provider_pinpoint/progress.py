@@ -8,12 +8,20 @@ Only counts are shown: never an id, never an address.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+import fsspec
+import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
+
+_BAR_WIDTH = 24
+# Parquet footers read to size the progress bar, at most.
+_MAX_FOOTERS = 64
 
 
 def interactive(stream: TextIO) -> bool:
@@ -51,6 +59,7 @@ class Progress:
         self.failed = 0
         self.events_accepted = 0
         self.skipped = 0
+        self.total: int | None = None  # rows this run will decide, when known up front
 
     def update(self, *, accepted: int = 0, rejected: int = 0, failed: int = 0, events_accepted: int = 0) -> None:
         with self._lock:
@@ -73,10 +82,15 @@ class Progress:
         rate = self.events_accepted / elapsed
         done = self.accepted + self.rejected + self.failed
         skipped = f", {self.skipped:,} skipped (done before)" if self.skipped else ""
-        return (
+        counts = (
             f"{done:,} rows: {self.accepted:,} accepted, {self.rejected:,} rejected, {self.failed:,} failed"
             f"{skipped} | {rate:,.0f} events/s | {elapsed:,.0f} s"
         )
+        if not self.total:
+            return counts
+        share = min(done / self.total, 1.0)
+        filled = round(share * _BAR_WIDTH)
+        return f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} of {self.total:,} | {counts}"
 
     def _show(self, now: float, *, final: bool) -> None:
         if self._silent:
@@ -88,3 +102,33 @@ class Progress:
             self._stream.flush()
         else:
             log.info("progress: %s", self.line(now))
+
+
+def count_rows(source: Any) -> int | None:
+    """Rows in an input, when that is cheap to know (a DataFrame, an Arrow table, Parquet footers).
+
+    Only for the progress bar: None (no bar, counts only) for CSV, globs, or anything unexpected.
+    """
+    if source is None:
+        return 0
+    if hasattr(source, "num_rows"):
+        return int(source.num_rows)
+    if hasattr(source, "shape"):
+        return int(source.shape[0])
+    try:
+        fs, path = fsspec.core.url_to_fs(os.fspath(source))
+        if fs.isdir(path):
+            files = sorted(p for p in fs.find(path) if p.endswith((".parquet", ".pq")))
+        elif path.endswith((".parquet", ".pq")):
+            files = [path]
+        else:
+            return None
+        if len(files) > _MAX_FOOTERS:  # on object storage each footer is a request or two
+            return None
+        rows = 0
+        for name in files:
+            with fs.open(name, "rb") as f:
+                rows += pq.ParquetFile(f).metadata.num_rows
+        return rows
+    except Exception:  # a bar is a nicety: reading proper reports unreadable inputs
+        return None

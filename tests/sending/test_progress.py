@@ -41,3 +41,26 @@ def test_disabled_progress_shows_nothing(caplog):
         meter.update(accepted=1)
         meter.close()
     assert screen.getvalue() == "" and not caplog.records
+
+
+def test_with_a_known_total_the_line_is_a_bar():
+    screen = Terminal()
+    meter = Progress(stream=screen, redraw_s=0.0)
+    meter.total = 400
+    meter.update(accepted=100, events_accepted=90)
+    assert "[######..................]  25% of 400 | 100 rows" in screen.getvalue()
+
+
+def test_rows_are_counted_up_front_where_that_is_cheap(tmp_path):
+    import pandas as pd
+
+    from airflow_provider_pinpoint.progress import count_rows
+
+    frame = pd.DataFrame({"EndpointId": ["a", "b", "c"]})
+    frame.to_parquet(tmp_path / "part-1.parquet")
+    frame.to_parquet(tmp_path / "part-2.parquet")
+    frame.to_csv(tmp_path / "events.csv")
+    assert count_rows(frame) == 3
+    assert count_rows(tmp_path / "part-1.parquet") == 3
+    assert count_rows(str(tmp_path)) == 6
+    assert count_rows(tmp_path / "events.csv") is None
