@@ -129,13 +129,6 @@ def _check_delivered(emulator: EmulatorClient) -> None:
 # --- The notebook API -----------------------------------------------------------------------------
 
 
-BOTOCORE_DEBUG = pytest.mark.xfail(
-    strict=True,
-    reason="load_events leaves botocore's DEBUG logs on: they print the session token and the access key "
-    "(CanonicalRequest, 'Sending http request' headers)",
-)
-
-
 def _notebook_run(emulator, tables, tmp_path, capfd) -> dict[str, str]:
     results = tmp_path / "results.csv"
     report = load_events(
@@ -184,7 +177,6 @@ def test_load_events_leaks_nothing_into_results_summary_or_progress(emulator, ta
 
 
 @pytest.mark.integration
-@BOTOCORE_DEBUG
 def test_load_events_leaks_nothing_into_debug_logs(emulator, tables, tmp_path, debug_logs, capfd) -> None:
     _notebook_run(emulator, tables, tmp_path, capfd)
     assert_logs_clean(debug_logs)
@@ -197,7 +189,6 @@ def test_a_403_names_no_credential(other_key_emulator, tables, tmp_path, capfd) 
 
 
 @pytest.mark.integration
-@BOTOCORE_DEBUG
 def test_a_403_leaks_nothing_into_debug_logs(other_key_emulator, tables, tmp_path, debug_logs, capfd) -> None:
     _notebook_403(other_key_emulator.url, tables, tmp_path, capfd)
     assert_logs_clean(debug_logs)
@@ -246,7 +237,6 @@ def test_pinpoint_load_on_a_403_prints_one_clean_line(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="cli._print_dry_run prints the first request with its endpoints' Address values")
 def test_a_dry_run_shows_no_address(tables, tmp_path, capfd, credentials_in_env, keep_signal_handlers) -> None:
     args = _cli_args(tables, "http://127.0.0.1:9", tmp_path / "r.csv") + ["--dry-run"]
     assert cli.main(args) == cli.EXIT_OK
@@ -337,7 +327,6 @@ def test_the_operator_leaks_nothing_into_results_or_xcom(emulator, tables, tmp_p
 
 @pytest.mark.airflow
 @pytest.mark.integration
-@BOTOCORE_DEBUG
 def test_the_operator_leaks_nothing_into_debug_logs(emulator, tables, tmp_path, debug_logs, capfd, monkeypatch) -> None:
     _operator_run(monkeypatch, emulator.url, tables, tmp_path, capfd, emulator)
     assert_logs_clean(debug_logs)
@@ -365,7 +354,6 @@ def test_the_operator_on_a_403_fails_without_naming_a_credential(
 
 @pytest.mark.airflow
 @pytest.mark.integration
-@BOTOCORE_DEBUG
 def test_the_operator_on_a_403_leaks_nothing_into_debug_logs(
     other_key_emulator, tables, tmp_path, debug_logs, capfd, monkeypatch
 ) -> None:
