@@ -185,7 +185,7 @@ def make_client(client: Any, session: Any, endpoint_url: str | None, region_name
         if attempts is None or attempts > 1:
             log.warning(
                 "the boto3 client passed in retries requests itself (%s attempts), which multiplies the "
-                "loader's own retries; create it with Config(retries={'max_attempts': 1, 'mode': 'standard'})",
+                "loader's own retries; create it with Config(retries={'total_max_attempts': 1, 'mode': 'standard'})",
                 attempts or "botocore's default",
             )
         return client

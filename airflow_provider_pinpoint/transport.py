@@ -33,7 +33,7 @@ from airflow_provider_pinpoint.raw_put_events import RawPutEvents
 SENDER_THREAD_PREFIX = "pinpoint-send"
 
 # One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
-CLIENT_RETRIES = {"max_attempts": 1, "mode": "standard"}
+CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
 

@@ -25,7 +25,7 @@ def send(url, request, **client_options):
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **client_options),
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, **client_options),
         )
     )
     return PutEventsTransport(client).send(APP, request)
