@@ -275,6 +275,7 @@ def _describe(run: Run) -> str:
     text += (
         f", emulator CPU {f['emulator_cpu_s'] * 1e6 / run.events:.1f} µs/event"
         f", load average {f['load_average'][0]:.1f} -> {f['load_average'][1]:.1f}"
+        f", start-up and imports {f['startup_cpu_s']:.1f} s CPU (not counted)"
     )
     throttled = run.emulator["faults"].get("rate_limit", 0)
     if throttled:
