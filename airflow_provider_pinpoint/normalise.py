@@ -57,18 +57,39 @@ def is_text(type_: pa.DataType) -> bool:
 
 
 def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Any scalar column as strings (numbers by their text). Lists and structs cannot be one string."""
+    """Any scalar column as strings (numbers by their text). Lists, structs and fractions cannot be one string."""
     array = _decoded(single_chunk(array))
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.string()), _no_failures(array)
     if pa.types.is_nested(array.type):
         return pa.nulls(len(array), pa.string()), _valid(array)
     if pa.types.is_floating(array.type):
-        array = pc.if_else(pc.is_finite(array), array, pa.scalar(None, array.type))
+        return _float_text(array)
     if pa.types.is_timestamp(array.type):
         strings, failed = to_iso(array)
         return strings, failed
     return _empty_as_null(pc.cast(array, pa.string())), _no_failures(array)
+
+
+def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Whole-number floats by their digits, exactly (``42.0`` -> ``42``, ``1e20`` -> 20 digits); fractions fail.
+
+    pandas makes an integer column with one NaN float64, so phone numbers and ids arrive as floats;
+    Arrow's float-to-text cast would send them as ``1.5550104471e+10``. NaN and infinities are absent.
+    """
+    numbers = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    present = np.isfinite(numbers)
+    whole = present & (np.floor(numbers) == numbers)
+    fits = whole & (np.abs(numbers) < 2.0**63)
+    digits = np.where(fits, numbers, 0).astype(np.int64)
+    text = pc.cast(pa.array(digits, mask=~fits), pa.string())
+    beyond = np.flatnonzero(whole & ~fits)
+    if beyond.size:
+        values = text.to_pylist()
+        for i in beyond.tolist():
+            values[i] = str(int(numbers[i]))
+        text = pa.array(values, pa.string())
+    return text, present & ~whole
 
 
 def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

@@ -175,7 +175,7 @@ def _normalised(table: pa.Table, kind: Kind) -> Checked:
             rule = _not_a(checked, name, "an ISO 8601 timestamp")
         else:
             values, failed = normalise.to_string(array)
-            rule = _not_a(checked, name, "a single text value")
+            rule = _not_a(checked, name, "a single text value or whole number")
         checked.columns[name] = values
         if failed.any():
             checked.reject(failed, name, rule)

@@ -250,3 +250,18 @@ def test_oversized_rows_are_refused_by_their_serialised_size():
     checked = _events(AppTitle=["t" * 10])
     validate.check_size(checked, pa.array(["{" + "x" * 20 + "}"]), 16, "event")
     assert _messages(checked) == ["events.csv row 1: (whole row) serialises to 22 bytes; Pinpoint allows 16 per event"]
+
+
+def test_whole_number_floats_in_text_fields_go_out_as_their_digits():
+    # pandas turns an integer column with one NaN into float64: ids and phone numbers arrive as floats.
+    checked = _events(EndpointId=[42.0, 1e20, float("nan")], EventType=[1.5550104471e10, -0.0, 7.0])
+    assert checked.columns["EndpointId"].to_pylist() == ["42", "100000000000000000000", None]
+    assert checked.columns["EventType"].to_pylist() == ["15550104471", "0", "7"]
+
+
+def test_fractional_floats_in_text_fields_are_refused_without_quoting_an_address():
+    checked = _endpoints(Address=[15550104471.0, 1555010447.5], ChannelType=["SMS", "SMS"])
+    assert checked.columns["Address"][0].as_py() == "15550104471"
+    assert _messages(checked) == ["endpoints.parquet row 2: Address is not a single text value or whole number"]
+    events = _events(EventType=[2.5])
+    assert _messages(events) == ["events.csv row 1: EventType is 2.5, not a single text value or whole number"]
