@@ -83,9 +83,9 @@ def prepare(
 
 def _endpoints(table: pa.Table, state: validate.EventState) -> tuple[list[Rejection], dict[str, Item]]:
     checked = validate.endpoints(table)
-    validate.endpoint_spellings(checked, state)
     bodies = reshape.endpoint_bodies(checked.columns, len(checked))
     validate.check_size(checked, bodies, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+    validate.endpoint_spellings(checked, state)
     rejections = _rejections(checked, ENDPOINT, "Id", None)
     keep = pa.array(~checked.rejected)
     with _collector_paused():

@@ -7,7 +7,8 @@ are normalised here too (see :mod:`normalise`), so reshaping works on clean, typ
 Decisions (documented in docs/validation.md):
 - NaN and infinite metrics are dropped from the row (the key is omitted), not rejected.
 - Endpoint ids are case-insensitive in Pinpoint: the first spelling seen wins (endpoints table
-  first, then events in order); later rows spelling it differently are rejected, naming the first.
+  first, then events in order; rows rejected for another rule do not count); later rows spelling
+  it differently are rejected, naming the first.
 """
 
 from __future__ import annotations
@@ -140,8 +141,12 @@ class EventState:
     def origin(self, lowered: str) -> str | None:
         if self.endpoints is None or "Id" not in self.endpoints.columns:
             return None
-        row = pc.index(pc.utf8_lower(self.endpoints.columns["Id"]), lowered).as_py()
-        return self.endpoints.label(row) if row >= 0 else None
+        accepted = self.endpoints.columns["Id"].filter(pa.array(~self.endpoints.rejected))
+        index = pc.index(pc.utf8_lower(accepted), lowered).as_py()
+        if index < 0:
+            return None
+        row = int(np.flatnonzero(~self.endpoints.rejected)[index])
+        return self.endpoints.label(row)
 
 
 def _normalised(table: pa.Table, kind: Kind) -> Checked:
@@ -295,7 +300,6 @@ def endpoints(table: pa.Table) -> Checked:
     """Validate a whole endpoints table (it is read whole: ids are compared across all its rows)."""
     checked = _normalised(table, "endpoints")
     _check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id")
-    _check_case_collisions(checked)
     _check_enum(checked, "ChannelType", service_model.channel_types())
     _check_enum(checked, "EndpointStatus", service_model.ENDPOINT_STATUS_VALUES)
     _check_enum(checked, "OptOut", service_model.OPT_OUT_VALUES)
@@ -321,6 +325,7 @@ def endpoints(table: pa.Table) -> Checked:
         quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
         "endpoint attribute or metric",
     )
+    _check_case_collisions(checked)
     _check_endpoints_per_user(checked)
     return checked
 
@@ -332,12 +337,14 @@ def _all_distinct(values: pa.Array) -> bool:
 
 
 def _check_case_collisions(checked: Checked) -> None:
+    """Rows repeating an earlier row's id in any case; rows rejected for another rule do not count."""
     ids = checked.columns.get("Id")
     if ids is None or _all_distinct(pc.utf8_lower(ids)):
         return
     lower = pd.Series(pc.utf8_lower(ids).to_numpy(zero_copy_only=False), dtype=object)
-    present = checked.present("Id")
-    repeated = lower.duplicated(keep="first").to_numpy() & present
+    present = checked.present("Id") & ~checked.rejected
+    repeated = np.zeros(len(checked), dtype=bool)
+    repeated[present] = lower[present].duplicated(keep="first").to_numpy()
     if not repeated.any():
         return
     first = {
@@ -358,10 +365,10 @@ def _check_case_collisions(checked: Checked) -> None:
 
 
 def endpoint_spellings(checked: Checked, state: EventState) -> None:
-    """Record the endpoints table's spelling of each id (its first row's) as the one that wins."""
+    """Record the endpoints table's spelling of each id (its first accepted row's) as the one that wins."""
     state.endpoints = checked
     if "Id" in checked.columns:
-        state.misspelt(checked.columns["Id"])
+        state.misspelt(checked.columns["Id"].filter(pa.array(~checked.rejected)))
 
 
 def _check_formats(checked: Checked) -> None:
@@ -432,7 +439,6 @@ def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     checked = _normalised(table, "events")
     _check_endpoint_id(checked, "EndpointId", "every event needs the id of its endpoint")
-    _check_event_spellings(checked, state)
     for name in ("EventType", "Timestamp"):
         checked.reject(~checked.present(name), name, "is empty; Pinpoint requires it for every event")
     _check_session(checked)
@@ -447,16 +453,18 @@ def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
     _check_key_count(checked)
     _check_key_cap(checked, ("Attributes.",), quotas.MAX_EVENT_ATTRIBUTE_KEYS_PER_APP, "event attribute")
     _check_key_cap(checked, ("Metrics.",), quotas.MAX_EVENT_METRIC_KEYS_PER_APP, "event metric")
+    _check_event_spellings(checked, state)
     _check_event_types(checked, state)
     _check_duplicate_event_ids(checked)
     return checked
 
 
 def _check_event_spellings(checked: Checked, state: EventState) -> None:
+    """Spellings are recorded only from rows no other rule rejected: a refused row must not make a good one lose."""
     ids = checked.columns.get("EndpointId")
     if ids is None:
         return
-    misspelt = state.misspelt(ids)
+    misspelt = state.misspelt(ids.filter(pa.array(~checked.rejected)))
     if not misspelt:
         return
 

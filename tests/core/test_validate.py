@@ -265,3 +265,23 @@ def test_fractional_floats_in_text_fields_are_refused_without_quoting_an_address
     assert _messages(checked) == ["endpoints.parquet row 2: Address is not a single text value or whole number"]
     events = _events(EventType=[2.5])
     assert _messages(events) == ["events.csv row 1: EventType is 2.5, not a single text value or whole number"]
+
+
+def test_a_rejected_event_sets_no_endpoint_id_spelling():
+    checked = _events(EndpointId=["Abc", "abc", "ABC"], EventType=[None, "view", "view"])
+    assert checked.rejected.tolist() == [True, False, True]
+    assert "EventType is empty" in checked.reasons[0]
+    assert "'ABC' differs only in case from 'abc'" in checked.reasons[2]
+
+
+def test_a_rejected_endpoint_row_sets_no_spelling_for_rows_or_events():
+    checked = _endpoints(Id=["Abc", "abc"], ChannelType=["PIGEON", "SMS"])
+    assert checked.rejected.tolist() == [True, False]
+    state = validate.EventState()
+    validate.endpoint_spellings(checked, state)
+    table = _table(
+        "events.csv", {"EndpointId": ["abc", "Abc"], "EventType": ["v"] * 2, "Timestamp": ["2026-01-01"] * 2}
+    )
+    events = validate.events(table, state)
+    assert events.rejected.tolist() == [False, True]
+    assert "differs only in case from 'abc' (endpoints.parquet row 2)" in events.reasons[1]
