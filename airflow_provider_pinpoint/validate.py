@@ -98,9 +98,36 @@ class Checked:
         return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
+class HashSet:
+    """A set of 64-bit hashes in 8 bytes each: sorted runs that merge as they double (a Python set costs ~70).
+
+    Membership of a batch of hashes is a binary search per run; there are at most log2(n) runs.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
+            found |= run[at] == hashes
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        run = np.unique(np.asarray(hashes, dtype=np.uint64))
+        while self._runs and len(self._runs[-1]) <= len(run):
+            run = np.union1d(self._runs.pop(), run)
+        if len(run):
+            self._runs.append(run)
+
+
 @dataclass
 class EventState:
-    """What validation remembers across event batches: endpoint id spellings and the event types seen.
+    """What validation remembers across event batches: endpoint id spellings, event types and event ids seen.
 
     Endpoint ids are compared lower-cased. Only ids first spelt with capitals need their winning
     spelling kept (``capitalised``); while every id met is in lower case no spelling can lose, and
@@ -113,6 +140,7 @@ class EventState:
     capitalised: dict[str, str] = field(default_factory=dict)
     endpoints: Checked | None = None  # the endpoints table, to name the row of a spelling in messages
     event_types: set[str] = field(default_factory=set)
+    event_keys: HashSet = field(default_factory=lambda: HashSet())  # (endpoint id, event id) pairs sent so far
 
     def winner(self, lowered: str) -> str:
         return self.capitalised.get(lowered, lowered)
@@ -455,7 +483,7 @@ def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
     _check_key_cap(checked, ("Metrics.",), quotas.MAX_EVENT_METRIC_KEYS_PER_APP, "event metric")
     _check_event_spellings(checked, state)
     _check_event_types(checked, state)
-    _check_duplicate_event_ids(checked)
+    _check_duplicate_event_ids(checked, state)
     return checked
 
 
@@ -529,30 +557,43 @@ def _check_event_types(checked: Checked, state: EventState) -> None:
         )
 
 
-def _check_duplicate_event_ids(checked: Checked) -> None:
+def _check_duplicate_event_ids(checked: Checked, state: EventState) -> None:
+    """An (endpoint id, event id) pair met before, in this batch (naming the row) or an earlier one."""
     event_ids = checked.columns.get("EventId")
     if event_ids is None or event_ids.null_count == len(event_ids):
         return
     keys = pc.binary_join_element_wise(
         pc.utf8_lower(pc.fill_null(checked.columns["EndpointId"], "")), event_ids, "\x1f"
     )
-    if _all_distinct(keys):
-        return
     series = pd.Series(keys.to_numpy(zero_copy_only=False), dtype=object)
     live = checked.present("EventId") & ~checked.rejected
-    repeated = np.zeros(len(checked), dtype=bool)
-    repeated[live] = series[live].duplicated(keep="first").to_numpy()
-    if not repeated.any():
-        return
-    first = {key: i for i, key in zip(np.flatnonzero(live & ~repeated).tolist(), series[live & ~repeated], strict=True)}
+    if not _all_distinct(keys):
+        repeated = np.zeros(len(checked), dtype=bool)
+        repeated[live] = series[live].duplicated(keep="first").to_numpy()
+        first = {
+            key: i for i, key in zip(np.flatnonzero(live & ~repeated).tolist(), series[live & ~repeated], strict=True)
+        }
+        checked.reject(
+            repeated,
+            "EventId",
+            lambda i: (
+                f"{_shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
+                "event ids must be unique per endpoint"
+            ),
+        )
+        live &= ~repeated
+    hashes = pd.util.hash_array(series[live].to_numpy(), categorize=False)
+    earlier = np.zeros(len(checked), dtype=bool)
+    earlier[live] = state.event_keys.contains(hashes)
     checked.reject(
-        repeated,
+        earlier,
         "EventId",
         lambda i: (
-            f"{_shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
+            f"{_shown(event_ids[i].as_py())} repeats an earlier row of the input for the same endpoint; "
             "event ids must be unique per endpoint"
         ),
     )
+    state.event_keys.add(hashes[~earlier[live]])
 
 
 def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -285,3 +286,38 @@ def test_a_rejected_endpoint_row_sets_no_spelling_for_rows_or_events():
     events = validate.events(table, state)
     assert events.rejected.tolist() == [False, True]
     assert "differs only in case from 'abc' (endpoints.parquet row 2)" in events.reasons[1]
+
+
+def test_an_event_id_repeated_in_a_later_batch_is_refused():
+    state = validate.EventState()
+    first = {
+        "EndpointId": ["Ep-1", "ep-2"],
+        "EventId": ["e1", "e1"],
+        "EventType": ["v"] * 2,
+        "Timestamp": ["2026-01-01"] * 2,
+    }
+    assert not validate.events(_table("events.csv", first), state).rejected.any()
+    later = _table(
+        "events.csv",
+        {
+            "EndpointId": ["Ep-1", "Ep-1", "ep-3"],
+            "EventId": ["e1", "e2", "e1"],
+            "EventType": ["v"] * 3,
+            "Timestamp": ["2026-01-01"] * 3,
+        },
+    )
+    checked = validate.events(later, state)
+    assert checked.rejected.tolist() == [True, False, False]
+    assert _messages(checked) == [
+        "events.csv row 1: EventId 'e1' repeats an earlier row of the input for the same endpoint; "
+        "event ids must be unique per endpoint"
+    ]
+
+
+def test_the_hash_set_finds_what_was_added_across_merged_runs():
+    seen = validate.HashSet()
+    for start in range(0, 1000, 7):
+        seen.add(np.arange(start, start + 7, dtype=np.uint64) * 2)
+    assert len(seen) == 1001
+    probe = np.arange(0, 2010, dtype=np.uint64)
+    assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
