@@ -22,7 +22,7 @@ from airflow_provider_pinpoint.batch import EVENT, Request
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.progress import Progress, count_rows
 from airflow_provider_pinpoint.ratelimit import shared_limiter
-from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, new_run_id, rejections_batch
+from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, ResultsWriteError, new_run_id, rejections_batch
 from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
 from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
 
@@ -125,8 +125,21 @@ def load_events(
         rows = [count_rows(events), count_rows(endpoints)]
         meter.total = None if None in rows else sum(rows) - skipped
 
+    where = results or "memory"
+    tally = _Tally()
+
+    def written(write: Callable[[list], None], rows: list) -> None:
+        try:
+            write(rows)
+        except Exception as exc:
+            raise ResultsWriteError(
+                f"could not write the results at {where} ({type(exc).__name__}: {_first_line(exc)}); "
+                "the run stopped; free space or fix access, then rerun with the same results location to resume"
+            ) from exc
+        tally.add(recorded=len(rows))
+
     def record(decided: list[ItemResult]) -> None:
-        writer.add_items(decided)
+        written(writer.add_items, decided)
         accepted = events = failed = 0
         for result in decided:
             if result.status == ACCEPTED:
@@ -141,9 +154,11 @@ def load_events(
     def requests() -> Iterator[Request]:
         for out in prepared(skip):
             if isinstance(out, Request):
+                tally.add(read=len(out.items))
                 yield out
             else:
-                writer.add_rejections(out)
+                tally.add(read=len(out))
+                written(writer.add_rejections, out)
                 meter.update(rejected=len(out))
 
     transport = PutEventsTransport(client)
@@ -164,6 +179,11 @@ def load_events(
             writer.close()
             meter.close()
             counts = store.compact()
+    if tally.read != tally.recorded:
+        raise PinpointLoaderError(
+            f"internal error: {tally.read} rows were read but {tally.recorded} recorded in the results at {where}; "
+            "rerun with the same results location to send what is missing"
+        )
     stats = sender.stats
     stopped = stop_event is not None and stop_event.is_set()
     report = LoadReport(
@@ -175,6 +195,25 @@ def load_events(
     log.info("done: %s", report.summary)
     _check_reject_ratio(report, max_reject_ratio)
     return report
+
+
+class _Tally:
+    """Rows read and rows recorded this run, counted from the feeder and the worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.read = 0
+        self.recorded = 0
+
+    def add(self, *, read: int = 0, recorded: int = 0) -> None:
+        with self._lock:
+            self.read += read
+            self.recorded += recorded
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 def make_client(client: Any, session: Any, endpoint_url: str | None, region_name: str | None, max_in_flight: int):

@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.batch import EVENT
-from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.send import ACCEPTED, REJECTED, ItemResult
 
 SCHEMA = pa.schema(
@@ -57,6 +57,10 @@ FINAL_STATUSES = (ACCEPTED, REJECTED)
 JOURNAL_SUFFIX = ".arrows"
 # Rows per batch when journals are read back and the table is written (bounds compaction memory).
 _CHUNK_ROWS = 65_536
+
+
+class ResultsWriteError(PinpointLoaderError):
+    """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
 
 
 def new_run_id() -> str:

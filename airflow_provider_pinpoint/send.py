@@ -138,7 +138,7 @@ class Sender:
             with self._lock:
                 left = [item for _, item in self._retry_pool]
                 self._retry_pool.clear()
-            self._give_up(left, self._stop_reason(), None)
+            self._give_up(left + feed.unsent(), self._stop_reason(), None)
         if self._fatal is not None:
             raise self._fatal
         if self._crash is not None:
@@ -235,11 +235,14 @@ class Sender:
                 if self._fatal is None:
                     self._fatal = exc
             self._stop.set()
-        except Exception as exc:  # a bug must not lose items silently: record them, stop, re-raise in run()
-            self._give_up(request.items, f"internal error: {type(exc).__name__}", None)
+        except Exception as exc:  # a bug or a failed write must not lose items silently: stop, re-raise in run()
             with self._lock:
                 self._crash = self._crash or exc
             self._stop.set()
+            try:
+                self._give_up(request.items, f"internal error: {type(exc).__name__}", None)
+            except Exception:  # recording failed too (e.g. the results cannot be written): run() raises the first error
+                pass
         finally:
             with self._changed:
                 self._in_flight -= 1
@@ -377,6 +380,7 @@ class _Feed:
         self._stopping = stopping
         self._queue: queue.Queue = queue.Queue(max(1, size))
         self._closed = threading.Event()
+        self._dropped: list[Item] = []  # items the iterator gave that were never handed on
         self._thread = threading.Thread(target=self._produce, args=(requests,), name="pinpoint-feed", daemon=True)
         self._thread.start()
 
@@ -384,6 +388,7 @@ class _Feed:
         try:
             for request in requests:
                 if not self._put(request):
+                    self._dropped.extend(request.items)
                     return
         except BaseException as exc:  # handed to the consuming thread, which raises it
             self._put(_Failure(exc))
@@ -415,6 +420,16 @@ class _Feed:
         """Stop the feeder and wait for it: nothing it does (e.g. recording rejections) may outlive the run."""
         self._closed.set()
         self._thread.join()
+
+    def unsent(self) -> list[Item]:
+        """After :meth:`close`: the items read but not handed to a worker, to be recorded as not sent."""
+        while True:
+            try:
+                value = self._queue.get_nowait()
+            except queue.Empty:
+                return self._dropped
+            if isinstance(value, Request):
+                self._dropped.extend(value.items)
 
 
 @dataclass(frozen=True, slots=True)

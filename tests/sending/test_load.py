@@ -181,7 +181,7 @@ def test_stop_event_leaves_a_table_a_rerun_completes(emulator, tmp_path):
     first = load(emulator, tmp_path, stop_event=stop, requests_per_second=5)
     timer.join()
     assert first.summary["stopped"]
-    assert first.summary["input_rows"] < INPUT_ROWS
+    assert first.summary["failed"] > 0
     assert ResultsStore(tmp_path / "results.parquet").exists()
     emulator.configure(rate_limit=None)
     second = load(emulator, tmp_path)
@@ -203,3 +203,64 @@ def test_results_go_to_an_fsspec_url_and_resume_from_there(emulator, tmp_path):
     ]
     second = load_events(EVENTS, ENDPOINTS, **options)
     assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
+
+
+def events_frame(n: int, *, tag: str = "a") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "EndpointId": [f"{tag}-ep-{i % 50:03d}" for i in range(n)],
+            "EventId": [f"{tag}-ev-{i:05d}" for i in range(n)],
+            "EventType": ["purchase"] * n,
+            "Timestamp": ["2026-01-01T00:00:00Z"] * n,
+        }
+    )
+
+
+def test_a_results_write_failure_stops_the_run_with_an_error_naming_the_location(emulator, tmp_path, monkeypatch):
+    from airflow_provider_pinpoint.errors import PinpointLoaderError
+    from airflow_provider_pinpoint.results import ResultsWriter
+
+    calls = 0
+    add_items = ResultsWriter.add_items
+
+    def failing(self, results):
+        nonlocal calls
+        calls += 1
+        if calls >= 3:
+            raise OSError(28, "No space left on device")
+        add_items(self, results)
+
+    monkeypatch.setattr(ResultsWriter, "add_items", failing)
+    location = str(tmp_path / "results.parquet")
+    with pytest.raises(PinpointLoaderError) as caught:
+        load_events(
+            events_frame(1_000),
+            application_id=APP,
+            results=location,
+            client=emulator_client(emulator.url),
+            progress=False,
+            requests_per_second=500,
+        )
+    message = str(caught.value)
+    assert location in message and "No space left" in message and "\n" not in message
+
+
+def test_a_stopped_run_records_every_row_it_read_as_sent_or_not_sent(emulator, tmp_path):
+    # One DataFrame is read and packed whole before the stop: every one of its rows must be in the table.
+    stop = threading.Event()
+    emulator.configure(latency_ms=200)
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    report = load_events(
+        events_frame(1_000),
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+        max_in_flight=1,
+        stop_event=stop,
+    )
+    timer.join()
+    assert report.summary["stopped"]
+    assert report.summary["input_rows"] == 1_000
+    assert report.summary["failed"] > 0
