@@ -13,7 +13,7 @@ shard's results still name the user's file and row, not the shard file.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import fsspec
@@ -22,13 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from airflow_provider_pinpoint.columns import SOURCE
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.reading import check_mapping, read_batches
+from airflow_provider_pinpoint.reading import check_mapping, describe_source, read_batches
 
 Kind = Literal["events", "endpoints"]
 
 # The column holding the endpoint id in each table (import-job convention).
 ENDPOINT_ID_COLUMN: dict[Kind, str] = {"endpoints": "Id", "events": "EndpointId"}
+
+# What describe_source calls the inputs that have no file name of their own.
+_IN_MEMORY = ("DataFrame", "Arrow table")
 
 # Counters that add up across shards; anything else in a summary is handled by name below.
 _ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "skipped", "requests", "retries", "events_per_s")
@@ -69,6 +73,10 @@ def plan_shards(
         {"shard": 3, "events": "<staging>/shard=00003/events", "events_rows": 1200,
          "endpoints": "<staging>/shard=00003/endpoints", "endpoints_rows": 40, "rows": 1240}
 
+    In a list, a DataFrame or Arrow table at position ``i`` is named ``events[i]`` (``endpoints[i]``)
+    in ``_source``: two of them would otherwise both be ``events`` with rows counted from 1, and
+    their results would name the same rows.
+
     ``events``/``endpoints`` are ``None`` when the shard has no rows of that kind. The paths are
     directories of part files that the loader reads as they are, with no ``column_mapping`` (the
     mapping and ``csv_list_delimiter`` are applied here). Shard directories left in ``staging`` by
@@ -89,16 +97,8 @@ def plan_shards(
     for kind, source in (("endpoints", endpoints), ("events", events)):
         if source is None:
             continue
-        batches = (
-            batch
-            for one in (source if isinstance(source, list | tuple) else [source])
-            for batch in read_batches(
-                one,
-                kind=kind,
-                column_mapping=column_mapping,
-                csv_list_delimiter=csv_list_delimiter,
-                batch_rows=batch_rows,
-            )
+        batches = _read_all(
+            source, kind, column_mapping=column_mapping, csv_list_delimiter=csv_list_delimiter, batch_rows=batch_rows
         )
         counts[kind] = _partition(batches, kind=kind, fs=fs, root=root, shards=shards)
 
@@ -143,6 +143,24 @@ def sum_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             run_ids.add(summary["run_id"])
     total["run_id"] = run_ids.pop() if len(run_ids) == 1 else None
     return total
+
+
+def _read_all(source: Any, kind: Kind, **options: Any) -> Iterator[pa.RecordBatch]:
+    """The batches of ``source``, or of each source of a list in turn, in-memory ones named by their position."""
+    listed = isinstance(source, list | tuple)
+    for index, one in enumerate(source if listed else [source]):
+        batches = read_batches(one, kind=kind, **options)
+        if listed and describe_source(one) in _IN_MEMORY:
+            batches = (_renamed(batch, kind, f"{kind}[{index}]") for batch in batches)
+        yield from batches
+
+
+def _renamed(batch: pa.RecordBatch, old: str, new: str) -> pa.RecordBatch:
+    """``batch`` with the ``_source`` value ``old`` replaced (a DataFrame carrying its own ``_source`` keeps it)."""
+    position = batch.schema.get_field_index(SOURCE)
+    sources = batch.column(position)
+    renamed = pc.if_else(pc.equal(sources, old), pa.scalar(new, sources.type), sources)
+    return batch.set_column(position, SOURCE, renamed)
 
 
 def _first(source: Any) -> Any:

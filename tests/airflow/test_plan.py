@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -99,6 +100,19 @@ def test_a_list_of_sources_is_read_in_turn(tables, tmp_path):
     events, _ = tables
     shards = plan_shards([events, events], staging=str(tmp_path / "staging"), shards=2)
     assert sum(shard["events_rows"] for shard in shards) == 1210
+
+
+def test_dataframes_in_a_list_get_sources_of_their_own(tmp_path):
+    frames = [
+        pd.DataFrame({"EndpointId": [f"ep-{n}"], "EventType": ["view"], "Timestamp": ["2026-11-24T00:00:00Z"]})
+        for n in range(2)
+    ]
+    shards = plan_shards(frames, staging=str(tmp_path / "staging"), shards=1)
+    table = read_table(shards[0]["events"], kind="events")
+    assert sorted(zip(table.column("_source").to_pylist(), table.column("_source_row").to_pylist(), strict=True)) == [
+        ("events[0]", 1),
+        ("events[1]", 1),
+    ]
 
 
 def test_the_column_mapping_is_applied_while_sharding(tmp_path):
