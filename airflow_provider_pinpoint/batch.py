@@ -97,7 +97,12 @@ class Request:
         return Request(list(items))
 
     def split(self) -> tuple[Request, Request]:
-        """Two halves for a 413 answer; an endpoint's own row stays with the first of its events."""
+        """Two halves by item count, for a 413 answer.
+
+        Packing lays out each endpoint's own row before its events, so that row lands in the first
+        half or in the same half as its first events; the halves are sent as they are, and events
+        cut off from their endpoint's row go with ``Endpoint: {}`` (the row went in the first half).
+        """
         half = len(self.items) // 2
         return Request(self.items[:half]), Request(self.items[half:])
 

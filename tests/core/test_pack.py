@@ -84,3 +84,11 @@ def test_endpoint_only_requests_respect_the_byte_limit():
     requests = list(pack.pack_endpoints(items, max_events=100, max_bytes=500))
     assert len(requests) > 1
     assert all(len(r.body()) <= 500 for r in requests)
+
+
+def test_split_halves_by_count_and_the_endpoint_row_goes_no_later_than_its_events():
+    (request,) = _pack([_event("a", n) for n in range(1, 4)], {"a": _endpoint("a")})
+    first, second = request.split()
+    assert [item.record_type for item in first.items] == [ENDPOINT, EVENT]
+    assert [item.source_row for item in second.items] == [2, 3]
+    assert second.batch_item()["a"]["Endpoint"] == {}
