@@ -10,6 +10,7 @@ touching the original rows or serialising anything twice.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,10 @@ _BODY_OVERHEAD = len('{"BatchItem":{}}')
 # '"<id>":{"Endpoint":<frag>,"Events":{<events>}}' without the id and fragments, plus a comma
 _ENDPOINT_OVERHEAD = len('"":{"Endpoint":,"Events":{}},')
 # '"<event id>":<frag>,'
-_EVENT_OVERHEAD = len('"":,')
+EVENT_OVERHEAD = len('"":,')
+# The characters json.dumps(ensure_ascii=False) escapes: the one rule for sizing ids, here and in pack.
+NEEDS_JSON_ESCAPE = r'[\x00-\x1f"\\]'
+_NEEDS_JSON_ESCAPE = re.compile(NEEDS_JSON_ESCAPE)
 
 
 @dataclass(slots=True)
@@ -43,21 +47,19 @@ class Item:
         """Bytes this item adds to a request body, beyond its endpoint's own entry."""
         if self.record_type == ENDPOINT:
             return len(self.body.encode()) - 2  # replaces the '{}' placeholder
-        return (
-            len(self.event_id.encode()) + len(self.body.encode()) + _EVENT_OVERHEAD + _json_escape_extra(self.event_id)
-        )
+        return len(self.event_id.encode()) + len(self.body.encode()) + EVENT_OVERHEAD + json_escape_extra(self.event_id)
 
 
-def _json_escape_extra(key: str) -> int:
+def json_escape_extra(key: str) -> int:
     """Extra bytes JSON escaping adds to a key (zero for ordinary ids)."""
-    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+    if _NEEDS_JSON_ESCAPE.search(key) is None:
         return 0
     return len(json.dumps(key, ensure_ascii=False).encode()) - 2 - len(key.encode())
 
 
 def endpoint_entry_size(endpoint_id: str) -> int:
     """Bytes a request spends on an endpoint's entry with ``Endpoint: {}`` and no events."""
-    return len(endpoint_id.encode()) + _ENDPOINT_OVERHEAD + 2 + _json_escape_extra(endpoint_id)
+    return len(endpoint_id.encode()) + _ENDPOINT_OVERHEAD + 2 + json_escape_extra(endpoint_id)
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ the first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, MutableMapping, Sequence
 from itertools import pairwise, repeat
 
@@ -18,30 +17,35 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.batch import Item, Request, endpoint_entry_size, request_size
+from airflow_provider_pinpoint.batch import (
+    EVENT_OVERHEAD,
+    NEEDS_JSON_ESCAPE,
+    Item,
+    Request,
+    endpoint_entry_size,
+    json_escape_extra,
+    request_size,
+)
 
 _EMPTY_REQUEST = request_size([])
 # A request being filled starts here: every entry adds a separating comma that the last one gives back.
 _START = _EMPTY_REQUEST - 1
-_EVENT_OVERHEAD = len('"":,')
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 
 def event_wire_sizes(event_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
     """Bytes each event adds to a request (``"<id>":<body>,``), as :meth:`Item.wire_size` counts them."""
     sizes = pc.add(pc.binary_length(event_ids), pc.binary_length(bodies)).to_numpy(zero_copy_only=False)
-    sizes = sizes.astype(np.int64) + _EVENT_OVERHEAD
-    escaped = np.flatnonzero(pc.match_substring_regex(event_ids, _NEEDS_ESCAPE).to_numpy(zero_copy_only=False))
+    sizes = sizes.astype(np.int64) + EVENT_OVERHEAD
+    escaped = np.flatnonzero(pc.match_substring_regex(event_ids, NEEDS_JSON_ESCAPE).to_numpy(zero_copy_only=False))
     for i in escaped.tolist():
-        key = json.dumps(event_ids[i].as_py(), ensure_ascii=False)[1:-1]
-        sizes[i] = _EVENT_OVERHEAD + len(bodies[i].as_py().encode()) + len(key.encode())
+        sizes[i] += json_escape_extra(event_ids[i].as_py())
     return sizes
 
 
 def _entry_sizes(endpoint_ids: pa.Array) -> np.ndarray:
     """:func:`batch.endpoint_entry_size` of each id, column-wise (ids needing JSON escapes one by one)."""
     sizes = pc.binary_length(endpoint_ids).to_numpy(zero_copy_only=False).astype(np.int64) + endpoint_entry_size("")
-    escaped = np.flatnonzero(pc.match_substring_regex(endpoint_ids, _NEEDS_ESCAPE).to_numpy(zero_copy_only=False))
+    escaped = np.flatnonzero(pc.match_substring_regex(endpoint_ids, NEEDS_JSON_ESCAPE).to_numpy(zero_copy_only=False))
     for i in escaped.tolist():
         sizes[i] = endpoint_entry_size(endpoint_ids[i].as_py())
     return sizes

@@ -4,6 +4,8 @@ import json
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_pinpoint import pack
 from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request, request_size
@@ -92,3 +94,13 @@ def test_split_halves_by_count_and_the_endpoint_row_goes_no_later_than_its_event
     assert [item.record_type for item in first.items] == [ENDPOINT, EVENT]
     assert [item.source_row for item in second.items] == [2, 3]
     assert second.batch_item()["a"]["Endpoint"] == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=8), min_size=1, max_size=5))
+def test_column_sizes_item_sizes_and_the_body_agree_for_any_ids(ids):
+    events = [Item(EVENT, endpoint_id, f"{endpoint_id}\n{n}", "e", n, "{}") for n, endpoint_id in enumerate(ids)]
+    sizes = pack.event_wire_sizes(pa.array([e.event_id for e in events]), pa.array([e.body for e in events]))
+    assert sizes.tolist() == [e.wire_size() for e in events]
+    (request,) = _pack(events)
+    assert request_size(request.items) == len(request.body())
