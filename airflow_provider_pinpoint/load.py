@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,7 +97,7 @@ def load_events(
 
     from airflow_provider_pinpoint.pipeline import prepare
 
-    def prepared(skip: dict[str, set[int]] | None) -> Iterator[Request | list]:
+    def prepared(skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
         return prepare(
             events,
             endpoints,

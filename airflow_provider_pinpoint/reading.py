@@ -710,7 +710,13 @@ def _to_string(array: pa.Array, where: str, name: str) -> pa.Array:
 
 
 class _Skipper:
-    """Drops the rows ``skip`` names, with the value sets built once rather than per batch."""
+    """Drops the rows ``skip`` names, with the value sets built once rather than per batch.
+
+    When ``skip`` came from a results table (:class:`~airflow_provider_pinpoint.results.DoneRows`,
+    which carries the ids recorded for each row), every dropped row's endpoint id, and event id where
+    the input gives one, must be the one recorded: a source name and row number alone cannot tell a
+    rerun on the same input from one on a different input, whose rows would be skipped unsent.
+    """
 
     def __init__(self, skip: Mapping[str, Collection[int]] | None) -> None:
         self._rows = {source: rows for source, rows in (skip or {}).items() if rows}
@@ -725,11 +731,50 @@ class _Skipper:
         for source in pc.unique(sources).to_pylist():
             if source not in self._rows:
                 continue
+            done = self._rows[source]
             if source not in self._sets:
-                self._sets[source] = pa.array(sorted(self._rows[source]), pa.int64())
-            hit = pc.and_(pc.equal(sources, source), pc.is_in(rows, value_set=self._sets[source]))
+                rows_done = getattr(done, "rows", None)
+                self._sets[source] = pa.array(sorted(done) if rows_done is None else rows_done, pa.int64())
+            hit = pc.fill_null(pc.and_(pc.equal(sources, source), pc.is_in(rows, value_set=self._sets[source])), False)
+            if hasattr(done, "endpoint_ids"):
+                _check_same_input(batch, rows, hit, source, done)
             drop = hit if drop is None else pc.or_(drop, hit)
-        return batch if drop is None else batch.filter(pc.invert(pc.fill_null(drop, False)))
+        return batch if drop is None else batch.filter(pc.invert(drop))
+
+
+def _check_same_input(batch: pa.RecordBatch, rows: pa.Array, hit: pa.Array, source: str, done: Any) -> None:
+    """Raise InputError when a skipped row's ids are not the ones the results recorded for it."""
+    at = np.flatnonzero(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool))
+    if len(at) == 0:
+        return
+    taken = pa.array(at)
+    recorded_at = pa.array(np.searchsorted(done.rows, rows.take(taken).to_numpy(zero_copy_only=False)))
+    id_column = "EndpointId" if "EndpointId" in batch.schema.names else "Id"
+    checks = [(id_column, done.endpoint_ids, "endpoint id", True), ("EventId", done.event_ids, "event id", False)]
+    for name, recorded, what, null_is_a_value in checks:
+        if name in batch.schema.names:
+            given = _id_text(batch.column(name).take(taken))
+        elif null_is_a_value:
+            given = pa.nulls(len(at), pa.string())
+        else:
+            continue
+        want = recorded.take(recorded_at)
+        same = pc.fill_null(pc.equal(given, want), False)
+        absent = pc.is_null(given)
+        same = pc.or_(same, pc.and_(absent, pc.is_null(want)) if null_is_a_value else absent)
+        differs = np.flatnonzero(~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool))
+        if len(differs):
+            row = rows[int(at[differs[0]])].as_py()
+            raise InputError(
+                f"{source} row {row}: the results at {done.location} were written for a different input "
+                f"({what} differs); use a new results location"
+            )
+
+
+def _id_text(values: pa.Array) -> pa.Array:
+    """Ids as the validation step reads them: text (numbers by their digits), empty as absent."""
+    text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
 def _is_object_path(source: Any) -> bool:

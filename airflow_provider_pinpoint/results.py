@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,19 +137,24 @@ class ResultsStore:
             return False
         return self._fs.exists(self._path) or bool(self._journals())
 
-    def done_rows(self) -> dict[str, set[int]]:
-        """Rows already accepted or rejected, by source: what a resumed run must skip."""
-        parts: dict[str, list[np.ndarray]] = {}
+    def done_rows(self) -> dict[str, DoneRows]:
+        """Rows already accepted or rejected, by source: what a resumed run must skip.
+
+        Each source's rows come with the endpoint and event ids recorded for them, so the reader can
+        tell a rerun on the same input from one on a different input under the same source name.
+        """
+        parts: dict[str, list[pa.RecordBatch]] = {}
         for batch in self._batches():
             done = batch.filter(pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)))
             if done.num_rows == 0:
                 continue
+            done = done.select(["source", "source_row", "endpoint_id", "event_id"])
             sources = pc.dictionary_encode(done.column("source"))
             codes = sources.indices.to_numpy(zero_copy_only=False)
-            rows = done.column("source_row").to_numpy(zero_copy_only=False)
             for code, source in enumerate(sources.dictionary.to_pylist()):
-                parts.setdefault(source, []).append(rows[codes == code])
-        return {source: set(np.concatenate(arrays).tolist()) for source, arrays in parts.items()}
+                parts.setdefault(source, []).append(done.filter(pa.array(codes == code)))
+        location = self.location or "memory"
+        return {source: DoneRows(pa.Table.from_batches(batches), location) for source, batches in parts.items()}
 
     def read(self) -> pa.Table:
         """The table as compacted: at the location, or the in-memory one."""
@@ -229,6 +235,37 @@ class ResultsStore:
         if self._fs.exists(self.staging):
             self._fs.rm(self.staging, recursive=True)
         return counts
+
+
+class DoneRows(AbstractSet):
+    """The settled ``source_row`` numbers of one source (a set of ints), with the ids recorded for each.
+
+    Kept as sorted arrays rather than Python ints: a resumed run over millions of rows holds one
+    int64 and two strings per row. Where a row was recorded more than once, the latest word counts.
+    """
+
+    def __init__(self, table: pa.Table, location: str) -> None:
+        rows = table.column("source_row").to_numpy()
+        # Latest first, then a stable sort by row: the first of each run of equal rows is the latest.
+        latest = np.arange(len(rows))[::-1]
+        order = latest[np.argsort(rows[latest], kind="stable")]
+        ordered = rows[order]
+        first = np.append(True, ordered[1:] != ordered[:-1]) if len(ordered) else np.zeros(0, dtype=bool)
+        keep = pa.array(order[first])
+        self.rows = ordered[first]
+        self.endpoint_ids = table.column("endpoint_id").take(keep).combine_chunks()
+        self.event_ids = table.column("event_id").take(keep).combine_chunks()
+        self.location = location
+
+    def __contains__(self, row: object) -> bool:
+        i = int(np.searchsorted(self.rows, row))
+        return i < len(self.rows) and self.rows[i] == row
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.rows.tolist())
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class ResultsWriter:

@@ -17,7 +17,7 @@ from sending_items import APP, emulator_client, make_items
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.batch import Request
 from airflow_provider_pinpoint.emulator import run_emulator
-from airflow_provider_pinpoint.errors import FatalServiceError, RejectRatioExceeded
+from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.results import ResultsStore
 from airflow_provider_pinpoint.send import ACCEPTED, Sender
@@ -264,3 +264,25 @@ def test_a_stopped_run_records_every_row_it_read_as_sent_or_not_sent(emulator, t
     assert report.summary["stopped"]
     assert report.summary["input_rows"] == 1_000
     assert report.summary["failed"] > 0
+
+
+@pytest.mark.parametrize(
+    ("second_input", "what"),
+    [
+        (events_frame(300, tag="b"), "endpoint id"),
+        (events_frame(300).assign(EventId=[f"other-{i}" for i in range(300)]), "event id"),
+    ],
+    ids=["endpoint ids", "event ids"],
+)
+def test_a_rerun_on_a_different_input_with_the_same_results_is_refused(second_input, what, emulator, tmp_path):
+    location = str(tmp_path / "results.parquet")
+    options = {"application_id": APP, "results": location, "client": emulator_client(emulator.url), "progress": False}
+    load_events(events_frame(300), **options)
+    requests_before = emulator.stats()["requests"]
+    with pytest.raises(InputError) as caught:
+        load_events(second_input, **options)
+    assert str(caught.value) == (
+        f"events row 1: the results at {location} were written for a different input ({what} differs); "
+        "use a new results location"
+    )
+    assert emulator.stats()["requests"] == requests_before
