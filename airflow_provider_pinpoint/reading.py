@@ -227,7 +227,7 @@ def _files(source: Any, kind: Kind) -> list[_File]:
     if _is_object_path(source):
         return _expand(str(source), source.fs, source.path)
     if isinstance(source, str | os.PathLike):
-        return _expand(os.fspath(source))
+        return _expand(_spelled(os.fspath(source)))
     raise InputError(
         f"cannot read a {type(source).__name__} as the {kind} input; "
         "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
@@ -288,6 +288,20 @@ def _expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | 
     if not files:
         raise InputError(f"{text}: {what} no .parquet, .pq, .csv or .csv.gz files")
     return sorted(files, key=lambda file: file.path)
+
+
+def _spelled(text: str) -> str:
+    """The one spelling of a path or URL that names its files in ``_source``.
+
+    ``_source`` feeds the derived event ids and resume, so ``ev.csv``, ``./ev.csv`` and
+    ``logs/../ev.csv`` must give the same name: local paths are normalised (a relative path stays
+    relative, so the name does not depend on where the loader runs). A URL keeps its text apart
+    from a trailing slash.
+    """
+    if "://" not in text:
+        return os.path.normpath(text)
+    stripped = text.rstrip("/")
+    return stripped if not stripped.endswith(":") else text
 
 
 def _files_under(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:

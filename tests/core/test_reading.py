@@ -139,6 +139,16 @@ def test_source_names_spell_the_path_as_given(tmp_path, monkeypatch):
     assert rows("data/*.parquet", kind="events")[0]["_source"] == "data/part-0.parquet"
 
 
+def test_source_names_are_the_same_for_every_spelling_of_a_path(tmp_path, monkeypatch):
+    write(tmp_path / "ev.csv", EVENTS_CSV)
+    write(tmp_path / "data" / "part-0.csv", EVENTS_CSV)
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("./ev.csv", "logs/../ev.csv", ".//ev.csv"):
+        assert rows(spelling, kind="events")[0]["_source"] == "ev.csv"
+    for spelling in ("./data/", "data//", "./data/*.csv"):
+        assert rows(spelling, kind="events")[0]["_source"] == "data/part-0.csv"
+
+
 def test_glob_selects_matching_files(tmp_path):
     for day in ("2026-11-23", "2026-11-24", "2026-11-25"):
         pq.write_table(events_table(1), write(tmp_path / f"date={day}" / "x", "").parent / "part-0.parquet")
@@ -189,6 +199,13 @@ def test_other_fsspec_filesystems_read_directories_of_mixed_parts(memory_prefix)
     batches = list(read_batches(url, kind="events"))
     assert [batch["_source"][0].as_py() for batch in batches] == [url + "part-0.parquet", url + "part-1.csv.gz"]
     assert sum(batch.num_rows for batch in batches) == 4
+
+
+def test_a_url_names_its_files_the_same_with_or_without_a_trailing_slash(memory_prefix):
+    fs, prefix = memory_prefix
+    fs.pipe(f"{prefix}/events/part-0.csv", EVENTS_CSV.encode())
+    url = f"memory://{prefix.lstrip('/')}/events"
+    assert rows(url + "//", kind="events")[0]["_source"] == rows(url, kind="events")[0]["_source"]
 
 
 def test_upath_reads_through_its_own_filesystem(memory_prefix):
@@ -544,7 +561,7 @@ def test_unsupported_source_type():
 
 @pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
 def test_s3_without_s3fs_says_how_to_install_it():
-    with pytest.raises(InputError, match=r"s3://bucket/events/: .*pip install s3fs"):
+    with pytest.raises(InputError, match=r"s3://bucket/events: .*pip install s3fs"):
         read_table("s3://bucket/events/", kind="events")
 
 
