@@ -30,8 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.batch import EVENT, Item, Request, endpoint_entry_size, request_size
+import pyarrow as pa
+
+from airflow_provider_pinpoint import pack, quotas
+from airflow_provider_pinpoint.batch import EVENT, Item, Request
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.transport import (
@@ -173,10 +175,7 @@ class Sender:
             ready = [item for not_before, item in self._retry_pool if not_before <= now]
             if not ready:
                 return
-            requests = self._pack(ready)
-            # Every request but the last was closed because the next item did not fit: it is full.
-            if not final and len(requests[-1].items) < self._max_events:
-                requests.pop()
+            requests = self._pack(ready, final=final)
             if not requests:
                 return
             taken = {id(item) for request in requests for item in request.items}
@@ -195,35 +194,35 @@ class Sender:
                 timeout = 0.2 if next_ready is None else max(0.0, min(0.2, next_ready - time.monotonic()))
                 self._changed.wait(timeout)
 
-    def _pack(self, items: list[Item]) -> list[Request]:
-        """Greedy packing under the event and byte limits, sizes kept exact and incremental."""
-        requests: list[Request] = []
-        current: list[Item] = []
-        events = 0
-        size = request_size([])
-        endpoints: set[str] = set()
-        with_events: set[str] = set()
+    def _pack(self, items: list[Item], *, final: bool) -> list[Request]:
+        """Retry items into requests by the same packing as fresh ones: events grouped by endpoint,
+        each request within the event, entry and byte limits. Unless ``final``, only full requests:
+        the rest waits for more retries or the end of the input."""
+        limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
+        events = [item for item in items if item.record_type == EVENT]
+        heads: dict[str, Item] = {}
+        twins: list[Item] = []  # an endpoint item whose id another in the pool has: a request of its own
         for item in items:
-            is_event = item.record_type == EVENT
-            grow = item.wire_size()
-            if item.endpoint_id not in endpoints:
-                grow += endpoint_entry_size(item.endpoint_id) - (0 if endpoints else 1)
-            if is_event and item.endpoint_id not in with_events:
-                grow -= 1
-            if current and (events + is_event > self._max_events or size + grow > self._max_bytes):
-                requests.append(Request(current))
-                current, events, size = [], 0, request_size([])
-                endpoints, with_events = set(), set()
-                grow = item.wire_size() + endpoint_entry_size(item.endpoint_id) - 1 - is_event
-            current.append(item)
-            events += is_event
-            size += grow
-            endpoints.add(item.endpoint_id)
-            if is_event:
-                with_events.add(item.endpoint_id)
-        if current:
-            requests.append(Request(current))
-        return requests
+            if item.record_type == EVENT:
+                continue
+            if item.endpoint_id in heads:
+                twins.append(item)
+            else:
+                heads[item.endpoint_id] = item
+        with_events: list[Request] = []
+        if events:
+            event_ids = pa.array([item.event_id for item in events], pa.string())
+            sizes = pack.event_wire_sizes(event_ids, pa.array([item.body for item in events], pa.string()))
+            endpoint_ids = pa.array([item.endpoint_id for item in events], pa.string())
+            with_events = list(pack.pack_events(events, endpoint_ids, sizes, heads, **limits))
+        without = list(pack.pack_endpoints(list(heads.values()), **limits))
+        if not final:
+            # Greedy packing closed every request but the last because the next item did not fit.
+            for requests in (with_events, without):
+                last = requests[-1] if requests else None
+                if last and len(last.items) < self._max_events and last.event_count < self._max_events:
+                    requests.pop()
+        return [*with_events, *without, *(Request([item]) for item in twins)]
 
     # Worker threads -------------------------------------------------------------------------------
 

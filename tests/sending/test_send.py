@@ -131,6 +131,19 @@ def test_per_item_429_and_500_resend_only_those_items():
     assert stats.retries == 1
 
 
+def test_retried_items_are_packed_within_the_entry_limit():
+    # 300 endpoint-only items answered 500 each in requests of 100: their retries must not go as one request.
+    def script(n, request):
+        return answer(request, lambda item: 500) if n < 3 else answer(request)
+
+    items = make_items(300, 0)
+    transport = Scripted(script)
+    _, _, recorded = run(transport, make_requests(items, 100), max_events_per_request=100)
+    assert {r.status for r in recorded} == {ACCEPTED} and len(recorded) == 300
+    assert max(len(request.items) for request in transport.sent) <= 100
+    assert sorted(r.item.source_row for r in recorded) == list(range(1, 301))
+
+
 def test_per_item_400_is_final_with_the_services_message():
     def script(n, request):
         return answer(request, lambda item: 400 if item.event_id == "t-ev-000001" else 202, "Event type too long")
