@@ -38,6 +38,7 @@ import csv
 import io
 import os
 import re
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -420,7 +421,7 @@ def _read_csv(file: _File, options: _Options) -> Iterator[pa.RecordBatch]:
         stack.callback(reader.close)
         batches = _with_ragged_rows(_guarded(reader, unreadable), reader.schema, file, len(header), skipped)
         row = 0
-        for batch in _rebatched(batches, options.batch_rows):
+        for batch in _closed_quotes(_rebatched(batches, options.batch_rows), file):
             out = plan.apply(batch, file.source, row)
             if READ_ERROR in batch.schema.names:
                 out = out.append_column(READ_ERROR, batch.column(READ_ERROR))
@@ -566,16 +567,72 @@ def _concatenated(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.concat_tables(tables, promote_options="default").combine_chunks().to_batches()[0]
 
 
-def _csv_records(file: _File) -> Iterator[list[str]]:
+def _closed_quotes(batches: Iterable[pa.RecordBatch], file: _File) -> Iterator[pa.RecordBatch]:
+    """The batches, the last one held back until the file is known not to end inside a quoted value.
+
+    A quote that is never closed turns every later line into part of one value, which pyarrow
+    accepts at the end of the file: the rows after it would vanish without a word. Such a file ends
+    with the row holding that value, so only when the last row has a value spanning lines, or the
+    wrong number of fields, is the file scanned again, by Python's csv module, which knows an
+    unclosed quote at the end of the data when it meets one.
+    """
+    last = None
+    for batch in batches:
+        if last is not None:
+            yield last
+        last = batch
+    if last is None:
+        return
+    if _may_end_in_quote(last) and (row := _unclosed_quote_row(file)) is not None:
+        raise InputError(
+            f"{file.source}: data row {row} opens a quoted value that is never closed, so every line after it was "
+            "read into that value; close the quote (a quote inside a quoted value is written twice)"
+        )
+    yield last
+
+
+def _may_end_in_quote(batch: pa.RecordBatch) -> bool:
+    """Whether the batch's last row has a value with a line break in it, or is a ragged row."""
+    tail = batch.slice(batch.num_rows - 1)
+    for name, column in zip(tail.schema.names, tail.columns, strict=True):
+        value = column[0].as_py()
+        if name == READ_ERROR and value is not None:
+            return True
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            return True
+    return False
+
+
+def _unclosed_quote_row(file: _File) -> int | None:
+    """The data row whose quoted value runs to the end of the file, or None when every quote is closed."""
+    rows = 0
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # the swallowed value may be most of the file
+    try:
+        with contextlib.closing(_csv_records(file, strict=True)) as records:
+            next(records, None)
+            for _ in records:
+                rows += 1
+    except csv.Error as exc:
+        return rows + 1 if "unexpected end of data" in str(exc) else None
+    except (OSError, EOFError):
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return None
+
+
+def _csv_records(file: _File, *, strict: bool = False) -> Iterator[list[str]]:
     """The CSV's records as Python's csv module parses them: the header line, then every non-blank record.
 
     Bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``), so reading the header
     does not trip over a bad byte further on, and the row holding it can be found. Records are
-    counted as ``_source_row`` counts them: blank lines are not rows.
+    counted as ``_source_row`` counts them: blank lines are not rows. ``strict`` makes the csv module
+    raise where it would guess, among others at the end of the data inside a quoted value.
     """
     with file.fs.open(file.path, "rb", compression="infer") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, strict=strict)
         yield next(reader, [])
         yield from (fields for fields in reader if fields)
 

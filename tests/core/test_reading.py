@@ -98,6 +98,30 @@ def test_csv_quoted_values_may_span_lines(tmp_path):
     assert table.column("_source_row")[59_999].as_py() == 60_000
 
 
+@pytest.mark.parametrize(
+    ("header", "rows", "opened"),
+    [
+        ("Id,ChannelType,Address", 'e0,EMAIL,a@b.c\ne1,EMAIL,"secret@x.com\ne2,EMAIL,other@y.com\n', 2),
+        ("Id,ChannelType,Address", 'e1,EMAIL,"secret@x.com\ne2,EMAIL,other@y.com', 1),
+        ("Id,Address,ChannelType", 'e1,"secret@x.com,EMAIL\ne2,other@y.com,EMAIL\ne3,o@y.com,SMS\n', 1),
+        ("Id,ChannelType,Address", 'e1,EMAIL,"secret@x.com\n' + "e2,EMAIL,other@y.com\n" * 10_000, 1),
+    ],
+    ids=["last-column", "no-final-newline", "middle-column-ragged", "beyond-the-csv-field-limit"],
+)
+def test_a_quote_never_closed_names_the_row_it_opens_in(tmp_path, header, rows, opened):
+    path = write(tmp_path / "endpoints.csv", f"{header}\n{rows}")
+    with pytest.raises(InputError) as raised:
+        read_table(path, kind="endpoints", batch_rows=1)
+    message = str(raised.value)
+    assert f"endpoints.csv: data row {opened} opens a quoted value that is never closed" in message
+    assert "secret" not in message and "other" not in message
+
+
+def test_a_quoted_line_break_in_the_last_row_is_no_unclosed_quote(tmp_path):
+    path = write(tmp_path / "events.csv", 'EndpointId,EventType,Timestamp,Attributes.note\ne,v,t,"a\nb\n"\n')
+    assert read_table(path, kind="events").column("Attributes.note").to_pylist() == ["a\nb\n"]
+
+
 def test_a_file_name_with_glob_characters_is_read_as_named(tmp_path):
     path = write(tmp_path / "events[1].csv", EVENTS_CSV)
     assert rows(str(path), kind="events")[0]["_source"] == str(path)

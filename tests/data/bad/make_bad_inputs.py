@@ -195,6 +195,16 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
         {"events": ("tables_swapped.csv", _csv(["Id,ChannelType,Address", "a,EMAIL,swap@example.com"]))},
         {"fatal": ["tables_swapped.csv", "endpoints"]},
     )
+    case(
+        "csv_unclosed_quote",
+        {
+            "endpoints": (
+                "csv_unclosed_quote.csv",
+                _csv(["Id,ChannelType,Address", 'e1,EMAIL,"secret@example.com', "e2,EMAIL,other@example.com"]),
+            )
+        },
+        {"fatal": ["csv_unclosed_quote.csv", "data row 1", "never closed"]},
+    )
 
     # CSV shapes: some rows bad, the rest still go.
     case(
