@@ -6,7 +6,8 @@ row group by row group (``ParquetFile.iter_batches``) and CSV through pyarrow's 
 (:mod:`airflow_provider_pinpoint.columns`) and two bookkeeping columns, ``_source`` and
 ``_source_row`` (1-based data row within that source; a CSV header is not a data row), which follow
 the row all the way into the results table. Memory held while streaming: the batch being
-processed, plus a Parquet row group or the CSV reader's read-ahead of 1 MB blocks.
+processed, plus a Parquet row group, or for CSV the reader's read-ahead of 1 MB blocks and one
+batch held back (a file's last batch goes only once no quote is left open at its end).
 
 Types, decided here and relied on by validation/reshaping:
 
