@@ -294,8 +294,14 @@ class Sender:
         if len(items) == 1:
             self._decide_all(items, REJECTED, exc, sent_at)
             return
-        for half in Request(items).split():
-            self._deliver(half, retry=True)
+        halves = Request(items).split()
+        for i, half in enumerate(halves):
+            try:
+                self._deliver(half, retry=True)
+            except FatalServiceError as exc:  # the halves not sent yet were taken up too: record them failed
+                for rest in halves[i + 1 :]:
+                    self._give_up(rest.items, f"not sent: {exc}", None)
+                raise
 
     def _settle(self, items: list[Item], response: Response, sent_at: datetime) -> None:
         decided: list[ItemResult] = []

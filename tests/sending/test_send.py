@@ -105,6 +105,22 @@ def test_413_splits_until_the_halves_fit():
     assert set(accepted_sends.values()) == {1}
 
 
+def test_a_fatal_error_on_the_first_half_of_a_split_records_both_halves_failed():
+    def script(n, request):
+        if n == 0:
+            raise PayloadTooLarge("Request body exceeds the maximum", 413)
+        raise FatalServiceError("HTTP 404: application id not found")
+
+    items = make_items(2, 9)
+    recorded: list[ItemResult] = []
+    sender = Sender(Scripted(script), "app", record=recorded.extend, limiter=RateLimiter(10_000), max_in_flight=1)
+    with pytest.raises(FatalServiceError):
+        sender.run([Request(items)])
+    assert sorted(r.item.source_row for r in recorded if r.item.record_type == "event") == list(range(1, 19))
+    assert len(recorded) == len(items)
+    assert {r.status for r in recorded} == {FAILED}
+
+
 def test_a_single_item_still_too_large_is_rejected():
     def script(n, request):
         raise PayloadTooLarge("Request body exceeds the maximum", 413)
