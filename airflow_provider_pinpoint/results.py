@@ -56,12 +56,21 @@ SCHEMA = pa.schema(
 COLUMNS = tuple(SCHEMA.names)
 FINAL_STATUSES = (ACCEPTED, REJECTED)
 JOURNAL_SUFFIX = ".arrows"
+# The longest message a results row keeps.
+MESSAGE_CHARS = 500
 # Rows per batch when journals are read back and the table is written (bounds compaction memory).
 _CHUNK_ROWS = 65_536
 
 
 class ResultsWriteError(PinpointLoaderError):
     """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
+
+
+def _capped(message: str | None) -> str | None:
+    """A message as stored: the service's can be long (it may quote the request), the table keeps the start."""
+    if message is None or len(message) <= MESSAGE_CHARS:
+        return message
+    return message[: MESSAGE_CHARS - 1] + "…"
 
 
 def new_run_id() -> str:
@@ -79,7 +88,7 @@ def item_results_batch(results: Sequence[ItemResult], run_id: str) -> pa.RecordB
             pa.array([r.item.source_row for r in results], pa.int64()),
             pa.array([r.status for r in results], pa.string()),
             pa.array([r.status_code for r in results], pa.int32()),
-            pa.array([r.message for r in results], pa.string()),
+            pa.array([_capped(r.message) for r in results], pa.string()),
             pa.array([r.attempts for r in results], pa.int32()),
             pa.array([r.request_id for r in results], pa.string()),
             pa.array([r.sent_at for r in results], SCHEMA.field("sent_at").type),
@@ -101,7 +110,7 @@ def rejections_batch(rejections: Sequence[Any], run_id: str) -> pa.RecordBatch:
             pa.array([r.source_row for r in rejections], pa.int64()),
             pa.array([REJECTED] * n, pa.string()),
             pa.nulls(n, pa.int32()),
-            pa.array([r.message for r in rejections], pa.string()),
+            pa.array([_capped(r.message) for r in rejections], pa.string()),
             pa.array([0] * n, pa.int32()),
             pa.nulls(n, pa.string()),
             pa.nulls(n, SCHEMA.field("sent_at").type),

@@ -21,6 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import botocore.exceptions
 from botocore.config import Config
@@ -140,7 +141,9 @@ class PutEventsTransport:
     def describe_target(self, application_id: str) -> str:
         """Where requests go, for messages: application id, region and endpoint (no credentials)."""
         meta = self.client.meta
-        return f"application {application_id!r} in region {meta.region_name!r} at {meta.endpoint_url}"
+        return (
+            f"application {application_id!r} in region {meta.region_name!r} at {_without_userinfo(meta.endpoint_url)}"
+        )
 
     def send(self, application_id: str, request: Request) -> Response:
         try:
@@ -188,6 +191,14 @@ def _without_values(report: str) -> str:
     return _one_line(
         "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
     )
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -124,3 +124,15 @@ def test_compaction_streams_many_small_journal_batches_into_few_row_groups(tmp_p
     assert store.compact() == {ACCEPTED: len(items)}
     assert pq.ParquetFile(location).metadata.num_row_groups == 1
     assert pd.read_parquet(location)["source_row"].tolist() == [i.source_row for i in items]
+
+
+def test_a_long_service_message_is_stored_shortened(tmp_path):
+    [item] = make_items(1, 0)
+    message = "Invalid attribute: " + "x" * 5_000
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run-1")
+    writer.add_items([ItemResult(item, REJECTED, 400, message, 1, "req", NOW)])
+    writer.close()
+    store.compact()
+    [stored] = pd.read_parquet(tmp_path / "results.parquet")["message"]
+    assert stored.startswith("Invalid attribute: xxx") and len(stored) <= 500

@@ -73,3 +73,11 @@ def test_404_is_fatal_and_says_what_to_check():
         send(emu.url, Request(make_items(1, 1)))
     message = str(caught.value)
     assert "HTTP 404" in message and APP in message and "application id" in message
+
+
+def test_the_target_named_in_errors_leaves_out_credentials_in_the_endpoint_url():
+    with run_emulator(apps=["another-app"]) as emu, pytest.raises(FatalServiceError) as caught:
+        send(emu.url.replace("://", "://proxyuser:proxy-secret@"), Request(make_items(1, 1)))
+    message = str(caught.value)
+    assert "HTTP 404" in message and emu.url.split("://")[1] in message
+    assert "proxy-secret" not in message and "proxyuser" not in message
