@@ -21,7 +21,7 @@ from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExc
 
 EXIT_OK = 0
 EXIT_FATAL = 1
-EXIT_USAGE = 2
+# 2, a usage error, is argparse's own exit code: parser.error() is how every usage error leaves.
 EXIT_REJECT_RATIO = 3
 
 # What a dry run prints instead of an endpoint's Address.
