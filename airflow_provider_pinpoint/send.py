@@ -200,7 +200,7 @@ class Sender:
         the rest waits for more retries or the end of the input."""
         limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
         events = [item for item in items if item.record_type == EVENT]
-        heads: dict[str, Item] = {}
+        heads = _RetryHeads()
         twins: list[Item] = []  # an endpoint item whose id another in the pool has: a request of its own
         for item in items:
             if item.record_type == EVENT:
@@ -369,6 +369,15 @@ class Sender:
                 else:
                     self.stats.failed += 1
         self._record_callback(results)
+
+
+class _RetryHeads(dict[str, Item]):
+    """Endpoint items in the retry pool by id, from which :func:`pack.pack_events` takes each
+    endpoint's item for the request that carries its first events."""
+
+    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
+        """The item of each of these ids, or None; the items taken leave the pool."""
+        return [self.pop(endpoint_id, None) for endpoint_id in endpoint_ids.to_pylist()]
 
 
 class _Feed:
