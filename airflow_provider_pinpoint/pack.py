@@ -10,7 +10,7 @@ the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise, repeat
 
 import numpy as np
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.batch import (
+    ENDPOINT,
     EVENT_OVERHEAD,
     NEEDS_JSON_ESCAPE,
     Item,
@@ -30,6 +31,84 @@ from airflow_provider_pinpoint.batch import (
 _EMPTY_REQUEST = request_size([])
 # A request being filled starts here: every entry adds a separating comma that the last one gives back.
 _START = _EMPTY_REQUEST - 1
+
+
+class PendingEndpoints:
+    """Endpoint rows not sent yet, held as Arrow columns; an :class:`Item` is built only when a request takes one.
+
+    An endpoint's row waits until its first events go out (or to the end, if it has none). Held as
+    one ``Item`` each (a Python object with its id, source and JSON body as ``str``, in a dict by id)
+    they cost about 1.4 KB apiece: with 500,000 endpoints, most of the loader's peak memory. As
+    columns they cost their bytes. Lookups go the other way round, the waiting ids probed against
+    a batch's few distinct ids (Arrow hashes the smaller side), and the waiting ids shrink as their
+    endpoints are taken, so the probes get cheaper as the load goes on.
+    """
+
+    def __init__(self, ids: pa.Array, sources: pa.Array, rows: pa.Array, bodies: pa.Array) -> None:
+        """Columns of the accepted endpoint rows, one row per endpoint id (ids are distinct)."""
+        self._ids = ids
+        self._sources = pc.dictionary_encode(sources)
+        self._rows = rows
+        self._bodies = bodies
+        self._waiting_ids = ids
+        self._waiting_at = np.arange(len(ids), dtype=np.int64)
+
+    @classmethod
+    def empty(cls) -> PendingEndpoints:
+        """No endpoint rows (a load without an endpoints table)."""
+        text = pa.array([], pa.string())
+        return cls(text, text, pa.array([], pa.int64()), text)
+
+    def __len__(self) -> int:
+        return len(self._waiting_at)
+
+    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
+        """The waiting item of each of these (distinct) ids, or None; the items taken stop waiting."""
+        heads: list[Item | None] = [None] * len(endpoint_ids)
+        if not len(self._waiting_at) or not len(endpoint_ids):
+            return heads
+        wanted = pc.index_in(self._waiting_ids, value_set=endpoint_ids.cast(self._ids.type))
+        hit = np.asarray(wanted.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if not hit.any():
+            return heads
+        slots = wanted.filter(pa.array(hit)).to_numpy(zero_copy_only=False).tolist()
+        for slot, item in zip(slots, self._items(self._waiting_at[hit]), strict=True):
+            heads[slot] = item
+        self._waiting_ids = self._waiting_ids.filter(pa.array(~hit))
+        self._waiting_at = self._waiting_at[~hit]
+        if len(self._waiting_at) < len(self._ids) // 2:
+            self._compact()
+        return heads
+
+    def _compact(self) -> None:
+        """Keep only the waiting rows' columns, so the bodies of endpoints already sent are freed."""
+        index = pa.array(self._waiting_at)
+        self._ids, self._sources, self._rows, self._bodies = (
+            column.take(index) for column in (self._ids, self._sources, self._rows, self._bodies)
+        )
+        self._waiting_ids = self._ids
+        self._waiting_at = np.arange(len(self._ids), dtype=np.int64)
+
+    def take_rest(self, chunk: int = 65_536) -> Iterator[Item]:
+        """The items still waiting, in table order, built ``chunk`` at a time (all stop waiting)."""
+        waiting, self._waiting_at = self._waiting_at, self._waiting_at[:0]
+        self._waiting_ids = self._waiting_ids.slice(0, 0)
+        for start in range(0, len(waiting), chunk):
+            yield from self._items(waiting[start : start + chunk])
+
+    def _items(self, at: np.ndarray) -> list[Item]:
+        index = pa.array(at)
+        return list(
+            map(
+                Item,
+                repeat(ENDPOINT),
+                self._ids.take(index).to_pylist(),
+                repeat(None),
+                self._sources.take(index).to_pylist(),
+                self._rows.take(index).to_pylist(),
+                self._bodies.take(index).to_pylist(),
+            )
+        )
 
 
 def event_wire_sizes(event_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
@@ -55,7 +134,7 @@ def pack_events(
     items: Sequence[Item],
     endpoint_ids: pa.Array,
     sizes: np.ndarray,
-    endpoints: MutableMapping[str, Item],
+    endpoints: PendingEndpoints,
     *,
     max_events: int,
     max_bytes: int,
@@ -63,8 +142,8 @@ def pack_events(
     """Requests for a batch of event items, grouped by endpoint in order of first appearance.
 
     ``endpoint_ids`` and ``sizes`` are the items' endpoint ids and :func:`event_wire_sizes`, as
-    columns. ``endpoints`` maps endpoint ids to endpoint items not sent yet: an endpoint's item is
-    taken out and goes first in the request that carries its first events.
+    columns. ``endpoints`` holds the endpoint rows not sent yet: an endpoint's item is taken out
+    and goes first in the request that carries its first events.
     """
     if not items:
         return
@@ -73,7 +152,7 @@ def pack_events(
     group_ids = encoded.dictionary
     counts = np.bincount(codes, minlength=len(group_ids))
     order = np.argsort(codes, kind="stable")
-    heads = list(map(endpoints.pop, group_ids.to_pylist(), repeat(None)))
+    heads = endpoints.take(group_ids)
     present_heads = [head for head in heads if head is not None]
     has_head = np.array([head is not None for head in heads], dtype=bool)
     head_sizes = np.zeros(len(heads), dtype=np.int64)
@@ -142,7 +221,7 @@ def _spread(
         size += event_size
 
 
-def pack_endpoints(items: Sequence[Item], *, max_events: int, max_bytes: int) -> Iterator[Request]:
+def pack_endpoints(items: Iterable[Item], *, max_events: int, max_bytes: int) -> Iterator[Request]:
     """Requests for endpoint items that have no events (``Events: {}``), at most ``max_events`` entries each."""
     current: list[Item] = []
     size = _START

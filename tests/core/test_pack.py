@@ -19,11 +19,21 @@ def _endpoint(endpoint_id: str, row: int = 1) -> Item:
     return Item(ENDPOINT, endpoint_id, None, "endpoints.csv", row, '{"ChannelType":"EMAIL"}')
 
 
-def _pack(events: list[Item], endpoints: dict[str, Item] | None = None, **limits) -> list[Request]:
+def _pending(*items: Item) -> pack.PendingEndpoints:
+    return pack.PendingEndpoints(
+        pa.array([i.endpoint_id for i in items], pa.string()),
+        pa.array([i.source for i in items], pa.string()),
+        pa.array([i.source_row for i in items], pa.int64()),
+        pa.array([i.body for i in items], pa.string()),
+    )
+
+
+def _pack(events: list[Item], endpoints: pack.PendingEndpoints | None = None, **limits) -> list[Request]:
     sizes = pack.event_wire_sizes(pa.array([e.event_id for e in events]), pa.array([e.body for e in events]))
     limits = {"max_events": 100, "max_bytes": 4 * 1024 * 1024} | limits
     endpoint_ids = pa.array([e.endpoint_id for e in events], pa.string())
-    return list(pack.pack_events(events, endpoint_ids, sizes, endpoints if endpoints is not None else {}, **limits))
+    pending = endpoints if endpoints is not None else pack.PendingEndpoints.empty()
+    return list(pack.pack_events(events, endpoint_ids, sizes, pending, **limits))
 
 
 def test_wire_sizes_match_the_items_own_accounting():
@@ -39,18 +49,18 @@ def test_events_are_grouped_by_endpoint_in_order_of_first_appearance():
 
 
 def test_an_endpoint_with_more_events_than_a_request_holds_spans_requests_with_its_data_first():
-    endpoints = {"a": _endpoint("a")}
+    endpoints = _pending(_endpoint("a"))
     events = [_event("a", n) for n in range(1, 251)]
     requests = _pack(events, endpoints)
     assert [r.event_count for r in requests] == [100, 100, 50]
     assert requests[0].items[0].record_type == ENDPOINT
     assert all(item.record_type == EVENT for r in requests[1:] for item in r.items)
-    assert endpoints == {}
+    assert len(endpoints) == 0
     assert json.loads(requests[1].body())["BatchItem"]["a"]["Endpoint"] == {}
 
 
 def test_an_endpoint_already_sent_is_not_attached_again():
-    endpoints = {"a": _endpoint("a")}
+    endpoints = _pending(_endpoint("a"))
     first = _pack([_event("a", 1)], endpoints)
     second = _pack([_event("a", 2)], endpoints)
     assert [i.record_type for i in first[0].items] == [ENDPOINT, EVENT]
@@ -67,7 +77,7 @@ def test_requests_respect_a_lower_event_limit(max_events):
 
 def test_requests_respect_the_byte_limit_exactly():
     events = [_event(f"e{n % 5}", n, '{"AppTitle":"' + "x" * (n * 7 % 300) + '"}') for n in range(300)]
-    endpoints = {f"e{n}": _endpoint(f"e{n}", n) for n in range(5)}
+    endpoints = _pending(*(_endpoint(f"e{n}", n) for n in range(5)))
     requests = _pack(events, endpoints, max_bytes=2_000)
     assert all(request_size(r.items) == len(r.body()) <= 2_000 for r in requests)
     assert sorted(i.source_row for r in requests for i in r.items if i.record_type == EVENT) == list(range(300))
@@ -89,7 +99,7 @@ def test_endpoint_only_requests_respect_the_byte_limit():
 
 
 def test_split_halves_by_count_and_the_endpoint_row_goes_no_later_than_its_events():
-    (request,) = _pack([_event("a", n) for n in range(1, 4)], {"a": _endpoint("a")})
+    (request,) = _pack([_event("a", n) for n in range(1, 4)], _pending(_endpoint("a")))
     first, second = request.split()
     assert [item.record_type for item in first.items] == [ENDPOINT, EVENT]
     assert [item.source_row for item in second.items] == [2, 3]
@@ -104,3 +114,10 @@ def test_column_sizes_item_sizes_and_the_body_agree_for_any_ids(ids):
     assert sizes.tolist() == [e.wire_size() for e in events]
     (request,) = _pack(events)
     assert request_size(request.items) == len(request.body())
+
+
+def test_endpoints_left_waiting_come_out_in_table_order_once():
+    endpoints = _pending(*(_endpoint(f"e{n}", n) for n in range(4)))
+    _pack([_event("e2", 1)], endpoints)
+    assert [item.endpoint_id for item in endpoints.take_rest(chunk=2)] == ["e0", "e1", "e3"]
+    assert list(endpoints.take_rest()) == []
