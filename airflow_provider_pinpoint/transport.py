@@ -141,9 +141,7 @@ class PutEventsTransport:
     def describe_target(self, application_id: str) -> str:
         """Where requests go, for messages: application id, region and endpoint (no credentials)."""
         meta = self.client.meta
-        return (
-            f"application {application_id!r} in region {meta.region_name!r} at {_without_userinfo(meta.endpoint_url)}"
-        )
+        return f"application {application_id!r} in region {meta.region_name!r} at {without_userinfo(meta.endpoint_url)}"
 
     def send(self, application_id: str, request: Request) -> Response:
         try:
@@ -193,7 +191,7 @@ def _without_values(report: str) -> str:
     )
 
 
-def _without_userinfo(url: str) -> str:
+def without_userinfo(url: str) -> str:
     """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:

@@ -121,9 +121,11 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
         from airflow_provider_pinpoint.load import load_events
+        from airflow_provider_pinpoint.transport import without_userinfo
 
         client = self.hook.conn
-        self._endpoint_url = client.meta.endpoint_url
+        # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
+        self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
         try:
             report = load_events(

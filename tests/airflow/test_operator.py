@@ -180,6 +180,17 @@ def test_lineage_names_the_tables_read_the_application_and_the_results(emulator,
     assert [(d.namespace, d.name) for d in lineage.outputs] == [(emulator.url, "apps/app-1"), ("file", str(results))]
 
 
+def test_lineage_leaves_credentials_in_the_endpoint_url_out(emulator, aws_connection, tmp_path):
+    host = emulator.url.removeprefix("http://")
+    conn_id = aws_connection(
+        "pp_userinfo", endpoint_url=f"http://gateway-user:gateway-secret@{host}", region_name="us-east-1"
+    )
+    op = operator(conn_id, events=EVENTS, results=str(tmp_path / "results.parquet"))
+    op.execute(context())
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert lineage.outputs[0].namespace == emulator.url
+
+
 def test_lineage_of_object_storage_uses_the_bucket_as_namespace():
     op = PinpointPutEventsOperator(
         task_id="t", application_id="app", events="s3://bucket/events/date=1", results="s3://bucket/out/r.parquet"
