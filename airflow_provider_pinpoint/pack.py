@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise, repeat
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,14 @@ from airflow_provider_pinpoint.batch import (
 _EMPTY_REQUEST = request_size([])
 # A request being filled starts here: every entry adds a separating comma that the last one gives back.
 _START = _EMPTY_REQUEST - 1
+
+
+class WaitingEndpoints(Protocol):
+    """Endpoint items not sent yet, from which packing takes each endpoint's item for its first request."""
+
+    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
+        """The waiting item of each of these (distinct) ids, or None; the items taken stop waiting."""
+        ...
 
 
 class PendingEndpoints:
@@ -134,7 +143,7 @@ def pack_events(
     items: Sequence[Item],
     endpoint_ids: pa.Array,
     sizes: np.ndarray,
-    endpoints: PendingEndpoints,
+    endpoints: WaitingEndpoints,
     *,
     max_events: int,
     max_bytes: int,
