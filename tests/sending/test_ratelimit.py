@@ -29,6 +29,47 @@ def test_paces_requests_at_the_configured_rate():
     assert limiter.try_acquire() == 0.0
 
 
+def test_at_the_documented_quota_every_request_is_paced():
+    clock = Clock()
+    limiter = RateLimiter(15, clock=clock)
+    assert limiter.try_acquire() == 0.0
+    clock.now += 1.0  # idle for a second: still only one request may start at once
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(1 / 15)
+
+
+def test_a_late_worker_makes_up_the_time_it_was_late():
+    clock = Clock()
+    limiter = RateLimiter(200, clock=clock)  # 25 ms of reserve: 5 requests
+    drain(limiter)
+    clock.now += 0.015  # the worker woke 10 ms after its slot
+    assert [limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.try_acquire() > 0.0
+
+
+def test_the_reserve_never_lets_a_run_exceed_the_rate():
+    clock = Clock()
+    limiter = RateLimiter(200, clock=clock)
+    started = 0
+    for step in range(2000):  # one simulated second in 0.5 ms steps, a worker always asking
+        clock.now = 100.0 + step * 0.0005
+        while limiter.try_acquire() == 0.0:
+            started += 1
+    assert 200 <= started <= 200 + 5
+
+
+def test_the_reserve_shrinks_with_the_rate_after_a_throttle():
+    clock = Clock()
+    limiter = RateLimiter(200, clock=clock)
+    limiter.throttled()  # 100 req/s: 2.5 requests of reserve
+    drain(limiter)
+    clock.now += 1.0
+    started = 0
+    while limiter.try_acquire() == 0.0:
+        started += 1
+    assert started == 2
+
+
 def test_a_throttle_halves_the_rate_once_per_burst():
     clock = Clock()
     limiter = RateLimiter(16, clock=clock)
