@@ -3,8 +3,8 @@
 Why: the loader serialises every item exactly once, when it reshapes the row (see ``batch.py``).
 Handing ``client.put_events`` a ``BatchItem`` dict would make botocore walk the whole request
 again with its generic, model-driven serializer, and walk the response with its generic parser;
-for 100-event requests that costs about 85 microseconds per event, more than everything else the
-loader does. Writing our own HTTP client would lose what users rely on the boto3 client for: the
+for 100-event requests that costs 25 to 85 microseconds per event, depending on the event's shape
+(``benchmarks/put_events_cost.py``), as much as everything else the loader does. Writing our own HTTP client would lose what users rely on the boto3 client for: the
 credential chain and its refresh, SigV4, endpoint and region resolution, TLS verification, proxies,
 timeouts, retries configuration, the user agent, and every handler a user or a library (e.g.
 Airflow's hook) registered on the client.
