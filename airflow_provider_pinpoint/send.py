@@ -251,17 +251,19 @@ class Sender:
         items = list(request.items)
         last: RetryableError | None = None
         sent_at: datetime | None = None
+        counts = self._attempts
         while items:
-            exhausted = [item for item in items if self._attempts.get(id(item), 0) >= self._max_attempts]
-            if exhausted:
-                items = [item for item in items if self._attempts.get(id(item), 0) < self._max_attempts]
-                self._decide_all(exhausted, FAILED, last, sent_at)
-                continue
+            if retry:  # a fresh request's items have not been sent before: none can be out of attempts
+                exhausted = [item for item in items if counts.get(id(item), 0) >= self._max_attempts]
+                if exhausted:
+                    items = [item for item in items if counts.get(id(item), 0) < self._max_attempts]
+                    self._decide_all(exhausted, FAILED, last, sent_at)
+                    continue
             if self._stopping() or not self._limiter.acquire(self._stopping):
                 self._give_up(items, self._stop_reason(), None)
                 return
-            for item in items:
-                self._attempts[id(item)] = self._attempts.get(id(item), 0) + 1
+            for key in map(id, items):
+                counts[key] = counts.get(key, 0) + 1
             with self._lock:
                 self.stats.requests += 1
                 self.stats.retries += retry
@@ -304,6 +306,14 @@ class Sender:
                 raise
 
     def _settle(self, items: list[Item], response: Response, sent_at: datetime) -> None:
+        code = response.common_success(items)
+        if code is not None:  # the normal answer: every item accepted, with the same code
+            pop, request_id = self._attempts.pop, response.request_id
+            self._record(
+                [ItemResult(item, ACCEPTED, code, "", pop(id(item), 0), request_id, sent_at) for item in items],
+                accepted=True,
+            )
+            return
         decided: list[ItemResult] = []
         again: list[Item] = []
         throttled = False
@@ -356,18 +366,25 @@ class Sender:
     def _give_up(self, items: list[Item], message: str, code: int | None) -> None:
         self._record([self._result(item, FAILED, code, message, None, None) for item in items])
 
-    def _record(self, results: list[ItemResult]) -> None:
+    def _record(self, results: list[ItemResult], *, accepted: bool = False) -> None:
+        """Count and report ``results``; ``accepted``: the caller knows every one of them was accepted."""
         if not results:
             return
-        with self._lock:
-            for result in results:
-                if result.status == ACCEPTED:
-                    self.stats.accepted += 1
-                    self.stats.events_accepted += result.item.record_type == EVENT
-                elif result.status == REJECTED:
-                    self.stats.rejected += 1
-                else:
-                    self.stats.failed += 1
+        if accepted:
+            events = sum(result.item.record_type == EVENT for result in results)
+            with self._lock:
+                self.stats.accepted += len(results)
+                self.stats.events_accepted += events
+        else:
+            with self._lock:
+                for result in results:
+                    if result.status == ACCEPTED:
+                        self.stats.accepted += 1
+                        self.stats.events_accepted += result.item.record_type == EVENT
+                    elif result.status == REJECTED:
+                        self.stats.rejected += 1
+                    else:
+                        self.stats.failed += 1
         self._record_callback(results)
 
 

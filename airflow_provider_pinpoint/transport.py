@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -84,6 +85,29 @@ class Response:
     status: int
     request_id: str | None
     results: dict[str, Any]
+
+    def common_success(self, items: Sequence[Item]) -> int | None:
+        """The one 2xx StatusCode the answer gives every item, or None if any item got anything else.
+
+        The normal answer accepts everything with one code; the engine then settles the request in
+        one go and only walks :meth:`item_status` item by item when this says no.
+        """
+        results = self.results
+        common = None
+        try:
+            for item in items:
+                entry = results[item.endpoint_id]
+                if item.record_type == ENDPOINT:
+                    code = entry["EndpointItemResponse"]["StatusCode"]
+                else:
+                    code = entry["EventsItemResponse"][item.event_id]["StatusCode"]
+                if code != common:
+                    if common is not None or type(code) is not int or not 200 <= code < 300:
+                        return None
+                    common = code
+        except (KeyError, TypeError):
+            return None
+        return common
 
     def item_status(self, item: Item) -> tuple[int, str]:
         """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""

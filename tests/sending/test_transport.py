@@ -10,7 +10,7 @@ from sending_items import APP, emulator_client, make_items
 from airflow_provider_pinpoint.batch import Request
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
-from airflow_provider_pinpoint.transport import PayloadTooLarge, PutEventsTransport, RetryableError
+from airflow_provider_pinpoint.transport import PayloadTooLarge, PutEventsTransport, Response, RetryableError
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,24 @@ def test_a_202_carries_each_items_status(emulator):
     response = send(emulator.url, Request(items))
     assert response.status == 202 and response.request_id
     assert [response.item_status(item)[0] for item in items] == [202, 202, 202]
+
+
+def test_one_code_for_every_item_only_when_all_got_the_same_2xx():
+    items = make_items(1, 2)
+    endpoint_id, first, second = items[0].endpoint_id, items[1].event_id, items[2].event_id
+
+    def answer(endpoint_code, first_code, with_second=True):
+        events = {first: {"StatusCode": first_code, "Message": "x"}}
+        if with_second:
+            events[second] = {"StatusCode": 202}
+        entry = {"EndpointItemResponse": {"StatusCode": endpoint_code}, "EventsItemResponse": events}
+        return Response(202, "req", {endpoint_id: entry})
+
+    assert answer(202, 202).common_success(items) == 202
+    assert answer(202, 400).common_success(items) is None  # one item rejected
+    assert answer(200, 202).common_success(items) is None  # two different codes: each item keeps its own
+    assert answer(202, 202, with_second=False).common_success(items) is None  # an item with no status
+    assert answer(202, "202").common_success(items) is None  # not a number: item_status decides
 
 
 @pytest.mark.parametrize(
