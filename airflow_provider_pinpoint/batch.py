@@ -57,6 +57,17 @@ def json_escape_extra(key: str) -> int:
     return len(json.dumps(key, ensure_ascii=False).encode()) - 2 - len(key.encode())
 
 
+def _quoted(key: str) -> str:
+    """``key`` as a JSON string, exactly as ``json.dumps(key, ensure_ascii=False)`` writes it.
+
+    Ordinary ids need no escaping, and a regex search finds that for a fraction of what
+    ``json.dumps`` costs per call (it ran once per item of every request).
+    """
+    if _NEEDS_JSON_ESCAPE.search(key) is None:
+        return f'"{key}"'
+    return json.dumps(key, ensure_ascii=False)
+
+
 def endpoint_entry_size(endpoint_id: str) -> int:
     """Bytes a request spends on an endpoint's entry with ``Endpoint: {}`` and no events."""
     return len(endpoint_id.encode()) + _ENDPOINT_OVERHEAD + 2 + json_escape_extra(endpoint_id)
@@ -85,10 +96,8 @@ class Request:
                 if item.record_type == ENDPOINT:
                     endpoint = item.body
                 else:
-                    events.append(f"{json.dumps(item.event_id, ensure_ascii=False)}:{item.body}")
-            parts.append(
-                f'{json.dumps(endpoint_id, ensure_ascii=False)}:{{"Endpoint":{endpoint},"Events":{{{",".join(events)}}}}}'
-            )
+                    events.append(f"{_quoted(item.event_id)}:{item.body}")
+            parts.append(f'{_quoted(endpoint_id)}:{{"Endpoint":{endpoint},"Events":{{{",".join(events)}}}}}')
         return ('{"BatchItem":{' + ",".join(parts) + "}}").encode()
 
     def batch_item(self) -> dict:
