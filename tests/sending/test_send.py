@@ -147,6 +147,22 @@ def test_per_item_429_and_500_resend_only_those_items():
     assert stats.retries == 1
 
 
+def _throttle_count_after(first_code_for) -> int:
+    limiter = RateLimiter(10_000)
+    transport = Scripted(lambda n, request: answer(request, first_code_for) if n == 0 else answer(request))
+    sender = Sender(transport, "app", record=[].extend, limiter=limiter, seed=1, backoff_base_s=0.001)
+    sender.run([Request(make_items(4, 10))])
+    return limiter.throttle_count
+
+
+def test_a_few_throttled_items_in_an_accepted_request_leave_the_rate_alone():
+    assert _throttle_count_after(lambda item: 429 if item.event_id and item.event_id.endswith("3") else 202) == 0
+
+
+def test_an_answer_with_most_items_throttled_slows_the_rate_like_a_429():
+    assert _throttle_count_after(lambda item: 429) == 1
+
+
 def test_retried_items_are_packed_within_the_entry_limit():
     # 300 endpoint-only items answered 500 each in requests of 100: their retries must not go as one request.
     def script(n, request):
