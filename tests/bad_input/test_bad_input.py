@@ -8,10 +8,8 @@ the rule, and every good row reaches the emulator as it should look on the wire.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -134,15 +132,6 @@ def session() -> boto3.session.Session:
     return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
 
 
-@pytest.fixture
-def keep_signal_handlers() -> Iterator[None]:
-    """pinpoint-load installs SIGINT/SIGTERM handlers; give pytest its own back afterwards."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("case", _params("rows"))
 def test_load_events_sends_the_good_rows_and_records_each_bad_one(case, emulator, session, tmp_path) -> None:
@@ -183,9 +172,7 @@ def _error_lines(stderr: str) -> list[str]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("case", _params("fatal"))
-def test_pinpoint_load_exits_1_with_one_line_and_sends_nothing(
-    case, emulator, tmp_path, capsys, monkeypatch, keep_signal_handlers
-) -> None:
+def test_pinpoint_load_exits_1_with_one_line_and_sends_nothing(case, emulator, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     argv = ["--application-id", APP, "--results", str(tmp_path / "results.parquet"), "--endpoint-url", emulator.url]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import traceback
@@ -93,14 +92,6 @@ def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
-@pytest.fixture
-def keep_signal_handlers() -> Iterator[None]:
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
 
 
 @pytest.fixture
@@ -213,9 +204,7 @@ def _cli_args(tables: dict[str, str], url: str, results: Path) -> list[str]:
 
 
 @pytest.mark.integration
-def test_pinpoint_load_leaks_nothing(
-    emulator, tables, tmp_path, debug_logs, capfd, credentials_in_env, keep_signal_handlers
-) -> None:
+def test_pinpoint_load_leaks_nothing(emulator, tables, tmp_path, debug_logs, capfd, credentials_in_env) -> None:
     results = tmp_path / "results.csv"
     assert cli.main(_cli_args(tables, emulator.url, results)) == cli.EXIT_OK
     _check_delivered(emulator)
@@ -227,7 +216,7 @@ def test_pinpoint_load_leaks_nothing(
 
 @pytest.mark.integration
 def test_pinpoint_load_on_a_403_prints_one_clean_line(
-    other_key_emulator, tables, tmp_path, debug_logs, capfd, credentials_in_env, keep_signal_handlers
+    other_key_emulator, tables, tmp_path, debug_logs, capfd, credentials_in_env
 ) -> None:
     assert cli.main(_cli_args(tables, other_key_emulator.url, tmp_path / "r.csv")) == cli.EXIT_FATAL
     out, err = capfd.readouterr()
@@ -237,7 +226,7 @@ def test_pinpoint_load_on_a_403_prints_one_clean_line(
 
 
 @pytest.mark.integration
-def test_a_dry_run_shows_no_address(tables, tmp_path, capfd, credentials_in_env, keep_signal_handlers) -> None:
+def test_a_dry_run_shows_no_address(tables, tmp_path, capfd, credentials_in_env) -> None:
     args = _cli_args(tables, "http://127.0.0.1:9", tmp_path / "r.csv") + ["--dry-run"]
     assert cli.main(args) == cli.EXIT_OK
     out, err = capfd.readouterr()
@@ -246,7 +235,7 @@ def test_a_dry_run_shows_no_address(tables, tmp_path, capfd, credentials_in_env,
 
 @pytest.mark.integration
 def test_an_endpoints_csv_without_a_header_fails_without_showing_its_addresses(
-    emulator, tmp_path, capfd, credentials_in_env, keep_signal_handlers
+    emulator, tmp_path, capfd, credentials_in_env
 ) -> None:
     headerless = tmp_path / "endpoints.csv"
     headerless.write_text(f"ep-email,EMAIL,{EMAIL}\nep-phone,SMS,{PHONE}\n", encoding="utf-8")

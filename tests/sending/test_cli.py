@@ -117,6 +117,12 @@ def test_dry_run_prints_counts_rejects_and_the_first_request_and_sends_nothing(e
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_gives_the_callers_signal_handlers_back(emulator, tmp_path, capsys):
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    assert main(args(emulator, tmp_path / "results.parquet", "--dry-run")) == 0
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
 @pytest.mark.parametrize(
     "argv",
     [
