@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -132,7 +133,7 @@ def test_derived_event_ids_are_stable_and_distinct_for_identical_rows():
     first, second = _ids(_same_rows(3)), _ids(_same_rows(3))
     assert first == second
     assert len(set(first)) == 3
-    assert all(len(event_id) == 32 for event_id in first)
+    assert all(len(event_id) == 32 and set(event_id) <= set("0123456789abcdef") for event_id in first)
 
 
 def test_a_skipped_row_does_not_change_the_ids_of_the_others():
@@ -152,3 +153,55 @@ def test_given_event_ids_are_kept_and_only_missing_ones_derived():
     ids = _ids(_same_rows(2), pa.array(["mine", None]))
     assert ids[0] == "mine"
     assert ids[1] == _ids(_same_rows(2))[1]
+
+
+def _content_hash(endpoint_id: str, body: str) -> int:
+    """The content part of a derived id, computed row by row as ``reshape._content_hashes`` specifies it."""
+    raw = endpoint_id.encode() + b"\x1f" + body.encode() + b"\x1f"
+    total = len(raw) - 2
+    raw += b"\0" * (-len(raw) % 8)
+    for j in range(len(raw) // 8):
+        total += int.from_bytes(raw[8 * j : 8 * j + 8], "little") * pow(0x9E3779B97F4A7C15, j + 1, 2**64)
+    total %= 2**64
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        total = ((total ^ (total >> 33)) * multiplier) % 2**64
+    return (total ^ (total >> 33)) >> 32
+
+
+def test_a_derived_id_is_source_crc_content_hash_and_row_number_whatever_the_neighbouring_rows():
+    # Endpoint ids of every length modulo 8 put the rows at every alignment within the joined buffer.
+    endpoint_ids = ["e" * length for length in range(1, 17)]
+    table = _table(
+        {
+            "EndpointId": endpoint_ids,
+            "EventType": [f"type-{n}" for n in range(16)],
+            "Timestamp": ["2026-01-01"] * 16,
+        },
+        "in/events.csv",
+    )
+    checked = validate.events(table, validate.EventState())
+    bodies = reshape.event_bodies(checked.columns, len(checked)).to_pylist()
+    expected = [
+        f"{zlib.crc32(b'in/events.csv'):08x}{_content_hash(endpoint_id, body):08x}{row:016x}"
+        for endpoint_id, body, row in zip(endpoint_ids, bodies, range(1, 17), strict=True)
+    ]
+    assert _ids(table) == expected
+    assert _ids(table.slice(5, 3)) == expected[5:8]
+
+
+def test_every_single_byte_edit_of_a_row_gives_a_new_id():
+    value = "abcdefghijklmnopqrstuvwxyz0123456789"
+    edits = [value] + [value[:i] + "_" + value[i + 1 :] for i in range(len(value))]
+    table = _table(
+        {
+            "EndpointId": ["ep"] * len(edits),
+            "EventType": ["view"] * len(edits),
+            "Timestamp": ["2026-01-01"] * len(edits),
+            "Attributes.word": edits,
+        }
+    )
+    # All as row 1 of the same source, as if the row were edited between two runs: only the content differs.
+    table = table.set_column(table.schema.get_field_index("_source_row"), "_source_row", pa.array([1] * len(edits)))
+    ids = _ids(table)
+    assert len({event_id[:8] for event_id in ids}) == 1 and len({event_id[16:] for event_id in ids}) == 1
+    assert len(set(ids)) == len(edits)
