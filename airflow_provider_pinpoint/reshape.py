@@ -191,6 +191,9 @@ def event_ids(
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _FINALISER = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _NUL_PADDING = pa.array(["\0" * count for count in range(8)], pa.string())
+# Rows whose words are hashed at once: a few MB of temporary arrays that stay in cache, rather than
+# several arrays the size of the batch's content (faster as well as smaller).
+_HASH_ROWS = 8192
 
 
 def _content_hashes(endpoint_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
@@ -214,13 +217,14 @@ def _content_hashes(endpoint_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
     words = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]].view("<u8")
     starts = (bounds[:-1] - bounds[0]) // 8
     counts = np.diff(bounds) // 8
-    positions = np.arange(len(words), dtype=width) - np.repeat(starts, counts)
     powers = np.cumprod(np.full(int(counts.max()), _MULTIPLIER, dtype=np.uint64))
-    terms = powers.take(positions)
-    del positions
-    np.multiply(terms, words, out=terms)
-    hashes = np.add.reduceat(terms, starts) + lengths.astype(np.uint64)
-    del terms
+    hashes = lengths.astype(np.uint64)
+    for first in range(0, len(starts), _HASH_ROWS):
+        row_starts, row_words = starts[first : first + _HASH_ROWS], counts[first : first + _HASH_ROWS]
+        begin, end = row_starts[0], row_starts[-1] + row_words[-1]
+        terms = powers.take(np.arange(begin, end, dtype=width) - np.repeat(row_starts, row_words))
+        np.multiply(terms, words[begin:end], out=terms)
+        hashes[first : first + _HASH_ROWS] += np.add.reduceat(terms, row_starts - begin)
     for multiplier in _FINALISER:
         hashes ^= hashes >> np.uint64(33)
         hashes *= multiplier

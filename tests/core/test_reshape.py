@@ -168,7 +168,7 @@ def _content_hash(endpoint_id: str, body: str) -> int:
     return (total ^ (total >> 33)) >> 32
 
 
-def test_a_derived_id_is_source_crc_content_hash_and_row_number_whatever_the_neighbouring_rows():
+def test_a_derived_id_is_source_crc_content_hash_and_row_number_whatever_the_neighbouring_rows(monkeypatch):
     # Endpoint ids of every length modulo 8 put the rows at every alignment within the joined buffer.
     endpoint_ids = ["e" * length for length in range(1, 17)]
     table = _table(
@@ -187,6 +187,8 @@ def test_a_derived_id_is_source_crc_content_hash_and_row_number_whatever_the_nei
     ]
     assert _ids(table) == expected
     assert _ids(table.slice(5, 3)) == expected[5:8]
+    monkeypatch.setattr(reshape, "_HASH_ROWS", 5)
+    assert _ids(table) == expected
 
 
 def test_every_single_byte_edit_of_a_row_gives_a_new_id():
