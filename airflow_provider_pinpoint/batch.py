@@ -1,18 +1,30 @@
 """The unit of sending: one PutEvents request, built from pre-serialised item fragments.
 
-Each input row becomes one :class:`Item` whose JSON is serialised exactly once, when it is
-reshaped. A :class:`Request` is an ordered list of items; its body is assembled by joining the
-fragments, so packing can account for the exact wire size, and the sender can split a request
-(HTTP 413) or resend only the items the service asked for again (per-item 429/500) without
-touching the original rows or serialising anything twice.
+Each input row becomes one item whose JSON is serialised exactly once, when it is reshaped. A
+:class:`Request` is an ordered run of items; its body is assembled by joining the fragments, so
+packing can account for the exact wire size, and the sender can split a request (HTTP 413) or
+resend only the items the service asked for again (per-item 429/500) without touching the
+original rows or serialising anything twice.
+
+On the normal path items stay Arrow columns from reshaping to the results table: packing lays
+them out, :func:`requests_of` builds all bodies of a batch at once, and an answer that accepts a
+whole request is recorded from the same columns. An :class:`Item` object per row is made only
+for what the sender handles one by one (splits, resends, a stop).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint.reshape import _needs_escape as needs_escape
 
 ENDPOINT = "endpoint"
 EVENT = "event"
@@ -73,39 +85,74 @@ def endpoint_entry_size(endpoint_id: str) -> int:
     return len(endpoint_id.encode()) + _ENDPOINT_OVERHEAD + 2 + json_escape_extra(endpoint_id)
 
 
-@dataclass(slots=True)
 class Request:
-    """One PutEvents request: items grouped by endpoint in the order given."""
+    """One PutEvents request: items grouped by endpoint in the order given.
 
-    items: list[Item] = field(default_factory=list)
+    A request from packing holds its items as Arrow columns (``columns``, in :data:`ITEM_SCHEMA`)
+    and its body, built for all requests of a batch at once (:func:`requests_of`); its ``items``
+    are made only if the sender needs them one by one (a split, a resend, a stop). A request made
+    from a list of items (the sender's resends and splits, tests) builds its body from them.
+    """
+
+    __slots__ = ("_items", "_columns", "_body", "_events")
+
+    def __init__(
+        self,
+        items: list[Item] | None = None,
+        *,
+        columns: pa.RecordBatch | None = None,
+        body: bytes | None = None,
+        events: int | None = None,
+    ) -> None:
+        if (items is None) == (columns is None):
+            raise TypeError("a Request is made from items or from columns")
+        self._items = items
+        self._columns = columns
+        self._body = body
+        self._events = events
+
+    def __len__(self) -> int:
+        return len(self._items) if self._items is not None else self._columns.num_rows
+
+    def __repr__(self) -> str:
+        return f"Request({len(self)} items, {self.event_count} events)"
+
+    @property
+    def items(self) -> list[Item]:
+        """The items, one object each (made from the columns on first use, then kept: the sender
+        tells them apart by identity)."""
+        if self._items is None:
+            self._items = items_of(self._columns)
+        return self._items
+
+    @property
+    def columns(self) -> pa.RecordBatch:
+        """The items as columns (:data:`ITEM_SCHEMA`)."""
+        if self._columns is None:
+            self._columns = item_columns(self._items)
+        return self._columns
 
     @property
     def event_count(self) -> int:
-        return sum(1 for item in self.items if item.record_type == EVENT)
+        if self._events is None:
+            self._events = sum(1 for item in self.items if item.record_type == EVENT)
+        return self._events
+
+    def keys(self) -> tuple[list[str], list[str | None]]:
+        """Each item's endpoint id and event id (None for an endpoint's own item), as lists."""
+        if self._items is not None:
+            return [item.endpoint_id for item in self._items], [item.event_id for item in self._items]
+        return self._columns.column(1).to_pylist(), self._columns.column(2).to_pylist()
 
     def body(self) -> bytes:
         """The EventsRequest JSON, as sent on the wire."""
-        groups: dict[str, list[Item]] = {}
-        for item in self.items:
-            groups.setdefault(item.endpoint_id, []).append(item)
-        parts = []
-        for endpoint_id, items in groups.items():
-            endpoint = "{}"
-            events = []
-            for item in items:
-                if item.record_type == ENDPOINT:
-                    endpoint = item.body
-                else:
-                    events.append(f"{_quoted(item.event_id)}:{item.body}")
-            parts.append(f'{_quoted(endpoint_id)}:{{"Endpoint":{endpoint},"Events":{{{",".join(events)}}}}}')
-        return ('{"BatchItem":{' + ",".join(parts) + "}}").encode()
+        if self._body is None:
+            self._body = _body_of(self.items)
+        return self._body
 
     def batch_item(self) -> dict:
         """The request as the ``BatchItem`` parameter of boto3's ``put_events`` (for validation, dry runs)."""
         return json.loads(self.body())["BatchItem"]
-
-    def subset(self, items: Iterable[Item]) -> Request:
-        return Request(list(items))
 
     def split(self) -> tuple[Request, Request]:
         """Two halves by item count, for a 413 answer.
@@ -114,8 +161,135 @@ class Request:
         half or in the same half as its first events; the halves are sent as they are, and events
         cut off from their endpoint's row go with ``Endpoint: {}`` (the row went in the first half).
         """
-        half = len(self.items) // 2
-        return Request(self.items[:half]), Request(self.items[half:])
+        items = self.items
+        half = len(items) // 2
+        return Request(items[:half]), Request(items[half:])
+
+
+def _body_of(items: Sequence[Item]) -> bytes:
+    """A request's body from its items, one by one (the reference :func:`requests_of` agrees with)."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.endpoint_id, []).append(item)
+    parts = []
+    for endpoint_id, group in groups.items():
+        endpoint = "{}"
+        events = []
+        for item in group:
+            if item.record_type == ENDPOINT:
+                endpoint = item.body
+            else:
+                events.append(f"{_quoted(item.event_id)}:{item.body}")
+        parts.append(f'{_quoted(endpoint_id)}:{{"Endpoint":{endpoint},"Events":{{{",".join(events)}}}}}')
+    return ('{"BatchItem":{' + ",".join(parts) + "}}").encode()
+
+
+ITEM_SCHEMA = pa.schema(
+    [
+        ("record_type", pa.string()),
+        ("endpoint_id", pa.string()),
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("source_row", pa.int64()),
+        ("body", pa.string()),
+    ]
+)
+_ITEM_FIELDS = operator.attrgetter(*ITEM_SCHEMA.names)
+
+
+def item_columns(items: Sequence[Item]) -> pa.RecordBatch:
+    """Items as columns (:data:`ITEM_SCHEMA`)."""
+    if not items:
+        return pa.RecordBatch.from_pylist([], schema=ITEM_SCHEMA)
+    fields = zip(*map(_ITEM_FIELDS, items), strict=True)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(values, field.type) for values, field in zip(fields, ITEM_SCHEMA, strict=True)], schema=ITEM_SCHEMA
+    )
+
+
+def items_of(columns: pa.RecordBatch) -> list[Item]:
+    """Columns (:data:`ITEM_SCHEMA`) as one :class:`Item` each."""
+    return list(map(Item, *(column.to_pylist() for column in columns.columns)))
+
+
+def requests_of(layout: pa.RecordBatch, starts: Sequence[int]) -> list[Request]:
+    """Requests cut from ``layout`` (:data:`ITEM_SCHEMA`) where each begins (``starts``, ascending,
+    the first 0), with every body built at once, column-wise.
+
+    Within a request, an endpoint's items must be adjacent, its own item (if any) first: the layout
+    packing makes. Each row becomes one piece of JSON text: a comma if something precedes it in its
+    request; for the first row of an endpoint's entry, the quoted endpoint id and the entry's
+    opening (with ``"Endpoint":{}`` when the row is an event); for an event, its quoted id and
+    colon; the row's own JSON; after an endpoint's own item, the opening of its ``Events``; and
+    ``}}`` after the entry's last row. The pieces of a request are then joined in one kernel call.
+    """
+    n = layout.num_rows
+    if n == 0:
+        return []
+    record_types, endpoint_ids, event_ids, _, _, bodies = layout.columns
+    first = np.zeros(n, dtype=bool)
+    first[list(starts)] = True
+    is_event = pc.equal(record_types, EVENT).to_numpy(zero_copy_only=False)
+    same_id = np.zeros(n, dtype=bool)
+    if n > 1:
+        same_id[1:] = pc.equal(endpoint_ids.slice(1), endpoint_ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    opens = first | ~same_id | ~is_event  # the row opens an endpoint's entry
+    after_event = np.zeros(n, dtype=bool)
+    after_event[1:] = is_event[:-1]
+    closes = np.ones(n, dtype=bool)
+    closes[:-1] = opens[1:]
+    last = np.zeros(n, dtype=bool)
+    last[np.asarray(starts[1:], dtype=np.int64) - 1] = True
+    last[-1] = True
+    # Before a row: the request's opening, or a comma; after it: the entry's end, or the request's too.
+    before = pa.array(
+        (first * 2 + (~first & (opens | after_event))).astype(np.int8), mask=~(first | opens | after_event)
+    )
+    after = pa.array(last.astype(np.int8), mask=~closes)
+    opening = pa.array(is_event.astype(np.int8), mask=~opens)
+    pieces = pc.binary_join_element_wise(
+        pc.take(pa.array([None, ",", '{"BatchItem":{'], pa.string()), before),
+        _constant('"', opens),
+        pc.if_else(pa.array(opens), _json_text(endpoint_ids), pa.scalar(None, pa.string())),
+        pc.take(pa.array(['":{"Endpoint":', '":{"Endpoint":{},"Events":{']), opening),
+        _constant('"', is_event),
+        _json_text(event_ids),
+        _constant('":', is_event),
+        bodies,
+        _constant(',"Events":{', ~is_event),
+        pc.take(pa.array(["}}", "}}}}"]), after),
+        "",
+        null_handling="replace",
+        null_replacement="",
+    )
+    offsets = np.append(np.asarray(starts, dtype=np.int64), n)
+    lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pieces)
+    texts = pc.binary_join(lists, "").cast(pa.binary()).to_pylist()
+    events = np.add.reduceat(is_event.astype(np.int64), offsets[:-1]).tolist()
+    return [
+        Request(columns=layout.slice(start, stop - start), body=text, events=count)
+        for start, stop, text, count in zip(offsets[:-1].tolist(), offsets[1:].tolist(), texts, events, strict=True)
+    ]
+
+
+def _constant(text: str, where: np.ndarray) -> pa.Array:
+    """``text`` in every row ``where`` is true, null elsewhere, built from buffers (no kernel)."""
+    raw = text.encode()
+    offsets = np.arange(0, (len(where) + 1) * len(raw), len(raw), dtype=np.int32)
+    validity = None if where.all() else pa.py_buffer(np.packbits(where, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(), len(where), [validity, pa.py_buffer(offsets), pa.py_buffer(raw * len(where))]
+    )
+
+
+def _json_text(strings: pa.Array) -> pa.Array:
+    """Strings as they go between JSON quotes, escaped exactly as ``json.dumps(ensure_ascii=False)``
+    does (ordinary ids need nothing; the rare others are escaped one by one)."""
+    if not needs_escape(strings):
+        return strings
+    return pa.array(
+        [None if s is None else json.dumps(s, ensure_ascii=False)[1:-1] for s in strings.to_pylist()], pa.string()
+    )
 
 
 def request_size(items: Sequence[Item]) -> int:

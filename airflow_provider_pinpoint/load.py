@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,12 +18,13 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.batch import EVENT, Request
+from airflow_provider_pinpoint.batch import Request
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
+from airflow_provider_pinpoint.outcomes import ACCEPTED, FAILED, REJECTED, Outcomes
 from airflow_provider_pinpoint.progress import Progress, count_rows
 from airflow_provider_pinpoint.ratelimit import shared_limiter
 from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, ResultsWriteError, new_run_id, rejections_batch
-from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
+from airflow_provider_pinpoint.send import Sender
 from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def load_events(
     where = results or "memory"
     tally = _Tally()
 
-    def written(write: Callable[[list], None], rows: list) -> None:
+    def written(write: Callable[[Any], None], rows: Sized) -> None:
         try:
             write(rows)
         except Exception as exc:
@@ -138,23 +139,19 @@ def load_events(
             ) from exc
         tally.add(recorded=len(rows))
 
-    def record(decided: list[ItemResult]) -> None:
-        written(writer.add_items, decided)
-        accepted = events = failed = 0
-        for result in decided:
-            if result.status == ACCEPTED:
-                accepted += 1
-                events += result.item.record_type == EVENT
-            elif result.status == FAILED:
-                failed += 1
+    def record(decided: Outcomes) -> None:
+        written(writer.add_outcomes, decided)
         meter.update(
-            accepted=accepted, rejected=len(decided) - accepted - failed, failed=failed, events_accepted=events
+            accepted=decided.accepted,
+            rejected=decided.rejected,
+            failed=decided.failed,
+            events_accepted=decided.events_accepted,
         )
 
     def requests() -> Iterator[Request]:
         for out in prepared(skip):
             if isinstance(out, Request):
-                tally.add(read=len(out.items))
+                tally.add(read=len(out))
                 yield out
             else:
                 tally.add(read=len(out))
@@ -263,7 +260,7 @@ def _dry_run(prepared: Iterator[Request | list], run_id: str, started: float) ->
             if first is None:
                 first = out
             requests += 1
-            items += len(out.items)
+            items += len(out)
             events += out.event_count
         elif out:
             rejected.append(rejections_batch(out, run_id))

@@ -10,8 +10,7 @@ the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import pairwise, repeat
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -21,12 +20,13 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.batch import (
     ENDPOINT,
     EVENT_OVERHEAD,
+    ITEM_SCHEMA,
     NEEDS_JSON_ESCAPE,
-    Item,
     Request,
     endpoint_entry_size,
     json_escape_extra,
     request_size,
+    requests_of,
 )
 
 _EMPTY_REQUEST = request_size([])
@@ -37,13 +37,14 @@ _START = _EMPTY_REQUEST - 1
 class WaitingEndpoints(Protocol):
     """Endpoint items not sent yet, from which packing takes each endpoint's item for its first request."""
 
-    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
-        """The waiting item of each of these (distinct) ids, or None; the items taken stop waiting."""
+    def take(self, endpoint_ids: pa.Array) -> tuple[np.ndarray, pa.RecordBatch]:
+        """Which of these (distinct) ids have a waiting item, and those items (:data:`ITEM_SCHEMA`,
+        in the order of the ids); the items taken stop waiting."""
         ...
 
 
 class PendingEndpoints:
-    """Endpoint rows not sent yet, held as Arrow columns; an :class:`Item` is built only when a request takes one.
+    """Endpoint rows not sent yet, held as Arrow columns until a request takes them.
 
     An endpoint's row waits until its first events go out (or to the end, if it has none). Held as
     one ``Item`` each (a Python object with its id, source and JSON body as ``str``, in a dict by id)
@@ -71,23 +72,24 @@ class PendingEndpoints:
     def __len__(self) -> int:
         return len(self._waiting_at)
 
-    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
-        """The waiting item of each of these (distinct) ids, or None; the items taken stop waiting."""
-        heads: list[Item | None] = [None] * len(endpoint_ids)
+    def take(self, endpoint_ids: pa.Array) -> tuple[np.ndarray, pa.RecordBatch]:
+        """Which of these (distinct) ids have a waiting row, and those rows in the order of the ids;
+        the rows taken stop waiting."""
+        has = np.zeros(len(endpoint_ids), dtype=bool)
         if not len(self._waiting_at) or not len(endpoint_ids):
-            return heads
+            return has, self._columns(self._waiting_at[:0])
         wanted = pc.index_in(self._waiting_ids, value_set=endpoint_ids.cast(self._ids.type))
         hit = np.asarray(wanted.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         if not hit.any():
-            return heads
-        slots = wanted.filter(pa.array(hit)).to_numpy(zero_copy_only=False).tolist()
-        for slot, item in zip(slots, self._items(self._waiting_at[hit]), strict=True):
-            heads[slot] = item
+            return has, self._columns(self._waiting_at[:0])
+        slots = wanted.filter(pa.array(hit)).to_numpy(zero_copy_only=False)
+        has[slots] = True
+        heads = self._columns(self._waiting_at[hit][np.argsort(slots, kind="stable")])
         self._waiting_ids = self._waiting_ids.filter(pa.array(~hit))
         self._waiting_at = self._waiting_at[~hit]
         if len(self._waiting_at) < len(self._ids) // 2:
             self._compact()
-        return heads
+        return has, heads
 
     def _compact(self) -> None:
         """Keep only the waiting rows' columns, so the bodies of endpoints already sent are freed."""
@@ -98,25 +100,26 @@ class PendingEndpoints:
         self._waiting_ids = self._ids
         self._waiting_at = np.arange(len(self._ids), dtype=np.int64)
 
-    def take_rest(self, chunk: int = 65_536) -> Iterator[Item]:
-        """The items still waiting, in table order, built ``chunk`` at a time (all stop waiting)."""
+    def take_rest(self, chunk: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows still waiting, in table order, ``chunk`` at a time (all stop waiting)."""
         waiting, self._waiting_at = self._waiting_at, self._waiting_at[:0]
         self._waiting_ids = self._waiting_ids.slice(0, 0)
         for start in range(0, len(waiting), chunk):
-            yield from self._items(waiting[start : start + chunk])
+            yield self._columns(waiting[start : start + chunk])
 
-    def _items(self, at: np.ndarray) -> list[Item]:
-        index = pa.array(at)
-        return list(
-            map(
-                Item,
-                repeat(ENDPOINT),
-                self._ids.take(index).to_pylist(),
-                repeat(None),
-                self._sources.take(index).to_pylist(),
-                self._rows.take(index).to_pylist(),
-                self._bodies.take(index).to_pylist(),
-            )
+    def _columns(self, at: np.ndarray) -> pa.RecordBatch:
+        index = pa.array(at, pa.int64())
+        n = len(at)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.repeat(pa.scalar(ENDPOINT), n).cast(pa.string()),
+                self._ids.take(index).cast(pa.string()),
+                pa.nulls(n, pa.string()),
+                self._sources.take(index).dictionary_decode().cast(pa.string()),
+                self._rows.take(index).cast(pa.int64()),
+                self._bodies.take(index).cast(pa.string()),
+            ],
+            schema=ITEM_SCHEMA,
         )
 
 
@@ -139,47 +142,49 @@ def _entry_sizes(endpoint_ids: pa.Array) -> np.ndarray:
     return sizes
 
 
+def endpoint_wire_sizes(bodies: pa.Array) -> np.ndarray:
+    """Bytes each endpoint's own item adds to its entry (its JSON in place of ``{}``)."""
+    return pc.binary_length(bodies).to_numpy(zero_copy_only=False).astype(np.int64) - 2
+
+
 def pack_events(
-    items: Sequence[Item],
-    endpoint_ids: pa.Array,
+    events: pa.RecordBatch,
     sizes: np.ndarray,
     endpoints: WaitingEndpoints,
     *,
     max_events: int,
     max_bytes: int,
-) -> Iterator[Request]:
-    """Requests for a batch of event items, grouped by endpoint in order of first appearance.
+) -> list[Request]:
+    """Requests for a batch of event items (:data:`ITEM_SCHEMA`), grouped by endpoint in order of first appearance.
 
-    ``endpoint_ids`` and ``sizes`` are the items' endpoint ids and :func:`event_wire_sizes`, as
-    columns. ``endpoints`` holds the endpoint rows not sent yet: an endpoint's item is taken out
-    and goes first in the request that carries its first events.
+    ``sizes`` are the items' :func:`event_wire_sizes`. ``endpoints`` holds the endpoint rows not
+    sent yet: an endpoint's item is taken out and goes first in the request that carries its first
+    events.
     """
-    if not items:
-        return
-    encoded = pc.dictionary_encode(endpoint_ids)
+    if not events.num_rows:
+        return []
+    encoded = pc.dictionary_encode(events.column("endpoint_id"))
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     group_ids = encoded.dictionary
     counts = np.bincount(codes, minlength=len(group_ids))
     order = np.argsort(codes, kind="stable")
-    heads = endpoints.take(group_ids)
-    present_heads = [head for head in heads if head is not None]
-    has_head = np.array([head is not None for head in heads], dtype=bool)
-    head_sizes = np.zeros(len(heads), dtype=np.int64)
-    head_sizes[has_head] = [head.wire_size() for head in present_heads]
+    has_head, heads = endpoints.take(group_ids)
+    head_sizes = np.zeros(len(group_ids), dtype=np.int64)
+    head_sizes[has_head] = endpoint_wire_sizes(heads.column("body"))
     entry_sizes = _entry_sizes(group_ids)
     ordered_sizes = sizes[order]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     wholes = entry_sizes + head_sizes + np.add.reduceat(ordered_sizes, starts) - 1
 
     # The final layout: each group's head (if any), then its events in input order.
+    n = events.num_rows
     heads_through = np.cumsum(has_head)
-    event_slots = np.arange(len(items)) + np.repeat(heads_through, counts)
+    event_slots = np.arange(n) + np.repeat(heads_through, counts)
     head_slots = (starts + heads_through - 1)[has_head]
-    pool = [*items, *present_heads]
-    picks = np.empty(len(pool), dtype=np.int64)
+    picks = np.empty(n + heads.num_rows, dtype=np.int64)
     picks[event_slots] = order
-    picks[head_slots] = np.arange(len(items), len(pool))
-    layout = list(map(pool.__getitem__, picks.tolist()))
+    picks[head_slots] = np.arange(n, n + heads.num_rows)
+    layout = pa.Table.from_batches([events, heads]).take(pa.array(picks)).combine_chunks().to_batches()[0]
     group_slots = starts + heads_through - has_head
 
     # Greedy packing, one step per request: the furthest group that keeps the request within the
@@ -213,8 +218,7 @@ def pack_events(
             big[next_big] if next_big < len(big) else groups,
         )
         group = max(stop, group + 1)
-    for start, stop in pairwise([*cuts, len(layout)]):
-        yield Request(layout[start:stop])
+    return requests_of(layout, cuts)
 
 
 def _spread(
@@ -230,16 +234,17 @@ def _spread(
         size += event_size
 
 
-def pack_endpoints(items: Iterable[Item], *, max_events: int, max_bytes: int) -> Iterator[Request]:
-    """Requests for endpoint items that have no events (``Events: {}``), at most ``max_events`` entries each."""
-    current: list[Item] = []
-    size = _START
-    for item in items:
-        entry = endpoint_entry_size(item.endpoint_id) + item.wire_size()
-        if current and (len(current) + 1 > max_events or size + entry > max_bytes):
-            yield Request(current)
-            current, size = [], _START
-        current.append(item)
-        size += entry
-    if current:
-        yield Request(current)
+def pack_endpoints(chunks: Iterable[pa.RecordBatch], *, max_events: int, max_bytes: int) -> Iterator[Request]:
+    """Requests for endpoint items (:data:`ITEM_SCHEMA`) that have no events (``Events: {}``), at most
+    ``max_events`` entries each; a request does not span two chunks."""
+    for chunk in chunks:
+        entries = (_entry_sizes(chunk.column("endpoint_id")) + endpoint_wire_sizes(chunk.column("body"))).tolist()
+        cuts: list[int] = []
+        count, size = 0, _START
+        for slot, entry in enumerate(entries):
+            if not count or count + 1 > max_events or size + entry > max_bytes:
+                cuts.append(slot)
+                count, size = 0, _START
+            count += 1
+            size += entry
+        yield from requests_of(chunk, cuts)

@@ -8,26 +8,22 @@ Every input row comes out exactly once: inside exactly one request, or as a :cla
 
 Per batch, reading and the column work (Parquet/CSV decoding, validation, JSON assembly, event ids:
 mostly Arrow code that releases the GIL) run one batch ahead in a worker thread, while the calling
-thread turns the previous batch into items and requests (Python objects). Batches are still validated one after
-another, in input order, so what validation carries across batches stays deterministic.
+thread packs the previous batch into requests. Batches are still validated one after another, in
+input order, so what validation carries across batches stays deterministic.
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
-from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request
+from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, ITEM_SCHEMA, Request
 from airflow_provider_pinpoint.errors import InputError
 
 T = TypeVar("T")
@@ -80,7 +76,7 @@ def prepare(
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
-            yield from pack.pack_events(columns.items(), columns.endpoint_ids, columns.sizes, pending, **limits)
+            yield from pack.pack_events(columns.items(), columns.sizes, pending, **limits)
     yield from pack.pack_endpoints(pending.take_rest(), **limits)
 
 
@@ -119,19 +115,20 @@ class _EventColumns:
     bodies: pa.Array
     sizes: np.ndarray
 
-    def items(self) -> list[Item]:
-        with _collector_paused():
-            return list(
-                map(
-                    Item,
-                    repeat(EVENT),
-                    self.endpoint_ids.to_pylist(),
-                    self.event_ids.to_pylist(),
-                    _shared_strings(self.sources),
-                    self.rows.to_pylist(),
-                    self.bodies.to_pylist(),
-                )
-            )
+    def items(self) -> pa.RecordBatch:
+        """The good rows as event items (:data:`batch.ITEM_SCHEMA`)."""
+        n = len(self.rows)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.repeat(pa.scalar(EVENT), n),
+                self.endpoint_ids.cast(pa.string()),
+                self.event_ids.cast(pa.string()),
+                self.sources.cast(pa.string()),
+                self.rows.cast(pa.int64()),
+                self.bodies.cast(pa.string()),
+            ],
+            schema=ITEM_SCHEMA,
+        )
 
 
 def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventColumns:
@@ -177,28 +174,6 @@ def _one_ahead(items: Iterator[T], work: Callable[[T], R]) -> Iterator[R]:
 
 
 _END = object()
-
-
-def _shared_strings(strings: pa.Array) -> list[str]:
-    """A column of few distinct values as a list sharing one str object per value."""
-    encoded = pc.dictionary_encode(strings)
-    return list(map(encoded.dictionary.to_pylist().__getitem__, encoded.indices.to_pylist()))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch's items are built.
-
-    Tens of thousands of new, long-lived objects trigger collection after collection, which find
-    nothing (items hold only strings and ints) yet cost about twice the building itself.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _rejections(checked: validate.Checked, record_type: str, id_column: str, event_id_column: str | None) -> list:

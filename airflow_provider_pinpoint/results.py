@@ -16,7 +16,6 @@ is what tells the next run which rows to skip.
 
 from __future__ import annotations
 
-import operator
 import os
 import posixpath
 import secrets
@@ -34,31 +33,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from airflow_provider_pinpoint import outcomes
 from airflow_provider_pinpoint.batch import EVENT
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
-from airflow_provider_pinpoint.send import ACCEPTED, REJECTED, ItemResult
+from airflow_provider_pinpoint.outcomes import ACCEPTED, REJECTED, Outcomes, capped
 
-SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("record_type", pa.string()),
-        ("endpoint_id", pa.string()),
-        ("event_id", pa.string()),
-        ("source", pa.string()),
-        ("source_row", pa.int64()),
-        ("status", pa.string()),
-        ("status_code", pa.int32()),
-        ("message", pa.string()),
-        ("attempts", pa.int32()),
-        ("request_id", pa.string()),
-        ("sent_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
+SCHEMA = pa.schema([("run_id", pa.string()), *outcomes.SCHEMA])
 COLUMNS = tuple(SCHEMA.names)
 FINAL_STATUSES = (ACCEPTED, REJECTED)
 JOURNAL_SUFFIX = ".arrows"
-# The longest message a results row keeps.
-MESSAGE_CHARS = 500
 # Rows per batch when journals are read back and the table is written (bounds compaction memory).
 _CHUNK_ROWS = 65_536
 
@@ -67,63 +50,8 @@ class ResultsWriteError(PinpointLoaderError):
     """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
 
 
-def _capped(message: str | None) -> str | None:
-    """A message as stored: the service's can be long (it may quote the request), the table keeps the start."""
-    if message is None or len(message) <= MESSAGE_CHARS:
-        return message
-    return message[: MESSAGE_CHARS - 1] + "…"
-
-
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-# The fields of an ItemResult and of its Item that become columns, read in C by attrgetter.
-_RESULT_FIELDS = operator.attrgetter("status", "status_code", "message", "attempts", "request_id", "sent_at")
-_ITEM_FIELDS = operator.attrgetter("record_type", "endpoint_id", "event_id", "source", "source_row")
-_ITEM = operator.attrgetter("item")
-
-
-def item_results_batch(results: Sequence[ItemResult], run_id: str) -> pa.RecordBatch:
-    """One request's rows as a batch.
-
-    Called once per answer on the sending threads, so the columns are cut from the results by
-    ``attrgetter`` and ``zip`` rather than one Python loop per column; messages are capped only
-    when one is long (accepted rows have none).
-    """
-    n = len(results)
-    if n == 0:
-        return pa.RecordBatch.from_pylist([], schema=SCHEMA)
-    status, code, message, attempts, request_id, sent_at = zip(*map(_RESULT_FIELDS, results), strict=True)
-    record_type, endpoint_id, event_id, source, source_row = zip(*map(_ITEM_FIELDS, map(_ITEM, results)), strict=True)
-    if max(map(len, filter(None, message)), default=0) > MESSAGE_CHARS:
-        message = [_capped(m) for m in message]
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.repeat(pa.scalar(run_id, pa.string()), n),
-            pa.array(record_type, pa.string()),
-            pa.array(endpoint_id, pa.string()),
-            pa.array(event_id, pa.string()),
-            pa.array(source, pa.string()),
-            pa.array(source_row, pa.int64()),
-            _column(status, pa.string()),
-            _column(code, pa.int32()),
-            pa.array(message, pa.string()),
-            _column(attempts, pa.int32()),
-            _column(request_id, pa.string()),
-            _column(sent_at, SCHEMA.field("sent_at").type),
-        ],
-        schema=SCHEMA,
-    )
-
-
-def _column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
-    """An Arrow column, repeated from one scalar when every value is the same (the common case for a
-    request's status, code, attempts, request id and send time; converting datetimes one by one
-    cost more than the rest of the batch)."""
-    if values.count(values[0]) == len(values):
-        return pa.repeat(pa.scalar(values[0], type_), len(values))
-    return pa.array(values, type_)
 
 
 def rejections_batch(rejections: Sequence[Any], run_id: str) -> pa.RecordBatch:
@@ -139,7 +67,7 @@ def rejections_batch(rejections: Sequence[Any], run_id: str) -> pa.RecordBatch:
             pa.array([r.source_row for r in rejections], pa.int64()),
             pa.array([REJECTED] * n, pa.string()),
             pa.nulls(n, pa.int32()),
-            pa.array([_capped(r.message) for r in rejections], pa.string()),
+            pa.array([capped(r.message) for r in rejections], pa.string()),
             pa.array([0] * n, pa.int32()),
             pa.nulls(n, pa.string()),
             pa.nulls(n, SCHEMA.field("sent_at").type),
@@ -318,10 +246,15 @@ class ResultsWriter:
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._rows_in_file = 0
         self._opened_at = 0.0
+        self._run_ids: pa.Array | None = None  # the run id repeated, reused while answers have as many rows
 
-    def add_items(self, results: Sequence[ItemResult]) -> None:
-        if results:
-            self.add(item_results_batch(results, self.run_id))
+    def add_outcomes(self, decided: Outcomes) -> None:
+        """Rows the sender decided, stamped with this run's id."""
+        n = len(decided)
+        if n:
+            if self._run_ids is None or len(self._run_ids) != n:
+                self._run_ids = pa.repeat(pa.scalar(self.run_id, pa.string()), n)
+            self.add(pa.RecordBatch.from_arrays([self._run_ids, *decided.batch.columns], schema=SCHEMA))
 
     def add_rejections(self, rejections: Sequence[Any]) -> None:
         if rejections:

@@ -30,11 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 
 from airflow_provider_pinpoint import pack, quotas
-from airflow_provider_pinpoint.batch import EVENT, Item, Request
+from airflow_provider_pinpoint.batch import EVENT, Item, Request, item_columns
 from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.outcomes import ACCEPTED, FAILED, REJECTED, ItemResult, Outcomes
 from airflow_provider_pinpoint.ratelimit import RateLimiter
 from airflow_provider_pinpoint.transport import (
     SENDER_THREAD_PREFIX,
@@ -45,22 +47,7 @@ from airflow_provider_pinpoint.transport import (
     RetryableError,
 )
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-FAILED = "failed"
-
-
-@dataclass(slots=True)
-class ItemResult:
-    """The final word on one item; becomes one row of the results table."""
-
-    item: Item
-    status: str
-    status_code: int | None
-    message: str
-    attempts: int
-    request_id: str | None
-    sent_at: datetime | None
+__all__ = ["ACCEPTED", "FAILED", "REJECTED", "ItemResult", "Outcomes", "SendStats", "Sender"]
 
 
 @dataclass(slots=True)
@@ -74,14 +61,14 @@ class SendStats:
 
 
 class Sender:
-    """Sends requests concurrently; reports each decided item through ``record`` (from any thread)."""
+    """Sends requests concurrently; reports decided items through ``record`` (from any thread)."""
 
     def __init__(
         self,
         transport: PutEventsTransport,
         application_id: str,
         *,
-        record: Callable[[list[ItemResult]], None],
+        record: Callable[[Outcomes], None],
         limiter: RateLimiter,
         max_in_flight: int = 8,
         max_attempts: int = 8,
@@ -197,7 +184,8 @@ class Sender:
     def _pack(self, items: list[Item], *, final: bool) -> list[Request]:
         """Retry items into requests by the same packing as fresh ones: events grouped by endpoint,
         each request within the event, entry and byte limits. Unless ``final``, only full requests:
-        the rest waits for more retries or the end of the input."""
+        the rest waits for more retries or the end of the input. The requests hold the pool's own
+        item objects (their attempts are counted by identity)."""
         limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
         events = [item for item in items if item.record_type == EVENT]
         heads = _RetryHeads()
@@ -211,18 +199,24 @@ class Sender:
                 heads[item.endpoint_id] = item
         with_events: list[Request] = []
         if events:
-            event_ids = pa.array([item.event_id for item in events], pa.string())
-            sizes = pack.event_wire_sizes(event_ids, pa.array([item.body for item in events], pa.string()))
-            endpoint_ids = pa.array([item.endpoint_id for item in events], pa.string())
-            with_events = list(pack.pack_events(events, endpoint_ids, sizes, heads, **limits))
-        without = list(pack.pack_endpoints(list(heads.values()), **limits))
+            columns = item_columns(events)
+            sizes = pack.event_wire_sizes(columns.column("event_id"), columns.column("body"))
+            with_events = pack.pack_events(columns, sizes, heads, **limits)
+        without = list(pack.pack_endpoints([item_columns(list(heads.values()))], **limits))
         if not final:
             # Greedy packing closed every request but the last because the next item did not fit.
             for requests in (with_events, without):
                 last = requests[-1] if requests else None
-                if last and len(last.items) < self._max_events and last.event_count < self._max_events:
+                if last and len(last) < self._max_events and last.event_count < self._max_events:
                     requests.pop()
-        return [*with_events, *without, *(Request([item]) for item in twins)]
+        own = {(item.record_type, item.source, item.source_row): item for item in items}
+        return [
+            *(
+                Request([own[key] for key in _keys(request)], body=request.body())
+                for request in (*with_events, *without)
+            ),
+            *(Request([item]) for item in twins),
+        ]
 
     # Worker threads -------------------------------------------------------------------------------
 
@@ -248,38 +242,47 @@ class Sender:
                 self._changed.notify_all()
 
     def _deliver(self, request: Request, retry: bool) -> None:
-        items = list(request.items)
+        # A fresh request's first attempt needs no state per item: the normal answer accepts it
+        # whole and is recorded from its columns. Its items are counted one by one (``items``)
+        # only when something else happens and they are dealt with one by one from then on.
+        items = list(request.items) if retry else None
         last: RetryableError | None = None
         sent_at: datetime | None = None
         counts = self._attempts
-        while items:
-            if retry:  # a fresh request's items have not been sent before: none can be out of attempts
+        while items is None or items:
+            if retry:
                 exhausted = [item for item in items if counts.get(id(item), 0) >= self._max_attempts]
                 if exhausted:
                     items = [item for item in items if counts.get(id(item), 0) < self._max_attempts]
                     self._decide_all(exhausted, FAILED, last, sent_at)
                     continue
             if self._stopping() or not self._limiter.acquire(self._stopping):
-                self._give_up(items, self._stop_reason(), None)
+                self._give_up(request.items if items is None else items, self._stop_reason(), None)
                 return
-            for key in map(id, items):
-                counts[key] = counts.get(key, 0) + 1
+            if items is None:
+                outgoing = request
+            else:
+                for key in map(id, items):
+                    counts[key] = counts.get(key, 0) + 1
+                outgoing = request if len(items) == len(request) else Request(items)
             with self._lock:
                 self.stats.requests += 1
                 self.stats.retries += retry
             sent_at = datetime.now(UTC)
             try:
-                response = self._transport.send(self._application_id, Request(items))
-            except FatalServiceError as exc:
-                self._give_up(items, str(exc), None)
-                raise
-            except PayloadTooLarge as exc:
-                self._split(items, exc, sent_at)
-                return
-            except BadRequest as exc:
-                self._decide_all(items, REJECTED, exc, sent_at)
-                return
-            except RetryableError as exc:
+                response = self._transport.send(self._application_id, outgoing)
+            except (FatalServiceError, PayloadTooLarge, BadRequest, RetryableError) as exc:
+                if items is None:
+                    items = self._counted(request)
+                if isinstance(exc, FatalServiceError):
+                    self._give_up(items, str(exc), None)
+                    raise
+                if isinstance(exc, PayloadTooLarge):
+                    self._split(items, exc, sent_at)
+                    return
+                if isinstance(exc, BadRequest):
+                    self._decide_all(items, REJECTED, exc, sent_at)
+                    return
                 last = exc
                 if exc.throttled:
                     self._limiter.throttled()
@@ -289,8 +292,21 @@ class Sender:
                     self._give_up(items, self._stop_reason(), None)
                     return
                 continue
+            if items is None:
+                code = response.common_success(request)
+                if code is not None:  # the normal answer: every item accepted, with the same code
+                    self._report(Outcomes.all_accepted(request, code, 1, response.request_id, sent_at))
+                    return
+                items = self._counted(request)
             self._settle(items, response, sent_at)
             return
+
+    def _counted(self, request: Request) -> list[Item]:
+        """A fresh request's items, one by one, each counted as sent once."""
+        items = list(request.items)
+        for item in items:
+            self._attempts[id(item)] = 1
+        return items
 
     def _split(self, items: list[Item], exc: PayloadTooLarge, sent_at: datetime) -> None:
         if len(items) == 1:
@@ -306,12 +322,11 @@ class Sender:
                 raise
 
     def _settle(self, items: list[Item], response: Response, sent_at: datetime) -> None:
-        code = response.common_success(items)
-        if code is not None:  # the normal answer: every item accepted, with the same code
+        code = response.common_success(Request(items))
+        if code is not None:  # every item accepted, with the same code
             pop, request_id = self._attempts.pop, response.request_id
             self._record(
-                [ItemResult(item, ACCEPTED, code, "", pop(id(item), 0), request_id, sent_at) for item in items],
-                accepted=True,
+                [ItemResult(item, ACCEPTED, code, "", pop(id(item), 0), request_id, sent_at) for item in items]
             )
             return
         decided: list[ItemResult] = []
@@ -370,35 +385,29 @@ class Sender:
     def _give_up(self, items: list[Item], message: str, code: int | None) -> None:
         self._record([self._result(item, FAILED, code, message, None, None) for item in items])
 
-    def _record(self, results: list[ItemResult], *, accepted: bool = False) -> None:
-        """Count and report ``results``; ``accepted``: the caller knows every one of them was accepted."""
-        if not results:
-            return
-        if accepted:
-            events = sum(result.item.record_type == EVENT for result in results)
-            with self._lock:
-                self.stats.accepted += len(results)
-                self.stats.events_accepted += events
-        else:
-            with self._lock:
-                for result in results:
-                    if result.status == ACCEPTED:
-                        self.stats.accepted += 1
-                        self.stats.events_accepted += result.item.record_type == EVENT
-                    elif result.status == REJECTED:
-                        self.stats.rejected += 1
-                    else:
-                        self.stats.failed += 1
-        self._record_callback(results)
+    def _record(self, results: list[ItemResult]) -> None:
+        if results:
+            self._report(Outcomes.of_results(results))
+
+    def _report(self, outcomes: Outcomes) -> None:
+        """Count and report decided items."""
+        with self._lock:
+            self.stats.accepted += outcomes.accepted
+            self.stats.rejected += outcomes.rejected
+            self.stats.failed += outcomes.failed
+            self.stats.events_accepted += outcomes.events_accepted
+        self._record_callback(outcomes)
 
 
 class _RetryHeads(dict[str, Item]):
     """Endpoint items in the retry pool by id, from which :func:`pack.pack_events` takes each
     endpoint's item for the request that carries its first events."""
 
-    def take(self, endpoint_ids: pa.Array) -> list[Item | None]:
-        """The item of each of these ids, or None; the items taken leave the pool."""
-        return [self.pop(endpoint_id, None) for endpoint_id in endpoint_ids.to_pylist()]
+    def take(self, endpoint_ids: pa.Array) -> tuple[np.ndarray, pa.RecordBatch]:
+        """Which of these ids have an item here, and those items as columns; the items taken leave the pool."""
+        taken = [self.pop(endpoint_id, None) for endpoint_id in endpoint_ids.to_pylist()]
+        has = np.array([item is not None for item in taken], dtype=bool)
+        return has, item_columns([item for item in taken if item is not None])
 
 
 class _Feed:
@@ -465,6 +474,14 @@ class _Feed:
                 return self._dropped
             if isinstance(value, Request):
                 self._dropped.extend(value.items)
+
+
+def _keys(request: Request) -> list[tuple[str, str, int]]:
+    """(record type, source, row) of each item: what tells an input row from every other."""
+    columns = request.columns
+    return list(
+        zip(*(columns.column(name).to_pylist() for name in ("record_type", "source", "source_row")), strict=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -86,8 +85,9 @@ class Response:
     request_id: str | None
     results: dict[str, Any]
 
-    def common_success(self, items: Sequence[Item]) -> int | None:
-        """The one 2xx StatusCode the answer gives every item, or None if any item got anything else.
+    def common_success(self, request: Request) -> int | None:
+        """The one 2xx StatusCode the answer gives every item of ``request``, or None if any item got
+        anything else.
 
         The normal answer accepts everything with one code; the engine then settles the request in
         one go and only walks :meth:`item_status` item by item when this says no.
@@ -95,12 +95,12 @@ class Response:
         results = self.results
         common = None
         try:
-            for item in items:
-                entry = results[item.endpoint_id]
-                if item.record_type == ENDPOINT:
+            for endpoint_id, event_id in zip(*request.keys(), strict=True):
+                entry = results[endpoint_id]
+                if event_id is None:
                     code = entry["EndpointItemResponse"]["StatusCode"]
                 else:
-                    code = entry["EventsItemResponse"][item.event_id]["StatusCode"]
+                    code = entry["EventsItemResponse"][event_id]["StatusCode"]
                 if code != common:
                     if common is not None or type(code) is not int or not 200 <= code < 300:
                         return None

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_pinpoint import pack
-from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request, request_size
+from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Item, Request, item_columns, items_of, request_size
 
 
 def _event(endpoint_id: str, n: int, body: str = '{"EventType":"v","Timestamp":"2026-01-01T00:00:00.000Z"}') -> Item:
@@ -31,9 +31,13 @@ def _pending(*items: Item) -> pack.PendingEndpoints:
 def _pack(events: list[Item], endpoints: pack.PendingEndpoints | None = None, **limits) -> list[Request]:
     sizes = pack.event_wire_sizes(pa.array([e.event_id for e in events]), pa.array([e.body for e in events]))
     limits = {"max_events": 100, "max_bytes": 4 * 1024 * 1024} | limits
-    endpoint_ids = pa.array([e.endpoint_id for e in events], pa.string())
     pending = endpoints if endpoints is not None else pack.PendingEndpoints.empty()
-    return list(pack.pack_events(events, endpoint_ids, sizes, pending, **limits))
+    return pack.pack_events(item_columns(events), sizes, pending, **limits)
+
+
+def _same_body_item_by_item(request: Request) -> bool:
+    """The body built column-wise for a whole batch is the one its items make one by one."""
+    return request.body() == Request(list(request.items)).body()
 
 
 def test_wire_sizes_match_the_items_own_accounting():
@@ -80,22 +84,25 @@ def test_requests_respect_the_byte_limit_exactly():
     endpoints = _pending(*(_endpoint(f"e{n}", n) for n in range(5)))
     requests = _pack(events, endpoints, max_bytes=2_000)
     assert all(request_size(r.items) == len(r.body()) <= 2_000 for r in requests)
+    assert all(map(_same_body_item_by_item, requests))
     assert sorted(i.source_row for r in requests for i in r.items if i.record_type == EVENT) == list(range(300))
     assert max(request_size(r.items) for r in requests) > 1_500
 
 
 def test_endpoints_without_events_go_with_empty_events():
     items = [_endpoint(f"e{n}", n) for n in range(250)]
-    requests = list(pack.pack_endpoints(items, max_events=100, max_bytes=4 * 1024 * 1024))
+    requests = list(pack.pack_endpoints([item_columns(items)], max_events=100, max_bytes=4 * 1024 * 1024))
     assert [len(r.items) for r in requests] == [100, 100, 50]
+    assert all(map(_same_body_item_by_item, requests))
     assert json.loads(requests[0].body())["BatchItem"]["e0"] == {"Endpoint": {"ChannelType": "EMAIL"}, "Events": {}}
 
 
 def test_endpoint_only_requests_respect_the_byte_limit():
     items = [_endpoint(f"endpoint-{n}", n) for n in range(100)]
-    requests = list(pack.pack_endpoints(items, max_events=100, max_bytes=500))
+    requests = list(pack.pack_endpoints([item_columns(items)], max_events=100, max_bytes=500))
     assert len(requests) > 1
-    assert all(len(r.body()) <= 500 for r in requests)
+    assert all(request_size(r.items) == len(r.body()) <= 500 for r in requests)
+    assert sum(len(r) for r in requests) == 100
 
 
 def test_split_halves_by_count_and_the_endpoint_row_goes_no_later_than_its_events():
@@ -114,10 +121,17 @@ def test_column_sizes_item_sizes_and_the_body_agree_for_any_ids(ids):
     assert sizes.tolist() == [e.wire_size() for e in events]
     (request,) = _pack(events)
     assert request_size(request.items) == len(request.body())
+    assert _same_body_item_by_item(request)
 
 
 def test_endpoints_left_waiting_come_out_in_table_order_once():
     endpoints = _pending(*(_endpoint(f"e{n}", n) for n in range(4)))
     _pack([_event("e2", 1)], endpoints)
-    assert [item.endpoint_id for item in endpoints.take_rest(chunk=2)] == ["e0", "e1", "e3"]
+    chunks = list(endpoints.take_rest(chunk=2))
+    assert [chunk.num_rows for chunk in chunks] == [2, 1]
+    assert [(item.endpoint_id, item.source_row) for chunk in chunks for item in items_of(chunk)] == [
+        ("e0", 0),
+        ("e1", 1),
+        ("e3", 3),
+    ]
     assert list(endpoints.take_rest()) == []

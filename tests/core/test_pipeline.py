@@ -120,6 +120,7 @@ def test_every_row_comes_out_once_in_valid_requests_within_quotas(events, endpoi
         service_model.validate_put_events_params("app", request.batch_item())
         assert request.event_count <= max_events
         assert len(request.body()) == request_size(request.items) <= max_bytes
+        assert request.body() == Request(list(request.items)).body()  # column-wise body == item by item
         assert len({item.endpoint_id for item in request.items}) <= max_events
         body = json.loads(request.body())["BatchItem"]
         assert sum(len(entry["Events"]) for entry in body.values()) == request.event_count

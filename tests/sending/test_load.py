@@ -108,7 +108,7 @@ def test_413_splits_the_request_and_every_item_arrives(emulator):
     sender = Sender(
         PutEventsTransport(emulator_client(emulator.url)),
         APP,
-        record=decided.extend,
+        record=lambda outcomes: decided.extend(outcomes.rows()),
         limiter=RateLimiter(100),
     )
     stats = sender.run([Request(items)])
@@ -223,16 +223,16 @@ def test_a_results_write_failure_stops_the_run_with_an_error_naming_the_location
     from airflow_provider_pinpoint.results import ResultsWriter
 
     calls = 0
-    add_items = ResultsWriter.add_items
+    add_outcomes = ResultsWriter.add_outcomes
 
     def failing(self, results):
         nonlocal calls
         calls += 1
         if calls >= 3:
             raise OSError(28, "No space left on device")
-        add_items(self, results)
+        add_outcomes(self, results)
 
-    monkeypatch.setattr(ResultsWriter, "add_items", failing)
+    monkeypatch.setattr(ResultsWriter, "add_outcomes", failing)
     location = str(tmp_path / "results.parquet")
     with pytest.raises(PinpointLoaderError) as caught:
         load_events(

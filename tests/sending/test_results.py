@@ -10,14 +10,15 @@ import pytest
 from sending_items import make_items
 
 from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.outcomes import ACCEPTED, FAILED, REJECTED, ItemResult, Outcomes
 from airflow_provider_pinpoint.results import COLUMNS, ResultsStore
-from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def results(items, status, run="r"):
-    return [ItemResult(item, status, 202 if status == ACCEPTED else 500, "", 1, f"{run}-req", NOW) for item in items]
+    code = 202 if status == ACCEPTED else 500
+    return Outcomes.of_results([ItemResult(item, status, code, "", 1, f"{run}-req", NOW) for item in items])
 
 
 @pytest.mark.parametrize("name", ["results.parquet", "results.csv"])
@@ -26,8 +27,8 @@ def test_a_finished_run_leaves_exactly_one_clean_table(tmp_path, name):
     items = make_items(3, 4)
     store = ResultsStore(location)
     writer = store.writer("run-1")
-    writer.add_items(results(items[:8], ACCEPTED))
-    writer.add_items(results(items[8:], FAILED))
+    writer.add_outcomes(results(items[:8], ACCEPTED))
+    writer.add_outcomes(results(items[8:], FAILED))
     writer.close()
     store.compact()
     assert os.listdir(tmp_path) == [name]
@@ -42,14 +43,14 @@ def test_a_rerun_replaces_failed_rows_and_keeps_one_row_each(tmp_path):
     items = make_items(2, 5)
     first = ResultsStore(location)
     writer = first.writer("run-1")
-    writer.add_items(results(items[:6], ACCEPTED, "run-1"))
-    writer.add_items(results(items[6:], FAILED, "run-1"))
+    writer.add_outcomes(results(items[:6], ACCEPTED, "run-1"))
+    writer.add_outcomes(results(items[6:], FAILED, "run-1"))
     writer.close()
     first.compact()
 
     second = ResultsStore(location)
     writer = second.writer("run-2")
-    writer.add_items(results(items[6:], ACCEPTED, "run-2"))
+    writer.add_outcomes(results(items[6:], ACCEPTED, "run-2"))
     writer.close()
     assert second.compact() == {ACCEPTED: len(items)}
     table = pd.read_parquet(location)
@@ -63,9 +64,9 @@ def test_a_killed_run_journal_is_read_for_resume_even_when_cut_short(tmp_path):
     items = make_items(2, 5)
     store = ResultsStore(location)
     writer = store.writer("run-1")
-    writer.add_items(results(items[:4], ACCEPTED))
-    writer.add_items(results(items[4:6], REJECTED))
-    writer.add_items(results(items[6:9], FAILED))
+    writer.add_outcomes(results(items[:4], ACCEPTED))
+    writer.add_outcomes(results(items[4:6], REJECTED))
+    writer.add_outcomes(results(items[6:9], FAILED))
     writer._file.write(b"\xff\xff\xff\xff\x10\x00")  # a batch the kill cut in half
     writer._file.flush()
     # no close(): the process died here
@@ -94,7 +95,7 @@ def test_without_a_location_the_table_is_kept_in_memory():
     items = make_items(1, 2)
     store = ResultsStore(None)
     writer = store.writer("run-1")
-    writer.add_items(results(items, ACCEPTED))
+    writer.add_outcomes(results(items, ACCEPTED))
     assert store.compact() == {ACCEPTED: len(items)}
     assert store.read().num_rows == len(items)
 
@@ -104,8 +105,8 @@ def test_a_final_decision_outranks_a_later_failure_of_the_same_row(tmp_path):
     items = make_items(1, 3)
     store = ResultsStore(location)
     writer = store.writer("run-1")
-    writer.add_items(results(items, ACCEPTED))
-    writer.add_items(results(items[:2], FAILED))
+    writer.add_outcomes(results(items, ACCEPTED))
+    writer.add_outcomes(results(items[:2], FAILED))
     writer.close()
     assert store.compact() == {ACCEPTED: len(items)}
     assert set(pd.read_parquet(location)["status"]) == {ACCEPTED}
@@ -119,7 +120,7 @@ def test_compaction_streams_many_small_journal_batches_into_few_row_groups(tmp_p
     store = ResultsStore(location)
     writer = store.writer("run-1")
     for start in range(0, len(items), 10):
-        writer.add_items(results(items[start : start + 10], ACCEPTED))
+        writer.add_outcomes(results(items[start : start + 10], ACCEPTED))
     writer.close()
     assert store.compact() == {ACCEPTED: len(items)}
     assert pq.ParquetFile(location).metadata.num_row_groups == 1
@@ -131,7 +132,7 @@ def test_a_long_service_message_is_stored_shortened(tmp_path):
     message = "Invalid attribute: " + "x" * 5_000
     store = ResultsStore(tmp_path / "results.parquet")
     writer = store.writer("run-1")
-    writer.add_items([ItemResult(item, REJECTED, 400, message, 1, "req", NOW)])
+    writer.add_outcomes(Outcomes.of_results([ItemResult(item, REJECTED, 400, message, 1, "req", NOW)]))
     writer.close()
     store.compact()
     [stored] = pd.read_parquet(tmp_path / "results.parquet")["message"]

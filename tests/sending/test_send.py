@@ -10,8 +10,9 @@ from sending_items import make_items, make_requests
 
 from airflow_provider_pinpoint.batch import ENDPOINT, Request
 from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.outcomes import Row
 from airflow_provider_pinpoint.ratelimit import RateLimiter
-from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, ItemResult, Sender
+from airflow_provider_pinpoint.send import ACCEPTED, FAILED, REJECTED, Sender
 from airflow_provider_pinpoint.transport import (
     BadRequest,
     PayloadTooLarge,
@@ -49,18 +50,18 @@ class Scripted:
 
 
 def run(transport, requests, **options):
-    recorded: list[ItemResult] = []
+    recorded: list[Row] = []
     lock = threading.Lock()
 
     def record(results):
         with lock:
-            recorded.extend(results)
+            recorded.extend(results.rows())
 
     options.setdefault("backoff_base_s", 0.001)
     options.setdefault("backoff_cap_s", 0.002)
     sender = Sender(transport, "app", record=record, limiter=RateLimiter(10_000), seed=1, **options)
     stats = sender.run(requests)
-    return stats, {(r.item.source, r.item.source_row, r.item.record_type): r for r in recorded}, recorded
+    return stats, {(r.source, r.source_row, r.record_type): r for r in recorded}, recorded
 
 
 def test_request_level_errors_are_retried_until_accepted():
@@ -112,11 +113,17 @@ def test_a_fatal_error_on_the_first_half_of_a_split_records_both_halves_failed()
         raise FatalServiceError("HTTP 404: application id not found")
 
     items = make_items(2, 9)
-    recorded: list[ItemResult] = []
-    sender = Sender(Scripted(script), "app", record=recorded.extend, limiter=RateLimiter(10_000), max_in_flight=1)
+    recorded: list[Row] = []
+    sender = Sender(
+        Scripted(script),
+        "app",
+        record=lambda outcomes: recorded.extend(outcomes.rows()),
+        limiter=RateLimiter(10_000),
+        max_in_flight=1,
+    )
     with pytest.raises(FatalServiceError):
         sender.run([Request(items)])
-    assert sorted(r.item.source_row for r in recorded if r.item.record_type == "event") == list(range(1, 19))
+    assert sorted(r.source_row for r in recorded if r.record_type == "event") == list(range(1, 19))
     assert len(recorded) == len(items)
     assert {r.status for r in recorded} == {FAILED}
 
@@ -143,14 +150,14 @@ def test_per_item_429_and_500_resend_only_those_items():
     assert [i.event_id for i in transport.sent[1].items] == sorted(flaky)
     assert len(recorded) == len(items)
     assert {r.status for r in recorded} == {ACCEPTED}
-    assert {r.item.event_id: r.attempts for r in recorded if r.attempts == 2} == dict.fromkeys(flaky, 2)
+    assert {r.event_id: r.attempts for r in recorded if r.attempts == 2} == dict.fromkeys(flaky, 2)
     assert stats.retries == 1
 
 
 def _throttle_count_after(first_code_for) -> int:
     limiter = RateLimiter(10_000)
     transport = Scripted(lambda n, request: answer(request, first_code_for) if n == 0 else answer(request))
-    sender = Sender(transport, "app", record=[].extend, limiter=limiter, seed=1, backoff_base_s=0.001)
+    sender = Sender(transport, "app", record=lambda outcomes: None, limiter=limiter, seed=1, backoff_base_s=0.001)
     sender.run([Request(make_items(4, 10))])
     return limiter.throttle_count
 
@@ -173,7 +180,7 @@ def test_retried_items_are_packed_within_the_entry_limit():
     _, _, recorded = run(transport, make_requests(items, 100), max_events_per_request=100)
     assert {r.status for r in recorded} == {ACCEPTED} and len(recorded) == 300
     assert max(len(request.items) for request in transport.sent) <= 100
-    assert sorted(r.item.source_row for r in recorded) == list(range(1, 301))
+    assert sorted(r.source_row for r in recorded) == list(range(1, 301))
 
 
 def test_per_item_400_is_final_with_the_services_message():
@@ -183,9 +190,7 @@ def test_per_item_400_is_final_with_the_services_message():
     transport = Scripted(script)
     _, _, recorded = run(transport, [Request(make_items(1, 2))])
     rejected = [r for r in recorded if r.status == REJECTED]
-    assert [(r.item.event_id, r.status_code, r.message) for r in rejected] == [
-        ("t-ev-000001", 400, "Event type too long")
-    ]
+    assert [(r.event_id, r.status_code, r.message) for r in rejected] == [("t-ev-000001", 400, "Event type too long")]
     assert len(transport.sent) == 1
 
 
@@ -256,11 +261,13 @@ def test_an_input_error_mid_stream_reaches_the_caller_with_every_taken_row_recor
         yield Request(items[:12])
         raise InputError("events-2.parquet cannot be read: not a Parquet file")
 
-    recorded: list[ItemResult] = []
+    recorded: list[Row] = []
     transport = Scripted(lambda n, request: answer(request))
-    sender = Sender(transport, "app", record=recorded.extend, limiter=RateLimiter(10_000))
+    sender = Sender(
+        transport, "app", record=lambda outcomes: recorded.extend(outcomes.rows()), limiter=RateLimiter(10_000)
+    )
     with pytest.raises(InputError, match="events-2.parquet"):
         sender.run(requests())
     # The run stops on the error: the request already taken is either sent or recorded as not sent.
-    assert sorted(r.item.source_row for r in recorded) == sorted(i.source_row for i in items[:12])
+    assert sorted(r.source_row for r in recorded) == sorted(i.source_row for i in items[:12])
     assert {r.status for r in recorded} <= {ACCEPTED, FAILED}

@@ -49,11 +49,11 @@ def test_one_code_for_every_item_only_when_all_got_the_same_2xx():
         entry = {"EndpointItemResponse": {"StatusCode": endpoint_code}, "EventsItemResponse": events}
         return Response(202, "req", {endpoint_id: entry})
 
-    assert answer(202, 202).common_success(items) == 202
-    assert answer(202, 400).common_success(items) is None  # one item rejected
-    assert answer(200, 202).common_success(items) is None  # two different codes: each item keeps its own
-    assert answer(202, 202, with_second=False).common_success(items) is None  # an item with no status
-    assert answer(202, "202").common_success(items) is None  # not a number: item_status decides
+    assert answer(202, 202).common_success(Request(items)) == 202
+    assert answer(202, 400).common_success(Request(items)) is None  # one item rejected
+    assert answer(200, 202).common_success(Request(items)) is None  # two different codes: each item keeps its own
+    assert answer(202, 202, with_second=False).common_success(Request(items)) is None  # an item with no status
+    assert answer(202, "202").common_success(Request(items)) is None  # not a number: item_status decides
 
 
 @pytest.mark.parametrize(
