@@ -243,7 +243,6 @@ class ResultsWriter:
         self._lock = threading.Lock()
         self._seq = 0
         self._file: Any = None
-        self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._rows_in_file = 0
         self._opened_at = 0.0
         self._run_ids: pa.Array | None = None  # the run id repeated, reused while answers have as many rows
@@ -265,11 +264,13 @@ class ResultsWriter:
             if self._store.location is None:
                 self._store._memory.append(batch)
                 return
-            if self._stream is not None and self._due_rotation():
+            if self._file is not None and self._due_rotation():
                 self._close_journal()
-            if self._stream is None:
+            if self._file is None:
                 self._open_journal()
-            self._stream.write_batch(batch)
+            # One write per batch: the batch's IPC message, serialised by Arrow in one call (an IPC
+            # stream writer on a Python file makes a dozen small writes per batch).
+            self._file.write(batch.serialize())
             self._file.flush()
             self._rows_in_file += batch.num_rows
 
@@ -284,19 +285,22 @@ class ResultsWriter:
         name = f"{time.time_ns():020d}-{self.run_id}-{self._seq:05d}{JOURNAL_SUFFIX}"
         self._seq += 1
         self._file = store._fs.open(posixpath.join(store.staging, name), "wb")
-        self._stream = pa.ipc.new_stream(self._file, SCHEMA)
+        self._file.write(SCHEMA.serialize())  # a journal is an Arrow IPC stream: the schema, then the batches
         self._rows_in_file = 0
         self._opened_at = time.monotonic()
 
     def _close_journal(self) -> None:
-        self._stream.close()
+        self._file.write(_END_OF_STREAM)
         self._file.close()
-        self._stream = self._file = None
+        self._file = None
 
     def close(self) -> None:
         with self._lock:
-            if self._stream is not None:
+            if self._file is not None:
                 self._close_journal()
+
+
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def _journal_batches(fs: Any, path: str) -> Iterator[pa.RecordBatch]:
