@@ -3,13 +3,13 @@
 Each stage runs alone, single-threaded, on the same input, against an emulator in its own process
 (validation off, no latency), and is timed with the process's CPU clock:
 
-1. ``prepare``: read Parquet, validate, reshape, pack (``pipeline.prepare``);
-2. ``body``: join the packed items into request bodies (``Request.body``);
-3. ``raw send``: sign and send the bodies and decode the answers (``RawPutEvents.send``);
-4. ``transport``: 2 + 3 + classifying the answer per item (``PutEventsTransport.send``);
-5. ``load_events``: the whole public call (threads, rate limiter, bookkeeping, results file).
+1. ``prepare``: read Parquet, validate, reshape, pack, build the request bodies (``pipeline.prepare``);
+2. ``raw send``: sign and send the bodies and decode the answers (``RawPutEvents.send``);
+3. ``transport``: 2 + checking that the answer accepted every item (``PutEventsTransport.send``,
+   ``Response.common_success``);
+4. ``load_events``: the whole public call (threads, rate limiter, bookkeeping, results file).
 
-What 5 costs beyond 1 + 4 is the sending engine and the results table. cProfile's own overhead
+What 4 costs beyond 1 + 3 is the sending engine and the results table. cProfile's own overhead
 distorts per-function shares of a Python-heavy loop; these figures are without a profiler. On a
 shared machine CPU time per event varies with the neighbours' load, hence ``--repeat``.
 """
@@ -47,8 +47,8 @@ def measure(directory: Path, events: int, endpoints: int, seed: int = 0) -> dict
     requests, cpu_prepare = _timed(
         lambda: [out for out in prepare(str(dataset.events), str(dataset.endpoints)) if isinstance(out, Request)]
     )
-    bodies, cpu_body = _timed(lambda: [request.body() for request in requests])
-    figures = {"prepare": cpu_prepare, "body": cpu_body}
+    bodies = [request.body() for request in requests]  # built while packing
+    figures = {"prepare": cpu_prepare}
     with run_emulator(validate=False, subprocess=True) as emu:
         client = boto3.client(
             "pinpoint",
@@ -62,7 +62,9 @@ def measure(directory: Path, events: int, endpoints: int, seed: int = 0) -> dict
         transport = PutEventsTransport(client)
         _, figures["raw send"] = _timed(lambda: [raw.send(APP, body) for body in bodies])
         emu.reset()
-        _, figures["transport"] = _timed(lambda: [transport.send(APP, request) for request in requests])
+        _, figures["transport"] = _timed(
+            lambda: [transport.send(APP, request).common_success(request) for request in requests]
+        )
         emu.reset()
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         _, figures["load_events"] = _timed(
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(measure(Path(tmp), args.events, args.endpoints))
     figures = {name: min(run[name] for run in runs) for name in runs[0]}
     per_event = {name: seconds * 1e6 / args.events for name, seconds in figures.items()}
-    per_event["parse + classify"] = per_event["transport"] - per_event["body"] - per_event["raw send"]
+    per_event["classify"] = per_event["transport"] - per_event["raw send"]
     per_event["engine + results"] = per_event["load_events"] - per_event["prepare"] - per_event["transport"]
     print(f"client CPU µs per event, {args.events:,} events / {args.endpoints:,} endpoints")
-    for name in ("prepare", "body", "raw send", "parse + classify", "engine + results", "load_events"):
+    for name in ("prepare", "raw send", "classify", "engine + results", "load_events"):
         print(f"  {name:18} {per_event[name]:6.1f}")
 
 
