@@ -217,11 +217,12 @@ def requests_of(layout: pa.RecordBatch, starts: Sequence[int]) -> list[Request]:
     the first 0), with every body built at once, column-wise.
 
     Within a request, an endpoint's items must be adjacent, its own item (if any) first: the layout
-    packing makes. Each row becomes one piece of JSON text: a comma if something precedes it in its
-    request; for the first row of an endpoint's entry, the quoted endpoint id and the entry's
-    opening (with ``"Endpoint":{}`` when the row is an event); for an event, its quoted id and
-    colon; the row's own JSON; after an endpoint's own item, the opening of its ``Events``; and
-    ``}}`` after the entry's last row. The pieces of a request are then joined in one kernel call.
+    packing makes. Each row becomes one piece of JSON text: the request's opening (first row) or a
+    comma if something precedes it in its entry or request; for the first row of an endpoint's
+    entry, the quoted endpoint id and the entry's opening (with ``"Endpoint":{}`` when the row is
+    an event); for an event, its quoted id and colon; the row's own JSON; after an endpoint's own
+    item, the opening of its ``Events``; and ``}}`` after the entry's last row (``}}}}`` after the
+    request's). The pieces of each request are then joined in one kernel call.
     """
     n = layout.num_rows
     if n == 0:
