@@ -66,9 +66,7 @@ def prepare(
     pending = pack.PendingEndpoints.empty()
     state = validate.EventState()
     if endpoints is not None:
-        rejections, pending = _endpoints(
-            reading.read_table(endpoints, kind="endpoints", batch_rows=batch_rows, **read), state
-        )
+        rejections, pending = _endpoints(endpoints, read, batch_rows, state)
         if rejections:
             yield rejections
     if events is not None:
@@ -80,25 +78,44 @@ def prepare(
     yield from pack.pack_endpoints(pending.take_rest(), **limits)
 
 
-def _endpoints(table: pa.Table, state: validate.EventState) -> tuple[list[Rejection], pack.PendingEndpoints]:
+def _endpoints(
+    source: Any, read: Mapping[str, Any], batch_rows: int, state: validate.EventState
+) -> tuple[list[Rejection], pack.PendingEndpoints]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
-    Validating and reshaping a whole table leaves Arrow's allocator holding several times the
-    table's size in freed memory (on 500,000 endpoints, 400 MB), which it would keep for the whole
-    load; it is handed back once the table is gone.
+    The table is read whole (the files of a directory are unified into one schema first), then
+    validated and reshaped ``batch_rows`` rows at a time, what validation compares across rows
+    (ids, a user's endpoints) carried from slice to slice: at once, 500,000 rows took several times
+    the table's size and were the load's peak memory. Arrow's allocator keeps the memory freed on
+    the way, which it would keep for the whole load; it is handed back once the table is gone.
     """
-    checked = validate.endpoints(table)
-    bodies = reshape.endpoint_bodies(checked.columns, len(checked))
-    validate.check_size(checked, bodies, quotas.MAX_ENDPOINT_BYTES, "endpoint")
-    validate.endpoint_spellings(checked, state)
-    rejections = _rejections(checked, ENDPOINT, "Id", None)
-    columns = [checked.columns["Id"], checked.sources, checked.rows, bodies]
-    if checked.rejected.any():
-        keep = pa.array(~checked.rejected)
-        columns = [column.filter(keep) for column in columns]
-    del checked, bodies
-    pending = pack.PendingEndpoints(*columns)
-    del columns
+    table = reading.read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
+    seen = validate.EndpointsSeen()
+    rejections: list[Rejection] = []
+    kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources, rows and bodies
+    for start in range(0, table.num_rows, batch_rows):
+        checked = validate.endpoints(table.slice(start, batch_rows), seen)
+        bodies = reshape.endpoint_bodies(checked.columns, len(checked))
+        validate.check_size(checked, bodies, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+        rejections += _rejections(checked, ENDPOINT, "Id", None)
+        columns = (checked.columns["Id"], checked.sources, checked.rows, bodies)
+        if checked.rejected.any():
+            keep = pa.array(~checked.rejected)
+            columns = tuple(column.filter(keep) for column in columns)
+        kept.append(columns)
+        del checked, bodies, columns
+    del table, seen
+    if not kept:
+        return rejections, pack.PendingEndpoints.empty()
+    id_parts, source_parts, row_parts, body_parts = (list(chunks) for chunks in zip(*kept, strict=True))
+    del kept
+    ids, sources, rows = (pa.concat_arrays(parts) for parts in (id_parts, source_parts, row_parts))
+    del id_parts, source_parts, row_parts
+    validate.accepted_endpoints(ids, sources, rows, state)
+    bodies = pa.concat_arrays(body_parts)
+    del body_parts
+    pending = pack.PendingEndpoints(ids, sources, rows, bodies)
+    del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
     return rejections, pending
 

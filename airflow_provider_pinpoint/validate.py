@@ -352,8 +352,73 @@ def _check_key_cap(checked: Checked, prefixes: tuple[str, ...], cap: int, what: 
         )
 
 
-def endpoints(table: pa.Table) -> Checked:
-    """Validate a whole endpoints table (it is read whole: ids are compared across all its rows)."""
+class EndpointsSeen:
+    """What validating an endpoints table slice by slice carries from one slice to the next.
+
+    The ids of the rows counted so far (lower-cased, each with the spelling and the row that came
+    first, to name it) and each user id's number of endpoints, as Arrow columns: some tens of bytes
+    per endpoint, where validating a whole table at once held several times the table. Each slice's
+    rows are probed against them (a hash of what the earlier slices kept, built per slice), so a
+    table validated in slices gets the same rejections and messages as the table validated whole.
+    """
+
+    def __init__(self) -> None:
+        self._lowered: list[pa.Array] = []  # one chunk per slice: ids first met there, lower-cased
+        self._firsts: list[tuple[pa.Array, pa.Array, pa.Array]] = []  # their spellings, sources, rows
+        self._users: pa.Array = pa.array([], pa.string())  # distinct user ids so far
+        self._user_counts: np.ndarray = np.zeros(0, dtype=np.int64)  # endpoints of each so far
+
+    def earlier(self, lowered: pa.Array) -> np.ndarray:
+        """Rows whose (lower-cased) id an earlier slice already had."""
+        if not self._lowered:
+            return np.zeros(len(lowered), dtype=bool)
+        known = pa.chunked_array(self._lowered, pa.string())
+        return np.asarray(pc.is_in(lowered, value_set=known).to_numpy(zero_copy_only=False), dtype=bool)
+
+    def first(self, lowered: str) -> tuple[str, str]:
+        """The first spelling of an id met in an earlier slice, and its row's label."""
+        at = pc.index(pa.chunked_array(self._lowered, pa.string()), lowered).as_py()
+        for chunk, (spellings, sources, rows) in zip(self._lowered, self._firsts, strict=True):
+            if at < len(chunk):
+                return spellings[at].as_py(), f"{source_label(sources[at].as_py())} row {rows[at].as_py()}"
+            at -= len(chunk)
+        raise KeyError(lowered)
+
+    def add_ids(self, checked: Checked, lowered: pa.Array, firsts: np.ndarray) -> None:
+        if firsts.any():
+            keep = pa.array(firsts)
+            self._lowered.append(lowered.filter(keep).cast(pa.string()))
+            spellings = checked.columns["Id"].filter(keep)
+            self._firsts.append(
+                (spellings, pc.dictionary_encode(checked.sources.filter(keep)), checked.rows.filter(keep))
+            )
+
+    def endpoints_before(self, users: pa.Array) -> np.ndarray:
+        """How many endpoints earlier slices gave each of these (distinct) user ids."""
+        at = pc.index_in(users, value_set=self._users)
+        found = np.asarray(at.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        before = np.zeros(len(users), dtype=np.int64)
+        before[found] = self._user_counts[at.filter(pa.array(found)).to_numpy(zero_copy_only=False)]
+        return before
+
+    def add_users(self, users: pa.Array, counts: np.ndarray) -> None:
+        """Add ``counts`` endpoints to each of these (distinct) user ids."""
+        at = pc.index_in(users, value_set=self._users)
+        found = np.asarray(at.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        np.add.at(self._user_counts, at.filter(pa.array(found)).to_numpy(zero_copy_only=False), counts[found])
+        if not found.all():
+            fresh = pa.array(~found)
+            self._users = pa.concat_arrays([self._users, users.filter(fresh).cast(pa.string())])
+            self._user_counts = np.concatenate([self._user_counts, counts[~found]])
+
+
+def endpoints(table: pa.Table, seen: EndpointsSeen | None = None) -> Checked:
+    """Validate an endpoints table, or one slice of it after the slices before it (``seen``).
+
+    Ids are compared across all the table's rows, and a user's endpoints counted over all of them:
+    a slice's rows are checked against what ``seen`` kept of the slices before it.
+    """
+    seen = EndpointsSeen() if seen is None else seen
     checked = _normalised(table, "endpoints")
     _check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id")
     _check_enum(checked, "ChannelType", service_model.channel_types())
@@ -381,8 +446,8 @@ def endpoints(table: pa.Table) -> Checked:
         quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
         "endpoint attribute or metric",
     )
-    _check_case_collisions(checked)
-    _check_endpoints_per_user(checked)
+    _check_case_collisions(checked, seen)
+    _check_endpoints_per_user(checked, seen)
     return checked
 
 
@@ -392,41 +457,58 @@ def _all_distinct(values: pa.Array) -> bool:
     return len(pc.unique(present)) == len(present)
 
 
-def _check_case_collisions(checked: Checked) -> None:
+def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
     """Rows repeating an earlier row's id in any case; rows rejected for another rule do not count."""
     ids = checked.columns.get("Id")
-    if ids is None or _all_distinct(pc.utf8_lower(ids)):
+    if ids is None:
         return
-    lower = pd.Series(pc.utf8_lower(ids).to_numpy(zero_copy_only=False), dtype=object)
+    lowered = pc.utf8_lower(ids)
     present = checked.present("Id") & ~checked.rejected
+    earlier = seen.earlier(lowered) & present
+    if not earlier.any() and _all_distinct(lowered):
+        seen.add_ids(checked, lowered, present)
+        return
+    lower = pd.Series(lowered.to_numpy(zero_copy_only=False), dtype=object)
     repeated = np.zeros(len(checked), dtype=bool)
     repeated[present] = lower[present].duplicated(keep="first").to_numpy()
-    if not repeated.any():
-        return
-    first = {
-        key: i for i, key in zip(np.flatnonzero(present & ~repeated).tolist(), lower[present & ~repeated], strict=True)
-    }
+    repeated |= earlier
+    firsts = present & ~repeated
+    first = {key: i for i, key in zip(np.flatnonzero(firsts).tolist(), lower[firsts], strict=True)}
 
     def rule(i: int) -> str:
-        earlier = first[lower[i]]
-        spelling, first_spelling = ids[i].as_py(), ids[earlier].as_py()
+        spelling = ids[i].as_py()
+        if lower[i] in first:
+            at = first[lower[i]]
+            first_spelling, label = ids[at].as_py(), checked.label(at)
+        else:
+            first_spelling, label = seen.first(lower[i])
         if spelling == first_spelling:
-            return f"{_shown(spelling)} repeats {checked.label(earlier)}; give each endpoint one row"
+            return f"{_shown(spelling)} repeats {label}; give each endpoint one row"
         return (
-            f"{_shown(spelling)} differs only in case from {_shown(first_spelling)} ({checked.label(earlier)}); "
+            f"{_shown(spelling)} differs only in case from {_shown(first_spelling)} ({label}); "
             "Pinpoint endpoint ids are case-insensitive, so the first spelling wins"
         )
 
     checked.reject(repeated, "Id", rule)
+    seen.add_ids(checked, lowered, firsts)
 
 
 def endpoint_spellings(checked: Checked, state: EventState) -> None:
     """Record the endpoints table's spelling of each id (its first accepted row's) as the one that wins."""
     if "Id" in checked.columns:
         accepted = pa.array(~checked.rejected)
-        ids = checked.columns["Id"].filter(accepted)
-        state.endpoint_rows = (pc.utf8_lower(ids), checked.sources.filter(accepted), checked.rows.filter(accepted))
-        state.misspelt(ids)
+        accepted_endpoints(
+            checked.columns["Id"].filter(accepted),
+            checked.sources.filter(accepted),
+            checked.rows.filter(accepted),
+            state,
+        )
+
+
+def accepted_endpoints(ids: pa.Array, sources: pa.Array, rows: pa.Array, state: EventState) -> None:
+    """Record the accepted endpoint rows' ids (distinct in any case) as the spellings that win, with their rows."""
+    state.endpoint_rows = (pc.utf8_lower(ids), pc.dictionary_encode(sources), rows)
+    state.misspelt(ids)
 
 
 def _check_formats(checked: Checked) -> None:
@@ -466,16 +548,23 @@ def _check_formats(checked: Checked) -> None:
             )
 
 
-def _check_endpoints_per_user(checked: Checked) -> None:
+def _check_endpoints_per_user(checked: Checked, seen: EndpointsSeen) -> None:
     user_ids = checked.columns.get("User.UserId")
     if user_ids is None:
         return
     counted = checked.present("User.UserId") & ~checked.rejected
     if not counted.any():
         return
-    users = pd.Series(user_ids.to_numpy(zero_copy_only=False), dtype=object)[counted]
+    # Each counted row's position among its user's rows: its earlier slices' count, then its rank here.
+    encoded = pc.dictionary_encode(user_ids.filter(pa.array(counted)))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=len(encoded.dictionary))
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = np.arange(len(codes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     position = np.zeros(len(checked), dtype=np.int64)
-    position[counted] = users.groupby(users, sort=False).cumcount().to_numpy() + 1
+    position[counted] = seen.endpoints_before(encoded.dictionary)[codes] + rank + 1
+    seen.add_users(encoded.dictionary, sizes)
     channels = checked.columns.get("ChannelType")
     limited = (
         pc.is_in(channels, pa.array(sorted(quotas.USER_ENDPOINT_LIMIT_CHANNELS))).to_numpy(zero_copy_only=False)

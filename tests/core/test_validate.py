@@ -321,3 +321,47 @@ def test_the_hash_set_finds_what_was_added_across_merged_runs():
     assert len(seen) == 1001
     probe = np.arange(0, 2010, dtype=np.uint64)
     assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
+
+
+def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
+    """An endpoints table validated ``rows`` rows at a time: which rows fail, and the messages in order."""
+    seen = validate.EndpointsSeen()
+    slices = [validate.endpoints(table.slice(start, rows), seen) for start in range(0, table.num_rows, rows)]
+    return np.concatenate([c.rejected for c in slices]).tolist(), [message for c in slices for message in _messages(c)]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 7])
+def test_endpoints_validated_in_slices_are_refused_as_when_validated_whole(rows, monkeypatch):
+    # Ids repeated in any case, within a slice and across slices, some rows refused for another rule
+    # first (they must not count), and users over the limit across slices.
+    monkeypatch.setattr(validate.quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
+    table = _table(
+        "endpoints.parquet",
+        {
+            "Id": ["Abc", "x", "abc", "ABC", "y", None, "Abc", "z", "X", "w", "q", "q"],
+            "ChannelType": ["SMS", "PIGEON", "SMS", "SMS", "SMS", "SMS", "SMS", "EMAIL", "SMS", "SMS", "SMS", "SMS"],
+            "User.UserId": ["u1", "u1", "u2", None, "u1", "u1", "u2", "u1", "u1", "u1", "u3", "u3"],
+        },
+    )
+    whole = validate.endpoints(table)
+    assert _sliced(table, rows) == (whole.rejected.tolist(), _messages(whole))
+    assert whole.rejected.tolist() == [False, True, True, True, False, True, True, True, True, True, False, True]
+    # Row 9's 'X' collides with nothing: row 2's 'x' was refused for its channel. Row 2 and row 6
+    # (no id) are not counted as endpoints of u1 either.
+    assert _messages(whole)[5:8] == [
+        f"endpoints.parquet row {row}: User.UserId already has 2 endpoints in this input; Pinpoint refuses "
+        f"endpoint {position} of a user for {channel}"
+        for row, position, channel in ((8, 3, "EMAIL"), (9, 4, "SMS"), (10, 5, "SMS"))
+    ]
+
+
+def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():
+    table = _table("endpoints.csv", {"Id": ["a", "Bee", "c", "bee", "BEE"]})
+    rejected, messages = _sliced(table, 2)
+    assert rejected == [False, False, False, True, True]
+    assert messages == [
+        "endpoints.csv row 4: Id 'bee' differs only in case from 'Bee' (endpoints.csv row 2); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+        "endpoints.csv row 5: Id 'BEE' differs only in case from 'Bee' (endpoints.csv row 2); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+    ]
