@@ -360,7 +360,9 @@ def _parquet_file(file: _File) -> Iterator[pq.ParquetFile]:
     with contextlib.ExitStack() as stack:
         try:
             handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
-            parquet = stack.enter_context(pq.ParquetFile(handle))
+            # Without pre-buffering: the reader keeps every row group it pre-buffered until the file
+            # is closed (apache/arrow#39808), so streaming a 5,000,000-row file would hold most of it.
+            parquet = stack.enter_context(pq.ParquetFile(handle, pre_buffer=False))
         except _READ_ERRORS as exc:
             raise _parquet_unreadable(file, exc) from None
         yield parquet
