@@ -427,6 +427,19 @@ def test_read_batches_streams_without_reading_whole_tables(tmp_path, monkeypatch
         next(batches)
 
 
+def test_streaming_a_parquet_file_does_not_keep_the_row_groups_already_read(tmp_path):
+    # Pre-buffered row groups stay in memory until the file is closed (apache/arrow#39808).
+    n, group = 80_000, 2_000
+    table = events_table(n).append_column("Attributes.note", pa.array([f"{i:0200d}" for i in range(n)]))
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path, row_group_size=group, compression="none")
+    before, highest = pa.total_allocated_bytes(), 0
+    for batch in read_batches(path, kind="events", batch_rows=group):
+        highest = max(highest, pa.total_allocated_bytes() - before)
+        del batch
+    assert highest < table.nbytes / 4  # a row group or two (1.5 MB), not most of the file (18 MB)
+
+
 def test_skip_drops_named_rows_of_named_sources(tmp_path):
     pq.write_table(events_table(5), tmp_path / "a.parquet", row_group_size=2)
     pq.write_table(events_table(2, start=5), tmp_path / "b.parquet")
