@@ -75,6 +75,10 @@ def prepare(
             if columns.rejections:
                 yield columns.rejections
             yield from pack.pack_events(columns.items(), columns.sizes, pending, **limits)
+            del columns
+            # Arrow's allocator keeps what a batch freed for reuse; on a long load that is the
+            # high-water mark of every batch so far, held for the whole load: hand it back.
+            pa.default_memory_pool().release_unused()
     yield from pack.pack_endpoints(pending.take_rest(), **limits)
 
 
