@@ -28,6 +28,7 @@ from airflow_provider_pinpoint.batch import (
     request_size,
     requests_of,
 )
+from airflow_provider_pinpoint.compressed import CompressedStrings
 
 _EMPTY_REQUEST = request_size([])
 # A request being filled starts here: every entry adds a separating comma that the last one gives back.
@@ -49,17 +50,18 @@ class PendingEndpoints:
     An endpoint's row waits until its first events go out (or to the end, if it has none). Held as
     one ``Item`` each (a Python object with its id, source and JSON body as ``str``, in a dict by id)
     they cost about 1.4 KB apiece: with 500,000 endpoints, most of the loader's peak memory. As
-    columns they cost their bytes. Lookups go the other way round, the waiting ids probed against
+    columns they cost their bytes, and the JSON bodies, most of those bytes, are held compressed
+    (:class:`~airflow_provider_pinpoint.compressed.CompressedStrings`). Lookups go the other way round, the waiting ids probed against
     a batch's few distinct ids (Arrow hashes the smaller side), and the waiting ids shrink as their
     endpoints are taken, so the probes get cheaper as the load goes on.
     """
 
-    def __init__(self, ids: pa.Array, sources: pa.Array, rows: pa.Array, bodies: pa.Array) -> None:
+    def __init__(self, ids: pa.Array, sources: pa.Array, rows: pa.Array, bodies: pa.Array | CompressedStrings) -> None:
         """Columns of the accepted endpoint rows, one row per endpoint id (ids are distinct)."""
         self._ids = ids
         self._sources = pc.dictionary_encode(sources)
         self._rows = rows
-        self._bodies = bodies
+        self._bodies = bodies if isinstance(bodies, CompressedStrings) else CompressedStrings([bodies])
         self._waiting_ids = ids
         self._waiting_at = np.arange(len(ids), dtype=np.int64)
 
@@ -94,9 +96,8 @@ class PendingEndpoints:
     def _compact(self) -> None:
         """Keep only the waiting rows' columns, so the bodies of endpoints already sent are freed."""
         index = pa.array(self._waiting_at)
-        self._ids, self._sources, self._rows, self._bodies = (
-            column.take(index) for column in (self._ids, self._sources, self._rows, self._bodies)
-        )
+        self._ids, self._sources, self._rows = (column.take(index) for column in (self._ids, self._sources, self._rows))
+        self._bodies = self._bodies.subset(self._waiting_at)
         self._waiting_ids = self._ids
         self._waiting_at = np.arange(len(self._ids), dtype=np.int64)
 
@@ -117,7 +118,7 @@ class PendingEndpoints:
                 pa.nulls(n, pa.string()),
                 self._sources.take(index).dictionary_decode().cast(pa.string()),
                 self._rows.take(index).cast(pa.int64()),
-                self._bodies.take(index).cast(pa.string()),
+                self._bodies.take(at),
             ],
             schema=ITEM_SCHEMA,
         )

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
 from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, ITEM_SCHEMA, Request
+from airflow_provider_pinpoint.compressed import CompressedStrings
 from airflow_provider_pinpoint.errors import InputError
 
 T = TypeVar("T")
@@ -90,57 +91,34 @@ def _endpoints(
     The table is read whole (the files of a directory are unified into one schema first), then
     validated and reshaped ``batch_rows`` rows at a time, what validation compares across rows
     (ids, a user's endpoints) carried from slice to slice: at once, 500,000 rows took several times
-    the table's size and were the load's peak memory. Arrow's allocator keeps the memory freed on
-    the way, which it would keep for the whole load; it is handed back once the table is gone.
+    the table's size and were the load's peak memory. The accepted rows' JSON bodies wait for their
+    events for most of the load, so they are kept compressed. Arrow's allocator keeps the memory
+    freed on the way, which it would keep for the whole load; it is handed back slice by slice.
     """
     table = reading.read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
     seen = validate.EndpointsSeen()
     rejections: list[Rejection] = []
-    kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources, rows and bodies
+    kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
+    bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
     for start in range(0, table.num_rows, batch_rows):
         checked = validate.endpoints(table.slice(start, batch_rows), seen)
-        bodies = reshape.endpoint_bodies(checked.columns, len(checked))
-        validate.check_size(checked, bodies, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+        text = reshape.endpoint_bodies(checked.columns, len(checked))
+        validate.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
         rejections += _rejections(checked, ENDPOINT, "Id", None)
-        columns = (checked.columns["Id"], checked.sources, checked.rows, bodies)
+        columns = (checked.columns["Id"], checked.sources, checked.rows, text)
         if checked.rejected.any():
             keep = pa.array(~checked.rejected)
             columns = tuple(column.filter(keep) for column in columns)
-        kept.append(columns)
-        del checked, bodies, columns
+        kept.append(columns[:3])
+        bodies.extend(columns[3])
+        del checked, text, columns
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen
     if not kept:
         return rejections, pack.PendingEndpoints.empty()
-    id_parts, source_parts, row_parts, body_parts = (list(chunks) for chunks in zip(*kept, strict=True))
+    ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
-    ids, sources, rows = (pa.concat_arrays(parts) for parts in (id_parts, source_parts, row_parts))
-    del id_parts, source_parts, row_parts
     validate.accepted_endpoints(ids, sources, rows, state)
-    if any(part.null_count or part.type != pa.string() for part in body_parts):
-        bodies = pa.concat_arrays(body_parts)
-    else:
-        # Copied slice by slice, each freed once copied: pa.concat_arrays holds every slice's bodies
-        # and the whole column at once (twice 138 MB on 500,000 endpoints).
-        bounds = [
-            np.frombuffer(part.buffers()[1], np.int32)[part.offset : part.offset + len(part) + 1] for part in body_parts
-        ]
-        total = sum(int(edges[-1] - edges[0]) for edges in bounds)
-        width = np.int64 if total >= 2**31 else np.int32
-        offsets, data = np.zeros(len(ids) + 1, dtype=width), np.empty(total, dtype=np.uint8)
-        row = filled = 0
-        while body_parts:
-            part, edges = body_parts.pop(0), bounds.pop(0)
-            size = int(edges[-1] - edges[0])
-            if size:
-                data[filled : filled + size] = np.frombuffer(part.buffers()[2], np.uint8)[edges[0] : edges[-1]]
-            offsets[row + 1 : row + len(part) + 1] = edges[1:].astype(width) - edges[0] + filled
-            row, filled = row + len(part), filled + size
-            del part, edges
-            pa.default_memory_pool().release_unused()
-        text = pa.large_string() if width is np.int64 else pa.string()
-        bodies = pa.Array.from_buffers(text, row, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    del body_parts
     pending = pack.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
