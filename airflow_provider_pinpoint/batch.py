@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.reshape import _needs_escape as needs_escape
+from airflow_provider_pinpoint.reshape import constant, needs_escape
 
 ENDPOINT = "endpoint"
 EVENT = "event"
@@ -250,14 +250,14 @@ def requests_of(layout: pa.RecordBatch, starts: Sequence[int]) -> list[Request]:
     opening = pa.array(is_event.astype(np.int8), mask=~opens)
     pieces = pc.binary_join_element_wise(
         pc.take(pa.array([None, ",", '{"BatchItem":{'], pa.string()), before),
-        _constant('"', opens),
+        constant('"', opens),
         pc.if_else(pa.array(opens), _json_text(endpoint_ids), pa.scalar(None, pa.string())),
         pc.take(pa.array(['":{"Endpoint":', '":{"Endpoint":{},"Events":{']), opening),
-        _constant('"', is_event),
+        constant('"', is_event),
         _json_text(event_ids),
-        _constant('":', is_event),
+        constant('":', is_event),
         bodies,
-        _constant(',"Events":{', ~is_event),
+        constant(',"Events":{', ~is_event),
         pc.take(pa.array(["}}", "}}}}"]), after),
         "",
         null_handling="replace",
@@ -271,16 +271,6 @@ def requests_of(layout: pa.RecordBatch, starts: Sequence[int]) -> list[Request]:
         Request(columns=layout.slice(start, stop - start), body=text, events=count)
         for start, stop, text, count in zip(offsets[:-1].tolist(), offsets[1:].tolist(), texts, events, strict=True)
     ]
-
-
-def _constant(text: str, where: np.ndarray) -> pa.Array:
-    """``text`` in every row ``where`` is true, null elsewhere, built from buffers (no kernel)."""
-    raw = text.encode()
-    offsets = np.arange(0, (len(where) + 1) * len(raw), len(raw), dtype=np.int32)
-    validity = None if where.all() else pa.py_buffer(np.packbits(where, bitorder="little"))
-    return pa.Array.from_buffers(
-        pa.string(), len(where), [validity, pa.py_buffer(offsets), pa.py_buffer(raw * len(where))]
-    )
 
 
 def _json_text(strings: pa.Array) -> pa.Array:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.batch import EVENT, Item, Request
+from airflow_provider_pinpoint.batch import EVENT, ITEM_SCHEMA, Item, Request
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -26,13 +26,10 @@ FAILED = "failed"
 # The longest message a results row keeps.
 MESSAGE_CHARS = 500
 
+_ITEM_COLUMNS = 5  # record_type .. source_row: the item's own columns, as in batch.ITEM_SCHEMA
 SCHEMA = pa.schema(
     [
-        ("record_type", pa.string()),
-        ("endpoint_id", pa.string()),
-        ("event_id", pa.string()),
-        ("source", pa.string()),
-        ("source_row", pa.int64()),
+        *list(ITEM_SCHEMA)[:_ITEM_COLUMNS],
         ("status", pa.string()),
         ("status_code", pa.int32()),
         ("message", pa.string()),
@@ -41,7 +38,6 @@ SCHEMA = pa.schema(
         ("sent_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
-_ITEM_COLUMNS = 5  # record_type .. source_row, the first columns of batch.ITEM_SCHEMA and of SCHEMA
 
 
 @dataclass(slots=True)

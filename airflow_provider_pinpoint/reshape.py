@@ -27,7 +27,7 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 def escaped(strings: pa.Array) -> pa.Array:
     """The text of a string column as it goes between JSON quotes (escaped only where needed)."""
-    if _needs_escape(strings):
+    if needs_escape(strings):
         strings = pc.replace_substring(strings, "\\", "\\\\")
         strings = pc.replace_substring(strings, '"', '\\"')
         for code in range(32):
@@ -36,7 +36,7 @@ def escaped(strings: pa.Array) -> pa.Array:
     return strings
 
 
-def _needs_escape(strings: pa.Array) -> bool:
+def needs_escape(strings: pa.Array) -> bool:
     """Whether any value holds a quote, a backslash or a control character: one scan of the raw bytes."""
     if not (pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type)):
         return bool(pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE)).as_py())
@@ -62,7 +62,7 @@ class _Json:
     present: np.ndarray
 
 
-def _const(text: str, present: np.ndarray) -> pa.Array:
+def constant(text: str, present: np.ndarray) -> pa.Array:
     """``text`` in every row where ``present``, null elsewhere, built from buffers (no kernel)."""
     raw = text.encode()
     offsets = np.arange(0, (len(present) + 1) * len(raw), len(raw), dtype=np.int32)
@@ -83,8 +83,8 @@ def _value(values: pa.Array) -> _Json:
         offsets = pc.subtract(values.offsets, values.offsets[0])
         quoted = pc.binary_join_element_wise('"', escaped(values.flatten()), '"', "")
         lists = pa.ListArray.from_arrays(offsets, quoted, mask=values.is_null())
-        return _Json("[", [pc.binary_join(lists, ","), _const("]", present)], present)
-    return _Json('"', [escaped(values), _const('"', present)], present)
+        return _Json("[", [pc.binary_join(lists, ","), constant("]", present)], present)
+    return _Json('"', [escaped(values), constant('"', present)], present)
 
 
 def _object(members: list[tuple[str, _Json]], length: int) -> _Json:
@@ -95,15 +95,15 @@ def _object(members: list[tuple[str, _Json]], length: int) -> _Json:
     for key, value in members:
         head = json.dumps(key, ensure_ascii=False) + ":" + value.opening
         if not earlier.any():
-            parts.append(_const(head, value.present))
+            parts.append(constant(head, value.present))
         elif earlier.all():
-            parts.append(_const("," + head, value.present))
+            parts.append(constant("," + head, value.present))
         else:
             choice = pa.array(earlier.astype(np.int8), mask=~value.present)
             parts.append(pc.take(pa.array([head, "," + head], pa.string()), choice))
         parts.extend(value.parts)
         earlier |= value.present
-    parts.append(_const("}", earlier))
+    parts.append(constant("}", earlier))
     return _Json("{", parts, earlier)
 
 
@@ -147,7 +147,7 @@ def _bodies(shape_name: str, columns: Mapping[str, pa.Array], length: int) -> pa
         )
     body = _object(_members(service_model.shape(shape_name), "", columns, length), length)
     everywhere = np.ones(length, dtype=bool)
-    parts = [_const("{", everywhere), *body.parts[:-1], _const("}", everywhere)]
+    parts = [constant("{", everywhere), *body.parts[:-1], constant("}", everywhere)]
     return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
 
 
