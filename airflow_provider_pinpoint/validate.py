@@ -101,8 +101,13 @@ class Checked:
 class HashSet:
     """A set of 64-bit hashes in 8 bytes each: sorted runs that merge as they double (a Python set costs ~70).
 
-    Membership of a batch of hashes is a binary search per run; there are at most log2(n) runs.
+    Membership of a batch of hashes is a binary search per run. Runs stop merging at ``MAX_RUN``
+    hashes: a merge holds both runs and the result at once, and merging the two halves of 5 million
+    hashes (80 MB for a moment, late in a load) set the loader's peak memory. So there are at most
+    log2(MAX_RUN) runs plus one per ``MAX_RUN`` hashes.
     """
+
+    MAX_RUN = 1 << 20
 
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []
@@ -119,7 +124,7 @@ class HashSet:
 
     def add(self, hashes: np.ndarray) -> None:
         run = np.unique(np.asarray(hashes, dtype=np.uint64))
-        while self._runs and len(self._runs[-1]) <= len(run):
+        while self._runs and len(self._runs[-1]) <= len(run) and len(self._runs[-1]) + len(run) <= self.MAX_RUN:
             run = _merged(self._runs.pop(), run)
         if len(run):
             self._runs.append(run)

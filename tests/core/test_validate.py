@@ -314,11 +314,14 @@ def test_an_event_id_repeated_in_a_later_batch_is_refused():
     ]
 
 
-def test_the_hash_set_finds_what_was_added_across_merged_runs():
+@pytest.mark.parametrize("max_run", [1 << 20, 50])
+def test_the_hash_set_finds_what_was_added_across_merged_runs(max_run, monkeypatch):
+    monkeypatch.setattr(validate.HashSet, "MAX_RUN", max_run)
     seen = validate.HashSet()
     for start in range(0, 1000, 7):
         seen.add(np.arange(start, start + 7, dtype=np.uint64) * 2)
     assert len(seen) == 1001
+    assert max(len(run) for run in seen._runs) <= max_run
     probe = np.arange(0, 2010, dtype=np.uint64)
     assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
 
