@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.batch import EVENT, ITEM_SCHEMA, Item, Request
 
@@ -133,11 +132,6 @@ def capped(message: str | None) -> str | None:
     if message is None or len(message) <= MESSAGE_CHARS:
         return message
     return message[: MESSAGE_CHARS - 1] + "…"
-
-
-def status_counts(batch: pa.RecordBatch) -> dict[str, int]:
-    """Rows of ``batch`` by status."""
-    return {entry["values"]: entry["counts"] for entry in pc.value_counts(batch.column("status")).to_pylist()}
 
 
 # The fields of an ItemResult and of its Item that become columns, read in C by attrgetter.
