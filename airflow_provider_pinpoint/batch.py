@@ -207,6 +207,24 @@ def item_columns(items: Sequence[Item]) -> pa.RecordBatch:
     )
 
 
+def item_batch(
+    record_type: str, endpoint_ids: pa.Array, event_ids: pa.Array, sources: pa.Array, rows: pa.Array, bodies: pa.Array
+) -> pa.RecordBatch:
+    """Rows of one record type as items (:data:`ITEM_SCHEMA`), from columns of any compatible type."""
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.repeat(pa.scalar(record_type, pa.string()), len(rows)),
+            *(
+                column.cast(field.type)
+                for column, field in zip(
+                    (endpoint_ids, event_ids, sources, rows, bodies), list(ITEM_SCHEMA)[1:], strict=True
+                )
+            ),
+        ],
+        schema=ITEM_SCHEMA,
+    )
+
+
 def items_of(columns: pa.RecordBatch) -> list[Item]:
     """Columns (:data:`ITEM_SCHEMA`) as one :class:`Item` each."""
     return list(map(Item, *(column.to_pylist() for column in columns.columns)))

@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.batch import (
     ENDPOINT,
     EVENT_OVERHEAD,
-    ITEM_SCHEMA,
     NEEDS_JSON_ESCAPE,
     Request,
     endpoint_entry_size,
+    item_batch,
     json_escape_extra,
     request_size,
     requests_of,
@@ -51,9 +51,10 @@ class PendingEndpoints:
     one ``Item`` each (a Python object with its id, source and JSON body as ``str``, in a dict by id)
     they cost about 1.4 KB apiece: with 500,000 endpoints, most of the loader's peak memory. As
     columns they cost their bytes, and the JSON bodies, most of those bytes, are held compressed
-    (:class:`~airflow_provider_pinpoint.compressed.CompressedStrings`). Lookups go the other way round, the waiting ids probed against
-    a batch's few distinct ids (Arrow hashes the smaller side), and the waiting ids shrink as their
-    endpoints are taken, so the probes get cheaper as the load goes on.
+    (:class:`~airflow_provider_pinpoint.compressed.CompressedStrings`). Lookups go the other way
+    round, the waiting ids probed against a batch's few distinct ids (Arrow hashes the smaller
+    side), and the waiting ids shrink as their endpoints are taken, so the probes get cheaper as
+    the load goes on.
     """
 
     def __init__(self, ids: pa.Array, sources: pa.Array, rows: pa.Array, bodies: pa.Array | CompressedStrings) -> None:
@@ -110,17 +111,13 @@ class PendingEndpoints:
 
     def _columns(self, at: np.ndarray) -> pa.RecordBatch:
         index = pa.array(at, pa.int64())
-        n = len(at)
-        return pa.RecordBatch.from_arrays(
-            [
-                pa.repeat(pa.scalar(ENDPOINT), n).cast(pa.string()),
-                self._ids.take(index).cast(pa.string()),
-                pa.nulls(n, pa.string()),
-                self._sources.take(index).dictionary_decode().cast(pa.string()),
-                self._rows.take(index).cast(pa.int64()),
-                self._bodies.take(at),
-            ],
-            schema=ITEM_SCHEMA,
+        return item_batch(
+            ENDPOINT,
+            self._ids.take(index),
+            pa.nulls(len(at), pa.string()),
+            self._sources.take(index).dictionary_decode(),
+            self._rows.take(index),
+            self._bodies.take(at),
         )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
-from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, ITEM_SCHEMA, Request
+from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Request, item_batch
 from airflow_provider_pinpoint.compressed import CompressedStrings
 from airflow_provider_pinpoint.errors import InputError
 
@@ -139,18 +139,7 @@ class _EventColumns:
 
     def items(self) -> pa.RecordBatch:
         """The good rows as event items (:data:`batch.ITEM_SCHEMA`)."""
-        n = len(self.rows)
-        return pa.RecordBatch.from_arrays(
-            [
-                pa.repeat(pa.scalar(EVENT), n),
-                self.endpoint_ids.cast(pa.string()),
-                self.event_ids.cast(pa.string()),
-                self.sources.cast(pa.string()),
-                self.rows.cast(pa.int64()),
-                self.bodies.cast(pa.string()),
-            ],
-            schema=ITEM_SCHEMA,
-        )
+        return item_batch(EVENT, self.endpoint_ids, self.event_ids, self.sources, self.rows, self.bodies)
 
 
 def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventColumns:
