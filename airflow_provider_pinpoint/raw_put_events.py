@@ -20,7 +20,8 @@ for this operation on this client only (``client.meta.events``):
 - ``before-parse.pinpoint.PutEvents`` (emitted by the endpoint after the response arrived and before
   the generic parser runs): for a 2xx answer the raw body is decoded with msgspec and handed back
   through ``customized_response_dict``, which botocore merges into the parsed response; the generic
-  parser gets ``{}`` to chew on. Error answers (4xx/5xx) are left alone, so botocore parses them as
+  parser gets ``{}`` to chew on. A 2xx body that is not a JSON object (a proxy's page, a cut-off
+  answer) raises botocore's ``ResponseParserError``. Error answers (4xx/5xx) are left alone, so botocore parses them as
   always and users get the very same ``ClientError`` subclasses (``TooManyRequestsException``...)
   and retry behaviour as with a plain ``put_events`` call.
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from botocore.parsers import ResponseParserError
 
 _OPERATION = "PutEvents"
 _PLACEHOLDER = {"BatchItem": {}}
@@ -104,7 +106,11 @@ def _take_results(response_dict: dict, customized_response_dict: dict, **_: Any)
     try:
         events_response = _decoder.decode(response_dict["body"])
     except msgspec.DecodeError:
-        return  # not JSON: let botocore's parser report it as it always does
-    if isinstance(events_response, dict):
-        customized_response_dict["EventsResponse"] = events_response
-        response_dict["body"] = b"{}"
+        events_response = None
+    if not isinstance(events_response, dict):
+        # botocore's parser would return an empty answer for text that is not JSON and crash with an
+        # AttributeError on JSON that is not an object; neither says what happened. The body is not
+        # quoted: it could be anything a proxy sends back.
+        raise ResponseParserError(f"HTTP {response_dict['status_code']} answer to PutEvents is not a JSON object")
+    customized_response_dict["EventsResponse"] = events_response
+    response_dict["body"] = b"{}"

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import botocore.exceptions
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from airflow_provider_pinpoint.batch import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.errors import FatalServiceError
@@ -174,7 +175,7 @@ class PutEventsTransport:
             raise self._classify(application_id, exc) from None
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
             raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except botocore.exceptions.ResponseParserError:
+        except ResponseParserError:
             raise RetryableError("the service's answer could not be parsed") from None
         except botocore.exceptions.NoCredentialsError:
             raise FatalServiceError(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -99,3 +103,70 @@ def test_the_target_named_in_errors_leaves_out_credentials_in_the_endpoint_url()
     message = str(caught.value)
     assert "HTTP 404" in message and emu.url.split("://")[1] in message
     assert "proxy-secret" not in message and "proxyuser" not in message
+
+
+@pytest.fixture
+def answering_server():
+    """A loopback HTTP server that answers every POST with the status and body set on it."""
+    answer = {"status": 200, "body": b""}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(answer["status"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer["body"])))
+            self.end_headers()
+            self.wfile.write(answer["body"])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)
+def test_a_2xx_answer_that_is_not_a_json_object_is_retryable(answering_server, body):
+    url, answer = answering_server
+    answer["body"] = body
+    with pytest.raises(RetryableError, match="could not be parsed"):
+        send(url, Request(make_items(1, 1)))
+
+
+def test_a_2xx_json_object_is_read_as_the_answer(answering_server):
+    url, answer = answering_server
+    endpoint, event = make_items(1, 1)
+    entry = {
+        "EndpointItemResponse": {"StatusCode": 202, "Message": "Accepted"},
+        "EventsItemResponse": {event.event_id: {"StatusCode": 400, "Message": "no"}},
+    }
+    answer["body"] = json.dumps({"Results": {endpoint.endpoint_id: entry}}).encode()
+    response = send(url, Request([endpoint, event]))
+    assert (response.item_status(endpoint), response.item_status(event)) == ((202, "Accepted"), (400, "no"))
+
+
+def test_no_credentials_is_fatal_and_says_where_to_put_them(emulator, monkeypatch, tmp_path):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client("pinpoint", endpoint_url=emulator.url, region_name="us-east-1")
+    with pytest.raises(FatalServiceError, match="No AWS credentials found"):
+        PutEventsTransport(client).send(APP, Request(make_items(1, 1)))
