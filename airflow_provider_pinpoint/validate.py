@@ -18,7 +18,6 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -146,68 +145,98 @@ def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     return both[distinct]
 
 
+def _hashed(ids: pa.Array) -> np.ndarray:
+    """64-bit hashes of text values (as the event-key set uses: a collision is the same accepted risk)."""
+    return pd.util.hash_array(ids.to_numpy(zero_copy_only=False), categorize=False)
+
+
 @dataclass
 class EventState:
     """What validation remembers across event batches: endpoint id spellings, event types and event ids seen.
 
-    Endpoint ids are compared lower-cased. Only ids first spelt with capitals need their winning
-    spelling kept (``capitalised``); while every id met is in lower case no spelling can lose, and
-    the ids are only kept as Arrow arrays (``history``), turned into the ``seen`` set the first time
-    a capitalised spelling turns up. Each batch adds its distinct ids, so the same ids pile up batch
-    after batch (about 4.6 million on 5 million events over 500,000 endpoints); the history is
-    merged into one array of distinct ids whenever it has doubled, which keeps it within about twice
-    the distinct ids.
+    Endpoint ids are compared lower-cased, as 64-bit hashes in :class:`HashSet` s of 8 bytes an id:
+    ``lowered`` holds every id met. Only ids whose winning (first) spelling has capitals need more:
+    the hashes of that spelling (``capital_spellings``) and of its lower-cased form
+    (``capital_lowered``). A spelling of a known id then loses if it is the lower-cased form of an
+    id won by a capitalised spelling, or if it has capitals and is no winning spelling. While every
+    id is in lower case only ``lowered`` grows; no Python object is kept per id.
+
+    Messages name the winning spelling, which hashes cannot give back: the endpoints table's rows
+    (``endpoint_rows``: the very arrays the pending endpoint rows hold, lower-cased only when a
+    message first needs a row) name theirs, and the spellings with capitals first met in the events
+    are kept as text (``capitalised``), rare with an endpoints table.
     """
 
-    history: list[pa.Array] = field(default_factory=list)
-    history_merged: int = 0  # ids in the history right after its last merge
-    seen: set[str] | None = None
+    lowered: HashSet = field(default_factory=lambda: HashSet())
+    capital_spellings: HashSet = field(default_factory=lambda: HashSet())
+    capital_lowered: HashSet = field(default_factory=lambda: HashSet())
     capitalised: dict[str, str] = field(default_factory=dict)
-    # The endpoints table's accepted ids (lower-cased), sources and row numbers, to name the row of a
-    # spelling in messages; kept apart from the table so that the table itself can be dropped.
+    # The endpoints table's accepted ids (as spelt), sources and row numbers, to name a winner's row.
     endpoint_rows: tuple[pa.Array, pa.Array, pa.Array] | None = None
+    _endpoints_lowered: pa.Array | None = field(default=None, init=False, repr=False)
     event_types: set[str] = field(default_factory=set)
     event_keys: HashSet = field(default_factory=lambda: HashSet())  # (endpoint id, event id) pairs sent so far
 
-    def winner(self, lowered: str) -> str:
-        return self.capitalised.get(lowered, lowered)
+    def misspelt(self, ids: pa.Array) -> pa.Array:
+        """Record the first spelling of each new id; return the (distinct) spellings that lose to an earlier one."""
+        return self._remember(ids, keep_capitalised=True)
 
-    def misspelt(self, ids: pa.Array) -> list[str]:
-        """Record the first spelling of each new id; return the spellings that lose to an earlier one."""
+    def _remember(self, ids: pa.Array, *, keep_capitalised: bool) -> pa.Array:
+        """:meth:`misspelt`, keeping the text of new winners with capitals only if ``keep_capitalised``.
+
+        A batch's distinct spellings come in order of first appearance (``pc.unique``), so of two
+        spellings of a new id the batch's first wins, as it would row by row.
+        """
         distinct = pc.unique(ids.drop_null())
         lowered = pc.utf8_lower(distinct)
-        if self.seen is None:
-            if pc.all(pc.equal(lowered, distinct)).as_py() is not False:
-                self._remember(lowered)
-                return []
-            self.seen = set(chain.from_iterable(array.to_pylist() for array in self.history))
-            self.history = []
-        losers = []
-        for spelling, low in zip(distinct.to_pylist(), lowered.to_pylist(), strict=True):
-            if low in self.seen:
-                if self.winner(low) != spelling:
-                    losers.append(spelling)
-                continue
-            self.seen.add(low)
-            if spelling != low:
-                self.capitalised[low] = spelling
-        return losers
+        capitals = ~np.asarray(pc.equal(lowered, distinct).to_numpy(zero_copy_only=False), dtype=bool)
+        low_hashes = _hashed(lowered)
+        spelling_hashes = np.zeros(len(distinct), dtype=np.uint64)
+        if capitals.any():
+            spelling_hashes[capitals] = _hashed(distinct.filter(pa.array(capitals)))
+        known = self.lowered.contains(low_hashes)
+        loses = np.zeros(len(distinct), dtype=bool)
+        if known.any() and len(self.capital_lowered):
+            loses |= known & ~capitals & self.capital_lowered.contains(low_hashes)
+        if (known & capitals).any():
+            loses |= known & capitals & ~self.capital_spellings.contains(spelling_hashes)
+        fresh = ~known
+        if capitals[fresh].any():  # two spellings of one new id: the first wins
+            again = np.zeros(len(distinct), dtype=bool)
+            again[fresh] = pd.Index(low_hashes[fresh]).duplicated(keep="first")
+            loses |= again
+            fresh &= ~again
+        self.lowered.add(low_hashes[fresh])
+        won = fresh & capitals
+        if won.any():
+            self.capital_spellings.add(spelling_hashes[won])
+            self.capital_lowered.add(low_hashes[won])
+            if keep_capitalised:
+                keep = pa.array(won)
+                winners = distinct.filter(keep).to_pylist()
+                self.capitalised.update(zip(lowered.filter(keep).to_pylist(), winners, strict=True))
+        return distinct.filter(pa.array(loses))
 
-    def _remember(self, lowered: pa.Array) -> None:
-        self.history.append(lowered)
-        held = sum(map(len, self.history))
-        if len(self.history) > 1 and held > 2 * self.history_merged:
-            merged = pc.unique(pa.chunked_array([ids.cast(pa.large_string()) for ids in self.history]))
-            self.history, self.history_merged = [merged], len(merged)
+    def winners(self, spellings: pa.Array) -> dict[str, tuple[str, str | None]]:
+        """For distinct spellings of ids met before: each one's winning spelling, and its endpoints table row if any.
 
-    def origin(self, lowered: str) -> str | None:
-        if self.endpoint_rows is None:
-            return None
-        ids, sources, rows = self.endpoint_rows
-        index = pc.index(ids, lowered).as_py()
-        if index < 0:
-            return None
-        return f"{source_label(sources[index].as_py())} row {rows[index].as_py()}"
+        The endpoints table's ids are lower-cased the first time (only losing spellings need it), and
+        probed with the batch's few losers at once rather than searched once per rejected row.
+        """
+        lowered = pc.utf8_lower(spellings)
+        rows_of: dict[int, tuple[str, str]] = {}
+        if self.endpoint_rows is not None:
+            ids, sources, rows = self.endpoint_rows
+            if self._endpoints_lowered is None:
+                self._endpoints_lowered = pc.utf8_lower(ids)
+            slots = pc.index_in(self._endpoints_lowered, value_set=lowered)
+            hit = pa.array(np.asarray(slots.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+            for index, slot in zip(np.flatnonzero(hit).tolist(), slots.filter(hit).to_pylist(), strict=True):
+                rows_of[slot] = ids[index].as_py(), f"{source_label(sources[index].as_py())} row {rows[index].as_py()}"
+        return {
+            spelling: rows_of.get(slot) or (self.capitalised.get(low, low), None)
+            for slot, (spelling, low) in enumerate(zip(spellings.to_pylist(), lowered.to_pylist(), strict=True))
+        }
 
 
 def _normalised(table: pa.Table, kind: Kind) -> Checked:
@@ -512,8 +541,9 @@ def endpoint_spellings(checked: Checked, state: EventState) -> None:
 
 def accepted_endpoints(ids: pa.Array, sources: pa.Array, rows: pa.Array, state: EventState) -> None:
     """Record the accepted endpoint rows' ids (distinct in any case) as the spellings that win, with their rows."""
-    state.endpoint_rows = (pc.utf8_lower(ids), pc.dictionary_encode(sources), rows)
-    state.misspelt(ids)
+    state.endpoint_rows = (ids, pc.dictionary_encode(sources), rows)  # cheap on a dictionary array: the same buffers
+    state._endpoints_lowered = None
+    state._remember(ids, keep_capitalised=False)
 
 
 def _check_formats(checked: Checked) -> None:
@@ -617,20 +647,21 @@ def _check_event_spellings(checked: Checked, state: EventState) -> None:
     if ids is None:
         return
     misspelt = state.misspelt(ids.filter(pa.array(~checked.rejected)))
-    if not misspelt:
+    if not len(misspelt):
         return
+
+    winners = state.winners(misspelt)
 
     def rule(i: int) -> str:
         spelling = ids[i].as_py()
-        low = pc.utf8_lower(pa.array([spelling])).to_pylist()[0]
-        origin = state.origin(low)
+        winner, origin = winners[spelling]
         where = f" ({origin})" if origin else ", used earlier in the events"
         return (
-            f"{_shown(spelling)} differs only in case from {_shown(state.winner(low))}{where}; Pinpoint endpoint "
+            f"{_shown(spelling)} differs only in case from {_shown(winner)}{where}; Pinpoint endpoint "
             "ids are case-insensitive, so the first spelling wins"
         )
 
-    checked.reject(pc.is_in(ids, pa.array(misspelt, pa.string())), "EndpointId", rule)
+    checked.reject(pc.is_in(ids, value_set=misspelt), "EndpointId", rule)
 
 
 def _check_session(checked: Checked) -> None:

@@ -326,6 +326,73 @@ def test_the_hash_set_finds_what_was_added_across_merged_runs(max_run, monkeypat
     assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
 
 
+def _reference_losers(batches: list[list[str]], endpoint_ids: list[str]) -> tuple[list[list[str]], dict[str, str]]:
+    """Row by row in plain Python: the first spelling of each lower-cased id wins, later other spellings lose."""
+    first = {spelling.lower(): spelling for spelling in endpoint_ids}
+    losers = []
+    for batch in batches:
+        lost = set()
+        for spelling in batch:
+            if first.setdefault(spelling.lower(), spelling) != spelling:
+                lost.add(spelling)
+        losers.append(sorted(lost))
+    return losers, first
+
+
+def _spellings(rng: np.random.Generator, name: str) -> list[str]:
+    """A few case variants of one id, always including the lower-case one."""
+    variants = {name, name.upper()} | {"".join(c.upper() if rng.random() < 0.5 else c for c in name) for _ in range(3)}
+    return sorted(variants)
+
+
+@pytest.mark.parametrize("with_endpoints", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_spelling_decisions_match_first_spelling_wins_row_by_row(seed, with_endpoints, monkeypatch):
+    monkeypatch.setattr(validate.HashSet, "MAX_RUN", 8)  # many runs, as on a long load
+    rng = np.random.default_rng(seed)
+    pool = [_spellings(rng, f"id{i}x") for i in range(40)]
+    endpoint_ids = [rng.choice(pool[i]) for i in rng.choice(40, 15, replace=False)] if with_endpoints else []
+    batches = [
+        [rng.choice(pool[i]) for i in rng.integers(0, 40 if b else 20, int(rng.integers(1, 30)))] for b in range(6)
+    ]
+    expected, first = _reference_losers(batches, endpoint_ids)
+    state = validate.EventState()
+    if with_endpoints:
+        validate.accepted_endpoints(
+            pa.array(endpoint_ids, pa.string()),
+            pa.array(["endpoints.csv"] * len(endpoint_ids)),
+            pa.array(range(1, len(endpoint_ids) + 1), pa.int64()),
+            state,
+        )
+    got = [sorted(state.misspelt(pa.array(batch, pa.string())).to_pylist()) for batch in batches]
+    assert got == expected
+    rows = {spelling.lower(): f"endpoints.csv row {row}" for row, spelling in enumerate(endpoint_ids, start=1)}
+    others = pa.array([spelling.upper() if spelling.islower() else spelling.lower() for spelling in first.values()])
+    assert state.winners(others) == {
+        other: (first[other.lower()], rows.get(other.lower())) for other in others.to_pylist()
+    }
+
+
+def test_an_all_lower_case_load_keeps_no_python_collection_of_ids():
+    state = validate.EventState()
+    ids = pa.array([f"ep-{i}" for i in range(50)], pa.string())
+    sources = pa.array(["endpoints.csv"] * 50)
+    rows = pa.array(range(1, 51), pa.int64())
+    validate.accepted_endpoints(ids, sources, rows, state)
+    for start in range(0, 80, 20):
+        batch = [f"ep-{i}" for i in range(start, start + 20)] * 2
+        table = _table("events.csv", {"EndpointId": batch, "EventType": ["v"] * 40, "Timestamp": ["2026-01-01"] * 40})
+        assert not validate.events(table, state).rejected.any()
+    assert state.capitalised == {}
+    assert len(state.lowered) == 80
+    assert len(state.capital_spellings) == len(state.capital_lowered) == 0
+    collections = {name for name, value in vars(state).items() if isinstance(value, (set, dict, list, tuple))}
+    assert collections == {"capitalised", "endpoint_rows", "event_types"}
+    # The endpoints table's columns are held as given, not copied, and not lower-cased until a message needs it.
+    assert state.endpoint_rows[0] is ids and state.endpoint_rows[2] is rows
+    assert state._endpoints_lowered is None
+
+
 def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
     """An endpoints table validated ``rows`` rows at a time: which rows fail, and the messages in order."""
     seen = validate.EndpointsSeen()
