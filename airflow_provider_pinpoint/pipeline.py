@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import pack, quotas, reading, reshape, validate
 from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Request, item_batch
@@ -118,6 +119,8 @@ def _endpoints(
         return rejections, pack.PendingEndpoints.empty()
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
+    # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
+    sources = pc.dictionary_encode(sources)
     validate.accepted_endpoints(ids, sources, rows, state)
     pending = pack.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
