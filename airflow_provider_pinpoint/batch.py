@@ -282,8 +282,10 @@ def requests_of(layout: pa.RecordBatch, starts: Sequence[int]) -> list[Request]:
         null_replacement="",
     )
     offsets = np.append(np.asarray(starts, dtype=np.int64), n)
-    lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pieces)
-    texts = pc.binary_join(lists, "").cast(pa.binary()).to_pylist()
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pieces), "")
+    del pieces  # a copy of the whole batch's text: gone before the bodies are made from the joined one
+    texts = joined.cast(pa.binary()).to_pylist()
+    del joined
     events = np.add.reduceat(is_event.astype(np.int64), offsets[:-1]).tolist()
     return [
         Request(columns=layout.slice(start, stop - start), body=text, events=count)

@@ -183,6 +183,9 @@ def pack_events(
     picks[event_slots] = order
     picks[head_slots] = np.arange(n, n + heads.num_rows)
     layout = pa.Table.from_batches([events, heads]).take(pa.array(picks)).combine_chunks().to_batches()[0]
+    # The endpoint rows are in the layout now. Early in a load with many endpoints nearly every
+    # event's endpoint is still waiting, so this copy is as big as the events' own text.
+    del heads
     group_slots = starts + heads_through - has_head
 
     # Greedy packing, one step per request: the furthest group that keeps the request within the

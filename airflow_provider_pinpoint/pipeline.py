@@ -76,8 +76,9 @@ def prepare(
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
-            yield from pack.pack_events(columns.items(), columns.sizes, pending, **limits)
-            del columns
+            requests = pack.pack_events(columns.items(), columns.sizes, pending, **limits)
+            del columns  # the requests hold their own copy of the rows: the batch's columns can go
+            yield from _handed_on(requests)
             # Arrow's allocator keeps what a batch freed for reuse; on a long load that is the
             # high-water mark of every batch so far, held for the whole load: hand it back.
             pa.default_memory_pool().release_unused()
@@ -163,6 +164,14 @@ def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventC
     return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
 
 
+def _handed_on(requests: list[Request]) -> Iterator[Request]:
+    """The requests in order, each let go of here once the caller has taken it (its body can then be
+    freed as soon as it is sent, not when the whole batch is)."""
+    requests.reverse()
+    while requests:
+        yield requests.pop()
+
+
 def _one_ahead(items: Iterator[T], work: Callable[[T], R]) -> Iterator[R]:
     """``work`` applied to each item in order, one item ahead of the caller, in one worker thread.
 
@@ -182,7 +191,9 @@ def _one_ahead(items: Iterator[T], work: Callable[[T], R]) -> Iterator[R]:
                 if not more:
                     return
                 future = pool.submit(next_result)
-                yield result  # type: ignore[misc]
+                held = [result]
+                del result  # so that the caller's ``del`` of the result frees it
+                yield held.pop()  # type: ignore[misc]
         finally:
             future.cancel()
 
