@@ -71,16 +71,21 @@ class CompressedStrings:
             raise IndexError(f"position out of range for {len(self)} strings")
         starts = np.asarray(self._starts, dtype=np.int64)
         blocks = np.searchsorted(starts, at, side="right") - 1
-        order = np.argsort(blocks, kind="stable")
+        ascending = bool(np.all(blocks[1:] >= blocks[:-1]))
+        order = np.arange(len(at)) if ascending else np.argsort(blocks, kind="stable")
         ordered = blocks[order]
         edges = np.flatnonzero(np.diff(ordered)) + 1
         pieces = []
         for first, stop in zip([0, *edges.tolist()], [*edges.tolist(), len(at)], strict=True):
             block = int(ordered[first])
             pieces.append(self._block(block).take(pa.array(at[order[first:stop]] - starts[block])))
+        joined = pa.concat_arrays(pieces)
+        del pieces  # the strings are held three times at most otherwise: pieces, joined, reordered
+        if ascending:
+            return joined
         inverse = np.empty(len(at), dtype=np.int64)
         inverse[order] = np.arange(len(at))
-        return pa.concat_arrays(pieces).take(pa.array(inverse))
+        return joined.take(pa.array(inverse))
 
     def subset(self, at: np.ndarray) -> CompressedStrings:
         """A new column of the strings at these positions, decompressed ``BLOCK_ROWS * 64`` rows at a time."""

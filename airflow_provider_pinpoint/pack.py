@@ -182,10 +182,12 @@ def pack_events(
     picks = np.empty(n + heads.num_rows, dtype=np.int64)
     picks[event_slots] = order
     picks[head_slots] = np.arange(n, n + heads.num_rows)
-    layout = pa.Table.from_batches([events, heads]).take(pa.array(picks)).combine_chunks().to_batches()[0]
-    # The endpoint rows are in the layout now. Early in a load with many endpoints nearly every
-    # event's endpoint is still waiting, so this copy is as big as the events' own text.
+    # Early in a load with many endpoints nearly every event's endpoint is still waiting, so the
+    # endpoint rows are as big as the events' own text: they go as soon as they are joined to them.
+    both = pa.concat_batches([events, heads])
     del heads
+    layout = both.take(pa.array(picks))
+    del both
     group_slots = starts + heads_through - has_head
 
     # Greedy packing, one step per request: the furthest group that keeps the request within the

@@ -29,6 +29,8 @@ def test_positions_in_any_order_across_parts_of_uneven_length():
     at = np.random.default_rng(7).permutation(len(everything))[:1500]
     assert column.take(at).to_pylist() == [everything[i] for i in at]
     assert column.take(np.array([0, 0, len(everything) - 1])).to_pylist() == [everything[0]] * 2 + [everything[-1]]
+    in_block_order = np.array([5, 3, BLOCK_ROWS + 9, BLOCK_ROWS + 8, BLOCK_ROWS + 8])  # blocks ascending, rows not
+    assert column.take(in_block_order).to_pylist() == [everything[i] for i in in_block_order]
     assert column.nbytes < sum(len(text.encode()) for text in everything)  # repeated keys compress
 
 
