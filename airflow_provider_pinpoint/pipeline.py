@@ -54,14 +54,24 @@ def prepare(
     max_request_bytes: int = quotas.MAX_REQUEST_BYTES,
     skip: Mapping[str, Collection[int]] | None = None,
     batch_rows: int = 65_536,
+    pack_rows: int = 16_384,
 ) -> Iterator[Request | list[Rejection]]:
-    """Yield PutEvents requests and lists of rejections for the given tables (either may be absent)."""
+    """Yield PutEvents requests and lists of rejections for the given tables (either may be absent).
+
+    Events are read and validated ``batch_rows`` at a time and packed ``pack_rows`` at a time: a
+    packed part's requests hold the text of its events and of the endpoint rows they take, two or
+    three times over until they are sent, and early in a load over many endpoints nearly every
+    event takes one. On 5,000,000 events over 500,000 endpoints, packing 16,384 rows at a time
+    instead of 65,536 lowered the peak from 620-651 MB to 518-520 MB.
+    """
     if events is None and endpoints is None:
         raise InputError("nothing to load: give an events table, an endpoints table, or both")
     if not 1 <= max_events_per_request <= quotas.MAX_EVENTS_PER_REQUEST:
         raise ValueError(f"max_events_per_request must be between 1 and {quotas.MAX_EVENTS_PER_REQUEST}")
     if not 1 <= max_request_bytes <= quotas.MAX_REQUEST_BYTES:
         raise ValueError(f"max_request_bytes must be between 1 and {quotas.MAX_REQUEST_BYTES}")
+    if batch_rows < 1 or pack_rows < 1:
+        raise ValueError("batch_rows and pack_rows must be >= 1")
     reading.check_mapping(column_mapping, events=events, endpoints=endpoints)
     limits = {"max_events": max_events_per_request, "max_bytes": max_request_bytes}
     read = {"column_mapping": column_mapping, "csv_list_delimiter": csv_list_delimiter, "skip": skip}
@@ -76,9 +86,13 @@ def prepare(
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
-            requests = pack.pack_events(columns.items(), columns.sizes, pending, **limits)
+            items, sizes = columns.items(), columns.sizes
             del columns  # the requests hold their own copy of the rows: the batch's columns can go
-            yield from _handed_on(requests)
+            for start in range(0, items.num_rows, pack_rows):
+                yield from _handed_on(
+                    pack.pack_events(items.slice(start, pack_rows), sizes[start : start + pack_rows], pending, **limits)
+                )
+            del items, sizes
             # Arrow's allocator keeps what a batch freed for reuse; on a long load that is the
             # high-water mark of every batch so far, held for the whole load: hand it back.
             pa.default_memory_pool().release_unused()

@@ -110,10 +110,18 @@ def _run(events, endpoints, **options) -> tuple[list[Request], list[Rejection]]:
     max_events=st.integers(1, 100),
     max_bytes=st.sampled_from([1_500, 6_000, 4 * 1024 * 1024]),
     batch_rows=st.sampled_from([7, 64, 65_536]),
+    pack_rows=st.sampled_from([3, 16_384]),
 )
-def test_every_row_comes_out_once_in_valid_requests_within_quotas(events, endpoints, max_events, max_bytes, batch_rows):
+def test_every_row_comes_out_once_in_valid_requests_within_quotas(
+    events, endpoints, max_events, max_bytes, batch_rows, pack_rows
+):
     requests, rejections = _run(
-        events, endpoints, max_events_per_request=max_events, max_request_bytes=max_bytes, batch_rows=batch_rows
+        events,
+        endpoints,
+        max_events_per_request=max_events,
+        max_request_bytes=max_bytes,
+        batch_rows=batch_rows,
+        pack_rows=pack_rows,
     )
     seen = Counter()
     for request in requests:
