@@ -21,9 +21,9 @@ for this operation on this client only (``client.meta.events``):
   the generic parser runs): for a 2xx answer the raw body is decoded with msgspec and handed back
   through ``customized_response_dict``, which botocore merges into the parsed response; the generic
   parser gets ``{}`` to chew on. A 2xx body that is not a JSON object (a proxy's page, a cut-off
-  answer) raises botocore's ``ResponseParserError``. Error answers (4xx/5xx) are left alone, so botocore parses them as
-  always and users get the very same ``ClientError`` subclasses (``TooManyRequestsException``...)
-  and retry behaviour as with a plain ``put_events`` call.
+  answer) raises botocore's ``ResponseParserError``. Error answers (4xx/5xx) are left alone, so
+  botocore parses them as always and users get the very same ``ClientError`` subclasses
+  (``TooManyRequestsException``...) and retry behaviour as with a plain ``put_events`` call.
 
 Why it is safe: the handlers act only while :meth:`RawPutEvents.send` is running in the same thread
 (the pending body sits in a thread-local), so plain ``put_events`` calls on the same client, from any

@@ -184,8 +184,9 @@ class ResultsStore:
     def compact(self) -> dict[str, int]:
         """Write the one clean table at the location, drop the journals; return its rows by status.
 
-        Two streaming passes, so memory stays at one int64 key per row plus one batch: the first
-        finds which rows survive (the latest word on each), the second writes them.
+        Two streaming passes, so memory stays at two int64 per row (the keys and, for a moment, a
+        sorted copy) plus one batch: the first finds which rows survive (the latest word on each),
+        the second writes them.
         """
         if self.location is None:
             return _status_counts(self.read().to_batches())
