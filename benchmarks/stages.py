@@ -1,7 +1,8 @@
 """Client CPU per event, stage by stage, on the harness's generated data: where the loader's time goes.
 
-Each stage runs alone, single-threaded, on the same input, against an emulator in its own process
-(validation off, no latency), and is timed with the process's CPU clock:
+Each stage runs alone on the same input, against an emulator in its own process (validation off,
+no latency unless ``--latency-ms``), and is timed with the process's CPU clock; 1 to 3 run in one
+thread, 4 with the loader's default of 8 requests in flight:
 
 1. ``prepare``: read Parquet, validate, reshape, pack, build the request bodies (``pipeline.prepare``);
 2. ``raw send``: sign and send the bodies and decode the answers (``RawPutEvents.send``);
@@ -12,6 +13,12 @@ Each stage runs alone, single-threaded, on the same input, against an emulator i
 What 4 costs beyond 1 + 3 is the sending engine and the results table. cProfile's own overhead
 distorts per-function shares of a Python-heavy loop; these figures are without a profiler. On a
 shared machine CPU time per event varies with the neighbours' load, hence ``--repeat``.
+
+With latency, 2 and 3 wait idle between requests, and on this kind of virtual machine a thread
+that has waited runs the same code about twice as slowly (most likely its caches went cold while
+the virtual CPU idled): ``raw send`` doubles, and the subtraction above no longer isolates the
+engine. That is what ``--latency-ms`` is for: showing how much of the harness's throughput figure
+(20 ms latency) is that effect.
 """
 
 from __future__ import annotations
@@ -41,15 +48,16 @@ def _timed(work):
     return result, time.process_time() - started
 
 
-def measure(directory: Path, events: int, endpoints: int, seed: int = 0) -> dict[str, float]:
-    """CPU seconds per stage (see the module docstring) on ``events`` / ``endpoints`` generated rows."""
+def measure(directory: Path, events: int, endpoints: int, seed: int = 0, latency_ms: float = 0) -> dict[str, float]:
+    """CPU seconds per stage (see the module docstring) on ``events`` / ``endpoints`` generated rows,
+    with the emulator answering after ``latency_ms`` on average."""
     dataset = datagen.generate(directory, events=events, endpoints=endpoints, seed=seed)
     requests, cpu_prepare = _timed(
         lambda: [out for out in prepare(str(dataset.events), str(dataset.endpoints)) if isinstance(out, Request)]
     )
     bodies = [request.body() for request in requests]  # built while packing
     figures = {"prepare": cpu_prepare}
-    with run_emulator(validate=False, subprocess=True) as emu:
+    with run_emulator(validate=False, latency_ms=latency_ms, subprocess=True) as emu:
         client = boto3.client(
             "pinpoint",
             endpoint_url=emu.url,
@@ -62,10 +70,12 @@ def measure(directory: Path, events: int, endpoints: int, seed: int = 0) -> dict
         transport = PutEventsTransport(client)
         _, figures["raw send"] = _timed(lambda: [raw.send(APP, body) for body in bodies])
         emu.reset()
+        emu.configure(validate=False, latency_ms=latency_ms)
         _, figures["transport"] = _timed(
             lambda: [transport.send(APP, request).common_success(request) for request in requests]
         )
         emu.reset()
+        emu.configure(validate=False, latency_ms=latency_ms)
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         _, figures["load_events"] = _timed(
             lambda: load_events(
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--endpoints", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=0, help="the emulator's mean latency (default 0)")
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs; the least disturbed (lowest) figure of each stage is kept"
     )
@@ -93,12 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="pinpoint-stages-") as tmp:
-            runs.append(measure(Path(tmp), args.events, args.endpoints))
+            runs.append(measure(Path(tmp), args.events, args.endpoints, latency_ms=args.latency_ms))
     figures = {name: min(run[name] for run in runs) for name in runs[0]}
     per_event = {name: seconds * 1e6 / args.events for name, seconds in figures.items()}
     per_event["classify"] = per_event["transport"] - per_event["raw send"]
     per_event["engine + results"] = per_event["load_events"] - per_event["prepare"] - per_event["transport"]
-    print(f"client CPU µs per event, {args.events:,} events / {args.endpoints:,} endpoints")
+    print(
+        f"client CPU µs per event, {args.events:,} events / {args.endpoints:,} endpoints, {args.latency_ms:g} ms latency"
+    )
     for name in ("prepare", "raw send", "classify", "engine + results", "load_events"):
         print(f"  {name:18} {per_event[name]:6.1f}")
 
