@@ -1,7 +1,7 @@
 """Amazon Pinpoint PutEvents bulk loader and Airflow provider.
 
 The core (reading, validating, reshaping, packing, sending, results) imports no Airflow, so a
-notebook can use :func:`load_events` with nothing but pandas and boto3.
+notebook can use :func:`load_events` without starting or configuring Airflow.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The notebook API: ``load_events(events=..., endpoints=..., application_id=..., results=...)``.
 
-One call reads, validates, reshapes, packs, sends and writes the results table, with nothing but
-pandas and boto3 (no Airflow). Calling it again with the same ``results`` location resumes: rows
+One call reads, validates, reshapes, packs, sends and writes the results table, with pandas,
+pyarrow and boto3; no Airflow is imported. Calling it again with the same ``results`` location resumes: rows
 already accepted or rejected there are skipped, everything else is sent.
 """
 
@@ -68,7 +68,7 @@ def load_events(
     max_reject_ratio: float | None = None,
     on_invalid: Literal["reject", "fail"] = "reject",
     dry_run: bool = False,
-    progress: bool | None = None,
+    progress: bool | Literal["log"] | None = None,
     run_id: str | None = None,
     stop_event: threading.Event | None = None,
 ) -> LoadReport:
@@ -80,10 +80,13 @@ def load_events(
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
     ``endpoint_url`` and ``region_name`` and botocore's own retries off.
 
-    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404: nothing more is
-    sent), :class:`~airflow_provider_pinpoint.errors.InputError`, and
-    :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after the good rows were sent and
-    the results written (the report is its ``.report``).
+    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404 or no credentials
+    found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
+    :class:`~airflow_provider_pinpoint.results.ResultsWriteError` (the results could not be written:
+    the run stopped), :class:`~airflow_provider_pinpoint.errors.PinpointLoaderError` itself when no
+    region is configured, and :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after
+    the good rows were sent and the results written (the report is its ``.report``). All are
+    subclasses of ``PinpointLoaderError``.
     """
     if not application_id:
         raise InputError("application_id is required: the Pinpoint application (project) id to load into")
@@ -93,6 +96,8 @@ def load_events(
         raise InputError(f"on_invalid must be 'reject' or 'fail', not {on_invalid!r}")
     if max_reject_ratio is not None and not 0.0 <= max_reject_ratio <= 1.0:
         raise InputError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
+    if progress not in (None, True, False, "log"):
+        raise InputError(f"progress must be None, True, False or 'log', not {progress!r}")
     if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
         raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
 

@@ -1,7 +1,9 @@
 """Progress of a run: a live line with events/s in a terminal or notebook, a log line otherwise.
 
 Airflow task logs (and anything else that is not a terminal) get one ``logging`` line every
-``log_every_s`` seconds rather than a redrawn bar, which would fill the log with carriage returns.
+``log_every_s`` seconds rather than a redrawn bar, which would fill the log with carriage returns;
+the operator asks for log lines explicitly (``"log"``), since ``airflow dags test`` may run the task
+in a terminal.
 Only counts are shown: never an id, never an address.
 """
 
@@ -12,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import fsspec
 import pyarrow.parquet as pq
@@ -34,19 +36,19 @@ class Progress:
     """Counts rows as they are decided; thread-safe; draws at most every ``redraw_s`` seconds.
 
     ``enabled``: None picks a live line on a terminal or in a notebook and log lines elsewhere;
-    True forces the live line; False shows nothing.
+    True forces the live line; ``"log"`` forces log lines; False shows nothing.
     """
 
     def __init__(
         self,
         *,
-        enabled: bool | None = None,
+        enabled: bool | Literal["log"] | None = None,
         stream: TextIO | None = None,
         redraw_s: float = 0.25,
         log_every_s: float = 10.0,
     ) -> None:
         self._stream = stream or sys.stderr
-        self._live = interactive(self._stream) if enabled is None else enabled
+        self._live = interactive(self._stream) if enabled is None else enabled is True
         self._silent = enabled is False
         self._width = 0
         self._redraw_s = redraw_s

@@ -47,15 +47,18 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     XCom. The task fails without retrying on a fatal service error (403/404), on an input that
     cannot be read, or when more than ``max_reject_ratio`` of the rows were rejected (after the good
     rows were sent and the results written). It fails and may be retried when rows are still
-    ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results. Outlets get an asset event whose extra holds the
-    counts; an ``AssetAlias`` outlet receives the results location itself as the asset.
+    ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results
+    (without a ``results`` location it sends every row again). The task log gets a progress line
+    every 10 s. Outlets get an asset event whose extra holds the counts; an ``AssetAlias`` outlet
+    receives the results location itself as the asset.
 
     :param application_id: the Pinpoint project (application) id. (templated)
     :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a
         DataFrame. (templated)
     :param endpoints: endpoints table, same forms as ``events``. (templated)
     :param results: where the results table goes (``.parquet`` or ``.csv``, local or URL); also the
-        resume point of a rerun. (templated)
+        resume point of a rerun. None keeps it in memory only: a retry then sends every row again.
+        (templated)
     :param column_mapping: source column -> convention name (``None`` drops the column); one dict
         for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
     :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
@@ -142,7 +145,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 max_reject_ratio=self.max_reject_ratio,
                 on_invalid=self.on_invalid,
                 dry_run=self.dry_run,
-                progress=False,
+                progress="log",
                 run_id=context["run_id"],
                 stop_event=self._stop_event,
             )
@@ -155,18 +158,27 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(
-                f"Stopped on request after {summary.get('accepted')} accepted rows; the results at "
-                f"{summary.get('results')} are consistent: rerun the task to send the rest."
+                f"Stopped on request after {summary.get('accepted')} accepted rows; {self._retry_hint()}"
             )
         if summary.get("failed"):
             raise AirflowException(
                 f"{summary['failed']} of {summary['input_rows']} rows failed after {self.max_attempts} attempts "
-                f"(throttling or service errors); see {summary.get('results')}. A retry of this task resends "
-                "only the rows not yet accepted."
+                f"(throttling or service errors); {self._retry_hint()}"
             )
         if not self.dry_run:
             self._record_asset_events(context, summary)
         return summary
+
+    def _retry_hint(self) -> str:
+        if self.results:
+            return (
+                f"the results at {self.results} say which rows: a retry of this task resends only the rows not "
+                "yet accepted or rejected."
+            )
+        return (
+            "no results location was given, so a retry of this task sends every row again (duplicates "
+            "included); set results= to make retries resume."
+        )
 
     def on_kill(self) -> None:
         """Stop sending; requests in flight finish and their rows are recorded, so a rerun resumes."""

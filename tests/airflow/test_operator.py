@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -156,6 +157,27 @@ def test_rows_still_failing_after_max_attempts_fail_the_task_for_a_retry(
     with pytest.raises(AirflowException, match="2 of 3 rows failed after 1 attempts") as raised:
         op.execute(context())
     assert not isinstance(raised.value, AirflowFailException)
+    assert "resends only the rows not yet accepted or rejected" in str(raised.value)
+
+
+def test_without_a_results_location_the_failure_says_a_retry_sends_everything_again(
+    emulator, emulator_conn_id, bad_events
+):
+    emulator.configure(error_rate=1.0)
+    op = operator(emulator_conn_id, events=bad_events, max_attempts=1)
+    with pytest.raises(AirflowException, match="2 of 3 rows failed") as raised:
+        op.execute(context())
+    assert "no results location was given, so a retry of this task sends every row again" in str(raised.value)
+    assert "resends only" not in str(raised.value)
+
+
+def test_the_task_log_gets_progress_lines_with_counts(emulator, emulator_conn_id, tmp_path, caplog):
+    op = operator(emulator_conn_id, events=EVENTS, results=str(tmp_path / "r.parquet"))
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
+        summary = op.execute(context())
+    lines = [record.getMessage() for record in caplog.records if record.name == "airflow_provider_pinpoint.progress"]
+    assert lines and lines[-1].startswith("progress: ")
+    assert f"{summary['accepted']:,} accepted" in lines[-1] and "\r" not in lines[-1]
 
 
 def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_conn_id, tmp_path):

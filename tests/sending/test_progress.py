@@ -34,6 +34,16 @@ def test_a_log_gets_log_lines_and_no_carriage_returns(caplog):
     assert len(caplog.records) == 2 and "10 accepted" in caplog.records[-1].getMessage()
 
 
+def test_log_mode_logs_even_on_a_terminal(caplog):
+    screen = Terminal()
+    meter = Progress(enabled="log", stream=screen, log_every_s=0.0)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
+        meter.update(accepted=5, events_accepted=5)
+        meter.close()
+    assert screen.getvalue() == ""
+    assert len(caplog.records) == 2 and "5 accepted" in caplog.records[-1].getMessage()
+
+
 def test_disabled_progress_shows_nothing(caplog):
     screen = Terminal()
     meter = Progress(enabled=False, stream=screen, redraw_s=0.0)
