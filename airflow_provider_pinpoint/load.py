@@ -55,7 +55,7 @@ def load_events(
     endpoints=None,
     *,
     application_id: str,
-    results: str | None = None,
+    results=None,
     client=None,
     session=None,
     endpoint_url: str | None = None,
@@ -76,7 +76,8 @@ def load_events(
 
     ``events`` / ``endpoints``: a path, directory, glob or fsspec URL of Parquet/CSV files, or a
     pandas DataFrame / pyarrow Table. ``results``: where the results table goes (``.parquet`` or
-    ``.csv``, local or an fsspec URL); running again with the same location resumes. The client is
+    ``.csv``; a local path, an fsspec URL or an ``ObjectStoragePath``, written with its connection);
+    running again with the same location resumes. The client is
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
     ``endpoint_url`` and ``region_name`` and botocore's own retries off.
 
@@ -131,7 +132,7 @@ def load_events(
         rows = [count_rows(events), count_rows(endpoints)]
         meter.total = None if None in rows else sum(rows) - skipped
 
-    where = results or "memory"
+    where = store.location or "memory"
     tally = _Tally()
 
     def written(write: Callable[[Any], None], rows: Sized) -> None:
@@ -164,7 +165,7 @@ def load_events(
                 meter.update(rejected=len(out))
 
     transport = PutEventsTransport(client)
-    log.info("loading into %s; results: %s; run %s", transport.describe_target(application_id), results, run_id)
+    log.info("loading into %s; results: %s; run %s", transport.describe_target(application_id), where, run_id)
     with shared_limiter(str(client.meta.endpoint_url), requests_per_second) as limiter:
         sender = Sender(
             transport,
@@ -190,7 +191,15 @@ def load_events(
     stopped = stop_event is not None and stop_event.is_set()
     report = LoadReport(
         _summary(
-            counts, run_id, started, results, stats.requests, stats.retries, stats.events_accepted, skipped, stopped
+            counts,
+            run_id,
+            started,
+            store.location,
+            stats.requests,
+            stats.retries,
+            stats.events_accepted,
+            skipped,
+            stopped,
         ),
         store.read,
     )

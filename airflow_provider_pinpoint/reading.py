@@ -64,6 +64,7 @@ from airflow_provider_pinpoint.columns import (
     table_mapping,
 )
 from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.locations import filesystem, is_object_path
 
 # What pyarrow and fsspec raise for unreadable bytes, missing objects and broken streams.
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
@@ -84,7 +85,7 @@ def describe_source(source: Any) -> str:
         return "Arrow table"
     if _is_dataframe(source):
         return "DataFrame"
-    if _is_object_path(source):
+    if is_object_path(source):
         return str(source)
     if isinstance(source, str | os.PathLike):
         return os.fspath(source)
@@ -226,8 +227,8 @@ def _read_source(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
 
 
 def _files(source: Any, kind: Kind) -> list[_File]:
-    if _is_object_path(source):
-        return _expand(str(source), source.fs, source.path)
+    if is_object_path(source):
+        return _expand(str(source), *filesystem(source))
     if isinstance(source, str | os.PathLike):
         return _expand(_spelled(os.fspath(source)))
     raise InputError(
@@ -849,13 +850,6 @@ def _id_text(values: pa.Array) -> pa.Array:
     """Ids as the validation step reads them: text (numbers by their digits), empty as absent."""
     text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-
-
-def _is_object_path(source: Any) -> bool:
-    """A universal_pathlib UPath or Airflow ObjectStoragePath: a path that brings its own filesystem."""
-    return isinstance(getattr(source, "fs", None), fsspec.AbstractFileSystem) and isinstance(
-        getattr(source, "path", None), str
-    )
 
 
 def _is_dataframe(source: Any) -> bool:

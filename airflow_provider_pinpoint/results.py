@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from airflow_provider_pinpoint import outcomes
 from airflow_provider_pinpoint.batch import EVENT
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
+from airflow_provider_pinpoint.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.outcomes import ACCEPTED, REJECTED, Outcomes, capped
 
 SCHEMA = pa.schema([("run_id", pa.string()), *outcomes.SCHEMA])
@@ -77,17 +78,27 @@ def rejections_batch(rejections: Sequence[Any], run_id: str) -> pa.RecordBatch:
 
 
 class ResultsStore:
-    """The results table at one location (``None``: kept in memory, no resume)."""
+    """The results table at one location (``None``: kept in memory, no resume).
 
-    def __init__(self, location: str | os.PathLike[str] | None, *, rotate_rows: int = 500_000, rotate_s: float = 10.0):
-        self.location = None if location is None else os.fspath(location)
+    ``location``: a local path, an fsspec URL, or an ``ObjectStoragePath`` / ``UPath``, which is
+    written through its own filesystem (so its connection's credentials apply). ``self.location``
+    is its text (:func:`~airflow_provider_pinpoint.locations.location_text`).
+    """
+
+    def __init__(self, location: Any, *, rotate_rows: int = 500_000, rotate_s: float = 10.0):
+        if location is not None and not (is_object_path(location) or isinstance(location, str | os.PathLike)):
+            raise InputError(f"results must be a path, a URL or an ObjectStoragePath, not a {type(location).__name__}")
+        self.location = None if location is None else location_text(location)
         self._rotate_rows = rotate_rows
         self._rotate_s = rotate_s
         self._memory: list[pa.RecordBatch] = []
         if self.location is None:
             return
         self.format = _format_of(self.location)
-        self._fs, self._path = fsspec.core.url_to_fs(self.location)
+        if is_object_path(location):
+            self._fs, self._path = filesystem(location)
+        else:
+            self._fs, self._path = fsspec.core.url_to_fs(self.location)
         self.is_local = "file" in _protocols(self._fs)
         if self.is_local:
             self._path = os.path.abspath(self._path)

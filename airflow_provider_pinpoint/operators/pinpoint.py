@@ -17,6 +17,7 @@ from airflow.sdk import Asset, AssetAlias
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+from airflow_provider_pinpoint.locations import is_object_path, location_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,9 +57,9 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a
         DataFrame. (templated)
     :param endpoints: endpoints table, same forms as ``events``. (templated)
-    :param results: where the results table goes (``.parquet`` or ``.csv``, local or URL); also the
-        resume point of a rerun. None keeps it in memory only: a retry then sends every row again.
-        (templated)
+    :param results: where the results table goes (``.parquet`` or ``.csv``): a local path, a URL, or
+        an ``ObjectStoragePath`` (written with its connection's credentials); also the resume point
+        of a rerun. None keeps it in memory only: a retry then sends every row again. (templated)
     :param column_mapping: source column -> convention name (``None`` drops the column); one dict
         for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
     :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
@@ -94,7 +95,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         application_id: str,
         events: Any = None,
         endpoints: Any = None,
-        results: str | None = None,
+        results: Any = None,
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
         requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
@@ -172,7 +173,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     def _retry_hint(self) -> str:
         if self.results:
             return (
-                f"the results at {self.results} say which rows: a retry of this task resends only the rows not "
+                f"the results at {location_text(self.results)} say which rows: a retry of this task resends only the rows not "
                 "yet accepted or rejected."
             )
         return (
@@ -206,18 +207,19 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
 
 def _is_location(source: Any) -> bool:
-    return isinstance(source, str | os.PathLike)
+    return is_object_path(source) or isinstance(source, str | os.PathLike)
 
 
-def _uri(location: str | os.PathLike) -> str:
-    """An Asset URI for a results location: URLs as they are, local paths as absolute ``file://`` URIs."""
-    location = os.fspath(location)
+def _uri(location: Any) -> str:
+    """An Asset URI for a location: URLs as they are (an ObjectStoragePath without its connection
+    id), local paths as absolute ``file://`` URIs."""
+    location = location_text(location)
     if "://" in location:
         return location
     return "file://" + os.path.abspath(location)
 
 
-def _ol_name(location: str | os.PathLike) -> tuple[str, str]:
+def _ol_name(location: Any) -> tuple[str, str]:
     """(namespace, name) by the OpenLineage naming convention: ``s3://bucket`` + key, ``file`` + path."""
     parts = urlsplit(_uri(location))
     if parts.scheme == "file":

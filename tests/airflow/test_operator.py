@@ -193,6 +193,36 @@ def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_co
     assert alias_event.extra["input_rows"] == summary["input_rows"]
 
 
+def test_results_as_an_object_storage_path_are_written_through_it(emulator, emulator_conn_id, tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    results = ObjectStoragePath(f"file://{tmp_path}/out/results.parquet")
+    alias = AssetAlias("pinpoint-results")
+    ctx = context()
+    summary = operator(emulator_conn_id, events=EVENTS, results=results, outlets=[alias]).execute(ctx)
+    assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == summary["input_rows"] > 0
+    assert summary["results"] == f"{tmp_path}/out/results.parquet"
+    [alias_event] = ctx["outlet_events"][alias].asset_alias_events
+    assert alias_event.dest_asset_key.uri == f"file://{tmp_path}/out/results.parquet"
+
+
+def test_an_object_storage_path_without_its_backend_fails_the_task_naming_it_without_the_connection(
+    emulator_conn_id,
+):
+    import importlib.util
+
+    from airflow.sdk import ObjectStoragePath
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here: the backend is not missing")
+
+    results = ObjectStoragePath("s3://lake_conn@bucket/pinpoint/results.parquet")
+    with pytest.raises(AirflowFailException, match="s3fs") as raised:
+        operator(emulator_conn_id, events=EVENTS, results=results).execute(context())
+    assert "s3://bucket/pinpoint/results.parquet" in str(raised.value)
+    assert "lake_conn" not in str(raised.value)
+
+
 def test_lineage_names_the_tables_read_the_application_and_the_results(emulator, emulator_conn_id, tmp_path):
     results = tmp_path / "results.parquet"
     op = operator(emulator_conn_id, events=EVENTS, endpoints=ENDPOINTS, results=str(results))

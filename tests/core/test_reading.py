@@ -240,6 +240,13 @@ def test_upath_reads_through_its_own_filesystem(memory_prefix):
     assert rows(path, kind="events")[0]["_source"] == f"{path}/part-0.csv"
 
 
+def test_a_path_object_whose_backend_is_missing_gets_an_input_error_naming_it():
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here: the backend is not missing")
+    with pytest.raises(InputError, match=r"s3://bucket/events: cannot open s3:// here .*s3fs"):
+        rows(UPath("s3://bucket/events/"), kind="events")
+
+
 def test_dataframe_rows_are_numbered_under_the_table_kind():
     frame = pd.DataFrame({"EndpointId": ["a", "b"], "EventType": ["x", "y"], "Timestamp": ["t1", "t2"]})
     got = rows(frame, kind="events")

@@ -6,6 +6,7 @@ one row per input row, accepted + rejected + failed == input rows.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -205,6 +206,30 @@ def test_results_go_to_an_fsspec_url_and_resume_from_there(emulator, tmp_path):
     ]
     second = load_events(EVENTS, ENDPOINTS, **options)
     assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:UPath 'dir' filesystem not explicitly implemented")
+def test_results_go_through_a_path_objects_own_filesystem_and_resume_from_it(emulator, tmp_path):
+    """A UPath / ObjectStoragePath brings a filesystem made with its options (an Airflow connection's
+    credentials, here a root directory): the table must be written through it, not by its URL."""
+    import json
+
+    from upath import UPath
+
+    location = UPath("dir://out/results.parquet", path=str(tmp_path), target_protocol="file")
+    options = {"application_id": APP, "results": location, "client": emulator_client(emulator.url), "progress": False}
+    first = load_events(EVENTS, ENDPOINTS, **options)
+    assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == INPUT_ROWS
+    assert os.listdir(tmp_path / "out") == ["results.parquet"]
+    assert first.summary["results"] == "dir://out/results.parquet"
+    json.dumps(first.summary)  # XCom-ready: the path object itself is not in it
+    second = load_events(EVENTS, ENDPOINTS, **options)
+    assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
+
+
+def test_results_of_another_type_are_refused_with_a_clear_error(emulator):
+    with pytest.raises(InputError, match="results must be a path, a URL or an ObjectStoragePath, not a dict"):
+        load_events(EVENTS, application_id=APP, results={"path": "x"}, client=emulator_client(emulator.url))
 
 
 def events_frame(n: int, *, tag: str = "a") -> pd.DataFrame:

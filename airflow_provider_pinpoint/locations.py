@@ -1,0 +1,49 @@
+"""Where a table lives: a local path, an fsspec URL, or a path object that brings its own filesystem.
+
+Airflow's ``ObjectStoragePath`` and universal_pathlib's ``UPath`` carry an fsspec filesystem made
+with their connection's credentials; reading and writing through that filesystem is what makes the
+connection apply. Their text form can name the connection (``s3://conn_id@bucket/key``), so
+messages, summaries and lineage use :func:`location_text` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import fsspec
+
+from airflow_provider_pinpoint.errors import InputError
+
+
+def is_object_path(location: Any) -> bool:
+    """A UPath or ObjectStoragePath: a path that brings its own filesystem.
+
+    Recognised without creating the filesystem, which may need a library that is not installed.
+    """
+    return (
+        hasattr(type(location), "fs")
+        and isinstance(getattr(location, "protocol", None), str)
+        and isinstance(getattr(location, "path", None), str)
+    )
+
+
+def location_text(location: str | os.PathLike[str] | Any) -> str:
+    """A location as text for people, summaries and lineage: the path or URL as given, or for a path
+    object its protocol and path, without the connection id (a local one as a plain path)."""
+    if not is_object_path(location):
+        return os.fspath(location)
+    if location.protocol in ("", "file", "local"):
+        return location.path
+    return f"{location.protocol}://{location.path.lstrip('/')}"
+
+
+def filesystem(location: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    """A path object's own filesystem and its path on it; a clear error if its backend is missing."""
+    try:
+        return location.fs, location.path
+    except ImportError as exc:
+        raise InputError(
+            f"{location_text(location)}: cannot open {location.protocol}:// here ({exc}); "
+            "install the fsspec backend for it (s3fs for s3://)"
+        ) from None
