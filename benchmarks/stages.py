@@ -68,14 +68,25 @@ def measure(directory: Path, events: int, endpoints: int, seed: int = 0, latency
         )
         raw = RawPutEvents(client)
         transport = PutEventsTransport(client)
-        _, figures["raw send"] = _timed(lambda: [raw.send(APP, body) for body in bodies])
-        emu.reset()
-        emu.configure(validate=False, latency_ms=latency_ms)
-        _, figures["transport"] = _timed(
-            lambda: [transport.send(APP, request).common_success(request) for request in requests]
-        )
-        emu.reset()
-        emu.configure(validate=False, latency_ms=latency_ms)
+
+        def fresh() -> None:
+            emu.reset()
+            emu.configure(validate=False, latency_ms=latency_ms)
+
+        # Each answer is dropped as soon as it is used, as the loader does: keeping 2,000 decoded
+        # answers alive made every garbage collection walk them, about 3 µs/event more.
+        def send_raw() -> None:
+            for body in bodies:
+                raw.send(APP, body)
+
+        def send_transport() -> None:
+            for request in requests:
+                transport.send(APP, request).common_success(request)
+
+        _, figures["raw send"] = _timed(send_raw)
+        fresh()
+        _, figures["transport"] = _timed(send_transport)
+        fresh()
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         _, figures["load_events"] = _timed(
             lambda: load_events(
