@@ -97,7 +97,7 @@ def load_events(
         raise InputError(f"on_invalid must be 'reject' or 'fail', not {on_invalid!r}")
     if max_reject_ratio is not None and not 0.0 <= max_reject_ratio <= 1.0:
         raise InputError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
-    if progress not in (None, True, False, "log"):
+    if not (progress is None or isinstance(progress, bool) or (isinstance(progress, str) and progress == "log")):
         raise InputError(f"progress must be None, True, False or 'log', not {progress!r}")
     if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
         raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")

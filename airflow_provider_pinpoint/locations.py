@@ -29,13 +29,18 @@ def is_object_path(location: Any) -> bool:
 
 
 def location_text(location: str | os.PathLike[str] | Any) -> str:
-    """A location as text for people, summaries and lineage: the path or URL as given, or for a path
-    object its protocol and path, without the connection id (a local one as a plain path)."""
+    """A location as text for people, summaries and lineage: the path or URL as given; a path object
+    as its URL without an ObjectStoragePath's connection id, or as a plain path when it is local."""
     if not is_object_path(location):
         return os.fspath(location)
     if location.protocol in ("", "file", "local"):
         return location.path
-    return f"{location.protocol}://{location.path.lstrip('/')}"
+    text = str(location)
+    conn_id = getattr(location, "conn_id", None)
+    with_conn = f"{location.protocol}://{conn_id}@"
+    if conn_id and text.startswith(with_conn):
+        return f"{location.protocol}://{text[len(with_conn) :]}"
+    return text
 
 
 def filesystem(location: Any) -> tuple[fsspec.AbstractFileSystem, str]:

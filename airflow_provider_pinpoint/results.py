@@ -94,10 +94,11 @@ class ResultsStore:
         self._memory: list[pa.RecordBatch] = []
         if self.location is None:
             return
-        self.format = _format_of(self.location)
         if is_object_path(location):
+            self.format = _format_of(location.path, self.location)
             self._fs, self._path = filesystem(location)
         else:
+            self.format = _format_of(self.location, self.location)
             self._fs, self._path = fsspec.core.url_to_fs(self.location)
         self.is_local = "file" in _protocols(self._fs)
         if self.is_local:
@@ -424,8 +425,8 @@ def _status_counts(batches: Iterable[pa.RecordBatch]) -> dict[str, int]:
     return counts
 
 
-def _format_of(location: str) -> str:
-    lowered = location.lower()
+def _format_of(path: str, location: str) -> str:
+    lowered = path.lower()
     if lowered.endswith(".csv"):
         return "csv"
     if lowered.endswith((".parquet", ".pq")):

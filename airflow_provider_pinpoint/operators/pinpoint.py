@@ -50,8 +50,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     rows were sent and the results written). It fails and may be retried when rows are still
     ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results
     (without a ``results`` location it sends every row again). The task log gets a progress line
-    every 10 s. Outlets get an asset event whose extra holds the counts; an ``AssetAlias`` outlet
-    receives the results location itself as the asset.
+    at most every 10 s while rows are decided. Outlets get an asset event whose extra holds the
+    counts; an ``AssetAlias`` outlet receives the results location itself as the asset.
 
     :param application_id: the Pinpoint project (application) id. (templated)
     :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a

@@ -193,7 +193,9 @@ def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_co
     assert alias_event.extra["input_rows"] == summary["input_rows"]
 
 
-def test_results_as_an_object_storage_path_are_written_through_it(emulator, emulator_conn_id, tmp_path):
+def test_results_as_an_object_storage_path_reach_the_table_the_summary_and_the_asset(
+    emulator, emulator_conn_id, tmp_path
+):
     from airflow.sdk import ObjectStoragePath
 
     results = ObjectStoragePath(f"file://{tmp_path}/out/results.parquet")
@@ -207,15 +209,14 @@ def test_results_as_an_object_storage_path_are_written_through_it(emulator, emul
 
 
 def test_an_object_storage_path_without_its_backend_fails_the_task_naming_it_without_the_connection(
-    emulator_conn_id,
+    emulator_conn_id, monkeypatch
 ):
-    import importlib.util
-
     from airflow.sdk import ObjectStoragePath
 
-    if importlib.util.find_spec("s3fs") is not None:
-        pytest.skip("s3fs is installed here: the backend is not missing")
+    def missing_backend(self):
+        raise ImportError("Airflow FS S3 protocol requires the s3fs library, but it is not installed")
 
+    monkeypatch.setattr(ObjectStoragePath, "fs", property(missing_backend))
     results = ObjectStoragePath("s3://lake_conn@bucket/pinpoint/results.parquet")
     with pytest.raises(AirflowFailException, match="s3fs") as raised:
         operator(emulator_conn_id, events=EVENTS, results=results).execute(context())

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+from upath import UPath
+
 from airflow_provider_pinpoint.progress import Progress
 
 
@@ -61,6 +64,7 @@ def test_with_a_known_total_the_line_is_a_bar():
     assert "[######..................]  25% of 400 | 100 rows" in screen.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:UPath 'dir' filesystem not explicitly implemented")
 def test_rows_are_counted_up_front_where_that_is_cheap(tmp_path):
     import pandas as pd
 
@@ -73,4 +77,7 @@ def test_rows_are_counted_up_front_where_that_is_cheap(tmp_path):
     assert count_rows(frame) == 3
     assert count_rows(tmp_path / "part-1.parquet") == 3
     assert count_rows(str(tmp_path)) == 6
+    # A path object's footers are read through its own filesystem (here rooted at tmp_path).
+    rooted = UPath("dir://", path=str(tmp_path), target_protocol="file")
+    assert count_rows(rooted / "part-1.parquet") == 3
     assert count_rows(tmp_path / "events.csv") is None
