@@ -44,7 +44,10 @@ def location_text(location: str | os.PathLike[str] | Any) -> str:
 
 
 def filesystem(location: Any) -> tuple[fsspec.AbstractFileSystem, str]:
-    """A path object's own filesystem and its path on it; a clear error if its backend is missing."""
+    """The filesystem a location is on and its path there: a path object's own filesystem, else the
+    one its URL names; a clear error if a path object's backend is missing."""
+    if not is_object_path(location):
+        return fsspec.core.url_to_fs(os.fspath(location))
     try:
         return location.fs, location.path
     except ImportError as exc:

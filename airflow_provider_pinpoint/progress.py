@@ -10,16 +10,14 @@ Only counts are shown: never an id, never an address.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 from typing import Any, Literal, TextIO
 
-import fsspec
 import pyarrow.parquet as pq
 
-from airflow_provider_pinpoint.locations import filesystem, is_object_path
+from airflow_provider_pinpoint.locations import filesystem
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +118,7 @@ def count_rows(source: Any) -> int | None:
     if hasattr(source, "shape"):
         return int(source.shape[0])
     try:
-        fs, path = filesystem(source) if is_object_path(source) else fsspec.core.url_to_fs(os.fspath(source))
+        fs, path = filesystem(source)
         if fs.isdir(path):
             files = sorted(p for p in fs.find(path) if p.endswith((".parquet", ".pq")))
         elif path.endswith((".parquet", ".pq")):

@@ -26,7 +26,6 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,12 +93,8 @@ class ResultsStore:
         self._memory: list[pa.RecordBatch] = []
         if self.location is None:
             return
-        if is_object_path(location):
-            self.format = _format_of(location.path, self.location)
-            self._fs, self._path = filesystem(location)
-        else:
-            self.format = _format_of(self.location, self.location)
-            self._fs, self._path = fsspec.core.url_to_fs(self.location)
+        self._fs, self._path = filesystem(location)
+        self.format = _format_of(self._path, self.location)
         self.is_local = "file" in _protocols(self._fs)
         if self.is_local:
             self._path = os.path.abspath(self._path)
