@@ -45,13 +45,14 @@ def location_text(location: str | os.PathLike[str] | Any) -> str:
 
 def filesystem(location: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem a location is on and its path there: a path object's own filesystem, else the
-    one its URL names; a clear error if a path object's backend is missing."""
-    if not is_object_path(location):
-        return fsspec.core.url_to_fs(os.fspath(location))
+    one its URL names; a clear error if the backend for it is not installed."""
     try:
-        return location.fs, location.path
+        if is_object_path(location):
+            return location.fs, location.path
+        return fsspec.core.url_to_fs(os.fspath(location))
     except ImportError as exc:
+        text = location_text(location)
+        protocol = location.protocol if is_object_path(location) else text.split("://", 1)[0]
         raise InputError(
-            f"{location_text(location)}: cannot open {location.protocol}:// here ({exc}); "
-            "install the fsspec backend for it (s3fs for s3://)"
+            f"{text}: cannot open {protocol}:// here ({exc}); install the fsspec backend for it (s3fs for s3://)"
         ) from None

@@ -140,6 +140,21 @@ def test_usage_errors_exit_2(argv, capsys):
     assert caught.value.code == 2
 
 
+def test_results_on_storage_whose_backend_is_missing_exit_2_with_one_line(monkeypatch, capsys):
+    from fsspec.registry import known_implementations
+
+    monkeypatch.setitem(
+        known_implementations,
+        "nobackend",
+        {"class": "pinpoint_no_such_module.FileSystem", "err": "Install nobackendfs to access it"},
+    )
+    with pytest.raises(SystemExit) as caught:
+        main(["--application-id", APP, "--events", str(EVENTS), "--results", "nobackend://bucket/r.parquet"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "nobackend://bucket/r.parquet: cannot open nobackend:// here" in err and "Traceback" not in err
+
+
 def test_existing_results_need_resume(emulator, tmp_path, capsys):
     assert main(args(emulator, tmp_path / "results.parquet")) == 0
     with pytest.raises(SystemExit) as caught:
