@@ -177,6 +177,12 @@ class EventState:
     event_types: set[str] = field(default_factory=set)
     event_keys: HashSet = field(default_factory=lambda: HashSet())  # (endpoint id, event id) pairs sent so far
 
+    def accept_endpoints(self, ids: pa.Array, sources: pa.Array, rows: pa.Array) -> None:
+        """The endpoints table's accepted ids (distinct in any case) win: remember them, and their rows."""
+        self.endpoint_rows = (ids, pc.dictionary_encode(sources), rows)  # cheap on a dictionary array: same buffers
+        self._endpoints_lowered = None  # derived from endpoint_rows when a message first needs it
+        self._remember(ids, keep_capitalised=False)
+
     def misspelt(self, ids: pa.Array) -> pa.Array:
         """Record the first spelling of each new id; return the (distinct) spellings that lose to an earlier one."""
         return self._remember(ids, keep_capitalised=True)
@@ -541,9 +547,7 @@ def endpoint_spellings(checked: Checked, state: EventState) -> None:
 
 def accepted_endpoints(ids: pa.Array, sources: pa.Array, rows: pa.Array, state: EventState) -> None:
     """Record the accepted endpoint rows' ids (distinct in any case) as the spellings that win, with their rows."""
-    state.endpoint_rows = (ids, pc.dictionary_encode(sources), rows)  # cheap on a dictionary array: the same buffers
-    state._endpoints_lowered = None
-    state._remember(ids, keep_capitalised=False)
+    state.accept_endpoints(ids, sources, rows)
 
 
 def _check_formats(checked: Checked) -> None:
