@@ -1,8 +1,8 @@
 """The notebook API: ``load_events(events=..., endpoints=..., application_id=..., results=...)``.
 
 One call reads, validates, reshapes, packs, sends and writes the results table, with pandas,
-pyarrow and boto3; no Airflow is imported. Calling it again with the same ``results`` location resumes: rows
-already accepted or rejected there are skipped, everything else is sent.
+pyarrow and boto3; no Airflow is imported. Calling it again with the same ``results`` location
+resumes: rows already accepted or rejected there are skipped, everything else is sent.
 """
 
 from __future__ import annotations
