@@ -1,10 +1,10 @@
 """Progress of a run: a live line with events/s in a terminal or notebook, a log line otherwise.
 
 Airflow task logs (and anything else that is not a terminal) get a ``logging`` line at most every
-``log_every_s`` seconds while rows are decided, and one at the end, rather than a redrawn bar, which would fill the log with carriage returns;
-the operator asks for log lines explicitly (``"log"``), since ``airflow dags test`` may run the task
-in a terminal.
-Only counts are shown: never an id, never an address.
+``log_every_s`` seconds while rows are decided, and one at the end, rather than a redrawn bar,
+which would fill the log with carriage returns; the operator asks for log lines explicitly
+(``"log"``), since ``airflow dags test`` may run the task in a terminal. Only counts are shown:
+never an id, never an address.
 """
 
 from __future__ import annotations
