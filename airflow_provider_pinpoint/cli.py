@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout
 
     from airflow_provider_pinpoint.load import load_events
-    from airflow_provider_pinpoint.results import ResultsStore
+    from airflow_provider_pinpoint.results.store import ResultsStore
 
     try:
         store = ResultsStore(args.results)

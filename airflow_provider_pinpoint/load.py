@@ -18,14 +18,20 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.batch import Request
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
-from airflow_provider_pinpoint.outcomes import ACCEPTED, FAILED, REJECTED, Outcomes
+from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
-from airflow_provider_pinpoint.ratelimit import shared_limiter
-from airflow_provider_pinpoint.results import SCHEMA, ResultsStore, ResultsWriteError, new_run_id, rejections_batch
-from airflow_provider_pinpoint.send import Sender
-from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
+from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, Outcomes
+from airflow_provider_pinpoint.results.store import (
+    SCHEMA,
+    ResultsStore,
+    ResultsWriteError,
+    new_run_id,
+    rejections_batch,
+)
+from airflow_provider_pinpoint.sending.engine import Sender
+from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, client_config
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,7 @@ def load_events(
 
     Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404 or no credentials
     found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
-    :class:`~airflow_provider_pinpoint.results.ResultsWriteError` (the results could not be written:
+    :class:`~airflow_provider_pinpoint.results.store.ResultsWriteError` (the results could not be written:
     the run stopped), :class:`~airflow_provider_pinpoint.errors.PinpointLoaderError` itself when no
     region is configured, and :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after
     the good rows were sent and the results written (the report is its ``.report``). All are
@@ -102,7 +108,7 @@ def load_events(
     if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
         raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
 
-    from airflow_provider_pinpoint.pipeline import prepare
+    from airflow_provider_pinpoint.prepare.flow import prepare
 
     def prepared(skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
         return prepare(

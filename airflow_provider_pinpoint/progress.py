@@ -17,7 +17,7 @@ from typing import Any, Literal, TextIO
 
 import pyarrow.parquet as pq
 
-from airflow_provider_pinpoint.locations import filesystem
+from airflow_provider_pinpoint.common.locations import filesystem
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/core_throughput.py                 # 1,000,000 events / 100,000 endpoints
     .venv/bin/python benchmarks/core_throughput.py --events 100000 --endpoints 10000   # a quick run
 
-Prints events/s of :func:`airflow_provider_pinpoint.pipeline.prepare` next to the pandas ``iterrows``
+Prints events/s of :func:`airflow_provider_pinpoint.prepare.flow.prepare` next to the pandas ``iterrows``
 reshaping of the reference script (``baseline.py``: merge events with their endpoints, one dict per
 row, ``json.dumps``, 100 events per request), measured in the same run on the same seeded data. The
 ``iterrows`` version is timed on the first ``--baseline-rows`` events (default 50,000) and its rate
@@ -20,23 +20,19 @@ import gc
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import datagen
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from baseline import _endpoint_map, _event_map
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import datagen  # noqa: E402
-from baseline import _endpoint_map, _event_map  # noqa: E402
-
-from airflow_provider_pinpoint.batch import Request  # noqa: E402
-from airflow_provider_pinpoint.pipeline import prepare  # noqa: E402
+from airflow_provider_pinpoint.prepare.flow import prepare
+from airflow_provider_pinpoint.prepare.requests import Request
 
 
 def run_core(dataset: datagen.Dataset, given_event_ids: bool) -> tuple[float, float, int, int, int]:

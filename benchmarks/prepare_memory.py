@@ -1,4 +1,4 @@
-"""Peak RSS of ``pipeline.prepare`` alone (read, validate, reshape, pack; no sending), and where it is reached.
+"""Peak RSS of ``flow.prepare`` alone (read, validate, reshape, pack; no sending), and where it is reached.
 
 The harness's ``memory`` scenario gives the whole loader's peak; this isolates the part that grows
 with the input. A thread samples the process's RSS every 10 ms and remembers what the main loop was
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import datagen
 
-from airflow_provider_pinpoint import pipeline
-from airflow_provider_pinpoint.batch import Request
+from airflow_provider_pinpoint.prepare import flow
+from airflow_provider_pinpoint.prepare.requests import Request
 
 
 def _rss_mb() -> float:
@@ -58,7 +58,7 @@ def main() -> None:
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         requests = 0
-        for out in pipeline.prepare(str(events), str(endpoints)):
+        for out in flow.prepare(str(events), str(endpoints)):
             if isinstance(out, Request):
                 requests += 1
                 stage[0] = f"request {requests:,}"

@@ -18,7 +18,7 @@ import boto3
 import botocore.config
 
 from airflow_provider_pinpoint.emulator import run_emulator
-from airflow_provider_pinpoint.raw_put_events import RawPutEvents
+from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 
 APP = "bench-app"
 

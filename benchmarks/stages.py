@@ -33,11 +33,11 @@ import boto3
 import datagen
 
 from airflow_provider_pinpoint import load_events
-from airflow_provider_pinpoint.batch import Request
 from airflow_provider_pinpoint.emulator import run_emulator
-from airflow_provider_pinpoint.pipeline import prepare
-from airflow_provider_pinpoint.raw_put_events import RawPutEvents
-from airflow_provider_pinpoint.transport import PutEventsTransport, client_config
+from airflow_provider_pinpoint.prepare.flow import prepare
+from airflow_provider_pinpoint.prepare.requests import Request
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, client_config
+from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 
 APP = "bench-stages"
 

@@ -48,7 +48,7 @@ with DAG(
     @task
     def plan(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         """Shard the range; return the put-events arguments of each non-empty shard."""
-        from airflow_provider_pinpoint.plan import plan_shards
+        from airflow_provider_pinpoint.sharding import plan_shards
 
         days = [
             day.to_date_string()
@@ -84,7 +84,7 @@ with DAG(
     @task
     def total(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """One summary for the whole backfill."""
-        from airflow_provider_pinpoint.plan import sum_summaries
+        from airflow_provider_pinpoint.sharding import sum_summaries
 
         summary = sum_summaries(summaries)
         print(f"backfill summary: {summary}")

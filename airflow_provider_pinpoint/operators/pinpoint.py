@@ -15,9 +15,9 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
-from airflow_provider_pinpoint.locations import is_object_path, location_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -125,7 +125,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
         from airflow_provider_pinpoint.load import load_events
-        from airflow_provider_pinpoint.transport import without_userinfo
+        from airflow_provider_pinpoint.sinks.putevents import without_userinfo
 
         client = self.hook.conn
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.

@@ -16,11 +16,13 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_pinpoint import cli, pipeline
-from airflow_provider_pinpoint.batch import ENDPOINT, EVENT, Request
+from airflow_provider_pinpoint import cli
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.load import load_events
-from airflow_provider_pinpoint.validate import source_label
+from airflow_provider_pinpoint.prepare import flow
+from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request
+from airflow_provider_pinpoint.prepare.validate import source_label
+from tests.data.bad import make_bad_inputs
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad"
 CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
@@ -80,11 +82,6 @@ def test_the_corpus_covers_enough_cases() -> None:
 
 
 def test_the_committed_corpus_is_what_the_script_writes(tmp_path: Path) -> None:
-    sys.path.insert(0, str(CORPUS))
-    try:
-        import make_bad_inputs
-    finally:
-        sys.path.remove(str(CORPUS))
     make_bad_inputs.write(tmp_path)
     written = sorted(p.name for p in tmp_path.iterdir())
     committed = sorted(p.name for p in CORPUS.iterdir() if p.is_file() and p.suffix != ".py")
@@ -93,13 +90,13 @@ def test_the_committed_corpus_is_what_the_script_writes(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes() == (CORPUS / name).read_bytes(), name
 
 
-# --- Through pipeline.prepare: no sending -------------------------------------------------------
+# --- Through flow.prepare: no sending -------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", _params("fatal"))
 def test_prepare_refuses_an_unreadable_input_in_one_line_naming_the_file(case: dict) -> None:
     with pytest.raises(InputError) as caught:
-        list(pipeline.prepare(**_inputs(case), column_mapping=case.get("column_mapping")))
+        list(flow.prepare(**_inputs(case), column_mapping=case.get("column_mapping")))
     message = str(caught.value)
     assert "\n" not in message
     _contains_all(message, case["expect"]["fatal"])
@@ -109,7 +106,7 @@ def test_prepare_refuses_an_unreadable_input_in_one_line_naming_the_file(case: d
 def test_prepare_rejects_exactly_the_bad_rows_and_keeps_the_good_ones(case: dict) -> None:
     rejected: dict[str, str] = {}
     items = []
-    for out in pipeline.prepare(**_inputs(case), column_mapping=case.get("column_mapping")):
+    for out in flow.prepare(**_inputs(case), column_mapping=case.get("column_mapping")):
         if isinstance(out, Request):
             items.extend(out.items)
         else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from chaos_data import HEADER, TABLE, Dataset, make_dataset
 
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
+from tests.chaos.data import HEADER, TABLE, Dataset, make_dataset
 
 
 @pytest.fixture(scope="session")

@@ -24,11 +24,11 @@ from pathlib import Path
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from chaos_data import TABLE, Dataset
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.emulator import EmulatorClient
 from airflow_provider_pinpoint.load import load_events
+from tests.chaos.data import TABLE, Dataset
 
 APP = "chaos"
 FULL = 20_000

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from wire_helpers import pinpoint_client
+
+from tests.helpers.wire import pinpoint_client
 
 
 @pytest.fixture

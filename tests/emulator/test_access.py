@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
-from wire_helpers import APP, pinpoint_client, post_raw
 
 from airflow_provider_pinpoint.emulator import run_emulator
+from tests.helpers.wire import APP, pinpoint_client, post_raw
 
 
 def test_request_without_authorization_is_forbidden(emulator):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from wire_helpers import APP, event, pinpoint_client
 
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.emulator.cli import main
+from tests.helpers.wire import APP, event, pinpoint_client
 
 
 def test_cli_prints_its_url_serves_and_stops_on_sigterm():

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ConnectionClosedError
-from wire_helpers import APP, event
 
 from airflow_provider_pinpoint.emulator.faults import TokenBucket
+from tests.helpers.wire import APP, event
 
 
 def one_event_request(event_id: str = "ev-1") -> dict:

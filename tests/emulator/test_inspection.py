@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from wire_helpers import APP, event
+
+from tests.helpers.wire import APP, event
 
 
 def test_stats_has_every_counter_at_zero_after_reset(emulator):

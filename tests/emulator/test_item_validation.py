@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from wire_helpers import APP, event, post_raw
+
+from tests.helpers.wire import APP, event, post_raw
 
 
 def send_event(pinpoint, body: dict, endpoint_id: str = "ep-1") -> dict:

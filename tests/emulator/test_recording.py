@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wire_helpers import APP, event
+from tests.helpers.wire import APP, event
 
 
 def test_valid_batch_is_accepted_and_recorded_exactly(emulator, pinpoint):

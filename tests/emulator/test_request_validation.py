@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from wire_helpers import APP, event, post_raw
+
+from tests.helpers.wire import APP, event, post_raw
 
 
 def test_malformed_json_is_a_bad_request(emulator):

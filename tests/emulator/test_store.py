@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from wire_helpers import APP, event, pinpoint_client
-
 from airflow_provider_pinpoint.emulator import run_emulator
+from tests.helpers.wire import APP, event, pinpoint_client
 
 
 def test_restart_with_a_store_path_keeps_records_and_stats(tmp_path):

@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 
 from airflow_provider_pinpoint.load import make_client
-from airflow_provider_pinpoint.transport import client_config
+from airflow_provider_pinpoint.sinks.putevents import client_config
 
 
 def _client(config: Config | None = None):

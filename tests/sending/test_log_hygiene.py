@@ -6,9 +6,9 @@ import logging
 
 import pandas as pd
 import pytest
-from sending_items import APP
 
 from airflow_provider_pinpoint import load_events
+from tests.helpers.items import APP
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_pinpoint.ratelimit import RateLimiter
+from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
 
 
 class Clock:
@@ -109,7 +109,7 @@ def test_acquire_gives_up_when_the_run_stops():
 
 
 def test_loads_running_together_share_one_bucket_at_the_lowest_rate():
-    from airflow_provider_pinpoint.ratelimit import shared_limiter
+    from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 
     eu, us = "https://pinpoint.eu-west-1.amazonaws.com", "https://pinpoint.us-east-1.amazonaws.com"
     with shared_limiter(eu, 15) as first, shared_limiter(eu, 10) as second, shared_limiter(us, 15) as other:

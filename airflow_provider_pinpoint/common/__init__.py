@@ -1,0 +1,1 @@
+"""Small things every stage uses: locations, compressed strings."""

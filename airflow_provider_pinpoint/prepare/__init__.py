@@ -1,0 +1,1 @@
+"""Tables in, requests out: read -> map and coerce columns -> validate -> reshape to JSON -> pack."""

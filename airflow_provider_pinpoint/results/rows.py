@@ -1,0 +1,155 @@
+"""What the sender decided about items: the statuses, and the rows they become in the results table.
+
+The sender reports decisions as :class:`Outcomes`, a batch of rows (one per item) with their
+counts. An answer that accepts a whole request, the normal case, is recorded straight from the
+request's columns (:meth:`Outcomes.all_accepted`): no Python object per item. Anything decided
+item by item (a rejection, a resend, a split, a stop) goes through :class:`ItemResult`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from airflow_provider_pinpoint.prepare.requests import EVENT, ITEM_SCHEMA, Item, Request
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+FAILED = "failed"
+
+# The longest message a results row keeps.
+MESSAGE_CHARS = 500
+
+_ITEM_COLUMNS = 5  # record_type .. source_row: the item's own columns, as in batch.ITEM_SCHEMA
+SCHEMA = pa.schema(
+    [
+        *list(ITEM_SCHEMA)[:_ITEM_COLUMNS],
+        ("status", pa.string()),
+        ("status_code", pa.int32()),
+        ("message", pa.string()),
+        ("attempts", pa.int32()),
+        ("request_id", pa.string()),
+        ("sent_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+@dataclass(slots=True)
+class ItemResult:
+    """The final word on one item, decided on its own."""
+
+    item: Item
+    status: str
+    status_code: int | None
+    message: str
+    attempts: int
+    request_id: str | None
+    sent_at: datetime | None
+
+
+class Row(NamedTuple):
+    """One row of :class:`Outcomes`, for reading them in Python (tests, notebooks)."""
+
+    record_type: str
+    endpoint_id: str
+    event_id: str | None
+    source: str
+    source_row: int
+    status: str
+    status_code: int | None
+    message: str | None
+    attempts: int
+    request_id: str | None
+    sent_at: datetime | None
+
+
+class Outcomes:
+    """Items decided together (usually by one answer): ``batch`` holds a row each (:data:`SCHEMA`)."""
+
+    __slots__ = ("batch", "accepted", "rejected", "failed", "events_accepted")
+
+    def __init__(self, batch: pa.RecordBatch, accepted: int, rejected: int, failed: int, events_accepted: int) -> None:
+        self.batch = batch
+        self.accepted = accepted
+        self.rejected = rejected
+        self.failed = failed
+        self.events_accepted = events_accepted
+
+    def __len__(self) -> int:
+        return self.batch.num_rows
+
+    def rows(self) -> list[Row]:
+        return [Row(*values) for values in zip(*(column.to_pylist() for column in self.batch.columns), strict=True)]
+
+    @classmethod
+    def all_accepted(
+        cls, request: Request, code: int, attempts: int, request_id: str | None, sent_at: datetime
+    ) -> Outcomes:
+        """Every item of ``request`` accepted by one answer, with one status code."""
+        n = len(request)
+        columns = request.columns.columns[:_ITEM_COLUMNS]
+        batch = pa.RecordBatch.from_arrays(
+            [
+                *columns,
+                _repeated(ACCEPTED, n),
+                _repeated(code, n, pa.int32()),
+                _repeated("", n),
+                _repeated(attempts, n, pa.int32()),
+                pa.repeat(pa.scalar(request_id, pa.string()), n),
+                pa.repeat(pa.scalar(sent_at, SCHEMA.field("sent_at").type), n),
+            ],
+            schema=SCHEMA,
+        )
+        return cls(batch, n, 0, 0, request.event_count)
+
+    @classmethod
+    def of_results(cls, results: Sequence[ItemResult]) -> Outcomes:
+        """Items decided one by one."""
+        n = len(results)
+        if n == 0:
+            return cls(pa.RecordBatch.from_pylist([], schema=SCHEMA), 0, 0, 0, 0)
+        status, code, message, attempts, request_id, sent_at = zip(*map(_RESULT_FIELDS, results), strict=True)
+        items = zip(*map(_ITEM_FIELDS, map(_ITEM, results)), strict=True)
+        if max(map(len, filter(None, message)), default=0) > MESSAGE_CHARS:
+            message = tuple(map(capped, message))
+        columns = (*items, status, code, message, attempts, request_id, sent_at)
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(values, field.type) for values, field in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
+        )
+        accepted = status.count(ACCEPTED)
+        rejected = status.count(REJECTED)
+        events = sum(1 for result in results if result.status == ACCEPTED and result.item.record_type == EVENT)
+        return cls(batch, accepted, rejected, n - accepted - rejected, events)
+
+
+def capped(message: str | None) -> str | None:
+    """A message as stored: the service's can be long (it may quote the request), the table keeps the start."""
+    if message is None or len(message) <= MESSAGE_CHARS:
+        return message
+    return message[: MESSAGE_CHARS - 1] + "…"
+
+
+# The fields of an ItemResult and of its Item that become columns, read in C by attrgetter.
+_RESULT_FIELDS = operator.attrgetter("status", "status_code", "message", "attempts", "request_id", "sent_at")
+_ITEM_FIELDS = operator.attrgetter("record_type", "endpoint_id", "event_id", "source", "source_row")
+_ITEM = operator.attrgetter("item")
+
+_REPEATED: dict[tuple[Any, int, pa.DataType], pa.Array] = {}
+_TEXT = pa.string()
+
+
+def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:
+    """``value`` ``n`` times: the same few (accepted, 202, 1 attempt, 100 rows) come back for every
+    request, so they are made once (Arrow arrays are immutable, sharing them is safe)."""
+    key = (value, n, type_)
+    array = _REPEATED.get(key)
+    if array is None:
+        if len(_REPEATED) > 1024:
+            _REPEATED.clear()
+        array = _REPEATED[key] = pa.repeat(pa.scalar(value, type_), n)
+    return array

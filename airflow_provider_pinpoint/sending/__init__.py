@@ -1,0 +1,1 @@
+"""Requests out, decisions back: the engine, its retries and its rate limit."""

@@ -1,0 +1,229 @@
+"""The one place that talks to the service: send one PutEvents request, classify what came back.
+
+Everything above this boundary (retries, splitting, per-item resends, bookkeeping) works on the
+classified outcome only, so another sink, or a leaner wire path for the same boto3 client, can be
+put in here without touching the engine.
+
+The body goes out as the pre-serialised bytes the packer built, through the boto3 client itself
+(:class:`~airflow_provider_pinpoint.sinks.raw_body.RawPutEvents`): credentials, SigV4, endpoint
+resolution, TLS and timeouts stay the client's; botocore's generic serializer and parser are
+skipped.
+
+Clients created by the loader get botocore's own retries switched off (one attempt): the engine
+retries with its own budget and backoff, and a second layer inside botocore would multiply the
+attempts and hide throttling from the rate limiter. A client passed in by the user is used as it
+is; see docs/loading.md for the setting to give it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import botocore.exceptions
+from botocore.config import Config
+from botocore.parsers import ResponseParserError
+
+from airflow_provider_pinpoint.errors import FatalServiceError
+from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
+from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
+
+# Worker threads that send for the loader are named with this prefix (see send.py).
+SENDER_THREAD_PREFIX = "pinpoint-send"
+
+# One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
+CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+
+
+class _NoSigningMaterial(logging.Filter):
+    """Drops botocore's DEBUG records that print signing material, for the loader's own requests.
+
+    ``botocore.auth`` logs the canonical request (with the session token) and the string to sign;
+    ``botocore.endpoint`` logs each prepared request with its Authorization header (the access key
+    id) and the token. Someone debugging a load turns DEBUG on for everything; these lines must not
+    follow. Only records from the loader's sending threads are dropped, so other boto3 users in the
+    same process keep their logs as configured.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.threadName or "").startswith(SENDER_THREAD_PREFIX):
+            return True
+        if record.name == "botocore.auth":
+            return False
+        return not str(record.msg).startswith("Sending http request")
+
+
+def _install_log_filter() -> None:
+    for name in ("botocore.auth", "botocore.endpoint"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoSigningMaterial) for f in logger.filters):
+            logger.addFilter(_NoSigningMaterial())
+
+
+_install_log_filter()
+
+
+def client_config(max_in_flight: int) -> Config:
+    """botocore settings for a client the loader creates itself."""
+    return Config(
+        retries=dict(CLIENT_RETRIES),
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        max_pool_connections=max(10, max_in_flight),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A request the service answered (HTTP 2xx); ``results`` is its ``Results`` map as decoded."""
+
+    status: int
+    request_id: str | None
+    results: dict[str, Any]
+
+    def common_success(self, request: Request) -> int | None:
+        """The one 2xx StatusCode the answer gives every item of ``request``, or None if any item got
+        anything else.
+
+        The normal answer accepts everything with one code; the engine then settles the request in
+        one go and only walks :meth:`item_status` item by item when this says no.
+        """
+        results = self.results
+        common = None
+        try:
+            for endpoint_id, event_id in zip(*request.keys(), strict=True):
+                entry = results[endpoint_id]
+                if event_id is None:
+                    code = entry["EndpointItemResponse"]["StatusCode"]
+                else:
+                    code = entry["EventsItemResponse"][event_id]["StatusCode"]
+                if code != common:
+                    if common is not None or type(code) is not int or not 200 <= code < 300:
+                        return None
+                    common = code
+        except (KeyError, TypeError):
+            return None
+        return common
+
+    def item_status(self, item: Item) -> tuple[int, str]:
+        """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""
+        try:
+            entry = self.results.get(item.endpoint_id)
+            if entry is not None:
+                if item.record_type == ENDPOINT:
+                    status = entry.get("EndpointItemResponse")
+                else:
+                    status = (entry.get("EventsItemResponse") or {}).get(item.event_id)
+                if status is not None:
+                    return int(status.get("StatusCode") or 0), status.get("Message") or ""
+        except (AttributeError, TypeError, ValueError):
+            return 0, "the answer's status for this item could not be read"
+        return 0, "the answer had no status for this item"
+
+
+class TransportError(Exception):
+    """The whole request failed; ``status`` is the HTTP status, or None when no answer came back."""
+
+    def __init__(self, message: str, status: int | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+
+
+class RetryableError(TransportError):
+    """429, 5xx, a timeout or a broken connection: the same request may be sent again."""
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
+
+
+class PayloadTooLarge(TransportError):
+    """413: the request must be split before it is sent again."""
+
+
+class BadRequest(TransportError):
+    """400 for the whole request: sending it again cannot help."""
+
+
+class PutEventsTransport:
+    """Sends a :class:`~airflow_provider_pinpoint.prepare.requests.Request` through a boto3 Pinpoint client.
+
+    The client carries the credentials (and their refresh), SigV4 signing, endpoint and region
+    resolution, TLS and timeouts; this class only maps the request in and the answer out.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._raw = RawPutEvents(client)
+
+    def describe_target(self, application_id: str) -> str:
+        """Where requests go, for messages: application id, region and endpoint (no credentials)."""
+        meta = self.client.meta
+        return f"application {application_id!r} in region {meta.region_name!r} at {without_userinfo(meta.endpoint_url)}"
+
+    def send(self, application_id: str, request: Request) -> Response:
+        try:
+            answer = self._raw.send(application_id, request.body())
+        except botocore.exceptions.ClientError as exc:
+            raise self._classify(application_id, exc) from None
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
+            raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
+        except ResponseParserError:
+            raise RetryableError("the service's answer could not be parsed") from None
+        except botocore.exceptions.NoCredentialsError:
+            raise FatalServiceError(
+                "No AWS credentials found: configure a profile, environment variables, an instance role "
+                "or pass a boto3 session/client."
+            ) from None
+        except botocore.exceptions.ParamValidationError as exc:
+            raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
+        return Response(answer.status_code, answer.request_id, answer.results)
+
+    def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
+        response = exc.response
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        request_id = response.get("ResponseMetadata", {}).get("RequestId")
+        error = response.get("Error", {})
+        message = _one_line(error.get("Message") or error.get("Code") or "no message")
+        if status == 403:
+            return FatalServiceError(
+                f"Access denied (HTTP 403) for {self.describe_target(application_id)}: check the AWS credentials "
+                f"or role, that it may call mobiletargeting:PutEvents, and the region. Service said: {message}"
+            )
+        if status == 404:
+            return FatalServiceError(
+                f"Not found (HTTP 404): {self.describe_target(application_id)}: check the application id, "
+                f"the region and the endpoint URL. Service said: {message}"
+            )
+        if status == 413:
+            return PayloadTooLarge(message, status, request_id)
+        if status == 429 or (status is not None and status >= 500):
+            return RetryableError(message, status, request_id)
+        return BadRequest(message, status, request_id)
+
+
+def _without_values(report: str) -> str:
+    """botocore's validation report quotes the offending values, which may be addresses: keep only the rules."""
+    return _one_line(
+        "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
+    )
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""Benchmarks: run as scripts (`python benchmarks/run.py`); a package so tests can reuse the data generator."""

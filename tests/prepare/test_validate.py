@@ -1,0 +1,437 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from airflow_provider_pinpoint.prepare import validate
+
+
+def _table(source: str, columns: dict[str, list]) -> pa.Table:
+    rows = len(next(iter(columns.values())))
+    return pa.table({**columns, "_source": [source] * rows, "_source_row": list(range(1, rows + 1))})
+
+
+def _events(**columns) -> validate.Checked:
+    base = {"EndpointId": ["ep-1"], "EventType": ["view"], "Timestamp": ["2026-01-01T00:00:00Z"]}
+    rows = len(next(iter(columns.values()))) if columns else 1
+    full = {name: values * rows for name, values in base.items()} | columns
+    return validate.events(_table("data/events.csv", full), validate.EventState())
+
+
+def _endpoints(**columns) -> validate.Checked:
+    rows = len(next(iter(columns.values())))
+    full = {"Id": [f"ep-{i}" for i in range(rows)]} | columns
+    return validate.endpoints(_table("s3://bucket/endpoints.parquet", full))
+
+
+def _messages(checked: validate.Checked) -> list[str]:
+    return [checked.reasons[i] for i in sorted(checked.reasons)]
+
+
+def test_long_event_attribute_value_is_rejected_loudly():
+    checked = _events(**{"Attributes.sku": ["x" * 231, "ok"]})
+    assert _messages(checked) == [
+        "events.csv row 1: Attributes.sku is 231 characters; Pinpoint drops events whose attribute values exceed 200"
+    ]
+    assert checked.rejected.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("endpoint_id", ["", None, "a$b", "x{", "y}"])
+def test_bad_endpoint_ids_are_rejected(endpoint_id):
+    checked = _events(EndpointId=[endpoint_id])
+    assert checked.rejected.tolist() == [True]
+    assert "EndpointId" in checked.reasons[0]
+
+
+def test_missing_event_type_and_timestamp_are_rejected():
+    checked = _events(EventType=[None, "view"], Timestamp=["2026-01-01T00:00:00Z", ""])
+    assert _messages(checked) == [
+        "events.csv row 1: EventType is empty; Pinpoint requires it for every event",
+        "events.csv row 2: Timestamp is empty; Pinpoint requires it for every event",
+    ]
+
+
+def test_numbers_in_a_timestamp_column_are_refused():
+    checked = _events(Timestamp=[1767225600, None])
+    assert "Timestamp is a number (1767225600), not an ISO 8601 timestamp" in checked.reasons[0]
+
+
+def test_unparseable_timestamp_text_is_refused():
+    checked = _events(Timestamp=["yesterday", "2026-01-01 10:00:00", "2026-01-01T10:00:00+02:00"])
+    assert _messages(checked) == ["events.csv row 1: Timestamp is 'yesterday', not an ISO 8601 timestamp"]
+
+
+def test_text_in_a_metric_is_refused():
+    checked = _events(**{"Metrics.price": ["12.5", "twelve", ""]})
+    assert _messages(checked) == ["events.csv row 2: Metrics.price is 'twelve', not a number"]
+
+
+def test_nan_spelt_as_text_is_dropped_even_beside_text_that_is_no_number():
+    checked = _events(**{"Metrics.price": ["NaN", "cheap", " nan ", "-Infinity"]})
+    assert _messages(checked) == ["events.csv row 2: Metrics.price is 'cheap', not a number"]
+    assert checked.columns["Metrics.price"].to_pylist() == [None, None, None, None]
+
+
+def test_nan_and_infinite_metrics_are_dropped_not_rejected():
+    checked = _events(**{"Metrics.price": [math.nan, math.inf, -math.inf, 2.0]})
+    assert not checked.rejected.any()
+    assert checked.columns["Metrics.price"].to_pylist() == [None, None, None, 2.0]
+
+
+def test_session_needs_id_and_start_timestamp():
+    checked = _events(
+        **{
+            "Session.Id": [None, "s1", "s2", None],
+            "Session.StartTimestamp": ["2026-01-01T00:00:00Z", None, "2026-01-01T00:00:00Z", None],
+        }
+    )
+    assert _messages(checked) == [
+        "events.csv row 1: Session.Id is empty; Pinpoint requires it in every Session",
+        "events.csv row 2: Session.StartTimestamp is empty; Pinpoint requires it in every Session",
+    ]
+
+
+def test_session_duration_must_be_whole_milliseconds():
+    checked = _events(
+        **{
+            "Session.Id": ["s"] * 3,
+            "Session.StartTimestamp": ["2026-01-01T00:00:00Z"] * 3,
+            "Session.Duration": [1.5, -3, 10],
+        }
+    )
+    assert _messages(checked) == [
+        "events.csv row 1: Session.Duration is 1.5, not a whole number of milliseconds",
+        "events.csv row 2: Session.Duration is -3; a duration cannot be negative",
+    ]
+
+
+def test_event_attribute_name_longer_than_50_is_refused():
+    name = "k" * 51
+    checked = _events(**{f"Attributes.{name}": ["v", None]})
+    assert _messages(checked) == [f"events.csv row 1: Attributes.{name} has a 51-character name; Pinpoint allows 50"]
+
+
+def test_more_than_40_attributes_and_metrics_per_event_are_refused():
+    columns = {f"Attributes.a{i}": ["v", None] for i in range(30)} | {f"Metrics.m{i}": [1.0, 1.0] for i in range(11)}
+    checked = _events(**columns)
+    assert _messages(checked) == ["events.csv row 1: Attributes/Metrics has 41 keys; Pinpoint allows 40 per event"]
+
+
+def test_repeated_event_id_for_one_endpoint_is_refused():
+    checked = _events(EventId=["e1", "e1", "e1"], EndpointId=["a", "a", "b"])
+    assert _messages(checked) == [
+        "events.csv row 2: EventId 'e1' repeats events.csv row 1 for the same endpoint; "
+        "event ids must be unique per endpoint"
+    ]
+
+
+def test_event_types_beyond_the_application_cap_are_refused(monkeypatch):
+    monkeypatch.setattr(validate.quotas, "MAX_EVENT_TYPES_PER_APP", 2)
+    state = validate.EventState()
+    first = validate.events(
+        _table("e.csv", {"EndpointId": ["a"] * 2, "EventType": ["t1", "t2"], "Timestamp": ["2026-01-01"] * 2}), state
+    )
+    second = validate.events(
+        _table("e.csv", {"EndpointId": ["a"] * 2, "EventType": ["t1", "t3"], "Timestamp": ["2026-01-01"] * 2}), state
+    )
+    assert not first.rejected.any()
+    assert second.rejected.tolist() == [False, True]
+    assert "Pinpoint allows 2 per application" in second.reasons[1]
+
+
+def test_endpoint_ids_colliding_in_case_keep_the_first_spelling():
+    checked = _endpoints(Id=["Abc", "abc", "ABC", "Abc", "other"])
+    assert _messages(checked) == [
+        "endpoints.parquet row 2: Id 'abc' differs only in case from 'Abc' (endpoints.parquet row 1); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+        "endpoints.parquet row 3: Id 'ABC' differs only in case from 'Abc' (endpoints.parquet row 1); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+        "endpoints.parquet row 4: Id 'Abc' repeats endpoints.parquet row 1; give each endpoint one row",
+    ]
+
+
+def test_events_spelling_an_endpoint_id_differently_are_rejected():
+    state = validate.EventState()
+    validate.endpoint_spellings(_endpoints_checked(["Abc"]), state)
+    table = _table(
+        "events.csv",
+        {"EndpointId": ["Abc", "abc", "new", "NEW"], "EventType": ["v"] * 4, "Timestamp": ["2026-01-01"] * 4},
+    )
+    checked = validate.events(table, state)
+    assert checked.rejected.tolist() == [False, True, False, True]
+    assert checked.reasons[1] == (
+        "events.csv row 2: EndpointId 'abc' differs only in case from 'Abc' (endpoints.csv row 1); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins"
+    )
+    assert "differs only in case from 'new', used earlier in the events" in checked.reasons[3]
+
+
+def _endpoints_checked(ids: list[str]) -> validate.Checked:
+    return validate.endpoints(_table("endpoints.csv", {"Id": ids}))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "fragment"),
+    [
+        ("ChannelType", "PIGEON", "ChannelType is 'PIGEON'; Pinpoint accepts PUSH, GCM"),
+        ("EndpointStatus", "active", "EndpointStatus is 'active'; Pinpoint accepts ACTIVE, INACTIVE"),
+        ("OptOut", "MAYBE", "OptOut is 'MAYBE'; Pinpoint accepts ALL, NONE"),
+        ("Demographic.Locale", "en-US", "Demographic.Locale is 'en-US'; Pinpoint expects ll_CC"),
+        ("Location.Country", "USA", "Location.Country is 'USA'; Pinpoint expects an ISO 3166-1 alpha-2 code"),
+        ("Demographic.Timezone", "Mars/Base", "Demographic.Timezone is 'Mars/Base'; Pinpoint expects a tz database"),
+        ("Location.Latitude", 91.0, "Location.Latitude is 91.0; it must lie between -90 and 90"),
+        ("Location.Longitude", -180.5, "Location.Longitude is -180.5; it must lie between -180 and 180"),
+        ("Location.Latitude", "north", "Location.Latitude is 'north', not a number"),
+        ("EffectiveDate", "soon", "EffectiveDate is 'soon', not an ISO 8601 timestamp"),
+    ],
+)
+def test_endpoint_field_rules(column, value, fragment):
+    checked = _endpoints(**{column: [value]})
+    assert checked.reasons[0].startswith("endpoints.parquet row 1: ")
+    assert fragment in checked.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("ChannelType", "EMAIL"),
+        ("EndpointStatus", "INACTIVE"),
+        ("OptOut", "ALL"),
+        ("Demographic.Locale", "pt_BR"),
+        ("Location.Country", "DE"),
+        ("Demographic.Timezone", "Europe/Berlin"),
+        ("Location.Latitude", -90.0),
+        ("EffectiveDate", "2026-01-01T00:00:00.000Z"),
+    ],
+)
+def test_valid_endpoint_fields_pass(column, value):
+    assert not _endpoints(**{column: [value]}).rejected.any()
+
+
+def test_more_than_50_values_in_an_endpoint_attribute_are_refused():
+    checked = _endpoints(**{"Attributes.tags": [[f"t{i}" for i in range(51)], ["a"]]})
+    assert _messages(checked) == [
+        "endpoints.parquet row 1: Attributes.tags has 51 values; Pinpoint allows 50 per attribute"
+    ]
+
+
+def test_endpoint_attribute_values_longer_than_100_are_refused():
+    checked = _endpoints(**{"User.UserAttributes.bio": [["short", "b" * 101]]})
+    assert _messages(checked) == [
+        "endpoints.parquet row 1: User.UserAttributes.bio has a value of 101 characters; "
+        "Pinpoint allows 100 characters per user attribute value"
+    ]
+
+
+def test_the_16th_endpoint_of_a_user_is_refused_for_limited_channels():
+    channels = ["EMAIL"] * 15 + ["SMS", "APNS"]
+    checked = _endpoints(**{"User.UserId": ["u1"] * 17, "ChannelType": channels})
+    assert checked.rejected.tolist() == [False] * 15 + [True, False]
+    assert checked.reasons[15] == (
+        "endpoints.parquet row 16: User.UserId already has 15 endpoints in this input; "
+        "Pinpoint refuses endpoint 16 of a user for SMS"
+    )
+
+
+def test_endpoint_custom_attributes_beyond_the_application_cap_are_refused(monkeypatch):
+    monkeypatch.setattr(validate.quotas, "MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP", 2)
+    checked = _endpoints(
+        **{"Attributes.a": [["x"], None], "Metrics.m": [1.0, None], "User.UserAttributes.u": [None, ["y"]]}
+    )
+    assert _messages(checked) == [
+        "endpoints.parquet row 2: User.UserAttributes.u is distinct endpoint attribute or metric number 3 in the input; "
+        "Pinpoint allows 2 per application"
+    ]
+
+
+def test_oversized_rows_are_refused_by_their_serialised_size():
+    checked = _events(AppTitle=["t" * 10])
+    validate.check_size(checked, pa.array(["{" + "x" * 20 + "}"]), 16, "event")
+    assert _messages(checked) == ["events.csv row 1: (whole row) serialises to 22 bytes; Pinpoint allows 16 per event"]
+
+
+def test_whole_number_floats_in_text_fields_go_out_as_their_digits():
+    # pandas turns an integer column with one NaN into float64: ids and phone numbers arrive as floats.
+    checked = _events(EndpointId=[42.0, 1e20, float("nan")], EventType=[1.5550104471e10, -0.0, 7.0])
+    assert checked.columns["EndpointId"].to_pylist() == ["42", "100000000000000000000", None]
+    assert checked.columns["EventType"].to_pylist() == ["15550104471", "0", "7"]
+
+
+def test_fractional_floats_in_text_fields_are_refused_without_quoting_an_address():
+    checked = _endpoints(Address=[15550104471.0, 1555010447.5], ChannelType=["SMS", "SMS"])
+    assert checked.columns["Address"][0].as_py() == "15550104471"
+    assert _messages(checked) == ["endpoints.parquet row 2: Address is not a single text value or whole number"]
+    events = _events(EventType=[2.5])
+    assert _messages(events) == ["events.csv row 1: EventType is 2.5, not a single text value or whole number"]
+
+
+def test_a_rejected_event_sets_no_endpoint_id_spelling():
+    checked = _events(EndpointId=["Abc", "abc", "ABC"], EventType=[None, "view", "view"])
+    assert checked.rejected.tolist() == [True, False, True]
+    assert "EventType is empty" in checked.reasons[0]
+    assert "'ABC' differs only in case from 'abc'" in checked.reasons[2]
+
+
+def test_a_rejected_endpoint_row_sets_no_spelling_for_rows_or_events():
+    checked = _endpoints(Id=["Abc", "abc"], ChannelType=["PIGEON", "SMS"])
+    assert checked.rejected.tolist() == [True, False]
+    state = validate.EventState()
+    validate.endpoint_spellings(checked, state)
+    table = _table(
+        "events.csv", {"EndpointId": ["abc", "Abc"], "EventType": ["v"] * 2, "Timestamp": ["2026-01-01"] * 2}
+    )
+    events = validate.events(table, state)
+    assert events.rejected.tolist() == [False, True]
+    assert "differs only in case from 'abc' (endpoints.parquet row 2)" in events.reasons[1]
+
+
+def test_an_event_id_repeated_in_a_later_batch_is_refused():
+    state = validate.EventState()
+    first = {
+        "EndpointId": ["Ep-1", "ep-2"],
+        "EventId": ["e1", "e1"],
+        "EventType": ["v"] * 2,
+        "Timestamp": ["2026-01-01"] * 2,
+    }
+    assert not validate.events(_table("events.csv", first), state).rejected.any()
+    later = _table(
+        "events.csv",
+        {
+            "EndpointId": ["Ep-1", "Ep-1", "ep-3"],
+            "EventId": ["e1", "e2", "e1"],
+            "EventType": ["v"] * 3,
+            "Timestamp": ["2026-01-01"] * 3,
+        },
+    )
+    checked = validate.events(later, state)
+    assert checked.rejected.tolist() == [True, False, False]
+    assert _messages(checked) == [
+        "events.csv row 1: EventId 'e1' repeats an earlier row of the input for the same endpoint; "
+        "event ids must be unique per endpoint"
+    ]
+
+
+@pytest.mark.parametrize("max_run", [1 << 20, 50])
+def test_the_hash_set_finds_what_was_added_across_merged_runs(max_run, monkeypatch):
+    monkeypatch.setattr(validate.HashSet, "MAX_RUN", max_run)
+    seen = validate.HashSet()
+    for start in range(0, 1000, 7):
+        seen.add(np.arange(start, start + 7, dtype=np.uint64) * 2)
+    assert len(seen) == 1001
+    assert max(len(run) for run in seen._runs) <= max_run
+    probe = np.arange(0, 2010, dtype=np.uint64)
+    assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
+
+
+def _reference_losers(batches: list[list[str]], endpoint_ids: list[str]) -> tuple[list[list[str]], dict[str, str]]:
+    """Row by row in plain Python: the first spelling of each lower-cased id wins, later other spellings lose."""
+    first = {spelling.lower(): spelling for spelling in endpoint_ids}
+    losers = []
+    for batch in batches:
+        lost = set()
+        for spelling in batch:
+            if first.setdefault(spelling.lower(), spelling) != spelling:
+                lost.add(spelling)
+        losers.append(sorted(lost))
+    return losers, first
+
+
+def _spellings(rng: np.random.Generator, name: str) -> list[str]:
+    """A few case variants of one id, always including the lower-case one."""
+    variants = {name, name.upper()} | {"".join(c.upper() if rng.random() < 0.5 else c for c in name) for _ in range(3)}
+    return sorted(variants)
+
+
+@pytest.mark.parametrize("with_endpoints", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_spelling_decisions_match_first_spelling_wins_row_by_row(seed, with_endpoints, monkeypatch):
+    monkeypatch.setattr(validate.HashSet, "MAX_RUN", 8)  # many runs, as on a long load
+    rng = np.random.default_rng(seed)
+    pool = [_spellings(rng, f"id{i}x") for i in range(40)]
+    endpoint_ids = [rng.choice(pool[i]) for i in rng.choice(40, 15, replace=False)] if with_endpoints else []
+    batches = [
+        [rng.choice(pool[i]) for i in rng.integers(0, 40 if b else 20, int(rng.integers(1, 30)))] for b in range(6)
+    ]
+    expected, first = _reference_losers(batches, endpoint_ids)
+    state = validate.EventState()
+    if with_endpoints:
+        validate.accepted_endpoints(
+            pa.array(endpoint_ids, pa.string()),
+            pa.array(["endpoints.csv"] * len(endpoint_ids)),
+            pa.array(range(1, len(endpoint_ids) + 1), pa.int64()),
+            state,
+        )
+    got = [sorted(state.misspelt(pa.array(batch, pa.string())).to_pylist()) for batch in batches]
+    assert got == expected
+    rows = {spelling.lower(): f"endpoints.csv row {row}" for row, spelling in enumerate(endpoint_ids, start=1)}
+    others = pa.array([spelling.upper() if spelling.islower() else spelling.lower() for spelling in first.values()])
+    assert state.winners(others) == {
+        other: (first[other.lower()], rows.get(other.lower())) for other in others.to_pylist()
+    }
+
+
+def test_an_all_lower_case_load_keeps_no_python_collection_of_ids():
+    state = validate.EventState()
+    ids = pa.array([f"ep-{i}" for i in range(50)], pa.string())
+    sources = pa.array(["endpoints.csv"] * 50)
+    rows = pa.array(range(1, 51), pa.int64())
+    validate.accepted_endpoints(ids, sources, rows, state)
+    for start in range(0, 80, 20):
+        batch = [f"ep-{i}" for i in range(start, start + 20)] * 2
+        table = _table("events.csv", {"EndpointId": batch, "EventType": ["v"] * 40, "Timestamp": ["2026-01-01"] * 40})
+        assert not validate.events(table, state).rejected.any()
+    assert state.capitalised == {}
+    assert len(state.lowered) == 80
+    assert len(state.capital_spellings) == len(state.capital_lowered) == 0
+    collections = {name for name, value in vars(state).items() if isinstance(value, (set, dict, list, tuple))}
+    assert collections == {"capitalised", "endpoint_rows", "event_types"}
+    # The endpoints table's columns are held as given, not copied, and not lower-cased until a message needs it.
+    assert state.endpoint_rows[0] is ids and state.endpoint_rows[2] is rows
+    assert state._endpoints_lowered is None
+
+
+def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
+    """An endpoints table validated ``rows`` rows at a time: which rows fail, and the messages in order."""
+    seen = validate.EndpointsSeen()
+    slices = [validate.endpoints(table.slice(start, rows), seen) for start in range(0, table.num_rows, rows)]
+    return np.concatenate([c.rejected for c in slices]).tolist(), [message for c in slices for message in _messages(c)]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 7])
+def test_endpoints_validated_in_slices_are_refused_as_when_validated_whole(rows, monkeypatch):
+    # Ids repeated in any case, within a slice and across slices, some rows refused for another rule
+    # first (they must not count), and users over the limit across slices.
+    monkeypatch.setattr(validate.quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
+    table = _table(
+        "endpoints.parquet",
+        {
+            "Id": ["Abc", "x", "abc", "ABC", "y", None, "Abc", "z", "X", "w", "q", "q"],
+            "ChannelType": ["SMS", "PIGEON", "SMS", "SMS", "SMS", "SMS", "SMS", "EMAIL", "SMS", "SMS", "SMS", "SMS"],
+            "User.UserId": ["u1", "u1", "u2", None, "u1", "u1", "u2", "u1", "u1", "u1", "u3", "u3"],
+        },
+    )
+    whole = validate.endpoints(table)
+    assert _sliced(table, rows) == (whole.rejected.tolist(), _messages(whole))
+    assert whole.rejected.tolist() == [False, True, True, True, False, True, True, True, True, True, False, True]
+    # Row 9's 'X' collides with nothing: row 2's 'x' was refused for its channel. Row 2 and row 6
+    # (no id) are not counted as endpoints of u1 either.
+    assert _messages(whole)[5:8] == [
+        f"endpoints.parquet row {row}: User.UserId already has 2 endpoints in this input; Pinpoint refuses "
+        f"endpoint {position} of a user for {channel}"
+        for row, position, channel in ((8, 3, "EMAIL"), (9, 4, "SMS"), (10, 5, "SMS"))
+    ]
+
+
+def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():
+    table = _table("endpoints.csv", {"Id": ["a", "Bee", "c", "bee", "BEE"]})
+    rejected, messages = _sliced(table, 2)
+    assert rejected == [False, False, False, True, True]
+    assert messages == [
+        "endpoints.csv row 4: Id 'bee' differs only in case from 'Bee' (endpoints.csv row 2); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+        "endpoints.csv row 5: Id 'BEE' differs only in case from 'Bee' (endpoints.csv row 2); "
+        "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
+    ]

@@ -1,0 +1,55 @@
+"""Outcomes: a whole accepted request recorded from its columns says what item-by-item results say."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from airflow_provider_pinpoint.prepare import packing
+from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_columns
+from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, MESSAGE_CHARS, REJECTED, ItemResult, Outcomes
+from tests.helpers.items import make_items
+
+NOW = datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
+
+
+def _packed() -> list[Request]:
+    """Column-held requests as packing makes them: endpoint rows taken from the pending columns."""
+    items = make_items(7, 30)
+    events = item_columns([item for item in items if item.record_type == EVENT])
+    endpoints = item_columns([item for item in items if item.record_type == ENDPOINT])
+    pending = packing.PendingEndpoints(
+        endpoints.column("endpoint_id"),
+        endpoints.column("source"),
+        endpoints.column("source_row"),
+        endpoints.column("body"),
+    )
+    sizes = packing.event_wire_sizes(events.column("event_id"), events.column("body"))
+    return packing.pack_events(events, sizes, pending, max_events=50, max_bytes=4 * 1024 * 1024)
+
+
+def test_a_request_accepted_whole_gives_the_rows_its_items_would():
+    requests = _packed()
+    assert len(requests) > 2
+    for request in requests:
+        whole = Outcomes.all_accepted(request, 202, 1, "req-9", NOW)
+        one_by_one = Outcomes.of_results([ItemResult(i, ACCEPTED, 202, "", 1, "req-9", NOW) for i in request.items])
+        assert whole.batch.equals(one_by_one.batch)
+        assert (whole.accepted, whole.rejected, whole.failed) == (len(request), 0, 0)
+        assert whole.events_accepted == one_by_one.events_accepted == request.event_count
+
+
+def test_counts_and_long_messages_of_items_decided_one_by_one():
+    items = make_items(1, 3)
+    decided = Outcomes.of_results(
+        [
+            ItemResult(items[0], ACCEPTED, 202, "", 1, "r", NOW),
+            ItemResult(items[1], ACCEPTED, 202, "", 2, "r", NOW),
+            ItemResult(items[2], REJECTED, 400, "x" * 2_000, 1, "r", NOW),
+            ItemResult(items[3], FAILED, None, "not sent", 0, None, None),
+        ]
+    )
+    assert (decided.accepted, decided.rejected, decided.failed, decided.events_accepted) == (2, 1, 1, 1)
+    rows = decided.rows()
+    assert [row.attempts for row in rows] == [1, 2, 1, 0]
+    assert len(rows[2].message) == MESSAGE_CHARS and rows[2].message.endswith("…")
+    assert rows[3].sent_at is None and rows[3].status_code is None

@@ -1,0 +1,139 @@
+"""The results table: journals while running, one clean table at the location afterwards, resume input."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, ItemResult, Outcomes
+from airflow_provider_pinpoint.results.store import COLUMNS, ResultsStore
+from tests.helpers.items import make_items
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def results(items, status, run="r"):
+    code = 202 if status == ACCEPTED else 500
+    return Outcomes.of_results([ItemResult(item, status, code, "", 1, f"{run}-req", NOW) for item in items])
+
+
+@pytest.mark.parametrize("name", ["results.parquet", "results.csv"])
+def test_a_finished_run_leaves_exactly_one_clean_table(tmp_path, name):
+    location = tmp_path / name
+    items = make_items(3, 4)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items[:8], ACCEPTED))
+    writer.add_outcomes(results(items[8:], FAILED))
+    writer.close()
+    store.compact()
+    assert os.listdir(tmp_path) == [name]
+    frame = pd.read_csv(location) if name.endswith(".csv") else pd.read_parquet(location)
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == len(items)
+    assert frame["status"].value_counts().to_dict() == {ACCEPTED: 8, FAILED: len(items) - 8}
+
+
+def test_a_rerun_replaces_failed_rows_and_keeps_one_row_each(tmp_path):
+    location = tmp_path / "results.parquet"
+    items = make_items(2, 5)
+    first = ResultsStore(location)
+    writer = first.writer("run-1")
+    writer.add_outcomes(results(items[:6], ACCEPTED, "run-1"))
+    writer.add_outcomes(results(items[6:], FAILED, "run-1"))
+    writer.close()
+    first.compact()
+
+    second = ResultsStore(location)
+    writer = second.writer("run-2")
+    writer.add_outcomes(results(items[6:], ACCEPTED, "run-2"))
+    writer.close()
+    assert second.compact() == {ACCEPTED: len(items)}
+    table = pd.read_parquet(location)
+    assert len(table) == len(items)
+    assert set(table["status"]) == {ACCEPTED}
+    assert table["run_id"].value_counts().to_dict() == {"run-1": 6, "run-2": len(items) - 6}
+
+
+def test_a_killed_run_journal_is_read_for_resume_even_when_cut_short(tmp_path):
+    location = tmp_path / "out" / "results.parquet"
+    items = make_items(2, 5)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items[:4], ACCEPTED))
+    writer.add_outcomes(results(items[4:6], REJECTED))
+    writer.add_outcomes(results(items[6:9], FAILED))
+    writer._file.write(b"\xff\xff\xff\xff\x10\x00")  # a batch the kill cut in half
+    writer._file.flush()
+    # no close(): the process died here
+    resumed = ResultsStore(location)
+    assert resumed.exists()
+    done = resumed.done_rows()
+    assert done == {
+        "endpoints.parquet": {i.source_row for i in items[:6] if i.record_type == "endpoint"},
+        "events.parquet": {i.source_row for i in items[:6] if i.record_type == "event"},
+    }
+
+
+def test_a_location_holding_something_else_is_refused(tmp_path):
+    location = tmp_path / "data.parquet"
+    pd.DataFrame({"EndpointId": ["a"]}).to_parquet(location)
+    with pytest.raises(InputError, match="not a results table"):
+        ResultsStore(location).done_rows()
+
+
+def test_the_format_comes_from_the_extension(tmp_path):
+    with pytest.raises(InputError, match=r"\.parquet, \.pq or \.csv"):
+        ResultsStore(tmp_path / "results.json")
+
+
+def test_without_a_location_the_table_is_kept_in_memory():
+    items = make_items(1, 2)
+    store = ResultsStore(None)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items, ACCEPTED))
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert store.read().num_rows == len(items)
+
+
+def test_a_final_decision_outranks_a_later_failure_of_the_same_row(tmp_path):
+    location = tmp_path / "results.parquet"
+    items = make_items(1, 3)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items, ACCEPTED))
+    writer.add_outcomes(results(items[:2], FAILED))
+    writer.close()
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert set(pd.read_parquet(location)["status"]) == {ACCEPTED}
+
+
+def test_compaction_streams_many_small_journal_batches_into_few_row_groups(tmp_path):
+    import pyarrow.parquet as pq
+
+    location = tmp_path / "results.parquet"
+    items = make_items(300, 9)  # 3,000 rows, written 10 at a time as answers would come
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    for start in range(0, len(items), 10):
+        writer.add_outcomes(results(items[start : start + 10], ACCEPTED))
+    writer.close()
+    assert store.compact() == {ACCEPTED: len(items)}
+    assert pq.ParquetFile(location).metadata.num_row_groups == 1
+    assert pd.read_parquet(location)["source_row"].tolist() == [i.source_row for i in items]
+
+
+def test_a_long_service_message_is_stored_shortened(tmp_path):
+    [item] = make_items(1, 0)
+    message = "Invalid attribute: " + "x" * 5_000
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run-1")
+    writer.add_outcomes(Outcomes.of_results([ItemResult(item, REJECTED, 400, message, 1, "req", NOW)]))
+    writer.close()
+    store.compact()
+    [stored] = pd.read_parquet(tmp_path / "results.parquet")["message"]
+    assert stored.startswith("Invalid attribute: xxx") and len(stored) <= 500

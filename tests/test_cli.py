@@ -1,0 +1,244 @@
+"""pinpoint-load against the emulator: flags, output, exit codes, and resume after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.cli import main
+from airflow_provider_pinpoint.results.store import ResultsStore
+from tests.helpers.items import APP, emulator_client
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+EVENTS = SAMPLE / "events.parquet"
+ENDPOINTS = SAMPLE / "endpoints.parquet"
+INPUT_ROWS = len(pd.read_parquet(EVENTS)) + len(pd.read_parquet(ENDPOINTS))
+FLAGS = (
+    "--application-id",
+    "--events",
+    "--endpoints",
+    "--results",
+    "--endpoint-url",
+    "--region",
+    "--requests-per-second",
+    "--max-in-flight",
+    "--column-mapping",
+    "--max-reject-ratio",
+    "--resume",
+    "--dry-run",
+)
+# Columns that describe the outcome, not the particular run.
+OUTCOME = ["record_type", "endpoint_id", "event_id", "source", "source_row", "status", "status_code", "message"]
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def args(emulator, results, *extra):
+    return [
+        "--application-id",
+        APP,
+        "--events",
+        str(EVENTS),
+        "--endpoints",
+        str(ENDPOINTS),
+        "--results",
+        str(results),
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--requests-per-second",
+        "500",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_help_explains_every_flag_and_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    for flag in FLAGS:
+        assert flag in text
+    for code in ("0  the run completed", "1  fatal error", "2  usage error", "3  more rows were rejected"):
+        assert code in text
+
+
+def test_a_run_prints_the_summary_and_writes_the_same_table_as_the_notebook_api(emulator, tmp_path, capsys):
+    assert main(args(emulator, tmp_path / "cli.parquet")) == 0
+    out = capsys.readouterr().out
+    for label in ("accepted", "rejected", "failed", "requests", "retries", "duration", "events/s", "results"):
+        assert label in out
+    assert str(tmp_path / "cli.parquet") in out
+    cli = pd.read_parquet(tmp_path / "cli.parquet")
+
+    emulator.reset()
+    report = load_events(
+        str(EVENTS),
+        str(ENDPOINTS),
+        application_id=APP,
+        results=str(tmp_path / "api.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
+    assert len(cli) == INPUT_ROWS
+    key = ["record_type", "source", "source_row"]
+    pd.testing.assert_frame_equal(
+        cli[OUTCOME].sort_values(key, ignore_index=True), report.results[OUTCOME].sort_values(key, ignore_index=True)
+    )
+
+
+def test_dry_run_prints_counts_rejects_and_the_first_request_and_sends_nothing(emulator, tmp_path, capsys):
+    assert main(args(emulator, tmp_path / "results.parquet", "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert f"{INPUT_ROWS:,} rows read" in out and "nothing sent" in out
+    assert "rejected rows" in out and "row 5" in out
+    request = json.loads(out[out.index("first request") :].split("\n", 1)[1])
+    addresses = {entry["Endpoint"].get("Address") for entry in request["BatchItem"].values()} - {None}
+    assert addresses == {"<address hidden>"}
+    assert emulator.stats()["requests"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_gives_the_callers_signal_handlers_back(emulator, tmp_path, capsys):
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    assert main(args(emulator, tmp_path / "results.parquet", "--dry-run")) == 0
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--application-id", APP, "--events", str(EVENTS)],
+        ["--application-id", APP, "--results", "r.parquet"],
+        ["--application-id", APP, "--events", str(EVENTS), "--results", "r.json"],
+        ["--application-id", APP, "--events", str(EVENTS), "--results", "r.parquet", "--column-mapping", "{oops"],
+        ["--application-id", APP, "--events", str(EVENTS), "--results", "r.parquet", "--max-reject-ratio", "2"],
+    ],
+    ids=["no results", "no input", "results format", "bad mapping", "bad ratio"],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+
+
+def test_results_on_storage_whose_backend_is_missing_exit_2_with_one_line(monkeypatch, capsys):
+    from fsspec.registry import known_implementations
+
+    monkeypatch.setitem(
+        known_implementations,
+        "nobackend",
+        {"class": "pinpoint_no_such_module.FileSystem", "err": "Install nobackendfs to access it"},
+    )
+    with pytest.raises(SystemExit) as caught:
+        main(["--application-id", APP, "--events", str(EVENTS), "--results", "nobackend://bucket/r.parquet"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "nobackend://bucket/r.parquet: cannot open nobackend:// here" in err and "Traceback" not in err
+
+
+def test_existing_results_need_resume(emulator, tmp_path, capsys):
+    assert main(args(emulator, tmp_path / "results.parquet")) == 0
+    with pytest.raises(SystemExit) as caught:
+        main(args(emulator, tmp_path / "results.parquet"))
+    assert caught.value.code == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(args(emulator, tmp_path / "results.parquet", "--resume")) == 0
+
+
+def test_unreadable_input_exits_1_with_one_line(emulator, tmp_path, capsys):
+    broken = tmp_path / "events.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet")
+    argv = args(emulator, tmp_path / "results.parquet")
+    argv[argv.index(str(EVENTS))] = str(broken)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "events.parquet" in err[0] and "Traceback" not in err[0]
+    assert emulator.stats()["requests"] == 0
+
+
+def test_unknown_application_exits_1_with_one_line_and_no_traceback(tmp_path):
+    from airflow_provider_pinpoint.emulator import run_emulator
+
+    with run_emulator(apps=["another-app"]) as emu:
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_pinpoint.cli", *args(emu, tmp_path / "results.parquet")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("pinpoint-load:")]
+    assert len(lines) == 1 and "HTTP 404" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_reject_ratio_exceeded_exits_3_after_sending_the_good_rows(emulator, tmp_path, capsys):
+    assert main(args(emulator, tmp_path / "results.parquet", "--max-reject-ratio", "0.001")) == 3
+    assert "max_reject_ratio" in capsys.readouterr().err
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(frame) == INPUT_ROWS and (frame["status"] == "accepted").sum() > 0
+
+
+def test_resume_after_sigkill_delivers_everything_with_duplicates_bounded_by_the_in_flight_requests(emulator, tmp_path):
+    max_in_flight = 2
+    results = tmp_path / "results.parquet"
+    emulator.configure(rate_limit=4)
+    argv = args(emulator, results, "--max-in-flight", str(max_in_flight))
+    argv[argv.index("--requests-per-second") + 1] = "4"
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_pinpoint.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while emulator.stats()["requests"] < 8 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run ended before the kill"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    arrived_before = sum(e["receive_count"] for e in emulator.events(APP))
+    recorded_before = sum(len(rows) for rows in ResultsStore(results).done_rows().values())
+    assert 0 < arrived_before and 0 < recorded_before < INPUT_ROWS
+
+    emulator.configure(rate_limit=None)
+    assert main(args(emulator, results, "--resume", "--max-in-flight", str(max_in_flight))) == 0
+
+    frame = pd.read_parquet(results)
+    assert len(frame) == INPUT_ROWS
+    assert not frame.duplicated(["record_type", "source", "source_row"]).any()
+    assert set(frame["status"]) == {"accepted", "rejected"}
+    accepted = frame[(frame["status"] == "accepted") & (frame["record_type"] == "event")]
+    events = emulator.events(APP)
+    assert {(e["endpoint_id"], e["event_id"]) for e in events} == set(
+        zip(accepted["endpoint_id"], accepted["event_id"], strict=True)
+    )
+    duplicates = sum(e["receive_count"] - 1 for e in events)
+    print(f"arrived before the kill: {arrived_before}, recorded: {recorded_before}, duplicates: {duplicates}")
+    assert duplicates <= max_in_flight * 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]

@@ -1,0 +1,204 @@
+"""Sharding a load by endpoint id: self-contained shards, nothing lost, bounded writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.prepare.reading import read_table
+from airflow_provider_pinpoint.sharding import plan_shards, shard_of, sum_summaries
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> tuple[str, str]:
+    """60 endpoints and 600 events; event rows spell the endpoint id in another case half the time."""
+    ids = [f"Endpoint-{n:03d}" for n in range(60)]
+    endpoints = pa.table({"Id": ids, "ChannelType": ["EMAIL"] * 60, "Attributes.plan": [["gold"]] * 60})
+    event_ids = [(ids[n % 60].upper() if n % 2 else ids[n % 60]) for n in range(600)] + ["no-such-endpoint"] * 5
+    events = pa.table(
+        {
+            "EndpointId": event_ids,
+            "EventType": ["purchase"] * len(event_ids),
+            "Timestamp": ["2026-11-24T10:00:00Z"] * len(event_ids),
+        }
+    )
+    pq.write_table(endpoints, tmp_path / "endpoints.parquet")
+    pq.write_table(events, tmp_path / "events.parquet", row_group_size=100)
+    return str(tmp_path / "events.parquet"), str(tmp_path / "endpoints.parquet")
+
+
+def test_every_endpoint_and_its_events_are_in_one_shard(tables, tmp_path):
+    events, endpoints = tables
+    shards = plan_shards(events, endpoints, staging=str(tmp_path / "staging"), shards=4)
+    owner: dict[str, int] = {}
+    for shard in shards:
+        for kind, column in (("endpoints", "Id"), ("events", "EndpointId")):
+            if shard[kind] is None:
+                continue
+            for endpoint_id in read_table(shard[kind], kind=kind).column(column).to_pylist():
+                assert owner.setdefault(endpoint_id.lower(), shard["shard"]) == shard["shard"]
+    assert len(owner) == 61
+
+
+def test_shards_together_hold_every_input_row_once_with_its_original_source_row(tables, tmp_path):
+    events, endpoints = tables
+    shards = plan_shards(events, endpoints, staging=str(tmp_path / "staging"), shards=3)
+    for kind, source, expected in (("events", events, 605), ("endpoints", endpoints, 60)):
+        seen = []
+        for shard in shards:
+            if shard[kind] is not None:
+                table = read_table(shard[kind], kind=kind)
+                assert table.num_rows == shard[f"{kind}_rows"]
+                seen += zip(table.column("_source").to_pylist(), table.column("_source_row").to_pylist(), strict=True)
+        assert sorted(seen) == [(source, row) for row in range(1, expected + 1)]
+    assert sum(shard["rows"] for shard in shards) == 665
+
+
+def test_shard_files_are_written_one_input_batch_at_a_time(tables, tmp_path):
+    events, _ = tables
+    shards = plan_shards(events, staging=str(tmp_path / "staging"), shards=2, batch_rows=50)
+    for shard in shards:
+        for part in Path(shard["events"]).glob("*.parquet"):
+            metadata = pq.ParquetFile(part).metadata
+            assert metadata.num_row_groups > 1
+            assert all(metadata.row_group(i).num_rows <= 50 for i in range(metadata.num_row_groups))
+
+
+def test_empty_shards_are_left_out(tables, tmp_path):
+    _, endpoints = tables
+    shards = plan_shards(endpoints=endpoints, staging=str(tmp_path / "staging"), shards=200)
+    assert len(shards) < 60
+    assert all(shard["events"] is None and shard["endpoints_rows"] > 0 for shard in shards)
+
+
+def test_a_second_plan_replaces_the_shards_of_the_first(tables, tmp_path):
+    events, endpoints = tables
+    staging = tmp_path / "staging"
+    plan_shards(events, endpoints, staging=str(staging), shards=8)
+    shards = plan_shards(events, endpoints, staging=str(staging), shards=2)
+    assert sorted(p.name for p in staging.iterdir()) == [f"shard={s['shard']:05d}" for s in shards]
+
+
+def test_staging_can_be_an_fsspec_url(tables):
+    events, endpoints = tables
+    shards = plan_shards(events, endpoints, staging="memory://plan-test/run-1", shards=2)
+    assert all(shard["events"].startswith("memory://plan-test/run-1/shard=") for shard in shards)
+    assert sum(read_table(shard["events"], kind="events").num_rows for shard in shards) == 605
+
+
+def test_a_list_of_sources_is_read_in_turn(tables, tmp_path):
+    events, _ = tables
+    shards = plan_shards([events, events], staging=str(tmp_path / "staging"), shards=2)
+    assert sum(shard["events_rows"] for shard in shards) == 1210
+
+
+def test_dataframes_in_a_list_get_sources_of_their_own(tmp_path):
+    frames = [
+        pd.DataFrame({"EndpointId": [f"ep-{n}"], "EventType": ["view"], "Timestamp": ["2026-11-24T00:00:00Z"]})
+        for n in range(2)
+    ]
+    shards = plan_shards(frames, staging=str(tmp_path / "staging"), shards=1)
+    table = read_table(shards[0]["events"], kind="events")
+    assert sorted(zip(table.column("_source").to_pylist(), table.column("_source_row").to_pylist(), strict=True)) == [
+        ("events[0]", 1),
+        ("events[1]", 1),
+    ]
+
+
+def test_the_column_mapping_is_applied_while_sharding(tmp_path):
+    source = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"user": ["a", "b"], "kind": ["x", "y"], "at": ["2026-11-24T00:00:00Z"] * 2}), source)
+    mapping = {"events": {"user": "EndpointId", "kind": "EventType", "at": "Timestamp"}}
+    shards = plan_shards(str(source), staging=str(tmp_path / "staging"), shards=1, column_mapping=mapping)
+    assert read_table(shards[0]["events"], kind="events").column("EndpointId").to_pylist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("per_table", [True, False], ids=["per-table", "shared"])
+def test_a_mapping_naming_a_missing_column_stops_the_plan(tmp_path, per_table):
+    source = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"EndpointId": ["a"], "EventType": ["x"], "Timestamp": ["2026-11-24T00:00:00Z"]}), source)
+    mapping = {"user_id": "EndpointId"}
+    with pytest.raises(InputError, match="user_id"):
+        plan_shards(
+            str(source),
+            staging=str(tmp_path / "staging"),
+            shards=1,
+            column_mapping={"events": mapping} if per_table else mapping,
+        )
+
+
+def test_a_table_without_endpoint_ids_cannot_be_sharded(tmp_path):
+    source = tmp_path / "endpoints.parquet"
+    pq.write_table(pa.table({"ChannelType": ["EMAIL"]}), source)
+    with pytest.raises(InputError, match="no 'Id' column"):
+        plan_shards(endpoints=str(source), staging=str(tmp_path / "staging"), shards=2)
+
+
+def test_shard_of_is_case_insensitive_and_the_same_in_every_process():
+    other_process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from airflow_provider_pinpoint.sharding import shard_of; print(shard_of('user-42', 16))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shard_of("USER-42", 16) == shard_of("user-42", 16) == int(other_process.stdout)
+
+
+def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
+    shard = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
+    total = sum_summaries(
+        [
+            {**shard, "duration_s": 3.0, "events_per_s": 2.5, "results": "r/shard=0.parquet", "run_id": "run"},
+            {**shard, "duration_s": 5.0, "events_per_s": 1.5, "results": "r/shard=1.parquet", "run_id": "run"},
+        ]
+    )
+    assert total == {
+        "input_rows": 20,
+        "accepted": 16,
+        "rejected": 2,
+        "failed": 2,
+        "skipped": 6,
+        "requests": 4,
+        "retries": 2,
+        "events_per_s": 4.0,
+        "duration_s": 5.0,
+        "results": ["r/shard=0.parquet", "r/shard=1.parquet"],
+        "shards": 2,
+        "run_id": "run",
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(st.text(alphabet="abcXYZ-09", min_size=1, max_size=6), min_size=1, max_size=80),
+    shards=st.integers(min_value=1, max_value=6),
+)
+def test_any_ids_in_any_case_land_in_exactly_one_shard(ids, shards):
+    events = pa.table(
+        {"EndpointId": ids, "EventType": ["e"] * len(ids), "Timestamp": ["2026-11-24T00:00:00Z"] * len(ids)}
+    )
+    with tempfile.TemporaryDirectory() as staging:
+        planned = plan_shards(events, staging=staging, shards=shards, batch_rows=16)
+        owner: dict[str, set[int]] = {}
+        total = 0
+        for shard in planned:
+            column = read_table(shard["events"], kind="events").column("EndpointId").to_pylist()
+            total += len(column)
+            for endpoint_id in column:
+                owner.setdefault(endpoint_id.lower(), set()).add(shard["shard"])
+    assert total == len(ids)
+    assert all(len(found) == 1 for found in owner.values())
