@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.text import first_line
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
@@ -146,7 +147,7 @@ def load_events(
             write(rows)
         except Exception as exc:
             raise ResultsWriteError(
-                f"could not write the results at {where} ({type(exc).__name__}: {_first_line(exc)}); "
+                f"could not write the results at {where} ({type(exc).__name__}: {first_line(exc)}); "
                 "the run stopped; free space or fix access, then rerun with the same results location to resume"
             ) from exc
         tally.add(recorded=len(rows))
@@ -226,11 +227,6 @@ class _Tally:
         with self._lock:
             self.read += read
             self.recorded += recorded
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else "no message"
 
 
 def make_client(client: Any, session: Any, endpoint_url: str | None, region_name: str | None, max_in_flight: int):

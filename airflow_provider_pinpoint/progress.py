@@ -17,6 +17,7 @@ from typing import Any, Literal, TextIO
 
 import pyarrow.parquet as pq
 
+from airflow_provider_pinpoint.common.files import is_parquet
 from airflow_provider_pinpoint.common.locations import filesystem
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,8 @@ def count_rows(source: Any) -> int | None:
     try:
         fs, path = filesystem(source)
         if fs.isdir(path):
-            files = sorted(p for p in fs.find(path) if p.endswith((".parquet", ".pq")))
-        elif path.endswith((".parquet", ".pq")):
+            files = sorted(p for p in fs.find(path) if is_parquet(p))
+        elif is_parquet(path):
             files = [path]
         else:
             return None

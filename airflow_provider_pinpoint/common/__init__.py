@@ -1,1 +1,1 @@
-"""Small things every stage uses: locations, compressed strings."""
+"""Small things every stage uses: locations, file formats, Arrow masks, message text, compressed strings."""

@@ -15,26 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chunk, valid_mask
+
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
-
-
-def single_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous array (the kernels and row lookups below want one, not a chunked column)."""
-    if isinstance(array, pa.ChunkedArray):
-        return array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    return array
-
-
-def _no_failures(array: pa.Array) -> np.ndarray:
-    return np.zeros(len(array), dtype=bool)
-
-
-def _valid(array: pa.Array) -> np.ndarray:
-    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _valid_true(mask: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _empty_as_null(strings: pa.Array) -> pa.Array:
@@ -60,15 +43,15 @@ def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Any scalar column as strings (numbers by their text). Lists, structs and fractions cannot be one string."""
     array = _decoded(single_chunk(array))
     if pa.types.is_null(array.type):
-        return pa.nulls(len(array), pa.string()), _no_failures(array)
+        return pa.nulls(len(array), pa.string()), none_of(array)
     if pa.types.is_nested(array.type):
-        return pa.nulls(len(array), pa.string()), _valid(array)
+        return pa.nulls(len(array), pa.string()), valid_mask(array)
     if pa.types.is_floating(array.type):
         return _float_text(array)
     if pa.types.is_timestamp(array.type):
         strings, failed = to_iso(array)
         return strings, failed
-    return _empty_as_null(pc.cast(array, pa.string())), _no_failures(array)
+    return _empty_as_null(pc.cast(array, pa.string())), none_of(array)
 
 
 def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -96,7 +79,7 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Numbers as float64. NaN and infinities become null (absent); text that is no number fails."""
     array = _decoded(single_chunk(array))
     if pa.types.is_null(array.type):
-        return pa.nulls(len(array), pa.float64()), _no_failures(array)
+        return pa.nulls(len(array), pa.float64()), none_of(array)
     if is_text(array.type):
         text = _empty_as_null(pc.cast(array, pa.string()))
         try:
@@ -105,12 +88,12 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
-        failed = _valid(text) & ~_valid(numbers) & ~_valid_true(spelt_nan)
+        failed = valid_mask(text) & ~valid_mask(numbers) & ~as_mask(spelt_nan)
     elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         numbers = pc.cast(array, pa.float64())
-        failed = _no_failures(array)
+        failed = none_of(array)
     else:
-        return pa.nulls(len(array), pa.float64()), _valid(array)
+        return pa.nulls(len(array), pa.float64()), valid_mask(array)
     finite = pc.is_finite(numbers)
     numbers = pc.if_else(finite, numbers, pa.scalar(None, pa.float64()))
     return numbers, failed
@@ -120,13 +103,13 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
     """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?)."""
     array = _decoded(single_chunk(array))
     if pa.types.is_null(array.type):
-        return pa.nulls(len(array), TIMESTAMP), _no_failures(array)
+        return pa.nulls(len(array), TIMESTAMP), none_of(array)
     if pa.types.is_timestamp(array.type):
         if array.type.tz is None:
             array = pc.assume_timezone(array, "UTC")
-        return pc.cast(array, TIMESTAMP, safe=False), _no_failures(array)
+        return pc.cast(array, TIMESTAMP, safe=False), none_of(array)
     if pa.types.is_date(array.type):
-        return pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP), _no_failures(array)
+        return pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP), none_of(array)
     if is_text(array.type):
         text = _empty_as_null(pc.cast(array, pa.string()))
         try:
@@ -139,8 +122,8 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
                 errors="coerce",
             )
             stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
-        return stamps, _valid(text) & ~_valid(stamps)
-    return pa.nulls(len(array), TIMESTAMP), _valid(array)
+        return stamps, valid_mask(text) & ~valid_mask(stamps)
+    return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
 
 
 def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
@@ -165,7 +148,7 @@ def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
     else:
         values, row_failed = to_string(array)
         parents = np.arange(len(array))
-    keep = _valid(values)
+    keep = valid_mask(values)
     kept_parents = parents[keep]
     counts = np.bincount(kept_parents, minlength=len(array))
     offsets = np.zeros(len(array) + 1, dtype=np.int32)
@@ -182,7 +165,7 @@ def to_iso(stamps: pa.Array, prefix: str = "", suffix: str = "") -> tuple[pa.Arr
     (one per distinct day, second of the day and millisecond) is several times faster.
     """
     stamps, failed = to_timestamp(stamps)
-    present = _valid(stamps)
+    present = valid_mask(stamps)
     millis = np.where(present, pc.fill_null(pc.cast(stamps, pa.int64()), 0).to_numpy(), 0)
     seconds, ms = np.divmod(millis, 1000)
     days, second_of_day = np.divmod(seconds, 86400)
@@ -211,7 +194,7 @@ def with_validity(array: pa.Array, valid: np.ndarray) -> pa.Array:
     if array.offset:
         return pc.if_else(pa.array(valid), array, pa.scalar(None, array.type))
     if array.null_count:
-        valid = valid & _valid(array)
+        valid = valid & valid_mask(array)
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(array.type, len(array), [bitmap, *array.buffers()[1:]])
 

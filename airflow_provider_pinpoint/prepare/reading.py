@@ -52,7 +52,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from airflow_provider_pinpoint.common.files import CSV_SUFFIXES, PARQUET_SUFFIXES
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path
+from airflow_provider_pinpoint.common.text import first_line
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import (
     BOOKKEEPING,
@@ -65,12 +67,11 @@ from airflow_provider_pinpoint.prepare.columns import (
     classify,
     table_mapping,
 )
+from airflow_provider_pinpoint.results.resume import SkipDone
 
 # What pyarrow and fsspec raise for unreadable bytes, missing objects and broken streams.
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
 
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-CSV_SUFFIXES = (".csv", ".csv.gz")
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 # Bytes that were not UTF-8, as ``surrogateescape`` decoding keeps them.
 _UNDECODED = re.compile("[\udc80-\udcff]")
@@ -134,7 +135,7 @@ def read_table(
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
         raise InputError(
-            f"{describe_source(source)}: its files disagree on column types ({_brief(exc)}); "
+            f"{describe_source(source)}: its files disagree on column types ({first_line(exc, 160)}); "
             "write every part with the same schema"
         ) from None
 
@@ -154,7 +155,7 @@ def _batches(
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
     if csv_list_delimiter == "":
         raise ValueError("csv_list_delimiter must be a non-empty string or None")
-    skipper = _Skipper(skip)
+    skipper = SkipDone(skip)
     rows = 0
     options = _Options(kind, column_mapping, csv_list_delimiter, batch_rows)
     for batch in _read_source(source, options):
@@ -264,7 +265,7 @@ def _expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | 
         hint = "pip install s3fs" if protocol in ("s3", "s3a") else f"install the fsspec backend for {protocol}://"
         raise InputError(f"{text}: cannot open {protocol}:// URLs here ({exc}); {hint}") from None
     except (ValueError, OSError) as exc:
-        raise InputError(f"{text}: cannot open ({_brief(exc)})") from None
+        raise InputError(f"{text}: cannot open ({first_line(exc, 160)})") from None
     try:
         if _GLOB_CHARACTERS.search(path) and not fs.exists(path):
             given_base, path_base = _glob_base(text), _glob_base(path)
@@ -282,7 +283,7 @@ def _expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | 
         else:
             raise InputError(f"{text}: no such file or directory")
     except OSError as exc:
-        raise InputError(f"{text}: cannot list ({_brief(exc)})") from None
+        raise InputError(f"{text}: cannot list ({first_line(exc, 160)})") from None
     files = [
         _File(fs, p, _source_name(given_base, path_base, p, fs))
         for p in found
@@ -341,7 +342,7 @@ def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
             named_index = any(name is not None for name in source.index.names)
             table = pa.Table.from_pandas(source.reset_index() if named_index else source, preserve_index=False)
         except (pa.ArrowException, ValueError, TypeError) as exc:
-            raise InputError(f"DataFrame ({options.kind}): cannot convert to Arrow ({_brief(exc)})") from None
+            raise InputError(f"DataFrame ({options.kind}): cannot convert to Arrow ({first_line(exc, 160)})") from None
     names = [str(name) for name in table.column_names]
     where = f"DataFrame ({options.kind})"
     plan = _plan(names, list(range(len(names))), options, where=where, source=options.kind, csv=False)
@@ -352,7 +353,7 @@ def _read_in_memory(source: Any, options: _Options) -> Iterator[pa.RecordBatch]:
 
 
 def _parquet_unreadable(file: _File, exc: BaseException) -> InputError:
-    return InputError(f"{file.source}: not a readable Parquet file ({_brief(exc)})")
+    return InputError(f"{file.source}: not a readable Parquet file ({first_line(exc, 160)})")
 
 
 @contextlib.contextmanager
@@ -647,7 +648,7 @@ def _csv_header(file: _File) -> list[str]:
         with contextlib.closing(_csv_records(file)) as records:
             header = next(records)
     except (OSError, EOFError, csv.Error) as exc:
-        raise InputError(f"{file.source}: cannot read the CSV header ({_brief(exc)})") from None
+        raise InputError(f"{file.source}: cannot read the CSV header ({first_line(exc, 160)})") from None
     if not header:
         raise InputError(f"{file.source}: empty file; a CSV input needs a header line naming its columns")
     if any(_UNDECODED.search(name) for name in header):
@@ -658,7 +659,7 @@ def _csv_header(file: _File) -> list[str]:
 def _csv_error(file: _File, exc: BaseException) -> InputError:
     if "UTF8" in str(exc):
         return InputError(f"{file.source}: {_first_undecodable_row(file)} is not UTF-8 text; {_TO_UTF8}")
-    return InputError(f"{file.source}: not a readable CSV file ({_brief(exc)})")
+    return InputError(f"{file.source}: not a readable CSV file ({first_line(exc, 160)})")
 
 
 def _first_undecodable_row(file: _File) -> str:
@@ -784,80 +785,6 @@ def _to_string(array: pa.Array, where: str, name: str) -> pa.Array:
         raise InputError(f"{where}: column {name} holds {array.type} values; attributes are strings") from None
 
 
-class _Skipper:
-    """Drops the rows ``skip`` names, with the value sets built once rather than per batch.
-
-    When ``skip`` came from a results table (:class:`~airflow_provider_pinpoint.results.store.DoneRows`,
-    which carries the ids recorded for each row), every dropped row's endpoint id, and event id where
-    the input gives one, must be the one recorded: a source name and row number alone cannot tell a
-    rerun on the same input from one on a different input, whose rows would be skipped unsent.
-    """
-
-    def __init__(self, skip: Mapping[str, Collection[int]] | None) -> None:
-        self._rows = {source: rows for source, rows in (skip or {}).items() if rows}
-        self._sets: dict[str, pa.Array] = {}
-
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if not self._rows:
-            return batch
-        sources = batch.column(SOURCE)
-        rows = pc.cast(batch.column(SOURCE_ROW), pa.int64())
-        drop = None
-        for source in pc.unique(sources).to_pylist():
-            if source not in self._rows:
-                continue
-            done = self._rows[source]
-            if source not in self._sets:
-                rows_done = getattr(done, "rows", None)
-                self._sets[source] = pa.array(sorted(done) if rows_done is None else rows_done, pa.int64())
-            hit = pc.fill_null(pc.and_(pc.equal(sources, source), pc.is_in(rows, value_set=self._sets[source])), False)
-            if hasattr(done, "endpoint_ids"):
-                _check_same_input(batch, rows, hit, source, done)
-            drop = hit if drop is None else pc.or_(drop, hit)
-        return batch if drop is None else batch.filter(pc.invert(drop))
-
-
-def _check_same_input(batch: pa.RecordBatch, rows: pa.Array, hit: pa.Array, source: str, done: Any) -> None:
-    """Raise InputError when a skipped row's ids are not the ones the results recorded for it."""
-    at = np.flatnonzero(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool))
-    if len(at) == 0:
-        return
-    taken = pa.array(at)
-    recorded_at = pa.array(np.searchsorted(done.rows, rows.take(taken).to_numpy(zero_copy_only=False)))
-    id_column = "EndpointId" if "EndpointId" in batch.schema.names else "Id"
-    checks = [(id_column, done.endpoint_ids, "endpoint id", True), ("EventId", done.event_ids, "event id", False)]
-    for name, recorded, what, null_is_a_value in checks:
-        if name in batch.schema.names:
-            given = _id_text(batch.column(name).take(taken))
-        elif null_is_a_value:
-            given = pa.nulls(len(at), pa.string())
-        else:
-            continue
-        want = recorded.take(recorded_at)
-        same = pc.fill_null(pc.equal(given, want), False)
-        absent = pc.is_null(given)
-        same = pc.or_(same, pc.and_(absent, pc.is_null(want)) if null_is_a_value else absent)
-        differs = np.flatnonzero(~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool))
-        if len(differs):
-            row = rows[int(at[differs[0]])].as_py()
-            raise InputError(
-                f"{source} row {row}: the results at {done.location} were written for a different input "
-                f"({what} differs); use a new results location"
-            )
-
-
-def _id_text(values: pa.Array) -> pa.Array:
-    """Ids as the validation step reads them: text (numbers by their digits), empty as absent."""
-    text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-
-
 def _is_dataframe(source: Any) -> bool:
     """A pandas DataFrame, recognised without importing pandas for path inputs."""
     return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
-
-
-def _brief(exc: BaseException) -> str:
-    """The first line of a library error, shortened: enough to act on, without quoting data."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas, service_model
+from airflow_provider_pinpoint.common.text import shown
 from airflow_provider_pinpoint.prepare import coerce, columns
 from airflow_provider_pinpoint.prepare.columns import SOURCE, SOURCE_ROW, Kind
 
@@ -51,13 +52,6 @@ def _timezones() -> pa.Array:
 def source_label(source: str) -> str:
     """The file name of a source for messages (``events.csv``), without directories or URL scheme."""
     return source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or source
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """A value for a message: text quoted and cut short, numbers as they are."""
-    if not isinstance(value, str):
-        return str(value)
-    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 @dataclass
@@ -299,7 +293,7 @@ def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:
             return f"is not {what}"
         if isinstance(value, (int, float)) and "timestamp" in what:
             return f"is a number ({value}), not {what}; epoch numbers are ambiguous, convert them to timestamps"
-        return f"is {_shown(value)}, not {what}"
+        return f"is {shown(value)}, not {what}"
 
     return rule
 
@@ -314,7 +308,7 @@ def _check_endpoint_id(checked: Checked, name: str, what: str) -> None:
     checked.reject(
         pc.match_substring_regex(ids, _FORBIDDEN_ID),
         name,
-        lambda i: f"{_shown(ids[i].as_py())} contains $, {{ or }}, which Pinpoint endpoint ids may not contain",
+        lambda i: f"{shown(ids[i].as_py())} contains $, {{ or }}, which Pinpoint endpoint ids may not contain",
     )
 
 
@@ -331,7 +325,7 @@ def _check_enum(checked: Checked, name: str, allowed: tuple[str, ...]) -> None:
     checked.reject(
         _not_in(values, pa.array(allowed, pa.string())),
         name,
-        lambda i: f"is {_shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}",
+        lambda i: f"is {shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}",
     )
 
 
@@ -524,9 +518,9 @@ def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
         else:
             first_spelling, label = seen.first(lower[i])
         if spelling == first_spelling:
-            return f"{_shown(spelling)} repeats {label}; give each endpoint one row"
+            return f"{shown(spelling)} repeats {label}; give each endpoint one row"
         return (
-            f"{_shown(spelling)} differs only in case from {_shown(first_spelling)} ({label}); "
+            f"{shown(spelling)} differs only in case from {shown(first_spelling)} ({label}); "
             "Pinpoint endpoint ids are case-insensitive, so the first spelling wins"
         )
 
@@ -558,7 +552,7 @@ def _check_formats(checked: Checked) -> None:
             pc.invert(pc.match_substring_regex(locale, _LOCALE)),
             "Demographic.Locale",
             lambda i: (
-                f"is {_shown(locale[i].as_py())}; Pinpoint expects ll_CC (ISO 639-1 language, ISO 3166-1 "
+                f"is {shown(locale[i].as_py())}; Pinpoint expects ll_CC (ISO 639-1 language, ISO 3166-1 "
                 "country), e.g. en_US"
             ),
         )
@@ -567,14 +561,14 @@ def _check_formats(checked: Checked) -> None:
         checked.reject(
             _not_in(country, pa.array(sorted(_COUNTRIES))),
             "Location.Country",
-            lambda i: f"is {_shown(country[i].as_py())}; Pinpoint expects an ISO 3166-1 alpha-2 code, e.g. US",
+            lambda i: f"is {shown(country[i].as_py())}; Pinpoint expects an ISO 3166-1 alpha-2 code, e.g. US",
         )
     timezone = checked.columns.get("Demographic.Timezone")
     if timezone is not None:
         checked.reject(
             _not_in(timezone, _timezones()),
             "Demographic.Timezone",
-            lambda i: f"is {_shown(timezone[i].as_py())}; Pinpoint expects a tz database name, e.g. America/New_York",
+            lambda i: f"is {shown(timezone[i].as_py())}; Pinpoint expects a tz database name, e.g. America/New_York",
         )
     for name, bound in (("Location.Latitude", 90.0), ("Location.Longitude", 180.0)):
         values = checked.columns.get(name)
@@ -662,7 +656,7 @@ def _check_event_spellings(checked: Checked, state: EventState) -> None:
         winner, origin = winners[spelling]
         where = f" ({origin})" if origin else ", used earlier in the events"
         return (
-            f"{_shown(spelling)} differs only in case from {_shown(winner)}{where}; Pinpoint endpoint "
+            f"{shown(spelling)} differs only in case from {shown(winner)}{where}; Pinpoint endpoint "
             "ids are case-insensitive, so the first spelling wins"
         )
 
@@ -711,7 +705,7 @@ def _check_event_types(checked: Checked, state: EventState) -> None:
             pc.is_in(types, pa.array(refused, pa.string())),
             "EventType",
             lambda i: (
-                f"{_shown(types[i].as_py())} would be event type {quotas.MAX_EVENT_TYPES_PER_APP + 1} or "
+                f"{shown(types[i].as_py())} would be event type {quotas.MAX_EVENT_TYPES_PER_APP + 1} or "
                 f"later; Pinpoint allows {quotas.MAX_EVENT_TYPES_PER_APP} per application"
             ),
         )
@@ -737,7 +731,7 @@ def _check_duplicate_event_ids(checked: Checked, state: EventState) -> None:
             repeated,
             "EventId",
             lambda i: (
-                f"{_shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
+                f"{shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
                 "event ids must be unique per endpoint"
             ),
         )
@@ -749,7 +743,7 @@ def _check_duplicate_event_ids(checked: Checked, state: EventState) -> None:
         earlier,
         "EventId",
         lambda i: (
-            f"{_shown(event_ids[i].as_py())} repeats an earlier row of the input for the same endpoint; "
+            f"{shown(event_ids[i].as_py())} repeats an earlier row of the input for the same endpoint; "
             "event ids must be unique per endpoint"
         ),
     )

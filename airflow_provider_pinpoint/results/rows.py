@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from airflow_provider_pinpoint.common.text import shortened
 from airflow_provider_pinpoint.prepare.requests import EVENT, ITEM_SCHEMA, Item, Request
 
 ACCEPTED = "accepted"
@@ -129,9 +130,7 @@ class Outcomes:
 
 def capped(message: str | None) -> str | None:
     """A message as stored: the service's can be long (it may quote the request), the table keeps the start."""
-    if message is None or len(message) <= MESSAGE_CHARS:
-        return message
-    return message[: MESSAGE_CHARS - 1] + "…"
+    return None if message is None else shortened(message, MESSAGE_CHARS)
 
 
 # The fields of an ItemResult and of its Item that become columns, read in C by attrgetter.

@@ -22,7 +22,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,10 +31,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from airflow_provider_pinpoint.common.files import is_parquet
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT
 from airflow_provider_pinpoint.results import rows
+from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import ACCEPTED, REJECTED, Outcomes, capped
 
 SCHEMA = pa.schema([("run_id", pa.string()), *rows.SCHEMA])
@@ -221,37 +222,6 @@ class ResultsStore:
         return counts
 
 
-class DoneRows(AbstractSet):
-    """The settled ``source_row`` numbers of one source (a set of ints), with the ids recorded for each.
-
-    Kept as sorted arrays rather than Python ints: a resumed run over millions of rows holds one
-    int64 and two strings per row. Where a row was recorded more than once, the latest word counts.
-    """
-
-    def __init__(self, table: pa.Table, location: str) -> None:
-        rows = table.column("source_row").to_numpy()
-        # Latest first, then a stable sort by row: the first of each run of equal rows is the latest.
-        latest = np.arange(len(rows))[::-1]
-        order = latest[np.argsort(rows[latest], kind="stable")]
-        ordered = rows[order]
-        first = np.append(True, ordered[1:] != ordered[:-1]) if len(ordered) else np.zeros(0, dtype=bool)
-        keep = pa.array(order[first])
-        self.rows = ordered[first]
-        self.endpoint_ids = table.column("endpoint_id").take(keep).combine_chunks()
-        self.event_ids = table.column("event_id").take(keep).combine_chunks()
-        self.location = location
-
-    def __contains__(self, row: object) -> bool:
-        i = int(np.searchsorted(self.rows, row))
-        return i < len(self.rows) and self.rows[i] == row
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.rows.tolist())
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
 class ResultsWriter:
     """Appends rows to a journal from any thread; each call is on disk when it returns (local)."""
 
@@ -421,10 +391,9 @@ def _status_counts(batches: Iterable[pa.RecordBatch]) -> dict[str, int]:
 
 
 def _format_of(path: str, location: str) -> str:
-    lowered = path.lower()
-    if lowered.endswith(".csv"):
+    if path.lower().endswith(".csv"):
         return "csv"
-    if lowered.endswith((".parquet", ".pq")):
+    if is_parquet(path):
         return "parquet"
     raise InputError(f"results location {location!r} must end in .parquet, .pq or .csv (that picks the format)")
 

@@ -27,6 +27,7 @@ import botocore.exceptions
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
+from airflow_provider_pinpoint.common.text import one_line
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
@@ -191,7 +192,7 @@ class PutEventsTransport:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         error = response.get("Error", {})
-        message = _one_line(error.get("Message") or error.get("Code") or "no message")
+        message = one_line(error.get("Message") or error.get("Code") or "no message")
         if status == 403:
             return FatalServiceError(
                 f"Access denied (HTTP 403) for {self.describe_target(application_id)}: check the AWS credentials "
@@ -211,7 +212,7 @@ class PutEventsTransport:
 
 def _without_values(report: str) -> str:
     """botocore's validation report quotes the offending values, which may be addresses: keep only the rules."""
-    return _one_line(
+    return one_line(
         "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
     )
 
@@ -222,8 +223,3 @@ def without_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
