@@ -1,12 +1,19 @@
-# The two commands that matter: `make demo` and `make test`. Everything installs from the
-# committed hash-pinned lock (requirements.lock) into .venv with the machine's Python 3.11.
+# The two commands that matter: `make demo` and `make test`. Everything installs from the committed
+# hash-pinned locks with the machine's Python 3.11: requirements.lock (every extra, for development)
+# into .venv, and requirements-lean.lock (the package without extras, plus the test runner) into
+# .venv-lean, where the CLI and notebook tests run without Airflow installed.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+LEAN := .venv-lean
 UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.installed
+LEAN_STAMP := $(LEAN)/.installed
+# The tests that need no Airflow: the CLI, the notebook API and the emulator.
+LEAN_TESTS := tests/test_cli.py tests/test_load.py tests/test_sample_data.py tests/emulator
+COMPILE := $(UV) pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-emit-index-url --no-emit-find-links
 
-.PHONY: install test demo bench chaos lint lock clean
+.PHONY: install install-lean test test-lean demo bench chaos lint lock clean
 
 install: $(STAMP)
 
@@ -17,12 +24,26 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+install-lean: $(LEAN_STAMP)
+
+$(LEAN_STAMP): requirements-lean.lock pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --allow-existing --python $(PYTHON) $(LEAN)
+	$(UV) pip sync --python $(LEAN)/bin/python --require-hashes requirements-lean.lock
+	$(UV) pip install --python $(LEAN)/bin/python --no-deps --no-build-isolation -e .
+	@touch $(LEAN_STAMP)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install lint test-lean
 	$(BIN)/python -m pytest -q
+
+# The lean install: no Airflow may be importable there, and the CLI and notebook tests pass without it.
+test-lean: install-lean
+	@! $(LEAN)/bin/python -c "import airflow" 2>/dev/null || { echo "Airflow is installed in $(LEAN)"; exit 1; }
+	$(LEAN)/bin/python -m pytest -q -p no:cacheprovider $(LEAN_TESTS)
 
 demo: install
 	$(BIN)/python scripts/demo.py
@@ -33,10 +54,10 @@ bench: install
 chaos: install
 	$(BIN)/python -m pytest -q -m chaos -p no:cacheprovider
 
-# Refresh the lock after changing dependencies in pyproject.toml (records versions and hashes only).
+# Refresh the locks after changing dependencies in pyproject.toml (records versions and hashes only).
 lock:
-	$(UV) pip compile pyproject.toml --extra dev --extra openlineage --python-version 3.11 --generate-hashes \
-		--no-emit-index-url --no-emit-find-links -o requirements.lock
+	$(COMPILE) --extra dev -o requirements.lock
+	$(COMPILE) --extra test --constraint requirements.lock -o requirements-lean.lock
 
 clean:
-	rm -rf $(VENV) airflow_home .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LEAN) airflow_home .pytest_cache build *.egg-info

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 from pathlib import Path
 
 import fsspec
@@ -607,8 +606,11 @@ def test_unsupported_source_type():
         read_table({"EndpointId": ["a"]}, kind="events")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
-def test_s3_without_s3fs_says_how_to_install_it():
+def test_s3_without_s3fs_says_how_to_install_it(monkeypatch):
+    from fsspec.registry import _registry, known_implementations
+
+    monkeypatch.delitem(_registry, "s3", raising=False)  # as if s3fs had never been imported
+    monkeypatch.setitem(known_implementations, "s3", {"class": "pinpoint_no_such_module.S3FileSystem"})
     with pytest.raises(InputError, match=r"s3://bucket/events: .*pip install s3fs"):
         read_table("s3://bucket/events/", kind="events")
 
