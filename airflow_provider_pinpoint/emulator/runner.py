@@ -74,7 +74,9 @@ class ServerThread(threading.Thread):
             self.join(timeout=10)
 
 
-def _cli_args(apps, store, settings: Settings, access_key: str | None) -> list[str]:
+def _cli_args(
+    apps: Collection[str] | None, store: str | os.PathLike[str] | None, settings: Settings, access_key: str | None
+) -> list[str]:
     args = ["--port", "0", "--seed", str(settings.seed)]
     for app in apps or ():
         args += ["--app", app]
@@ -105,8 +107,10 @@ def _subprocess_emulator(args: list[str]) -> Iterator[EmulatorClient]:
         stdout=subprocess_module.PIPE,
         text=True,
     )
+    stdout = process.stdout
+    assert stdout is not None  # stdout=PIPE
     try:
-        line = process.stdout.readline()
+        line = stdout.readline()
         match = _URL.search(line)
         if match is None:
             raise RuntimeError(f"pinpoint-emulator did not start (exit code {process.wait(timeout=10)})")
@@ -118,13 +122,13 @@ def _subprocess_emulator(args: list[str]) -> Iterator[EmulatorClient]:
         except subprocess_module.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stdout.close()
+        stdout.close()
 
 
 @contextmanager
 def run_emulator(
     apps: Collection[str] | None = None,
-    store: str | os.PathLike | None = None,
+    store: str | os.PathLike[str] | None = None,
     validate: bool = True,
     rate_limit: float | None = None,
     error_rate: float = 0.0,

@@ -132,9 +132,12 @@ class HttpProtocol(asyncio.Protocol):
         self._send(answer, keep_alive and not answer.close)
 
     def _send(self, answer: wire.Answer, keep_alive: bool) -> None:
-        self.transport.write(wire.serialise_head(answer, keep_alive) + answer.body)
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(wire.serialise_head(answer, keep_alive) + answer.body)
         if not keep_alive:
-            self.transport.close()
+            transport.close()
             self.transport = None
 
     def _close(self) -> None:

@@ -129,7 +129,7 @@ class Emulator:
     def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
         """Per-item answers for a request; records what is accepted."""
         validate = self.settings.validate
-        catalog = self.store.catalog(app) if validate else None
+        catalog = self.store.catalog(app)
         store = self.store
         stats = store.stats
         item_error = self.faults.item_error if self.settings.item_error_rate else None
