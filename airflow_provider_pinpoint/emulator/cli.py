@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=4566, help="port to bind, 0 for any free port (default: %(default)s)"
     )
-    parser.add_argument("--allow-remote", action="store_true", help="required to bind an address other than loopback")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="required to bind an address other than loopback; also accepts any Host header",
+    )
     parser.add_argument(
         "--app",
         action="append",
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"pinpoint-emulator: cannot open --store {args.store}: {exc}", file=sys.stderr)
         return 1
-    emulator = Emulator(store, settings, apps=args.apps, access_key=args.access_key)
+    emulator = Emulator(store, settings, apps=args.apps, access_key=args.access_key, allow_remote=args.allow_remote)
     loop = new_event_loop()
     try:
         return loop.run_until_complete(_serve(emulator, args.host, args.port))

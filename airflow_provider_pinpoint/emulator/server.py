@@ -20,7 +20,7 @@ from airflow_provider_pinpoint.emulator import wire
 from airflow_provider_pinpoint.emulator.service import Emulator
 
 # Headers the emulator looks at; everything else is parsed and ignored.
-_WANTED_HEADERS = frozenset({b"authorization", b"expect"})
+_WANTED_HEADERS = frozenset({b"authorization", b"content-type", b"expect", b"host"})
 # Bodies larger than this are not kept in memory; the request is answered 413.
 _MAX_BODY = quotas.MAX_REQUEST_BYTES
 
