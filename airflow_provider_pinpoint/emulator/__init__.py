@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from airflow_provider_pinpoint.emulator.client import EmulatorClient
 from airflow_provider_pinpoint.emulator.runner import run_emulator
+from airflow_provider_pinpoint.emulator.server import Limits
 
-__all__ = ["EmulatorClient", "run_emulator"]
+__all__ = ["EmulatorClient", "Limits", "run_emulator"]

@@ -10,7 +10,7 @@ import sys
 
 from airflow_provider_pinpoint.emulator.faults import Settings
 from airflow_provider_pinpoint.emulator.runner import LOOPBACK, url_for
-from airflow_provider_pinpoint.emulator.server import new_event_loop, start_server
+from airflow_provider_pinpoint.emulator.server import Limits, new_event_loop, start_server
 from airflow_provider_pinpoint.emulator.service import Emulator
 from airflow_provider_pinpoint.emulator.store import open_store
 
@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=4566, help="port to bind, 0 for any free port (default: %(default)s)"
     )
-    parser.add_argument("--allow-remote", action="store_true", help="required to bind an address other than loopback")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="required to bind an address other than loopback; also accepts any Host header",
+    )
     parser.add_argument(
         "--app",
         action="append",
@@ -52,6 +56,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--item-error-rate", type=float, default=0.0, metavar="F", help="fraction of events answered 429/500 in a 202"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every fault decision (default: %(default)s)")
+    defaults = Limits()
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=defaults.request_timeout_s,
+        metavar="S",
+        help="seconds a begun request has to arrive complete, else 408 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout_s,
+        metavar="S",
+        help="seconds a connection may wait without a request before it is closed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        metavar="N",
+        help="open connections; one more closes the one idle longest (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-url-bytes",
+        type=int,
+        default=defaults.max_url_bytes,
+        metavar="N",
+        help="longest request target, else 414 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=defaults.max_header_bytes,
+        metavar="N",
+        help="longest request line and headers together, else 431 (default: %(default)s)",
+    )
     return parser
 
 
@@ -76,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             item_error_rate=args.item_error_rate,
             seed=args.seed,
         )
+        limits = Limits(
+            request_timeout_s=args.request_timeout,
+            idle_timeout_s=args.idle_timeout,
+            max_connections=args.max_connections,
+            max_url_bytes=args.max_url_bytes,
+            max_header_bytes=args.max_header_bytes,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -83,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"pinpoint-emulator: cannot open --store {args.store}: {exc}", file=sys.stderr)
         return 1
-    emulator = Emulator(store, settings, apps=args.apps, access_key=args.access_key)
+    emulator = Emulator(store, settings, apps=args.apps, access_key=args.access_key, allow_remote=args.allow_remote)
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(_serve(emulator, args.host, args.port))
+        return loop.run_until_complete(_serve(emulator, args.host, args.port, limits))
     except OSError as exc:
         print(f"pinpoint-emulator: cannot serve on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -95,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
 
 
-async def _serve(emulator: Emulator, host: str, port: int) -> int:
+async def _serve(emulator: Emulator, host: str, port: int, limits: Limits) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await start_server(emulator, host, port)
+    server = await start_server(emulator, host, port, limits)
     bound_port = server.sockets[0].getsockname()[1]
     print(f"pinpoint-emulator serving on {url_for(host, bound_port)}", flush=True)
     await stop.wait()

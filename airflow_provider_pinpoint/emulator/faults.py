@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 # Fault kinds as counted in the statistics.
@@ -61,7 +62,7 @@ class Settings:
 class TokenBucket:
     """``rate`` requests per second with a burst of one second's worth (at least one)."""
 
-    def __init__(self, rate: float, clock=time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate)
         self.tokens = self.capacity

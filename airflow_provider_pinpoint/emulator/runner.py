@@ -19,7 +19,7 @@ from pathlib import Path
 
 from airflow_provider_pinpoint.emulator.client import EmulatorClient
 from airflow_provider_pinpoint.emulator.faults import Settings
-from airflow_provider_pinpoint.emulator.server import new_event_loop, start_server
+from airflow_provider_pinpoint.emulator.server import Limits, new_event_loop, start_server
 from airflow_provider_pinpoint.emulator.service import Emulator
 from airflow_provider_pinpoint.emulator.store import open_store
 
@@ -34,11 +34,12 @@ def url_for(host: str, port: int) -> str:
 class ServerThread(threading.Thread):
     """The server's own event loop, running in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, emulator: Emulator, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, emulator: Emulator, host: str = LOOPBACK, port: int = 0, limits: Limits | None = None) -> None:
         super().__init__(name="pinpoint-emulator", daemon=True)
         self.emulator = emulator
         self.host = host
         self.port = port
+        self.limits = limits
         self.loop = new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -46,7 +47,7 @@ class ServerThread(threading.Thread):
     def run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            server = self.loop.run_until_complete(start_server(self.emulator, self.host, self.port))
+            server = self.loop.run_until_complete(start_server(self.emulator, self.host, self.port, self.limits))
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -74,7 +75,13 @@ class ServerThread(threading.Thread):
             self.join(timeout=10)
 
 
-def _cli_args(apps, store, settings: Settings, access_key: str | None) -> list[str]:
+def _cli_args(
+    apps: Collection[str] | None,
+    store: str | os.PathLike[str] | None,
+    settings: Settings,
+    access_key: str | None,
+    limits: Limits | None,
+) -> list[str]:
     args = ["--port", "0", "--seed", str(settings.seed)]
     for app in apps or ():
         args += ["--app", app]
@@ -95,6 +102,19 @@ def _cli_args(apps, store, settings: Settings, access_key: str | None) -> list[s
             args += [flag, str(value)]
     if access_key is not None:
         args += ["--access-key", access_key]
+    if limits is not None:
+        args += [
+            "--request-timeout",
+            str(limits.request_timeout_s),
+            "--idle-timeout",
+            str(limits.idle_timeout_s),
+            "--max-connections",
+            str(limits.max_connections),
+            "--max-url-bytes",
+            str(limits.max_url_bytes),
+            "--max-header-bytes",
+            str(limits.max_header_bytes),
+        ]
     return args
 
 
@@ -105,8 +125,10 @@ def _subprocess_emulator(args: list[str]) -> Iterator[EmulatorClient]:
         stdout=subprocess_module.PIPE,
         text=True,
     )
+    stdout = process.stdout
+    assert stdout is not None  # stdout=PIPE
     try:
-        line = process.stdout.readline()
+        line = stdout.readline()
         match = _URL.search(line)
         if match is None:
             raise RuntimeError(f"pinpoint-emulator did not start (exit code {process.wait(timeout=10)})")
@@ -118,13 +140,13 @@ def _subprocess_emulator(args: list[str]) -> Iterator[EmulatorClient]:
         except subprocess_module.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stdout.close()
+        stdout.close()
 
 
 @contextmanager
 def run_emulator(
     apps: Collection[str] | None = None,
-    store: str | os.PathLike | None = None,
+    store: str | os.PathLike[str] | None = None,
     validate: bool = True,
     rate_limit: float | None = None,
     error_rate: float = 0.0,
@@ -135,13 +157,15 @@ def run_emulator(
     seed: int = 0,
     subprocess: bool = False,
     access_key: str | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[EmulatorClient]:
     """An emulator on a free loopback port for the duration of the ``with`` block.
 
     ``apps``: the declared application ids (others get 404); None accepts any id. ``store``: a
     SQLite file that keeps the records across restarts; None keeps them in memory. The other
     options are the starting :class:`~airflow_provider_pinpoint.emulator.faults.Settings`, which
-    the yielded client can change with ``configure``.
+    the yielded client can change with ``configure``; ``limits`` bound what a client may hold
+    (:class:`~airflow_provider_pinpoint.emulator.server.Limits`, defaults when None).
     """
     settings = Settings().updated(
         validate=validate,
@@ -154,13 +178,13 @@ def run_emulator(
         seed=seed,
     )
     if subprocess:
-        with _subprocess_emulator(_cli_args(apps, store, settings, access_key)) as client:
+        with _subprocess_emulator(_cli_args(apps, store, settings, access_key, limits)) as client:
             yield client
         return
     emulator = Emulator(
         open_store(Path(store) if store is not None else None), settings, apps=apps, access_key=access_key
     )
-    thread = ServerThread(emulator)
+    thread = ServerThread(emulator, limits=limits)
     url = thread.start_serving()
     try:
         yield EmulatorClient(url)

@@ -4,10 +4,17 @@ Independent of the HTTP transport: :meth:`Emulator.handle` takes a parsed reques
 :class:`~airflow_provider_pinpoint.emulator.wire.Answer`, which may also say "close the connection
 without answering" (the dropped-connection and lost-response faults). Everything runs on the
 server's one event-loop thread, so no locking is needed.
+
+Two checks keep a web page the user happens to visit from reaching the emulator: a ``Host`` that
+is not a loopback name is refused (a DNS-rebinding page sends its own domain name), and
+``/_emulator/`` calls that change state must be JSON (a cross-origin form or ``text/plain`` POST
+cannot say so without a CORS preflight, which the emulator never grants). PutEvents needs neither
+content-type check: it requires an ``Authorization`` header, which also needs a preflight.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection
 from urllib.parse import unquote
@@ -23,6 +30,33 @@ from airflow_provider_pinpoint.emulator.validation import DROPPED, check_endpoin
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _ITEM_ERROR_MESSAGES = {429: "Too many requests", 500: "Internal server error"}
+_PORT = re.compile(r"(:[0-9]*)?")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine's loopback: localhost, 127.x.x.x or [::1], any port."""
+    host = host.lower()
+    if host.startswith("["):
+        name, bracket, port = host[1:].partition("]")
+        if not bracket:
+            return False
+    else:
+        name, colon, port = host.partition(":")
+        port = colon + port
+    if _PORT.fullmatch(port) is None:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a ``Content-Type`` header says application/json (parameters such as charset aside)."""
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
 class Emulator:
@@ -35,10 +69,14 @@ class Emulator:
         *,
         apps: Collection[str] | None = None,
         access_key: str | None = None,
+        allow_remote: bool = False,
     ) -> None:
         self.store = store
         self.apps = frozenset(apps) if apps else None
         self.access_key = access_key
+        # Off: only loopback names are accepted in Host. On when serving other machines, whose
+        # clients name this one however they reach it.
+        self.allow_remote = allow_remote
         self._initial = settings
         self.configure(settings)
 
@@ -58,12 +96,25 @@ class Emulator:
     # -- routing ------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
+        host = headers.get("host")
+        if host is not None and not self.allow_remote and not is_loopback_host(host):
+            return wire.json_answer(
+                421,
+                {
+                    "Message": f"Host {host[:100]!r} is not a loopback name: the emulator answers requests for "
+                    "localhost, 127.0.0.1 and [::1] only, unless started with --allow-remote"
+                },
+            )
         parts = [unquote(part) for part in path.split("/")[1:]]
         if len(parts) == 4 and parts[0] == "v1" and parts[1] == "apps" and parts[3] == "events":
             if method != "POST":
                 return wire.error_answer(wire.METHOD_NOT_ALLOWED, f"Method {method} is not allowed here")
             return self.put_events(parts[2], headers, body, too_large)
         if parts and parts[0] == "_emulator":
+            if method not in _READ_METHODS and not is_json(headers.get("content-type", "")):
+                return wire.json_answer(
+                    415, {"Message": f"{method} /_emulator/ calls must be sent with Content-Type: application/json"}
+                )
             try:
                 return self.inspect(method, parts[1:], body)
             except (ValueError, TypeError, msgspec.DecodeError) as exc:
@@ -129,7 +180,7 @@ class Emulator:
     def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
         """Per-item answers for a request; records what is accepted."""
         validate = self.settings.validate
-        catalog = self.store.catalog(app) if validate else None
+        catalog = self.store.catalog(app)
         store = self.store
         stats = store.stats
         item_error = self.faults.item_error if self.settings.item_error_rate else None

@@ -13,18 +13,19 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Literal
+from types import GenericAlias
+from typing import Any, Literal
 
 import msgspec
 
 from airflow_provider_pinpoint import quotas, service_model
 
 # Members typed as plain strings in the model but documented as enums or ISO 8601 dates.
-_EXTRA_ENUMS = {
+_EXTRA_ENUMS: dict[tuple[str | None, str | None], frozenset[str]] = {
     ("PublicEndpoint", "EndpointStatus"): frozenset(service_model.ENDPOINT_STATUS_VALUES),
     ("PublicEndpoint", "OptOut"): frozenset(service_model.OPT_OUT_VALUES),
 }
-_DATES = {
+_DATES: set[tuple[str | None, str | None]] = {
     ("PublicEndpoint", "EffectiveDate"),
     ("Event", "Timestamp"),
     ("Session", "StartTimestamp"),
@@ -62,8 +63,18 @@ class Spec:
     is_date: bool = False
     value: Spec | None = None  # map values and list members
 
+    @property
+    def item(self) -> Spec:
+        """The spec of this map's values or this list's members."""
+        if self.value is None:
+            raise TypeError(f"{self.name} is a {self.kind}: it has no values or members")
+        return self.value
 
-def _compile(shape, owner: str | None = None, member: str | None = None, seen=None) -> Spec:
+
+def _compile(
+    shape: Any, owner: str | None = None, member: str | None = None, seen: dict[str, Spec] | None = None
+) -> Spec:
+    """``shape`` (a botocore Shape) as a :class:`Spec`; ``seen`` ties recursive structures together."""
     seen = {} if seen is None else seen
     spec = Spec(shape.name, shape.type_name)
     if getattr(shape, "enum", None):
@@ -110,7 +121,7 @@ def check_shape(value: object, spec_: Spec, path: str) -> str | None:
         if not isinstance(value, dict):
             return f"{path} must be an object"
         for key, sub in value.items():
-            problem = check_shape(sub, spec_.value, f"{path}.{key}")
+            problem = check_shape(sub, spec_.item, f"{path}.{key}")
             if problem:
                 return problem
         return None
@@ -118,7 +129,7 @@ def check_shape(value: object, spec_: Spec, path: str) -> str | None:
         if not isinstance(value, list):
             return f"{path} must be a list"
         for index, sub in enumerate(value):
-            problem = check_shape(sub, spec_.value, f"{path}[{index}]")
+            problem = check_shape(sub, spec_.item, f"{path}[{index}]")
             if problem:
                 return problem
         return None
@@ -262,9 +273,9 @@ def _struct_type(spec_: Spec, made: dict[str, type]) -> object:
             made[spec_.name] = msgspec.defstruct(spec_.name, fields, kw_only=True, forbid_unknown_fields=True, gc=False)
         return made[spec_.name]
     if kind == "map":
-        return dict[str, _struct_type(spec_.value, made)]
+        return GenericAlias(dict, (str, _struct_type(spec_.item, made)))
     if kind == "list":
-        return list[_struct_type(spec_.value, made)]
+        return GenericAlias(list, _struct_type(spec_.item, made))
     if kind == "string":
         return Literal[tuple(sorted(spec_.enum))] if spec_.enum else str
     return {"double": float, "integer": int, "long": int, "boolean": bool}[kind]

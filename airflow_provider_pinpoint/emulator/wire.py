@@ -33,8 +33,13 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    421: "Misdirected Request",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -104,8 +109,11 @@ def item_result(status_code: int, message: str) -> dict:
 
 
 def serialise_head(answer: Answer, keep_alive: bool) -> bytes:
-    """Status line and headers of ``answer``."""
-    lines = [f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, 'Unknown')}"]
+    """Status line and headers of ``answer``, which must have a status (a close is not sent)."""
+    status = answer.status
+    if status is None:
+        raise ValueError("an answer without a status closes the connection; it has no head to send")
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
     lines.append("Content-Type: application/json")
     lines.append(f"Content-Length: {len(answer.body)}")
     lines.extend(f"{name}: {value}" for name, value in answer.headers)

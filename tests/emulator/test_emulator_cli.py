@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.emulator.cli import main
-from tests.helpers.wire import APP, event, pinpoint_client
+from tests.helpers.wire import APP, event, exchange, pinpoint_client
 
 
 def test_cli_prints_its_url_serves_and_stops_on_sigterm():
@@ -49,3 +49,26 @@ def test_subprocess_mode_yields_a_working_client():
             ApplicationId=APP, EventsRequest={"BatchItem": {"ep-1": {"Endpoint": {}, "Events": {"ev-1": event()}}}}
         )
         assert emu.stats()["events_accepted"] == 1
+
+
+def test_cli_allow_remote_serves_requests_for_any_host():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_pinpoint.emulator", "--port", "0", "--allow-remote"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline()).group(0)
+        status, _ = exchange(url, "GET", "/_emulator/stats", headers={"Host": "emulator.lan:4566"})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        process.stdout.close()
+    assert status == 200
+
+
+def test_cli_refuses_a_limit_that_is_not_positive(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", "--request-timeout", "0"])
+    assert exited.value.code == 2
+    assert "request_timeout_s must be positive" in capsys.readouterr().err

@@ -118,14 +118,14 @@ def test_token_bucket_allows_one_seconds_burst_then_the_rate():
 
 def test_pipelined_requests_are_answered_in_order_behind_a_delayed_answer(emulator):
     emulator.configure(latency_ms=20)
+    address = urlsplit(emulator.url)
     requests_bytes = b""
     for endpoint_id in ("ep-first", "ep-second"):
         body = json.dumps({"BatchItem": {endpoint_id: {"Endpoint": {}, "Events": {"ev": event()}}}}).encode()
         requests_bytes += (
-            b"POST /v1/apps/%s/events HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 Credential=k/x\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (APP.encode(), len(body), body)
+            b"POST /v1/apps/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: AWS4-HMAC-SHA256 Credential=k/x\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (APP.encode(), address.netloc.encode(), len(body), body)
         )
-    address = urlsplit(emulator.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         sock.sendall(requests_bytes)
         received = b""
