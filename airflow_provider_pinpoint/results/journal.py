@@ -6,13 +6,22 @@ Each answered request's rows are written and flushed before the next answer is r
 process killed at any moment loses only the rows of requests in flight; those are sent again by the
 next run, which is the whole of the duplicate window. On object storage a file exists only once it
 is closed, so there journals are rotated every few seconds and the window grows to that interval.
+
+A journal is a format marker, then one framed record per batch: the payload's length, its CRC32,
+the CRC32 of those eight bytes, then the batch as an Arrow IPC message. Reading checks both sums: a
+damaged batch is dropped (its rows count as not sent, so the next run sends them again) instead of
+making every later resume fail; a damaged frame loses the rest of its file the same way. A batch
+cut short by a kill is dropped silently: that is how a killed run ends.
 """
 
 from __future__ import annotations
 
+import logging
 import posixpath
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +32,15 @@ from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rej
 if TYPE_CHECKING:
     from airflow_provider_pinpoint.results.store import ResultsStore
 
+log = logging.getLogger(__name__)
+
 JOURNAL_SUFFIX = ".arrows"
-_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+# The first bytes of a journal in this format; an earlier loader's journals (plain IPC streams) lack it.
+MARKER = b"PPJRNL\x00\x02"
+_FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
+_LENGTH_AND_SUM = struct.Struct("<II")
+# No results batch comes near this: a larger length is a damaged frame.
+_MAX_RECORD = 1 << 30
 
 
 class ResultsWriter:
@@ -64,9 +80,11 @@ class ResultsWriter:
                 self._close_journal()
             if self._file is None:
                 self._open_journal()
-            # One write per batch: the batch's IPC message, serialised by Arrow in one call (an IPC
-            # stream writer on a Python file makes a dozen small writes per batch).
-            self._file.write(batch.serialize())
+            # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
+            # Python file makes a dozen small writes per batch), behind its frame.
+            payload = batch.serialize()
+            self._file.write(_frame(payload))
+            self._file.write(payload)
             self._file.flush()
             self._rows_in_file += batch.num_rows
 
@@ -81,12 +99,11 @@ class ResultsWriter:
         name = f"{time.time_ns():020d}-{self.run_id}-{self._seq:05d}{JOURNAL_SUFFIX}"
         self._seq += 1
         self._file = store.fs.open(posixpath.join(store.staging, name), "wb")
-        self._file.write(RESULTS_SCHEMA.serialize())  # an Arrow IPC stream: the schema, then the batches
+        self._file.write(MARKER)
         self._rows_in_file = 0
         self._opened_at = time.monotonic()
 
     def _close_journal(self) -> None:
-        self._file.write(_END_OF_STREAM)
         self._file.close()
         self._file = None
 
@@ -104,15 +121,62 @@ def journal_paths(fs: Any, staging: str) -> list[str]:
     return sorted(p for p in fs.ls(staging, detail=False) if p.endswith(JOURNAL_SUFFIX))
 
 
-def journal_batches(fs: Any, path: str) -> Iterator[pa.RecordBatch]:
-    """The complete batches of a journal; a batch cut short by a kill is ignored (its rows are resent)."""
+def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordBatch]:
+    """The intact batches of a journal, in the order written.
+
+    Damage is logged once per journal (``warned`` holds the journals already reported); a batch cut
+    short at the end, as a kill leaves it, is dropped without a word.
+    """
     with fs.open(path, "rb") as f:
-        try:
-            reader = pa.ipc.open_stream(f)
-        except (pa.ArrowInvalid, OSError):
+        marker = f.read(len(MARKER))
+        if marker != MARKER:
+            if len(marker) == len(MARKER):
+                _warn(warned, path, "not a journal this loader writes (an earlier version's, or damaged), ignored")
             return
+        dropped = 0
+        read = 0
         while True:
-            try:
-                yield reader.read_next_batch()
-            except (StopIteration, pa.ArrowInvalid, OSError):
+            frame = f.read(_FRAME.size)
+            if len(frame) < _FRAME.size:
+                break
+            length, payload_sum, frame_sum = _FRAME.unpack(frame)
+            if zlib.crc32(frame[: _LENGTH_AND_SUM.size]) != frame_sum or length > _MAX_RECORD:
+                rest = (
+                    f"{read} record batch(es) read, {dropped} damaged, the rest of the file lost with a damaged frame"
+                )
+                _warn(warned, path, rest)
                 return
+            payload = f.read(length)
+            if len(payload) < length:
+                break
+            batch = _batch(payload, payload_sum)
+            if batch is None:
+                dropped += 1
+                continue
+            read += 1
+            yield batch
+        if dropped:
+            _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+
+
+def _frame(payload: pa.Buffer) -> bytes:
+    head = _LENGTH_AND_SUM.pack(payload.size, zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def _batch(payload: bytes, payload_sum: int) -> pa.RecordBatch | None:
+    """The batch in a record, or None when the record is damaged."""
+    if zlib.crc32(payload) != payload_sum:
+        return None
+    try:
+        batch = pa.ipc.read_record_batch(pa.py_buffer(payload), RESULTS_SCHEMA)
+        batch.validate(full=True)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return batch
+
+
+def _warn(warned: set[str], path: str, what: str) -> None:
+    if path not in warned:
+        warned.add(path)
+        log.warning("results journal %s: %s; their rows will be sent again", path, what)

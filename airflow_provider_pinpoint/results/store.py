@@ -65,6 +65,7 @@ class ResultsStore:
         self.rotate_rows = rotate_rows
         self.rotate_s = rotate_s
         self.memory: list[pa.RecordBatch] = []  # the rows, when there is no location
+        self._damaged: set[str] = set()  # journals whose damage was reported (once each)
         if self.location is None:
             return
         self.fs, self._path = filesystem(location)
@@ -116,7 +117,7 @@ class ResultsStore:
             if self.fs.exists(self._path):
                 yield from self._table_batches()
             for journal in journal_paths(self.fs, self.staging):
-                yield from journal_batches(self.fs, journal)
+                yield from journal_batches(self.fs, journal, self._damaged)
 
         return _rechunk(every())
 
