@@ -18,6 +18,15 @@ from airflow_provider_pinpoint.results.rows import COLUMNS, RESULTS_SCHEMA
 CHUNK_ROWS = 65_536
 
 
+# Values may hold line breaks (an endpoint id can): without newlines_in_values the reader splits
+# rows wherever a 1 MB read block ends inside one. The writer quotes every text value and leaves
+# nulls bare, so only a bare empty field is null and "" stays empty text.
+_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types=RESULTS_SCHEMA, strings_can_be_null=True, quoted_strings_can_be_null=False
+)
+
+
 def format_of(path: str, location: str) -> str:
     """``"csv"`` or ``"parquet"``, from the extension; anything else is refused."""
     if path.lower().endswith(".csv"):
@@ -36,9 +45,7 @@ def table_batches(f: BinaryIO, format: str, location: str) -> Iterator[pa.Record
     """The table in ``f``, batch by batch; a file that is not a results table is an InputError."""
     try:
         if format == "csv":
-            reader: Iterable[pa.RecordBatch] = pacsv.open_csv(
-                f, convert_options=pacsv.ConvertOptions(column_types=RESULTS_SCHEMA, strings_can_be_null=True)
-            )
+            reader: Iterable[pa.RecordBatch] = pacsv.open_csv(f, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT)
         else:
             reader = pq.ParquetFile(f).iter_batches(batch_size=CHUNK_ROWS, columns=list(COLUMNS))
         for batch in reader:
