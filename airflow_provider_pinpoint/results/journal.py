@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rejections_batch, stamped
 
 if TYPE_CHECKING:
@@ -43,6 +45,18 @@ _LENGTH_AND_SUM = struct.Struct("<II")
 _MAX_RECORD = 1 << 30
 
 
+class ResultsWriteError(PinpointLoaderError):
+    """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
+
+    @classmethod
+    def of(cls, location: str | None, error: BaseException) -> ResultsWriteError:
+        """The one line saying that writing at ``location`` failed with ``error``, and what to do."""
+        return cls(
+            f"could not write the results at {location} ({type(error).__name__}: {first_line(error)}); "
+            "the run stopped; free space or fix access, then rerun with the same results location to resume"
+        )
+
+
 class ResultsWriter:
     """Appends rows to a journal from any thread; each call is on disk when it returns (local)."""
 
@@ -55,6 +69,9 @@ class ResultsWriter:
         self._rows_in_file = 0
         self._opened_at = 0.0
         self._run_ids: pa.Array | None = None  # the run id repeated, reused while answers have as many rows
+        # The first error writing the journal: nothing more is written after it (a record after a
+        # half-written one could not be read back), and the journals are left for the next run.
+        self.failed: Exception | None = None
 
     def add_outcomes(self, decided: Outcomes) -> None:
         """Rows the sender decided, stamped with this run's id."""
@@ -70,23 +87,35 @@ class ResultsWriter:
             self.add(rejections_batch(rejections, self.run_id))
 
     def add(self, batch: pa.RecordBatch) -> None:
-        """Append results rows (:data:`~airflow_provider_pinpoint.results.rows.RESULTS_SCHEMA`)."""
+        """Append results rows (:data:`~airflow_provider_pinpoint.results.rows.RESULTS_SCHEMA`).
+
+        A failed write raises its own error, here and on every later call.
+        """
         with self._lock:
             store = self._store
             if store.location is None:
                 store.memory.append(batch)
                 return
-            if self._file is not None and self._due_rotation():
-                self._close_journal()
-            if self._file is None:
-                self._open_journal()
-            # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
-            # Python file makes a dozen small writes per batch), behind its frame.
-            payload = batch.serialize()
-            self._file.write(_frame(payload))
-            self._file.write(payload)
-            self._file.flush()
-            self._rows_in_file += batch.num_rows
+            if self.failed is not None:
+                raise self.failed
+            try:
+                self._append(batch)
+            except Exception as exc:
+                self.failed = exc
+                raise
+
+    def _append(self, batch: pa.RecordBatch) -> None:
+        if self._file is not None and self._due_rotation():
+            self._close_journal()
+        if self._file is None:
+            self._open_journal()
+        # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
+        # Python file makes a dozen small writes per batch), behind its frame.
+        payload = batch.serialize()
+        self._file.write(_frame(payload))
+        self._file.write(payload)
+        self._file.flush()
+        self._rows_in_file += batch.num_rows
 
     def _due_rotation(self) -> bool:
         if self._rows_in_file >= self._store.rotate_rows:
@@ -108,10 +137,22 @@ class ResultsWriter:
         self._file = None
 
     def close(self) -> None:
-        """Close the journal file being written (on object storage, that is when it appears)."""
+        """Close the journal file being written (on object storage, that is when it appears).
+
+        After a failed write, closing is best effort and raises nothing: the first error is the one
+        to report. Otherwise a failure is a :class:`ResultsWriteError`.
+        """
         with self._lock:
-            if self._file is not None:
+            if self._file is None:
+                return
+            try:
                 self._close_journal()
+            except Exception as exc:
+                self._file = None
+                if self.failed is not None:
+                    return
+                self.failed = exc
+                raise ResultsWriteError.of(self._store.location, exc) from exc
 
 
 def journal_paths(fs: Any, staging: str) -> list[str]:

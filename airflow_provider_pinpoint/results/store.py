@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,7 +24,7 @@ from airflow_provider_pinpoint.common.locations import filesystem, is_object_pat
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results import compaction
 from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, format_of, table_batches, table_writer
-from airflow_provider_pinpoint.results.journal import ResultsWriter, journal_batches, journal_paths
+from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import COLUMNS, FINAL_STATUSES, RESULTS_SCHEMA, rejections_batch
 
@@ -39,10 +40,6 @@ __all__ = [
     "new_run_id",
     "rejections_batch",
 ]
-
-
-class ResultsWriteError(PinpointLoaderError):
-    """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
 
 
 def new_run_id() -> str:
@@ -66,6 +63,7 @@ class ResultsStore:
         self.rotate_s = rotate_s
         self.memory: list[pa.RecordBatch] = []  # the rows, when there is no location
         self._damaged: set[str] = set()  # journals whose damage was reported (once each)
+        self._writers: list[ResultsWriter] = []
         if self.location is None:
             return
         self.fs, self._path = filesystem(location)
@@ -129,18 +127,40 @@ class ResultsStore:
 
     def writer(self, run_id: str) -> ResultsWriter:
         """A writer appending this run's rows to a journal here."""
-        return ResultsWriter(self, run_id)
+        writer = ResultsWriter(self, run_id)
+        self._writers.append(writer)
+        return writer
 
     def compact(self) -> dict[str, int]:
-        """Write the one clean table at the location, drop the journals; return its rows by status."""
+        """Write the one clean table at the location, drop the journals; return its rows by status.
+
+        When a writer failed, nothing is touched and ``{}`` is returned: the journals stay for the
+        next run, and the write error, already on its way to the caller, is the one to report.
+        A failure writing the table is a :class:`ResultsWriteError`; the journals stay then too.
+        """
         if self.location is None:
             counts: dict[str, int] = {}
             for batch in self.read().to_batches():
                 compaction.add_counts(counts, batch)
             return counts
+        if any(writer.failed is not None for writer in self._writers):
+            return {}
         keep = compaction.survivors(self._batches())
-        self.fs.makedirs(self._parent, exist_ok=True)
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
+        try:
+            counts = self._write_table(tmp, keep)
+        except PinpointLoaderError:
+            raise
+        except Exception as exc:
+            _remove_quietly(self.fs, tmp)
+            raise ResultsWriteError.of(self.location, exc) from exc
+        if self.fs.exists(self.staging):
+            self.fs.rm(self.staging, recursive=True)
+        return counts
+
+    def _write_table(self, tmp: str, keep: np.ndarray | None) -> dict[str, int]:
+        """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
+        self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
             counts = compaction.write_survivors(self._batches(), keep, writer)
@@ -149,9 +169,16 @@ class ResultsStore:
             os.replace(tmp, self._path)
         else:
             self.fs.mv(tmp, self._path)
-        if self.fs.exists(self.staging):
-            self.fs.rm(self.staging, recursive=True)
         return counts
+
+
+def _remove_quietly(fs: Any, path: str) -> None:
+    """Remove a half-written file if possible; a failure here must not hide the error that caused it."""
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # the caller raises the first error
+        pass
 
 
 def _rechunk(batches: Iterable[pa.RecordBatch], rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
