@@ -13,6 +13,7 @@ import os
 import posixpath
 import secrets
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results import compaction
 from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, format_of, table_batches, table_writer
 from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
+from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import COLUMNS, FINAL_STATUSES, RESULTS_SCHEMA, rejections_batch
 
@@ -74,6 +76,17 @@ class ResultsStore:
         parent, name = posixpath.split(self._path.replace(os.sep, "/"))
         self._parent = parent
         self.staging = posixpath.join(parent, f".{name}.staging")
+        self._lock_path = posixpath.join(parent, f".{name}.lock")
+
+    def lock(self, run_id: str, **timing: float) -> AbstractContextManager[Any]:
+        """Hold the location for ``run_id`` inside ``with``: a second run is refused with
+        :class:`~airflow_provider_pinpoint.results.lock.LocationBusy`; see
+        :mod:`~airflow_provider_pinpoint.results.lock` for what holds where. ``timing``: its
+        ``heartbeat_s`` / ``stale_s`` / ``settle_s`` (object storage only)."""
+        if self.location is None:
+            return nullcontext()
+        self.fs.makedirs(self._parent, exist_ok=True)
+        return LocationLock(self.fs, self._lock_path, self.location, run_id, local=self.is_local, **timing)
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -108,13 +121,14 @@ class ResultsStore:
             return compaction.latest(pa.Table.from_batches(self.memory, schema=RESULTS_SCHEMA))
         return pa.Table.from_batches(list(self._table_batches()), schema=RESULTS_SCHEMA)
 
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        """The earlier table, then every journal in the order written, in batches of bounded size."""
+    def _batches(self, journals: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The earlier table, then the journals (all of them unless given) in the order written,
+        in batches of bounded size."""
 
         def every() -> Iterator[pa.RecordBatch]:
             if self.fs.exists(self._path):
                 yield from self._table_batches()
-            for journal in journal_paths(self.fs, self.staging):
+            for journal in journal_paths(self.fs, self.staging) if journals is None else journals:
                 yield from journal_batches(self.fs, journal, self._damaged)
 
         return _rechunk(every())
@@ -145,25 +159,33 @@ class ResultsStore:
             return counts
         if any(writer.failed is not None for writer in self._writers):
             return {}
-        keep = compaction.survivors(self._batches())
+        # Both passes read the same journals, and only those are removed: one that appears meanwhile
+        # (another run's, where the lock is best effort) is left for the run that wrote it.
+        journals = journal_paths(self.fs, self.staging)
+        keep = compaction.survivors(self._batches(journals))
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
         try:
-            counts = self._write_table(tmp, keep)
+            counts = self._write_table(tmp, keep, journals)
         except PinpointLoaderError:
             raise
         except Exception as exc:
             _remove_quietly(self.fs, tmp)
             raise ResultsWriteError.of(self.location, exc) from exc
-        if self.fs.exists(self.staging):
-            self.fs.rm(self.staging, recursive=True)
+        for journal in journals:
+            self.fs.rm(journal)
+        try:
+            if self.fs.exists(self.staging) and not self.fs.ls(self.staging, detail=False):
+                self.fs.rmdir(self.staging)
+        except OSError:  # an empty directory left behind is harmless (object stores have none to remove)
+            pass
         return counts
 
-    def _write_table(self, tmp: str, keep: np.ndarray | None) -> dict[str, int]:
+    def _write_table(self, tmp: str, keep: np.ndarray | None, journals: list[str]) -> dict[str, int]:
         """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
-            counts = compaction.write_survivors(self._batches(), keep, writer)
+            counts = compaction.write_survivors(self._batches(journals), keep, writer)
             writer.close()
         if self.is_local:
             os.replace(tmp, self._path)
