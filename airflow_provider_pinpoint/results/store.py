@@ -3,8 +3,9 @@
 While a run is going its rows go to journals (:mod:`~airflow_provider_pinpoint.results.journal`).
 At the end the earlier table at the location (if any) and every journal are compacted
 (:mod:`~airflow_provider_pinpoint.results.compaction`) into exactly the location given (Parquet, or
-CSV for ``.csv``), and the staging directory is removed. Reading that table back, with any leftover
-journals of a killed run, is what tells the next run which rows to skip.
+CSV for ``.csv``), and the journals compacted are removed. Reading that table back, with any
+leftover journals of a killed run, is what tells the next run which rows to skip. A run holds the
+location meanwhile (:meth:`ResultsStore.lock`).
 """
 
 from __future__ import annotations
