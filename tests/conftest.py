@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
-from airflow_provider_pinpoint.results.store import ResultsWriter
+from airflow_provider_pinpoint.results.journal import ResultsWriter
 from tests.helpers.items import emulator_client
 
 

@@ -245,7 +245,7 @@ def events_frame(n: int, *, tag: str = "a") -> pd.DataFrame:
 
 def test_a_results_write_failure_stops_the_run_with_an_error_naming_the_location(emulator, tmp_path, monkeypatch):
     from airflow_provider_pinpoint.errors import PinpointLoaderError
-    from airflow_provider_pinpoint.results.store import ResultsWriter
+    from airflow_provider_pinpoint.results.journal import ResultsWriter
 
     calls = 0
     add_outcomes = ResultsWriter.add_outcomes

@@ -1,13 +1,9 @@
 """Text held zstd-compressed in blocks of rows: for JSON that waits in memory for most of a load.
 
 The endpoint rows' JSON bodies wait until their events go out, so on a large endpoints table they
-are the part of the loader's memory that grows with the input (138 MB of bodies for 500,000
-endpoints of the benchmark data). JSON repeats its keys row after row, so it compresses well in
-blocks of rows; a block is decompressed only when one of its rows is taken. ``pyarrow`` ships the
-codecs. On 200,000 of the benchmark's endpoint bodies (55 MB), zstd's default level keeps 5.4 MB
-and LZ4 8.7 MB; taking 25,000 rows spread over every block costs 34 ms with zstd and 18 ms with
-LZ4. The load takes each pending body once, so the difference is about 0.1 microsecond per event,
-and the smaller column is held for most of the load.
+are the part of the loader's memory that grows with the input. JSON repeats its keys row after row,
+so it compresses well in blocks of rows; a block is decompressed only when one of its rows is taken.
+``pyarrow`` ships the codec. Why zstd rather than LZ4: ``benchmarks/results/loader.md``.
 """
 
 from __future__ import annotations

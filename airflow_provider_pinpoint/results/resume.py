@@ -39,6 +39,8 @@ class DoneRows(AbstractSet):
         self.location = location
 
     def __contains__(self, row: object) -> bool:
+        if not isinstance(row, int | np.integer):
+            return False
         i = int(np.searchsorted(self.rows, row))
         return i < len(self.rows) and self.rows[i] == row
 

@@ -26,8 +26,9 @@ FAILED = "failed"
 # The longest message a results row keeps.
 MESSAGE_CHARS = 500
 
-_ITEM_COLUMNS = 5  # record_type .. source_row: the item's own columns, as in batch.ITEM_SCHEMA
-SCHEMA = pa.schema(
+_ITEM_COLUMNS = 5  # record_type .. source_row: the item's own columns, as in requests.ITEM_SCHEMA
+# A decided item's row, as the sender reports it (no run id yet).
+DECISION_SCHEMA = pa.schema(
     [
         *list(ITEM_SCHEMA)[:_ITEM_COLUMNS],
         ("status", pa.string()),
@@ -38,6 +39,10 @@ SCHEMA = pa.schema(
         ("sent_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
+# A row of the results table: the decision stamped with the run that made it.
+RESULTS_SCHEMA = pa.schema([("run_id", pa.string()), *DECISION_SCHEMA])
+COLUMNS = tuple(RESULTS_SCHEMA.names)
+FINAL_STATUSES = (ACCEPTED, REJECTED)
 
 
 @dataclass(slots=True)
@@ -70,7 +75,7 @@ class Row(NamedTuple):
 
 
 class Outcomes:
-    """Items decided together (usually by one answer): ``batch`` holds a row each (:data:`SCHEMA`)."""
+    """Items decided together (usually by one answer): ``batch`` holds a row each (:data:`DECISION_SCHEMA`)."""
 
     __slots__ = ("batch", "accepted", "rejected", "failed", "events_accepted")
 
@@ -102,9 +107,9 @@ class Outcomes:
                 _repeated("", n),
                 _repeated(attempts, n, pa.int32()),
                 pa.repeat(pa.scalar(request_id, pa.string()), n),
-                pa.repeat(pa.scalar(sent_at, SCHEMA.field("sent_at").type), n),
+                pa.repeat(pa.scalar(sent_at, DECISION_SCHEMA.field("sent_at").type), n),
             ],
-            schema=SCHEMA,
+            schema=DECISION_SCHEMA,
         )
         return cls(batch, n, 0, 0, request.event_count)
 
@@ -113,19 +118,47 @@ class Outcomes:
         """Items decided one by one."""
         n = len(results)
         if n == 0:
-            return cls(pa.RecordBatch.from_pylist([], schema=SCHEMA), 0, 0, 0, 0)
+            return cls(pa.RecordBatch.from_pylist([], schema=DECISION_SCHEMA), 0, 0, 0, 0)
         status, code, message, attempts, request_id, sent_at = zip(*map(_RESULT_FIELDS, results), strict=True)
         items = zip(*map(_ITEM_FIELDS, map(_ITEM, results)), strict=True)
         if max(map(len, filter(None, message)), default=0) > MESSAGE_CHARS:
             message = tuple(map(capped, message))
         columns = (*items, status, code, message, attempts, request_id, sent_at)
         batch = pa.RecordBatch.from_arrays(
-            [pa.array(values, field.type) for values, field in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
+            [pa.array(values, field.type) for values, field in zip(columns, DECISION_SCHEMA, strict=True)],
+            schema=DECISION_SCHEMA,
         )
         accepted = status.count(ACCEPTED)
         rejected = status.count(REJECTED)
         events = sum(1 for result in results if result.status == ACCEPTED and result.item.record_type == EVENT)
         return cls(batch, accepted, rejected, n - accepted - rejected, events)
+
+
+def stamped(decided: Outcomes, run_ids: pa.Array) -> pa.RecordBatch:
+    """``decided``'s rows as results rows: ``run_ids`` is the run id repeated once per row."""
+    return pa.RecordBatch.from_arrays([run_ids, *decided.batch.columns], schema=RESULTS_SCHEMA)
+
+
+def rejections_batch(rejections: Sequence[Any], run_id: str) -> pa.RecordBatch:
+    """Rows refused by client-side validation (``prepare.flow.Rejection``): never sent, status rejected."""
+    n = len(rejections)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([run_id] * n, pa.string()),
+            pa.array([r.record_type for r in rejections], pa.string()),
+            pa.array([r.endpoint_id for r in rejections], pa.string()),
+            pa.array([r.event_id for r in rejections], pa.string()),
+            pa.array([r.source for r in rejections], pa.string()),
+            pa.array([r.source_row for r in rejections], pa.int64()),
+            pa.array([REJECTED] * n, pa.string()),
+            pa.nulls(n, pa.int32()),
+            pa.array([capped(r.message) for r in rejections], pa.string()),
+            pa.array([0] * n, pa.int32()),
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, RESULTS_SCHEMA.field("sent_at").type),
+        ],
+        schema=RESULTS_SCHEMA,
+    )
 
 
 def capped(message: str | None) -> str | None:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, ItemResult, Outcomes
-from airflow_provider_pinpoint.results.store import COLUMNS, ResultsStore
+from airflow_provider_pinpoint.results.rows import ACCEPTED, COLUMNS, FAILED, REJECTED, ItemResult, Outcomes
+from airflow_provider_pinpoint.results.store import ResultsStore
 from tests.helpers.items import make_items
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

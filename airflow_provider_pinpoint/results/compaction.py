@@ -1,0 +1,110 @@
+"""Compaction: the earlier table and every journal become one row per input row.
+
+A row may be recorded more than once (a failure, then a resend; a rerun after a kill). Within one
+input row, a final decision (accepted or rejected) beats a failure and a later row beats an earlier
+one. Rows are keyed by one int64 each, so finding the survivors is one numpy sort, and the table is
+written in a second streaming pass: memory stays at about two int64 per row plus one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint.prepare.requests import EVENT
+from airflow_provider_pinpoint.results.rows import FINAL_STATUSES
+
+
+class KeyCodes:
+    """Folds (record_type, source, source_row) into one int64 per row, batch after batch.
+
+    Sources get codes in the order they first appear (22 bits), rows keep their number (40 bits),
+    the record type takes the top bit: numpy then finds repeated rows with one sort.
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def __call__(self, batch: pa.RecordBatch) -> np.ndarray:
+        sources = pc.dictionary_encode(batch.column("source"))
+        mapping = np.array(
+            [self._codes.setdefault(name, len(self._codes)) for name in sources.dictionary.to_pylist()], dtype=np.int64
+        )
+        rows = batch.column("source_row").to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= 1 << 40 or len(self._codes) >= 1 << 21):
+            raise ValueError("results key out of range (source_row >= 2^40 or over 2M sources)")
+        is_event = pc.equal(batch.column("record_type"), EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
+        local = sources.indices.to_numpy(zero_copy_only=False)
+        return (is_event << 62) | (mapping[local] << 40) | rows
+
+
+def is_final(batch: pa.RecordBatch) -> np.ndarray:
+    """Where a row's status is final (accepted or rejected), as a numpy mask."""
+    return pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)).to_numpy(zero_copy_only=False)
+
+
+def keep_mask(key: np.ndarray, final: np.ndarray) -> np.ndarray | None:
+    """Which rows survive, or None when no row repeats (keep them all).
+
+    Sorted by (key, final, order), the last row of each key wins.
+    """
+    n = len(key)
+    if n < 2:
+        return None
+    ordered = np.sort(key)
+    repeats = (ordered[1:] == ordered[:-1]).any()
+    del ordered
+    if not repeats:
+        return None
+    order = np.lexsort((np.arange(n), final, key))
+    ordered = key[order]
+    keep = np.zeros(n, dtype=bool)
+    keep[order[np.append(ordered[1:] != ordered[:-1], True)]] = True
+    return keep
+
+
+def survivors(batches: Iterable[pa.RecordBatch]) -> np.ndarray | None:
+    """The first pass: :func:`keep_mask` over every row of ``batches``, in the order given.
+
+    The per-batch keys are joined and dropped before the sort: at 5 million rows each copy of the
+    keys is 40 MB, and compaction runs at the end of a load, on top of what it held.
+    """
+    codes = KeyCodes()
+    keys: list[np.ndarray] = []
+    finals: list[np.ndarray] = []
+    for batch in batches:
+        keys.append(codes(batch))
+        finals.append(is_final(batch))
+    key = np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
+    del keys
+    return keep_mask(key, np.concatenate(finals) if finals else np.empty(0, dtype=bool))
+
+
+def write_survivors(batches: Iterable[pa.RecordBatch], keep: np.ndarray | None, writer: Any) -> dict[str, int]:
+    """The second pass: write the rows ``keep`` marks (all when None); return them counted by status."""
+    counts: dict[str, int] = {}
+    offset = 0
+    for batch in batches:
+        n = batch.num_rows
+        if keep is not None:
+            batch = batch.filter(pa.array(keep[offset : offset + n]))
+        offset += n
+        writer.write_batch(batch)
+        add_counts(counts, batch)
+    return counts
+
+
+def latest(table: pa.Table) -> pa.Table:
+    """One row per input row, in the order written (the in-memory form of compaction)."""
+    keep = survivors(table.to_batches())
+    return table if keep is None else table.filter(pa.array(keep))
+
+
+def add_counts(counts: dict[str, int], batch: pa.RecordBatch) -> None:
+    """Add ``batch``'s rows to ``counts``, by status."""
+    for entry in pc.value_counts(batch.column("status")).to_pylist():
+        counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]

@@ -1,0 +1,221 @@
+"""Journals: the results rows of a running run, appended to files as answers come, so a kill loses
+at most the answers still in flight.
+
+Journal files live in a hidden staging directory next to the location (``<dir>/.<name>.staging/``).
+Each answered request's rows are written and flushed before the next answer is recorded, so a
+process killed at any moment loses only the rows of requests in flight; those are sent again by the
+next run, which is the whole of the duplicate window. On object storage a file exists only once it
+is closed, so there journals are rotated every few seconds and the window grows to that interval.
+
+A journal is a format marker, then one framed record per batch: the payload's length, its CRC32,
+the CRC32 of those eight bytes, then the batch as an Arrow IPC message. Reading checks both sums: a
+damaged batch is dropped (its rows count as not sent, so the next run sends them again) instead of
+making every later resume fail; a damaged frame loses the rest of its file the same way. A batch
+cut short by a kill is dropped silently: that is how a killed run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.errors import PinpointLoaderError
+from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rejections_batch, stamped
+
+if TYPE_CHECKING:
+    from airflow_provider_pinpoint.results.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+JOURNAL_SUFFIX = ".arrows"
+# The first bytes of a journal in this format; an earlier loader's journals (plain IPC streams) lack it.
+MARKER = b"PPJRNL\x00\x02"
+_FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
+_LENGTH_AND_SUM = struct.Struct("<II")
+# No results batch comes near this: a larger length is a damaged frame.
+_MAX_RECORD = 1 << 30
+
+
+class ResultsWriteError(PinpointLoaderError):
+    """The results could not be written (disk full, object store refused): the run stops, as it cannot keep count."""
+
+    @classmethod
+    def of(cls, location: str | None, error: BaseException) -> ResultsWriteError:
+        """The one line saying that writing at ``location`` failed with ``error``, and what to do."""
+        return cls(
+            f"could not write the results at {location} ({type(error).__name__}: {first_line(error)}); "
+            "the run stopped; free space or fix access, then rerun with the same results location to resume"
+        )
+
+
+class ResultsWriter:
+    """Appends rows to a journal from any thread; each call is on disk when it returns (local)."""
+
+    def __init__(self, store: ResultsStore, run_id: str) -> None:
+        self._store = store
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._file: Any = None
+        self._rows_in_file = 0
+        self._opened_at = 0.0
+        self._run_ids: pa.Array | None = None  # the run id repeated, reused while answers have as many rows
+        # The first error writing the journal: nothing more is written after it (a record after a
+        # half-written one could not be read back), and the journals are left for the next run.
+        self.failed: Exception | None = None
+
+    def add_outcomes(self, decided: Outcomes) -> None:
+        """Rows the sender decided, stamped with this run's id."""
+        n = len(decided)
+        if n:
+            if self._run_ids is None or len(self._run_ids) != n:
+                self._run_ids = pa.repeat(pa.scalar(self.run_id, pa.string()), n)
+            self.add(stamped(decided, self._run_ids))
+
+    def add_rejections(self, rejections: Sequence[Any]) -> None:
+        """Rows refused by validation (``prepare.flow.Rejection``)."""
+        if rejections:
+            self.add(rejections_batch(rejections, self.run_id))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Append results rows (:data:`~airflow_provider_pinpoint.results.rows.RESULTS_SCHEMA`).
+
+        A failed write raises its own error, here and on every later call.
+        """
+        with self._lock:
+            store = self._store
+            if store.location is None:
+                store.memory.append(batch)
+                return
+            if self.failed is not None:
+                raise self.failed
+            try:
+                self._append(batch)
+            except Exception as exc:
+                self.failed = exc
+                raise
+
+    def _append(self, batch: pa.RecordBatch) -> None:
+        if self._file is not None and self._due_rotation():
+            self._close_journal()
+        if self._file is None:
+            self._open_journal()
+        # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
+        # Python file makes a dozen small writes per batch), behind its frame.
+        payload = batch.serialize()
+        self._file.write(_frame(payload))
+        self._file.write(payload)
+        self._file.flush()
+        self._rows_in_file += batch.num_rows
+
+    def _due_rotation(self) -> bool:
+        if self._rows_in_file >= self._store.rotate_rows:
+            return True
+        return not self._store.is_local and time.monotonic() - self._opened_at >= self._store.rotate_s
+
+    def _open_journal(self) -> None:
+        store = self._store
+        store.fs.makedirs(store.staging, exist_ok=True)
+        name = f"{time.time_ns():020d}-{self.run_id}-{self._seq:05d}{JOURNAL_SUFFIX}"
+        self._seq += 1
+        self._file = store.fs.open(posixpath.join(store.staging, name), "wb")
+        self._file.write(MARKER)
+        self._rows_in_file = 0
+        self._opened_at = time.monotonic()
+
+    def _close_journal(self) -> None:
+        self._file.close()
+        self._file = None
+
+    def close(self) -> None:
+        """Close the journal file being written (on object storage, that is when it appears).
+
+        After a failed write, closing is best effort and raises nothing: the first error is the one
+        to report. Otherwise a failure is a :class:`ResultsWriteError`.
+        """
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._close_journal()
+            except Exception as exc:
+                self._file = None
+                if self.failed is not None:
+                    return
+                self.failed = exc
+                raise ResultsWriteError.of(self._store.location, exc) from exc
+
+
+def journal_paths(fs: Any, staging: str) -> list[str]:
+    """The journal files in a staging directory, in the order they were opened."""
+    if not fs.exists(staging):
+        return []
+    return sorted(p for p in fs.ls(staging, detail=False) if p.endswith(JOURNAL_SUFFIX))
+
+
+def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordBatch]:
+    """The intact batches of a journal, in the order written.
+
+    Damage is logged once per journal (``warned`` holds the journals already reported); a batch cut
+    short at the end, as a kill leaves it, is dropped without a word.
+    """
+    with fs.open(path, "rb") as f:
+        marker = f.read(len(MARKER))
+        if marker != MARKER:
+            if len(marker) == len(MARKER):
+                _warn(warned, path, "not a journal this loader writes (an earlier version's, or damaged), ignored")
+            return
+        dropped = 0
+        read = 0
+        while True:
+            frame = f.read(_FRAME.size)
+            if len(frame) < _FRAME.size:
+                break
+            length, payload_sum, frame_sum = _FRAME.unpack(frame)
+            if zlib.crc32(frame[: _LENGTH_AND_SUM.size]) != frame_sum or length > _MAX_RECORD:
+                rest = (
+                    f"{read} record batch(es) read, {dropped} damaged, the rest of the file lost with a damaged frame"
+                )
+                _warn(warned, path, rest)
+                return
+            payload = f.read(length)
+            if len(payload) < length:
+                break
+            batch = _batch(payload, payload_sum)
+            if batch is None:
+                dropped += 1
+                continue
+            read += 1
+            yield batch
+        if dropped:
+            _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+
+
+def _frame(payload: pa.Buffer) -> bytes:
+    head = _LENGTH_AND_SUM.pack(payload.size, zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def _batch(payload: bytes, payload_sum: int) -> pa.RecordBatch | None:
+    """The batch in a record, or None when the record is damaged."""
+    if zlib.crc32(payload) != payload_sum:
+        return None
+    try:
+        return pa.ipc.read_record_batch(pa.py_buffer(payload), RESULTS_SCHEMA)
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _warn(warned: set[str], path: str, what: str) -> None:
+    if path not in warned:
+        warned.add(path)
+        log.warning("results journal %s: %s; their rows will be sent again", path, what)
