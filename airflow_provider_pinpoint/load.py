@@ -30,9 +30,10 @@ from airflow_provider_pinpoint.results.store import (
     new_run_id,
     rejections_batch,
 )
+from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sending.engine import Sender
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
-from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, client_config
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
 
 log = logging.getLogger(__name__)
 
@@ -227,32 +228,6 @@ class _Tally:
         with self._lock:
             self.read += read
             self.recorded += recorded
-
-
-def make_client(client: Any, session: Any, endpoint_url: str | None, region_name: str | None, max_in_flight: int):
-    """The client to send with: the user's, or a new one with botocore's retries off."""
-    if client is not None:
-        retries = getattr(client.meta.config, "retries", None) or {}
-        attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
-        if attempts is None or attempts > 1:
-            log.warning(
-                "the boto3 client passed in retries requests itself (%s attempts), which multiplies the "
-                "loader's own retries; create it with Config(retries={'total_max_attempts': 1, 'mode': 'standard'})",
-                attempts or "botocore's default",
-            )
-        return client
-    import boto3
-    import botocore.exceptions
-
-    session = session or boto3.session.Session()
-    try:
-        return session.client(
-            "pinpoint", endpoint_url=endpoint_url, region_name=region_name, config=client_config(max_in_flight)
-        )
-    except botocore.exceptions.NoRegionError:
-        raise PinpointLoaderError(
-            "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
-        ) from None
 
 
 def _fail_on_invalid(prepared: Iterator[Request | list]) -> None:

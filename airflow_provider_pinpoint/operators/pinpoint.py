@@ -125,7 +125,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
         from airflow_provider_pinpoint.load import load_events
-        from airflow_provider_pinpoint.sinks.putevents import without_userinfo
+        from airflow_provider_pinpoint.sending.client import without_userinfo
 
         client = self.hook.conn
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.

@@ -9,74 +9,25 @@ The body goes out as the pre-serialised bytes the packer built, through the boto
 resolution, TLS and timeouts stay the client's; botocore's generic serializer and parser are
 skipped.
 
-Clients created by the loader get botocore's own retries switched off (one attempt): the engine
-retries with its own budget and backoff, and a second layer inside botocore would multiply the
-attempts and hide throttling from the rate limiter. A client passed in by the user is used as it
-is; see docs/loading.md for the setting to give it.
+The errors raised, the answer's interface and the client's settings are the sink-independent
+seam in :mod:`airflow_provider_pinpoint.sending`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import botocore.exceptions
-from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
 from airflow_provider_pinpoint.common.text import one_line
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
+from airflow_provider_pinpoint.sending.client import without_userinfo
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
-
-# Worker threads that send for the loader are named with this prefix (see send.py).
-SENDER_THREAD_PREFIX = "pinpoint-send"
-
-# One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
-CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
-
-
-class _NoSigningMaterial(logging.Filter):
-    """Drops botocore's DEBUG records that print signing material, for the loader's own requests.
-
-    ``botocore.auth`` logs the canonical request (with the session token) and the string to sign;
-    ``botocore.endpoint`` logs each prepared request with its Authorization header (the access key
-    id) and the token. Someone debugging a load turns DEBUG on for everything; these lines must not
-    follow. Only records from the loader's sending threads are dropped, so other boto3 users in the
-    same process keep their logs as configured.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not (record.threadName or "").startswith(SENDER_THREAD_PREFIX):
-            return True
-        if record.name == "botocore.auth":
-            return False
-        return not str(record.msg).startswith("Sending http request")
-
-
-def _install_log_filter() -> None:
-    for name in ("botocore.auth", "botocore.endpoint"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoSigningMaterial) for f in logger.filters):
-            logger.addFilter(_NoSigningMaterial())
-
-
-_install_log_filter()
-
-
-def client_config(max_in_flight: int) -> Config:
-    """botocore settings for a client the loader creates itself."""
-    return Config(
-        retries=dict(CLIENT_RETRIES),
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        max_pool_connections=max(10, max_in_flight),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +43,7 @@ class Response:
         anything else.
 
         The normal answer accepts everything with one code; the engine then settles the request in
-        one go and only walks :meth:`item_status` item by item when this says no.
+        one go and only walks :meth:`item_statuses` item by item when this says no.
         """
         results = self.results
         common = None
@@ -111,6 +62,10 @@ class Response:
             return None
         return common
 
+    def item_statuses(self, request: Request) -> list[tuple[int, str]]:
+        """(StatusCode, Message) the answer gives each item of ``request``, in order."""
+        return [self.item_status(item) for item in request.items]
+
     def item_status(self, item: Item) -> tuple[int, str]:
         """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""
         try:
@@ -125,32 +80,6 @@ class Response:
         except (AttributeError, TypeError, ValueError):
             return 0, "the answer's status for this item could not be read"
         return 0, "the answer had no status for this item"
-
-
-class TransportError(Exception):
-    """The whole request failed; ``status`` is the HTTP status, or None when no answer came back."""
-
-    def __init__(self, message: str, status: int | None = None, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.request_id = request_id
-
-
-class RetryableError(TransportError):
-    """429, 5xx, a timeout or a broken connection: the same request may be sent again."""
-
-    @property
-    def throttled(self) -> bool:
-        return self.status == 429
-
-
-class PayloadTooLarge(TransportError):
-    """413: the request must be split before it is sent again."""
-
-
-class BadRequest(TransportError):
-    """400 for the whole request: sending it again cannot help."""
 
 
 class PutEventsTransport:
@@ -170,6 +99,7 @@ class PutEventsTransport:
         return f"application {application_id!r} in region {meta.region_name!r} at {without_userinfo(meta.endpoint_url)}"
 
     def send(self, application_id: str, request: Request) -> Response:
+        """POST ``request`` once; the answer, or the request-level error it amounts to."""
         try:
             answer = self._raw.send(application_id, request.body())
         except botocore.exceptions.ClientError as exc:
@@ -215,11 +145,3 @@ def _without_values(report: str) -> str:
     return one_line(
         "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
     )
-
-
-def without_userinfo(url: str) -> str:
-    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

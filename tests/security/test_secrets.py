@@ -27,7 +27,8 @@ from airflow_provider_pinpoint import cli
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
-from airflow_provider_pinpoint.load import load_events, make_client
+from airflow_provider_pinpoint.load import load_events
+from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
 ACCESS_KEY = "AKIAFAKEFAKEFAKE1234"

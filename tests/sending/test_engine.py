@@ -12,12 +12,8 @@ from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Request
 from airflow_provider_pinpoint.results.rows import Row
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, FAILED, REJECTED, Sender
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
-from airflow_provider_pinpoint.sinks.putevents import (
-    BadRequest,
-    PayloadTooLarge,
-    Response,
-    RetryableError,
-)
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks.putevents import Response
 from tests.helpers.items import make_items, make_requests
 
 

@@ -13,7 +13,8 @@ from botocore.config import Config
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import Request
-from airflow_provider_pinpoint.sinks.putevents import PayloadTooLarge, PutEventsTransport, Response, RetryableError
+from airflow_provider_pinpoint.sending.transport import PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, Response
 from tests.helpers.items import APP, emulator_client, make_items
 
 pytestmark = pytest.mark.integration
