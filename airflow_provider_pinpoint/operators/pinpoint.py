@@ -151,11 +151,11 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 stop_event=self._stop_event,
             )
         except RejectRatioExceeded as err:
-            self.log.info("Summary: %s", json.dumps(err.report.summary))
+            self.log.info("Summary: %s", json.dumps(err.report.summary.to_dict()))
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
-        summary = report.summary
+        summary = report.summary.to_dict()
         self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(

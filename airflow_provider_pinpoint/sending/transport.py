@@ -17,7 +17,10 @@ from airflow_provider_pinpoint.prepare.requests import Request
 class Answer(Protocol):
     """A request the service answered as a whole (HTTP 2xx); each item may still have its own status."""
 
-    request_id: str | None
+    @property
+    def request_id(self) -> str | None:
+        """The service's id for the request, if it gave one."""
+        ...
 
     def common_success(self, request: Request) -> int | None:
         """The one 2xx status every item of ``request`` got, or None if any got anything else.

@@ -28,8 +28,8 @@ from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
 from airflow_provider_pinpoint.load import load_events
-from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+from airflow_provider_pinpoint.sending.client import make_client
 
 ACCESS_KEY = "AKIAFAKEFAKEFAKE1234"
 SECRET_KEY = "Sekr1t/LeakMarker+do-not-print/0123456789"
@@ -132,13 +132,13 @@ def _notebook_run(emulator, tables, tmp_path, capfd) -> dict[str, str]:
         progress=True,
     )
     _check_delivered(emulator)
-    assert report.summary["rejected"] == 2
+    assert report.summary.rejected == 2
     out, err = capfd.readouterr()
     return {
         "stdout/stderr (progress)": out + err,
         "the results table": results.read_text(encoding="utf-8"),
         "LoadReport.results": report.results.to_csv(),
-        "the summary": json.dumps(report.summary),
+        "the summary": json.dumps(report.summary.to_dict()),
         "repr(LoadReport)": repr(report),
     }
 
