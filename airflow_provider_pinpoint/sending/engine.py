@@ -6,11 +6,13 @@ a worker thread. The workers bound the requests in flight (which is also the bou
 :class:`~airflow_provider_pinpoint.sending.ratelimit.RateLimiter` paces them all. A worker owns its request
 until every item in it is decided or handed back:
 
-- request-level 429 / 5xx / timeout / broken connection: the same request again after a backoff
+- request-level 429 / 408 / 5xx / timeout / broken connection: the same request again after a backoff
   (exponential, full jitter), until an item runs out of attempts; 429 also slows the rate limiter;
 - 413: split in two and send each half (a single item that is still too large is rejected);
-- 400 for the whole request: every item in it is rejected with the service's message;
-- 403 / 404: the run stops at once (nothing else is sent) and the error is raised to the caller;
+- 400 (or another 4xx without a meaning of its own) for the whole request: not retried; its items
+  are failed with the service's message (the answer is about the request, not about an item);
+- 401 / 403 / 404 / 407 / 3xx: the run stops at once (nothing else is sent) and the error is
+  raised to the caller;
 - a 202 answer: each item by its own status. 2xx accepted, 4xx rejected with the service's
   message, 429 / 5xx (or no status at all) go back to a retry pool; the caller's thread packs
   those into later requests once a full request's worth is ready or the input is exhausted
@@ -221,7 +223,9 @@ class Sender:
                     self._split(items, exc, sent_at)
                     return
                 if isinstance(exc, BadRequest):
-                    self._decide(items, REJECTED, exc.message, exc, sent_at)
+                    http = f" (HTTP {exc.status})" if exc.status else ""
+                    message = f"the whole request was refused{http}, not retried: {exc.message}"
+                    self._decide(items, FAILED, message, exc, sent_at)
                     return
                 last = exc
                 if exc.throttled:

@@ -61,7 +61,7 @@ class TransportError(Exception):
 
 
 class RetryableError(TransportError):
-    """429, 5xx, a timeout or a broken connection: the same request may be sent again."""
+    """429, 408, 5xx, a timeout or a broken connection: the same request may be sent again."""
 
     @property
     def throttled(self) -> bool:
@@ -74,4 +74,8 @@ class PayloadTooLarge(TransportError):
 
 
 class BadRequest(TransportError):
-    """400 for the whole request: sending it again cannot help."""
+    """A 400 (or another 4xx with no meaning of its own) for the request as a whole.
+
+    Sending the same request again would get the same answer, so it is not retried in this run;
+    but the answer is about the request, not about any one item, so its items are not known to be
+    invalid: they are recorded ``failed`` (a later run sends them again), never ``rejected``."""

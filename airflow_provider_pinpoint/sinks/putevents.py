@@ -123,21 +123,36 @@ class PutEventsTransport:
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         error = response.get("Error", {})
         message = one_line(error.get("Message") or error.get("Code") or "no message")
+        target = self.describe_target(application_id)
+        if status == 401:
+            return FatalServiceError(
+                f"Not authenticated (HTTP 401) for {target}: the AWS credentials are invalid or expired. "
+                f"Service said: {message}"
+            )
         if status == 403:
             return FatalServiceError(
-                f"Access denied (HTTP 403) for {self.describe_target(application_id)}: check the AWS credentials "
+                f"Access denied (HTTP 403) for {target}: check the AWS credentials "
                 f"or role, that it may call mobiletargeting:PutEvents, and the region. Service said: {message}"
             )
         if status == 404:
             return FatalServiceError(
-                f"Not found (HTTP 404): {self.describe_target(application_id)}: check the application id, "
+                f"Not found (HTTP 404): {target}: check the application id, "
                 f"the region and the endpoint URL. Service said: {message}"
+            )
+        if status == 407:
+            return FatalServiceError(
+                f"A proxy asked for authentication (HTTP 407) on the way to {target}: check the proxy settings."
+            )
+        if status is not None and 300 <= status < 400:
+            return FatalServiceError(
+                f"Redirected (HTTP {status}) by {target}: requests are not followed elsewhere; check the endpoint "
+                "URL (scheme, host and region)."
             )
         if status == 413:
             return PayloadTooLarge(message, status, request_id)
-        if status == 429 or (status is not None and status >= 500):
-            return RetryableError(message, status, request_id)
-        return BadRequest(message, status, request_id)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return BadRequest(message, status, request_id)
+        return RetryableError(message, status, request_id)
 
 
 def _without_values(report: str) -> str:

@@ -7,13 +7,15 @@ import json
 import threading
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.config import Config
 
+from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import Request
-from airflow_provider_pinpoint.sending.transport import PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, Response
 from tests.helpers.items import APP, emulator_client, make_items
 
@@ -131,6 +133,43 @@ def answering_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (301, FatalServiceError),
+        (307, FatalServiceError),
+        (401, FatalServiceError),
+        (407, FatalServiceError),
+        (408, RetryableError),
+        (400, BadRequest),
+        (418, BadRequest),
+    ],
+)
+def test_each_whole_request_answer_is_classified(answering_server, status, outcome):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "refused"}'
+    with pytest.raises(outcome):
+        send(url, Request(make_items(1, 1)))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 407, 408, 418])
+def test_no_whole_request_answer_settles_rows_as_rejected(answering_server, status, tmp_path):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "refused"}'
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame(
+        {"EndpointId": ["e1", "e2"], "EventType": ["x", "x"], "Timestamp": ["2026-01-01T00:00:00Z"] * 2}
+    )
+    try:
+        load_events(events, application_id=APP, client=emulator_client(url), results=str(results), max_attempts=2)
+    except FatalServiceError:
+        pass
+    table = pd.read_parquet(results)
+    assert len(table) == 2 and set(table["status"]) == {"failed"}
+    assert all(table["message"].str.len() > 0)
+    assert set(table["attempts"]) == ({2} if status == 408 else {1})
 
 
 @pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)
