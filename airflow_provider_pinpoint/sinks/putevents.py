@@ -67,19 +67,40 @@ class Response:
         return [self.item_status(item) for item in request.items]
 
     def item_status(self, item: Item) -> tuple[int, str]:
-        """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""
+        """(StatusCode, Message) the answer gives ``item``; status 0, and a message saying why, when
+        it gives none or one that is not an HTTP status (with text, if any, as its message)."""
         try:
             entry = self.results.get(item.endpoint_id)
+            status = None
             if entry is not None:
                 if item.record_type == ENDPOINT:
                     status = entry.get("EndpointItemResponse")
                 else:
                     status = (entry.get("EventsItemResponse") or {}).get(item.event_id)
-                if status is not None:
-                    return int(status.get("StatusCode") or 0), status.get("Message") or ""
-        except (AttributeError, TypeError, ValueError):
-            return 0, "the answer's status for this item could not be read"
-        return 0, "the answer had no status for this item"
+        except (AttributeError, TypeError):
+            return 0, "the answer's entry for this item could not be read"
+        if status is None:
+            return 0, "the answer had no status for this item"
+        if not isinstance(status, dict):
+            return 0, f"the answer's status for this item is {_json_kind(status)}, not an object"
+        code, message = status.get("StatusCode"), status.get("Message")
+        if type(code) is not int or not 100 <= code <= 599:
+            return 0, f"the answer's StatusCode for this item is {_json_kind(code)}, not an HTTP status"
+        if not 200 <= code < 300 and message is not None and not isinstance(message, str):
+            return 0, f"the answer's Message for this item (StatusCode {code}) is {_json_kind(message)}, not text"
+        return code, message if isinstance(message, str) else ""
+
+
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, without quoting it (an odd answer may echo anything back)."""
+    if value is None:
+        return "missing or null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number out of range"
+    kinds = {float: "a fraction", str: "text", list: "a list", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 class PutEventsTransport:
