@@ -13,8 +13,9 @@ until every item in it is decided or handed back:
   are failed with the service's message (the answer is about the request, not about an item);
 - 401 / 403 / 404 / 407 / 3xx: the run stops at once (nothing else is sent) and the error is
   raised to the caller;
-- a 202 answer: each item by its own status. 2xx accepted, 4xx rejected with the service's
-  message, 429 / 5xx (or no status at all) go back to a retry pool; the caller's thread packs
+- a 202 answer: each item by its own status. 2xx accepted, 400 / 413 (the item itself is invalid)
+  rejected with the service's message, anything else (429, 5xx, another 4xx, no status at all) goes
+  back to a retry pool; the caller's thread packs
   those into later requests once a full request's worth is ready or the input is exhausted
   (:mod:`~airflow_provider_pinpoint.sending.retries` keeps that pool and the attempts per item).
 
@@ -39,7 +40,14 @@ from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, I
 from airflow_provider_pinpoint.sending.logs import SENDER_THREAD_PREFIX, install_log_filter
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
 from airflow_provider_pinpoint.sending.retries import Retries
-from airflow_provider_pinpoint.sending.transport import Answer, BadRequest, PayloadTooLarge, RetryableError, Transport
+from airflow_provider_pinpoint.sending.transport import (
+    ITEM_INVALID,
+    Answer,
+    BadRequest,
+    PayloadTooLarge,
+    RetryableError,
+    Transport,
+)
 
 __all__ = ["ACCEPTED", "FAILED", "REJECTED", "ItemResult", "Outcomes", "SendStats", "Sender"]
 
@@ -272,7 +280,7 @@ class Sender:
         for item, (code, message) in zip(items, answer.item_statuses(sent), strict=True):
             if 200 <= code < 300:
                 decided.append(ItemResult(item, ACCEPTED, code, "", retries.settled(item), request_id, sent_at))
-            elif 400 <= code < 500 and code != 429:
+            elif code in ITEM_INVALID:
                 decided.append(ItemResult(item, REJECTED, code, message, retries.settled(item), request_id, sent_at))
             elif retries.exhausted(item):
                 decided.append(

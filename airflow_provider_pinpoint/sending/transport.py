@@ -13,6 +13,10 @@ from typing import Protocol
 
 from airflow_provider_pinpoint.prepare.requests import Request
 
+# Per-item status codes that say the item itself is invalid: the only ones that make it final
+# (``rejected``). Any other non-2xx item status is resent, then ``failed``.
+ITEM_INVALID = frozenset({400, 413})
+
 
 class Answer(Protocol):
     """A request the service answered as a whole (HTTP 2xx); each item may still have its own status."""

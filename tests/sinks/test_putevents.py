@@ -212,6 +212,17 @@ def test_an_item_status_that_cannot_be_read_settles_failed_with_a_description(an
     assert set(table["attempts"]) == {2}
 
 
+@pytest.mark.parametrize("code", [401, 403, 404, 408])
+def test_a_per_item_4xx_that_does_not_say_the_item_is_invalid_is_resent_then_failed(answering_server, code, tmp_path):
+    url, answer = answering_server
+    answer["status"], answer["item"] = 202, {"StatusCode": code, "Message": "not now"}
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame({"EndpointId": ["e1"], "EventType": ["x"], "Timestamp": ["2026-01-01T00:00:00Z"]})
+    load_events(events, application_id=APP, client=emulator_client(url), results=str(results), max_attempts=2)
+    table = pd.read_parquet(results)
+    assert table[["status", "status_code", "attempts"]].values.tolist() == [["failed", code, 2]]
+
+
 @pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)
 def test_a_2xx_answer_that_is_not_a_json_object_is_retryable(answering_server, body):
     url, answer = answering_server
