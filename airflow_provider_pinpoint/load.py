@@ -242,7 +242,7 @@ class _Run:
             max_attempts=max_attempts,
             stop_event=stop_event,
         )
-        self._check_accounting(store)
+        self._check_accounting(store, sum(counts.values()), skipped)
         stopped = stop_event is not None and stop_event.is_set()
         summary = self._summary(counts, stats, skipped, store.location, stopped)
         report = LoadReport(summary, store.read)
@@ -339,12 +339,20 @@ class _Run:
         with self._lock:
             self._recorded += len(rows)
 
-    def _check_accounting(self, store: ResultsStore) -> None:
-        """Every row read this run was recorded: else the run must not look complete."""
+    def _check_accounting(self, store: ResultsStore, table_rows: int, skipped: int) -> None:
+        """Every row read this run was recorded, and the compacted table holds a row for each of them
+        and for each row an earlier run decided: else the run must not look complete."""
+        where = store.location or "memory"
         if self._read != self._recorded:
             raise PinpointLoaderError(
                 f"internal error: {self._read} rows were read but {self._recorded} recorded in the results at "
-                f"{store.location or 'memory'}; rerun with the same results location to send what is missing"
+                f"{where}; rerun with the same results location to send what is missing"
+            )
+        if table_rows < skipped + self._read:
+            raise PinpointLoaderError(
+                f"the results at {where} hold {table_rows} rows, but the input gave {skipped + self._read}: rows share "
+                "a (source, row) key, so their results overwrote each other (does the input bring its own _source or "
+                "_source_row column?); the rows were sent, but the table cannot say what happened to each"
             )
 
     def _summary(

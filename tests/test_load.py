@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
-from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
+from airflow_provider_pinpoint.errors import FatalServiceError, InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, Sender
@@ -313,3 +313,26 @@ def test_a_rerun_on_a_different_input_with_the_same_results_is_refused(second_in
         "use a new results location"
     )
     assert emulator.stats()["requests"] == requests_before
+
+
+def test_a_results_table_with_fewer_rows_than_the_input_fails_the_run(emulator, tmp_path):
+    # Rows bringing their own bookkeeping columns with one (source, row) key twice: ten rows sent,
+    # five results rows after compaction. The run must not end as if every row were accounted for.
+    events = pd.DataFrame(
+        {
+            "EndpointId": [f"e{n}" for n in range(10)],
+            "EventType": ["x"] * 10,
+            "Timestamp": ["2026-01-01T00:00:00Z"] * 10,
+            "_source": ["events.csv"] * 10,
+            "_source_row": [n // 2 + 1 for n in range(10)],
+        }
+    )
+    with pytest.raises(PinpointLoaderError, match=r"hold 5 rows, but the input gave 10") as caught:
+        load_events(
+            events,
+            application_id=APP,
+            results=str(tmp_path / "results.parquet"),
+            client=emulator_client(emulator.url),
+            progress=False,
+        )
+    assert "\n" not in str(caught.value)
