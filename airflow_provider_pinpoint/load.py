@@ -31,7 +31,7 @@ from airflow_provider_pinpoint.results.store import (
     new_run_id,
     rejections_batch,
 )
-from airflow_provider_pinpoint.sending.client import make_client
+from airflow_provider_pinpoint.sending.client import make_client, without_userinfo
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
@@ -244,7 +244,8 @@ class _Run:
         )
         self._check_accounting(store, sum(counts.values()), skipped)
         stopped = stop_event is not None and stop_event.is_set()
-        summary = self._summary(counts, stats, skipped, store.location, stopped)
+        location = None if store.location is None else without_userinfo(store.location)
+        summary = self._summary(counts, stats, skipped, location, stopped)
         report = LoadReport(summary, store.read)
         log.info("done: %s", summary.to_dict())
         self._check_reject_ratio(summary, report)
@@ -275,7 +276,7 @@ class _Run:
     ) -> tuple[SendStats, dict[str, int]]:
         """Send and record every row; then compact the results (also when sending failed): this run's
         sending statistics and the results table's rows by status."""
-        where = store.location or "memory"
+        where = _where(store)
         log.info(
             "loading into %s; results: %s; run %s", transport.describe_target(self.application_id), where, self.run_id
         )
@@ -342,7 +343,7 @@ class _Run:
     def _check_accounting(self, store: ResultsStore, table_rows: int, skipped: int) -> None:
         """Every row read this run was recorded, and the compacted table holds a row for each of them
         and for each row an earlier run decided: else the run must not look complete."""
-        where = store.location or "memory"
+        where = _where(store)
         if self._read != self._recorded:
             raise PinpointLoaderError(
                 f"internal error: {self._read} rows were read but {self._recorded} recorded in the results at "
@@ -389,3 +390,8 @@ class _Run:
                 + (f" at {summary.results}" if summary.results else ""),
                 report=report,
             )
+
+
+def _where(store: ResultsStore) -> str:
+    """The results location for messages: without any ``user:password@``."""
+    return "memory" if store.location is None else without_userinfo(store.location)

@@ -42,7 +42,10 @@ def make_client(
     *,
     service: str = "pinpoint",
 ) -> Any:
-    """The client to send with: the user's, or a new one with botocore's retries off."""
+    """The client to send with: the user's, or a new one with botocore's retries off.
+
+    botocore signs with SigV4 and never sends a ``user:password@`` given in ``endpoint_url``; it
+    would only quote it in its logs and errors, so a new client is made without it."""
     if client is not None:
         retries = getattr(client.meta.config, "retries", None) or {}
         attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
@@ -59,7 +62,10 @@ def make_client(
     session = session or boto3.session.Session()
     try:
         return session.client(
-            service, endpoint_url=endpoint_url, region_name=region_name, config=client_config(max_in_flight)
+            service,
+            endpoint_url=None if endpoint_url is None else without_userinfo(endpoint_url),
+            region_name=region_name,
+            config=client_config(max_in_flight),
         )
     except botocore.exceptions.NoRegionError:
         raise PinpointLoaderError(
