@@ -36,8 +36,9 @@ _DRY_RUN_REJECTS = 20
 _EPILOG = """\
 exit codes:
   0  the run completed (see the summary for accepted / rejected / failed rows)
-  1  fatal error: unreadable input, bad credentials (403), unknown application (404),
-     or the run was interrupted (rerun with --resume to finish it)
+  1  fatal error: unreadable input, bad credentials (401/403), unknown application (404),
+     a proxy asking for credentials (407) or a redirect (check --endpoint-url), the results
+     table short of the input, or the run was interrupted (rerun with --resume to finish it)
   2  usage error
   3  more rows were rejected than --max-reject-ratio allows (the good rows were sent)
 

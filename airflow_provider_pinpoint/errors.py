@@ -18,7 +18,8 @@ class InputError(PinpointLoaderError):
 
 
 class FatalServiceError(PinpointLoaderError):
-    """The service refused the whole run (bad credentials 403, unknown application 404): nothing is retried."""
+    """The service refused the whole run (credentials 401/403, unknown application 404, a proxy's 407,
+    a redirect): nothing is retried."""
 
 
 class RejectRatioExceeded(PinpointLoaderError):

@@ -92,8 +92,8 @@ def load_events(
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
     ``endpoint_url`` and ``region_name`` and botocore's own retries off.
 
-    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404 or no credentials
-    found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
+    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (401/403/404/407, a
+    redirect, or no credentials found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
     :class:`~airflow_provider_pinpoint.results.store.ResultsWriteError` (the results could not be written:
     the run stopped), :class:`~airflow_provider_pinpoint.errors.PinpointLoaderError` itself when no
     region is configured, and :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after
