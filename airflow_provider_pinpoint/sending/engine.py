@@ -1,23 +1,23 @@
 """The sending engine: every item ends accepted, rejected or failed, and is recorded exactly once.
 
-A feeder thread pulls requests from the caller's iterator (reading, validating and packing the
-next batch while the current one is sent) into a bounded queue; the caller's thread hands each to
-a worker thread. The workers bound the requests in flight (which is also the bound on duplicates a crash can cause), and one
-:class:`~airflow_provider_pinpoint.sending.ratelimit.RateLimiter` paces them all. A worker owns its request
-until every item in it is decided or handed back:
+A feeder thread (:mod:`~airflow_provider_pinpoint.sending.feed`) pulls requests from the caller's
+iterator into a bounded queue; the caller's thread hands each to a worker thread. The workers
+bound the requests in flight (which is also the bound on duplicates a crash can cause), and one
+:class:`~airflow_provider_pinpoint.sending.ratelimit.RateLimiter` paces them all. A worker owns
+its request until every item in it is decided or handed back:
 
-- request-level 429 / 408 / 5xx / timeout / broken connection: the same request again after a backoff
-  (exponential, full jitter), until an item runs out of attempts; 429 also slows the rate limiter;
+- request-level 429 / 408 / 5xx / timeout / broken connection: the same request again after a
+  backoff (exponential, full jitter), until an item runs out of attempts; 429 also slows the rate;
 - 413: split in two and send each half (a single item that is still too large is rejected);
 - 400 (or another 4xx without a meaning of its own) for the whole request: not retried; its items
   are failed with the service's message (the answer is about the request, not about an item);
 - 401 / 403 / 404 / 407 / 3xx: the run stops at once (nothing else is sent) and the error is
   raised to the caller;
-- a 202 answer: each item by its own status. 2xx accepted, 400 / 413 (the item itself is invalid)
-  rejected with the service's message, anything else (429, 5xx, another 4xx, no status at all) goes
-  back to a retry pool; the caller's thread packs
-  those into later requests once a full request's worth is ready or the input is exhausted
-  (:mod:`~airflow_provider_pinpoint.sending.retries` keeps that pool and the attempts per item).
+- a 2xx answer: each item by its own status. 2xx accepted, 400 / 413 (the item itself is invalid)
+  rejected with the service's message, anything else (429, 5xx, another 4xx, no readable status)
+  goes back to the retry pool (:mod:`~airflow_provider_pinpoint.sending.retries`), which the
+  caller's thread packs into later requests once a full request's worth is ready or the input is
+  exhausted.
 
 Items a stop (``stop_event`` or a fatal error) catches before they were sent are recorded as
 failed, so a rerun with the same results location sends them again.
@@ -25,10 +25,9 @@ failed, so a rerun with the same results location sends them again.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import Item, Request
 from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, ItemResult, Outcomes
+from airflow_provider_pinpoint.sending.feed import Feed
 from airflow_provider_pinpoint.sending.logs import SENDER_THREAD_PREFIX, install_log_filter
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
 from airflow_provider_pinpoint.sending.retries import Retries
@@ -115,7 +115,7 @@ class Sender:
         """Send everything; raise FatalServiceError if the service refused the run."""
         install_log_filter()
         pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix=SENDER_THREAD_PREFIX)
-        feed = _Feed(requests, self._stopping, self._prefetch)
+        feed = Feed(requests, self._stopping, self._prefetch)
         try:
             for request in feed:
                 self._submit(pool, request, retry=False)
@@ -348,74 +348,3 @@ class Sender:
             self.stats.failed += outcomes.failed
             self.stats.events_accepted += outcomes.events_accepted
         self._record_callback(outcomes)
-
-
-class _Feed:
-    """Runs the request iterator in its own thread, up to ``size`` requests ahead of the senders.
-
-    Reading and packing a batch of rows takes long enough that, done in the dispatching thread, the
-    workers would sit idle meanwhile; the queued requests are not sent yet, so they widen neither
-    the in-flight window nor the duplicate bound. Iteration ends early once ``stopping()`` is true.
-    """
-
-    _END = object()
-
-    def __init__(self, requests: Iterable[Request], stopping: Callable[[], bool], size: int) -> None:
-        self._stopping = stopping
-        self._queue: queue.Queue = queue.Queue(max(1, size))
-        self._closed = threading.Event()
-        self._dropped: list[Item] = []  # items the iterator gave that were never handed on
-        self._thread = threading.Thread(target=self._produce, args=(requests,), name="pinpoint-feed", daemon=True)
-        self._thread.start()
-
-    def _produce(self, requests: Iterable[Request]) -> None:
-        try:
-            for request in requests:
-                if not self._put(request):
-                    self._dropped.extend(request.items)
-                    return
-        except BaseException as exc:  # handed to the consuming thread, which raises it
-            self._put(_Failure(exc))
-            return
-        self._put(self._END)
-
-    def _put(self, value: object) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(value, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[Request]:
-        while not self._stopping():
-            try:
-                value = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if value is self._END:
-                return
-            if isinstance(value, _Failure):
-                raise value.error
-            yield value
-
-    def close(self) -> None:
-        """Stop the feeder and wait for it: nothing it does (e.g. recording rejections) may outlive the run."""
-        self._closed.set()
-        self._thread.join()
-
-    def unsent(self) -> list[Item]:
-        """After :meth:`close`: the items read but not handed to a worker, to be recorded as not sent."""
-        while True:
-            try:
-                value = self._queue.get_nowait()
-            except queue.Empty:
-                return self._dropped
-            if isinstance(value, Request):
-                self._dropped.extend(value.items)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    error: BaseException
