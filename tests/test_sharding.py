@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -163,9 +164,12 @@ def test_shard_of_is_case_insensitive_and_the_same_in_every_process():
 
 def _shard_summary(results: str, started_at: str, finished_at: str, events: int) -> dict:
     counts = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
+    duration = (datetime.fromisoformat(finished_at) - datetime.fromisoformat(started_at)).total_seconds()
     return {
         **counts,
         "events_accepted": events,
+        "duration_s": duration,
+        "events_per_s": events / duration,
         "results": results,
         "run_id": "run",
         "started_at": started_at,
