@@ -14,10 +14,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExceeded
+from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
+
+if TYPE_CHECKING:
+    from airflow_provider_pinpoint.load import LoadReport
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -32,8 +36,9 @@ _DRY_RUN_REJECTS = 20
 _EPILOG = """\
 exit codes:
   0  the run completed (see the summary for accepted / rejected / failed rows)
-  1  fatal error: unreadable input, bad credentials (403), unknown application (404),
-     or the run was interrupted (rerun with --resume to finish it)
+  1  fatal error: unreadable input, bad credentials (401/403), unknown application (404),
+     a proxy asking for credentials (407) or a redirect (check --endpoint-url), the results
+     table short of the input, or the run was interrupted (rerun with --resume to finish it)
   2  usage error
   3  more rows were rejected than --max-reject-ratio allows (the good rows were sent)
 
@@ -210,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             restore()
     except RejectRatioExceeded as exc:
-        _print_summary(exc.report.summary, out)
+        _print_summary(_loaded(exc.report), out)
         print(f"pinpoint-load: {exc}", file=sys.stderr)
         return EXIT_REJECT_RATIO
     except PinpointLoaderError as exc:
@@ -219,11 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         _print_dry_run(report, out)
         return EXIT_OK
-    _print_summary(report.summary, out)
-    if report.summary["stopped"]:
+    summary = _loaded(report)
+    _print_summary(summary, out)
+    if summary.stopped:
         print("pinpoint-load: interrupted before the end; rerun with --resume to finish", file=sys.stderr)
         return EXIT_FATAL
     return EXIT_OK
+
+
+def _loaded(report: LoadReport) -> LoadSummary:
+    """The summary of a load (not a dry run)."""
+    assert isinstance(report.summary, LoadSummary)
+    return report.summary
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
@@ -243,37 +255,38 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def _print_summary(summary: dict, out: TextIO) -> None:
+def _print_summary(summary: LoadSummary, out: TextIO) -> None:
     rows = [
-        ("accepted", f"{summary['accepted']:,}"),
-        ("rejected", f"{summary['rejected']:,}"),
-        ("failed", f"{summary['failed']:,}"),
+        ("accepted", f"{summary.accepted:,}"),
+        ("rejected", f"{summary.rejected:,}"),
+        ("failed", f"{summary.failed:,}"),
     ]
-    if summary.get("skipped"):
-        rows.append(("skipped (done before)", f"{summary['skipped']:,}"))
+    if summary.skipped:
+        rows.append(("skipped (done before)", f"{summary.skipped:,}"))
     rows += [
-        ("requests", f"{summary['requests']:,}"),
-        ("retries", f"{summary['retries']:,}"),
-        ("duration", f"{summary['duration_s']:,.1f} s"),
-        ("events/s", f"{summary['events_per_s']:,.0f}"),
-        ("results", str(summary["results"])),
+        ("requests", f"{summary.requests:,}"),
+        ("retries", f"{summary.retries:,}"),
+        ("duration", f"{summary.duration_s:,.1f} s"),
+        ("events/s", f"{summary.events_per_s:,.0f}"),
+        ("results", str(summary.results)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}", file=out)
 
 
-def _print_dry_run(report: Any, out: TextIO) -> None:
+def _print_dry_run(report: LoadReport, out: TextIO) -> None:
     summary = report.summary
+    assert isinstance(summary, DryRunSummary)
     print(
-        f"dry run: {summary['input_rows']:,} rows read, {summary['valid_rows']:,} valid "
-        f"({summary['valid_events']:,} events), {summary['rejected']:,} rejected, "
-        f"{summary['requests']:,} requests; nothing sent",
+        f"dry run: {summary.input_rows:,} rows read, {summary.valid_rows:,} valid "
+        f"({summary.valid_events:,} events), {summary.rejected:,} rejected, "
+        f"{summary.requests:,} requests; nothing sent",
         file=out,
     )
     rejects = report.results.head(_DRY_RUN_REJECTS)
     if len(rejects):
-        print(f"rejected rows (first {len(rejects)} of {summary['rejected']:,}):", file=out)
+        print(f"rejected rows (first {len(rejects)} of {summary.rejected:,}):", file=out)
         for message in rejects["message"]:  # each names its file, row, column and rule
             print(f"  {message}", file=out)
     if report.first_request is not None:

@@ -3,6 +3,11 @@ credential, an address or a traceback-worthy internal detail."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_pinpoint.load import LoadReport
+
 
 class PinpointLoaderError(Exception):
     """Base class of every error the loader raises on purpose."""
@@ -13,8 +18,15 @@ class InputError(PinpointLoaderError):
 
 
 class FatalServiceError(PinpointLoaderError):
-    """The service refused the whole run (bad credentials 403, unknown application 404): nothing is retried."""
+    """The service refused the whole run (credentials 401/403, unknown application 404, a proxy's 407,
+    a redirect): nothing is retried."""
 
 
 class RejectRatioExceeded(PinpointLoaderError):
-    """More rows were rejected than ``max_reject_ratio`` allows; raised after the good rows were sent."""
+    """More rows were rejected than ``max_reject_ratio`` allows; raised after the good rows were sent.
+
+    ``report`` is the run's report, as a successful run would have returned it."""
+
+    def __init__(self, message: str, *, report: LoadReport) -> None:
+        super().__init__(message)
+        self.report = report

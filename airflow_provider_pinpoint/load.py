@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -30,9 +31,11 @@ from airflow_provider_pinpoint.results.store import (
     new_run_id,
     rejections_batch,
 )
-from airflow_provider_pinpoint.sending.engine import Sender
+from airflow_provider_pinpoint.sending.client import make_client, without_userinfo
+from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
-from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, client_config
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
+from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,10 @@ _QUOTED_REJECTS = 5
 
 @dataclass
 class LoadReport:
-    """What a run did: ``summary`` (JSON-serialisable counts) and ``results`` (the results table)."""
+    """What a run did: ``summary`` (counts, see :mod:`~airflow_provider_pinpoint.summary`) and
+    ``results`` (the results table)."""
 
-    summary: dict[str, Any]
+    summary: LoadSummary | DryRunSummary
     read_results: Callable[[], pa.Table] = field(repr=False)
     first_request: Request | None = field(default=None, repr=False)  # dry runs: what would go first
     _frame: pd.DataFrame | None = field(default=None, repr=False)
@@ -58,19 +62,19 @@ class LoadReport:
 
 
 def load_events(
-    events=None,
-    endpoints=None,
+    events: Any = None,
+    endpoints: Any = None,
     *,
     application_id: str,
-    results=None,
-    client=None,
-    session=None,
+    results: Any = None,
+    client: Any = None,
+    session: Any = None,
     endpoint_url: str | None = None,
     region_name: str | None = None,
     requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
     max_in_flight: int = 8,
     max_attempts: int = 8,
-    column_mapping=None,
+    column_mapping: Mapping[str, Any] | None = None,
     csv_list_delimiter: str | None = None,
     max_reject_ratio: float | None = None,
     on_invalid: Literal["reject", "fail"] = "reject",
@@ -88,61 +92,244 @@ def load_events(
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
     ``endpoint_url`` and ``region_name`` and botocore's own retries off.
 
-    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (403/404 or no credentials
-    found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
+    Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (401/403/404/407, a
+    redirect, or no credentials found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
     :class:`~airflow_provider_pinpoint.results.store.ResultsWriteError` (the results could not be written:
     the run stopped), :class:`~airflow_provider_pinpoint.errors.PinpointLoaderError` itself when no
     region is configured, and :class:`~airflow_provider_pinpoint.errors.RejectRatioExceeded` after
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
-    if not application_id:
-        raise InputError("application_id is required: the Pinpoint application (project) id to load into")
-    if events is None and endpoints is None:
-        raise InputError("nothing to load: pass events=..., endpoints=... or both")
-    if on_invalid not in ("reject", "fail"):
-        raise InputError(f"on_invalid must be 'reject' or 'fail', not {on_invalid!r}")
-    if max_reject_ratio is not None and not 0.0 <= max_reject_ratio <= 1.0:
-        raise InputError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
-    if not (progress is None or isinstance(progress, bool) or (isinstance(progress, str) and progress == "log")):
-        raise InputError(f"progress must be None, True, False or 'log', not {progress!r}")
-    if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
-        raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
+    run = _Run(
+        events,
+        endpoints,
+        application_id=application_id,
+        column_mapping=column_mapping,
+        csv_list_delimiter=csv_list_delimiter,
+        max_reject_ratio=max_reject_ratio,
+        on_invalid=on_invalid,
+        progress=progress,
+        run_id=run_id,
+    )
+    if dry_run:
+        return run.dry_run()
+    return run.load(
+        results,
+        client=client,
+        session=session,
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        requests_per_second=requests_per_second,
+        max_in_flight=max_in_flight,
+        max_attempts=max_attempts,
+        stop_event=stop_event,
+    )
 
-    from airflow_provider_pinpoint.prepare.flow import prepare
 
-    def prepared(skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
+class _Run:
+    """One call of :func:`load_events`; its steps, in order: check the options, open the results (and
+    what an earlier run decided), make the client, send, compact the results, sum up."""
+
+    def __init__(
+        self,
+        events: Any,
+        endpoints: Any,
+        *,
+        application_id: str,
+        column_mapping: Mapping[str, Any] | None,
+        csv_list_delimiter: str | None,
+        max_reject_ratio: float | None,
+        on_invalid: str,
+        progress: bool | Literal["log"] | None,
+        run_id: str | None,
+    ) -> None:
+        if not application_id:
+            raise InputError("application_id is required: the Pinpoint application (project) id to load into")
+        if events is None and endpoints is None:
+            raise InputError("nothing to load: pass events=..., endpoints=... or both")
+        if on_invalid not in ("reject", "fail"):
+            raise InputError(f"on_invalid must be 'reject' or 'fail', not {on_invalid!r}")
+        if max_reject_ratio is not None and not 0.0 <= max_reject_ratio <= 1.0:
+            raise InputError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
+        if not (progress is None or isinstance(progress, bool) or (isinstance(progress, str) and progress == "log")):
+            raise InputError(f"progress must be None, True, False or 'log', not {progress!r}")
+        self.events = events
+        self.endpoints = endpoints
+        self.application_id = application_id
+        self.column_mapping = column_mapping
+        self.csv_list_delimiter = csv_list_delimiter
+        self.max_reject_ratio = max_reject_ratio
+        self.on_invalid = on_invalid
+        self.progress = progress
+        self.run_id = run_id or new_run_id()
+        self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
+        self._lock = threading.Lock()
+        self._read = 0  # rows taken from the input this run
+        self._recorded = 0  # rows written to the results this run
+
+    def _prepared(self, skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
+        from airflow_provider_pinpoint.prepare.flow import prepare
+
         return prepare(
-            events,
-            endpoints,
-            column_mapping=column_mapping,
-            csv_list_delimiter=csv_list_delimiter,
+            self.events,
+            self.endpoints,
+            column_mapping=self.column_mapping,
+            csv_list_delimiter=self.csv_list_delimiter,
             skip=skip,
         )
 
-    run_id = run_id or new_run_id()
-    started = time.monotonic()
-    if dry_run:
-        return _dry_run(prepared(None), run_id, started)
+    # A dry run ------------------------------------------------------------------------------------
 
-    store = ResultsStore(results)
-    skip = store.done_rows() if store.exists() else None
-    skipped = sum(len(rows) for rows in (skip or {}).values())
-    if on_invalid == "fail":
-        _fail_on_invalid(prepared(skip))
-    client = make_client(client, session, endpoint_url, region_name, max_in_flight)
+    def dry_run(self) -> LoadReport:
+        """Validate, reshape and pack everything; send nothing, write nothing."""
+        first: Request | None = None
+        requests = items = events = 0
+        rejected: list[pa.RecordBatch] = []
+        for out in self._prepared(None):
+            if isinstance(out, Request):
+                if first is None:
+                    first = out
+                requests += 1
+                items += len(out)
+                events += out.event_count
+            elif out:
+                rejected.append(rejections_batch(out, self.run_id))
+        table = pa.Table.from_batches(rejected, schema=SCHEMA)
+        summary = DryRunSummary(
+            run_id=self.run_id,
+            input_rows=items + table.num_rows,
+            valid_rows=items,
+            valid_events=events,
+            rejected=table.num_rows,
+            requests=requests,
+            duration_s=round(time.monotonic() - self.started, 3),
+        )
+        return LoadReport(summary, lambda: table, first_request=first)
 
-    writer = store.writer(run_id)
-    meter = Progress(enabled=progress)
-    meter.skipped = skipped
-    if progress is not False:
-        rows = [count_rows(events), count_rows(endpoints)]
-        meter.total = None if None in rows else sum(rows) - skipped
+    # A load ---------------------------------------------------------------------------------------
 
-    where = store.location or "memory"
-    tally = _Tally()
+    def load(
+        self,
+        results: Any,
+        *,
+        client: Any,
+        session: Any,
+        endpoint_url: str | None,
+        region_name: str | None,
+        requests_per_second: float,
+        max_in_flight: int,
+        max_attempts: int,
+        stop_event: threading.Event | None,
+    ) -> LoadReport:
+        """Send everything not done yet and write the results; the report of the whole table."""
+        if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
+            raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
+        store = ResultsStore(results)
+        skip = store.done_rows() if store.exists() else None
+        skipped = sum(len(rows) for rows in (skip or {}).values())
+        if self.on_invalid == "fail":
+            self._fail_on_invalid(skip)
+        client = make_client(client, session, endpoint_url, region_name, max_in_flight)
+        stats, counts = self._send(
+            store,
+            skip,
+            skipped,
+            PutEventsTransport(client),
+            str(client.meta.endpoint_url),
+            requests_per_second=requests_per_second,
+            max_in_flight=max_in_flight,
+            max_attempts=max_attempts,
+            stop_event=stop_event,
+        )
+        self._check_accounting(store, sum(counts.values()), skipped)
+        stopped = stop_event is not None and stop_event.is_set()
+        location = None if store.location is None else without_userinfo(store.location)
+        summary = self._summary(counts, stats, skipped, location, stopped)
+        report = LoadReport(summary, store.read)
+        log.info("done: %s", summary.to_dict())
+        self._check_reject_ratio(summary, report)
+        return report
 
-    def written(write: Callable[[Any], None], rows: Sized) -> None:
+    def _fail_on_invalid(self, skip: Mapping[str, Collection[int]] | None) -> None:
+        """on_invalid="fail": look at every row before sending anything; raise if any is invalid."""
+        rejections: list = []
+        for out in self._prepared(skip):
+            if not isinstance(out, Request):
+                rejections.extend(out)
+        if rejections:
+            quoted = "; ".join(r.message for r in rejections[:_QUOTED_REJECTS])
+            raise InputError(f"{len(rejections)} invalid row(s), nothing sent (on_invalid='fail'). First: {quoted}")
+
+    def _send(
+        self,
+        store: ResultsStore,
+        skip: Mapping[str, Collection[int]] | None,
+        skipped: int,
+        transport: PutEventsTransport,
+        target: str,
+        *,
+        requests_per_second: float,
+        max_in_flight: int,
+        max_attempts: int,
+        stop_event: threading.Event | None,
+    ) -> tuple[SendStats, dict[str, int]]:
+        """Send and record every row; then compact the results (also when sending failed): this run's
+        sending statistics and the results table's rows by status."""
+        where = _where(store)
+        log.info(
+            "loading into %s; results: %s; run %s", transport.describe_target(self.application_id), where, self.run_id
+        )
+        writer = store.writer(self.run_id)
+        meter = self._progress(skipped)
+
+        def record(decided: Outcomes) -> None:
+            self._write(writer.add_outcomes, decided, where)
+            meter.update(
+                accepted=decided.accepted,
+                rejected=decided.rejected,
+                failed=decided.failed,
+                events_accepted=decided.events_accepted,
+            )
+
+        def requests() -> Iterator[Request]:
+            for out in self._prepared(skip):
+                with self._lock:
+                    self._read += len(out)
+                if isinstance(out, Request):
+                    yield out
+                else:
+                    self._write(writer.add_rejections, out, where)
+                    meter.update(rejected=len(out))
+
+        with shared_limiter(target, requests_per_second) as limiter:
+            sender = Sender(
+                transport,
+                self.application_id,
+                record=record,
+                limiter=limiter,
+                max_in_flight=max_in_flight,
+                max_attempts=max_attempts,
+                stop_event=stop_event,
+            )
+            try:
+                sender.run(requests())
+            finally:
+                writer.close()
+                meter.close()
+                counts = store.compact()
+        return sender.stats, counts
+
+    def _progress(self, skipped: int) -> Progress:
+        meter = Progress(enabled=self.progress)
+        meter.skipped = skipped
+        if self.progress is not False:
+            rows = [count_rows(self.events), count_rows(self.endpoints)]
+            meter.total = None if rows[0] is None or rows[1] is None else rows[0] + rows[1] - skipped
+        return meter
+
+    def _write(self, write: Callable[[Any], None], rows: Sized, where: str) -> None:
+        """Write decided rows to the results; a failed write stops the run with one line."""
         try:
             write(rows)
         except Exception as exc:
@@ -150,188 +337,61 @@ def load_events(
                 f"could not write the results at {where} ({type(exc).__name__}: {first_line(exc)}); "
                 "the run stopped; free space or fix access, then rerun with the same results location to resume"
             ) from exc
-        tally.add(recorded=len(rows))
-
-    def record(decided: Outcomes) -> None:
-        written(writer.add_outcomes, decided)
-        meter.update(
-            accepted=decided.accepted,
-            rejected=decided.rejected,
-            failed=decided.failed,
-            events_accepted=decided.events_accepted,
-        )
-
-    def requests() -> Iterator[Request]:
-        for out in prepared(skip):
-            if isinstance(out, Request):
-                tally.add(read=len(out))
-                yield out
-            else:
-                tally.add(read=len(out))
-                written(writer.add_rejections, out)
-                meter.update(rejected=len(out))
-
-    transport = PutEventsTransport(client)
-    log.info("loading into %s; results: %s; run %s", transport.describe_target(application_id), where, run_id)
-    with shared_limiter(str(client.meta.endpoint_url), requests_per_second) as limiter:
-        sender = Sender(
-            transport,
-            application_id,
-            record=record,
-            limiter=limiter,
-            max_in_flight=max_in_flight,
-            max_attempts=max_attempts,
-            stop_event=stop_event,
-        )
-        try:
-            sender.run(requests())
-        finally:
-            writer.close()
-            meter.close()
-            counts = store.compact()
-    if tally.read != tally.recorded:
-        raise PinpointLoaderError(
-            f"internal error: {tally.read} rows were read but {tally.recorded} recorded in the results at {where}; "
-            "rerun with the same results location to send what is missing"
-        )
-    stats = sender.stats
-    stopped = stop_event is not None and stop_event.is_set()
-    report = LoadReport(
-        _summary(
-            counts,
-            run_id,
-            started,
-            store.location,
-            stats.requests,
-            stats.retries,
-            stats.events_accepted,
-            skipped,
-            stopped,
-        ),
-        store.read,
-    )
-    log.info("done: %s", report.summary)
-    _check_reject_ratio(report, max_reject_ratio)
-    return report
-
-
-class _Tally:
-    """Rows read and rows recorded this run, counted from the feeder and the worker threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.read = 0
-        self.recorded = 0
-
-    def add(self, *, read: int = 0, recorded: int = 0) -> None:
         with self._lock:
-            self.read += read
-            self.recorded += recorded
+            self._recorded += len(rows)
 
-
-def make_client(client: Any, session: Any, endpoint_url: str | None, region_name: str | None, max_in_flight: int):
-    """The client to send with: the user's, or a new one with botocore's retries off."""
-    if client is not None:
-        retries = getattr(client.meta.config, "retries", None) or {}
-        attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
-        if attempts is None or attempts > 1:
-            log.warning(
-                "the boto3 client passed in retries requests itself (%s attempts), which multiplies the "
-                "loader's own retries; create it with Config(retries={'total_max_attempts': 1, 'mode': 'standard'})",
-                attempts or "botocore's default",
+    def _check_accounting(self, store: ResultsStore, table_rows: int, skipped: int) -> None:
+        """Every row read this run was recorded, and the compacted table holds a row for each of them
+        and for each row an earlier run decided: else the run must not look complete."""
+        where = _where(store)
+        if self._read != self._recorded:
+            raise PinpointLoaderError(
+                f"internal error: {self._read} rows were read but {self._recorded} recorded in the results at "
+                f"{where}; rerun with the same results location to send what is missing"
             )
-        return client
-    import boto3
-    import botocore.exceptions
+        if table_rows < skipped + self._read:
+            raise PinpointLoaderError(
+                f"the results at {where} hold {table_rows} rows, but the input gave {skipped + self._read}: rows share "
+                "a (source, row) key, so their results overwrote each other (does the input bring its own _source or "
+                "_source_row column?); the rows were sent, but the table cannot say what happened to each"
+            )
 
-    session = session or boto3.session.Session()
-    try:
-        return session.client(
-            "pinpoint", endpoint_url=endpoint_url, region_name=region_name, config=client_config(max_in_flight)
+    def _summary(
+        self, counts: dict[str, int], stats: SendStats, skipped: int, results: str | None, stopped: bool
+    ) -> LoadSummary:
+        duration = time.monotonic() - self.started
+        return LoadSummary(
+            run_id=self.run_id,
+            input_rows=sum(counts.values()),
+            accepted=counts.get(ACCEPTED, 0),
+            rejected=counts.get(REJECTED, 0),
+            failed=counts.get(FAILED, 0),
+            skipped=skipped,
+            requests=stats.requests,
+            retries=stats.retries,
+            events_accepted=stats.events_accepted,
+            duration_s=round(duration, 3),
+            events_per_s=round(stats.events_accepted / duration, 1) if duration > 0 else 0.0,
+            results=results,
+            stopped=stopped,
+            started_at=self.started_at.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
         )
-    except botocore.exceptions.NoRegionError:
-        raise PinpointLoaderError(
-            "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
-        ) from None
+
+    def _check_reject_ratio(self, summary: LoadSummary, report: LoadReport) -> None:
+        if self.max_reject_ratio is None:
+            return
+        rows = summary.input_rows
+        ratio = summary.rejected / rows if rows else 0.0
+        if ratio > self.max_reject_ratio:
+            raise RejectRatioExceeded(
+                f"{summary.rejected} of {rows} rows rejected ({ratio:.1%}), more than max_reject_ratio "
+                f"{self.max_reject_ratio:.1%}; the good rows were sent; see the results table"
+                + (f" at {summary.results}" if summary.results else ""),
+                report=report,
+            )
 
 
-def _fail_on_invalid(prepared: Iterator[Request | list]) -> None:
-    """on_invalid="fail": look at every row before sending anything; raise if any is invalid."""
-    rejections: list = []
-    for out in prepared:
-        if not isinstance(out, Request):
-            rejections.extend(out)
-    if rejections:
-        quoted = "; ".join(r.message for r in rejections[:_QUOTED_REJECTS])
-        raise InputError(f"{len(rejections)} invalid row(s), nothing sent (on_invalid='fail'). First: {quoted}")
-
-
-def _dry_run(prepared: Iterator[Request | list], run_id: str, started: float) -> LoadReport:
-    """Validate, reshape and pack everything; send nothing, write nothing."""
-    first: Request | None = None
-    requests = items = events = 0
-    rejected: list[pa.RecordBatch] = []
-    for out in prepared:
-        if isinstance(out, Request):
-            if first is None:
-                first = out
-            requests += 1
-            items += len(out)
-            events += out.event_count
-        elif out:
-            rejected.append(rejections_batch(out, run_id))
-    table = pa.Table.from_batches(rejected, schema=SCHEMA)
-    summary = {
-        "run_id": run_id,
-        "dry_run": True,
-        "input_rows": items + table.num_rows,
-        "valid_rows": items,
-        "valid_events": events,
-        "rejected": table.num_rows,
-        "requests": requests,
-        "duration_s": round(time.monotonic() - started, 3),
-    }
-    return LoadReport(summary, lambda: table, first_request=first)
-
-
-def _summary(
-    counts: dict[str, int],
-    run_id: str,
-    started: float,
-    results: str | None,
-    requests: int,
-    retries: int,
-    events_accepted: int,
-    skipped: int,
-    stopped: bool,
-) -> dict[str, Any]:
-    duration = time.monotonic() - started
-    return {
-        "run_id": run_id,
-        "input_rows": sum(counts.values()),
-        "accepted": counts.get(ACCEPTED, 0),
-        "rejected": counts.get(REJECTED, 0),
-        "failed": counts.get(FAILED, 0),
-        "skipped": skipped,
-        "requests": requests,
-        "retries": retries,
-        "duration_s": round(duration, 3),
-        "events_per_s": round(events_accepted / duration, 1) if duration > 0 else 0.0,
-        "results": results,
-        "stopped": stopped,
-    }
-
-
-def _check_reject_ratio(report: LoadReport, max_reject_ratio: float | None) -> None:
-    if max_reject_ratio is None:
-        return
-    rows = report.summary["input_rows"]
-    ratio = report.summary["rejected"] / rows if rows else 0.0
-    if ratio > max_reject_ratio:
-        error = RejectRatioExceeded(
-            f"{report.summary['rejected']} of {rows} rows rejected ({ratio:.1%}), more than max_reject_ratio "
-            f"{max_reject_ratio:.1%}; the good rows were sent; see the results table"
-            + (f" at {report.summary['results']}" if report.summary["results"] else "")
-        )
-        error.report = report
-        raise error
+def _where(store: ResultsStore) -> str:
+    """The results location for messages: without any ``user:password@``."""
+    return "memory" if store.location is None else without_userinfo(store.location)

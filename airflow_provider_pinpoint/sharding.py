@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import fsspec
@@ -35,7 +36,7 @@ ENDPOINT_ID_COLUMN: dict[Kind, str] = {"endpoints": "Id", "events": "EndpointId"
 _IN_MEMORY = ("DataFrame", "Arrow table")
 
 # Counters that add up across shards; anything else in a summary is handled by name below.
-_ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "skipped", "requests", "retries", "events_per_s")
+_ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "skipped", "requests", "retries", "events_accepted")
 
 
 def shard_of(endpoint_id: str | None, shards: int) -> int:
@@ -94,7 +95,8 @@ def plan_shards(
     _clear_old_shards(fs, root)
 
     counts: dict[Kind, np.ndarray] = {}
-    for kind, source in (("endpoints", endpoints), ("events", events)):
+    inputs: tuple[tuple[Kind, Any], ...] = (("endpoints", endpoints), ("events", events))
+    for kind, source in inputs:
         if source is None:
             continue
         batches = _read_all(
@@ -121,28 +123,42 @@ def plan_shards(
 
 
 def sum_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Add up the load summaries of the shards of one backfill.
+    """Add up the load summaries (``LoadSummary.to_dict()``, as XCom holds them) of the shards of one backfill.
 
-    Counts and requests add up; ``duration_s`` is the longest shard (they run side by side);
-    ``events_per_s`` is the sum of the shards' rates, i.e. the throughput while all of them ran;
-    ``results`` lists every shard's results location; ``run_id`` is kept when all shards share it.
+    Counts, requests and accepted events add up. ``duration_s`` is the wall-clock span from the
+    first shard's start to the last one's end, whether the shards ran side by side or one after
+    another (the sum of their durations if a summary lacks its times), and ``events_per_s`` is the
+    accepted events over that span. ``results`` lists every shard's results location; ``run_id`` is
+    kept when all shards share it.
     """
     summaries = list(summaries)
-    total: dict[str, Any] = {key: 0 for key in _ADDITIVE}
-    total["duration_s"] = 0.0
+    total: dict[str, Any] = dict.fromkeys(_ADDITIVE, 0)
     total["results"] = []
     total["shards"] = len(summaries)
     run_ids = set()
     for summary in summaries:
         for key in _ADDITIVE:
             total[key] += summary.get(key) or 0
-        total["duration_s"] = max(total["duration_s"], summary.get("duration_s") or 0.0)
+        if "events_accepted" not in summary:
+            total["events_accepted"] += round((summary.get("events_per_s") or 0) * (summary.get("duration_s") or 0))
         if summary.get("results"):
             total["results"].append(summary["results"])
         if summary.get("run_id"):
             run_ids.add(summary["run_id"])
+    duration = _span_s(summaries)
+    total["duration_s"] = round(duration, 3)
+    total["events_per_s"] = round(total["events_accepted"] / duration, 1) if duration > 0 else 0.0
     total["run_id"] = run_ids.pop() if len(run_ids) == 1 else None
     return total
+
+
+def _span_s(summaries: list[Mapping[str, Any]]) -> float:
+    """Seconds from the first start to the last end; the sum of the durations when times are missing."""
+    if summaries and all(summary.get("started_at") and summary.get("finished_at") for summary in summaries):
+        start = min(datetime.fromisoformat(summary["started_at"]) for summary in summaries)
+        end = max(datetime.fromisoformat(summary["finished_at"]) for summary in summaries)
+        return (end - start).total_seconds()
+    return float(sum(summary.get("duration_s") or 0.0 for summary in summaries))
 
 
 def _read_all(source: Any, kind: Kind, **options: Any) -> Iterator[pa.RecordBatch]:

@@ -107,7 +107,7 @@ def _child(spec: dict) -> None:
                 max_in_flight=spec["max_in_flight"],
                 progress=False,
             )
-            return report.summary
+            return report.summary.to_dict()
 
     start_usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu, wall = time.process_time(), time.perf_counter()

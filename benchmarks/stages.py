@@ -36,7 +36,8 @@ from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.prepare.flow import prepare
 from airflow_provider_pinpoint.prepare.requests import Request
-from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, client_config
+from airflow_provider_pinpoint.sending.client import client_config
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 
 APP = "bench-stages"

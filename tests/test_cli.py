@@ -175,6 +175,24 @@ def test_unreadable_input_exits_1_with_one_line(emulator, tmp_path, capsys):
     assert emulator.stats()["requests"] == 0
 
 
+def test_a_results_table_short_of_the_input_exits_1_with_one_line(emulator, tmp_path, capsys):
+    colliding = tmp_path / "events.parquet"
+    pd.DataFrame(
+        {
+            "EndpointId": ["e1", "e2", "e3", "e4"],
+            "EventType": ["x"] * 4,
+            "Timestamp": ["2026-01-01T00:00:00Z"] * 4,
+            "_source": ["events.parquet"] * 4,
+            "_source_row": [1, 1, 2, 2],
+        }
+    ).to_parquet(colliding)
+    argv = args(emulator, tmp_path / "results.parquet")
+    argv[argv.index(str(EVENTS))] = str(colliding)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rows, but the input gave" in err[0]
+
+
 def test_unknown_application_exits_1_with_one_line_and_no_traceback(tmp_path):
     from airflow_provider_pinpoint.emulator import run_emulator
 

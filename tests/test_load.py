@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
-from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
+from airflow_provider_pinpoint.errors import FatalServiceError, InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, Sender
@@ -71,8 +71,8 @@ def test_sample_data_goes_through_and_the_table_reconciles(fmt, emulator, tmp_pa
     )
     frame = pd.read_parquet(tmp_path / "results.parquet")
     assert_reconciled(frame, emulator, journal)
-    assert report.summary["failed"] == 0
-    assert report.summary["accepted"] + report.summary["rejected"] == INPUT_ROWS
+    assert report.summary.failed == 0
+    assert report.summary.accepted + report.summary.rejected == INPUT_ROWS
     assert report.results.equals(frame)
     assert all(e["receive_count"] == 1 for e in emulator.events(APP))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
@@ -92,9 +92,9 @@ def test_every_valid_event_arrives_despite(fault, emulator, tmp_path, journal):
     emulator.configure(seed=7, **FAULTS[fault])
     report = load(emulator, tmp_path, max_attempts=12, requests_per_second=40)
     frame = report.results
-    assert report.summary["failed"] == 0
+    assert report.summary.failed == 0
     assert_reconciled(frame, emulator, journal)
-    assert report.summary["retries"] > 0
+    assert report.summary.retries > 0
     if fault != "lost responses":
         assert all(e["receive_count"] == 1 for e in emulator.events(APP))
 
@@ -147,7 +147,7 @@ def test_reject_ratio_is_checked_after_the_good_rows_were_sent(emulator, tmp_pat
     with pytest.raises(RejectRatioExceeded) as caught:
         load(emulator, tmp_path, max_reject_ratio=0.001)
     report = caught.value.report
-    assert report.summary["rejected"] > 0
+    assert report.summary.rejected > 0
     assert_reconciled(pd.read_parquet(tmp_path / "results.parquet"), emulator, journal)
 
 
@@ -163,8 +163,8 @@ def test_dry_run_sends_and_writes_nothing(emulator, tmp_path):
     report = load(emulator, tmp_path, dry_run=True)
     assert emulator.stats()["requests"] == 0
     assert list(tmp_path.iterdir()) == []
-    assert report.summary["input_rows"] == INPUT_ROWS
-    assert report.first_request is not None and report.summary["requests"] > 0
+    assert report.summary.input_rows == INPUT_ROWS
+    assert report.first_request is not None and report.summary.requests > 0
 
 
 def test_a_rerun_sends_only_what_is_not_done(emulator, tmp_path, journal):
@@ -172,7 +172,7 @@ def test_a_rerun_sends_only_what_is_not_done(emulator, tmp_path, journal):
     requests_before = emulator.stats()["requests"]
     report = load(emulator, tmp_path)
     assert emulator.stats()["requests"] == requests_before
-    assert report.summary["skipped"] == INPUT_ROWS
+    assert report.summary.skipped == INPUT_ROWS
     assert_reconciled(report.results, emulator, journal)
 
 
@@ -183,12 +183,12 @@ def test_stop_event_leaves_a_table_a_rerun_completes(emulator, tmp_path, journal
     timer.start()
     first = load(emulator, tmp_path, stop_event=stop, requests_per_second=5)
     timer.join()
-    assert first.summary["stopped"]
-    assert first.summary["failed"] > 0
+    assert first.summary.stopped
+    assert first.summary.failed > 0
     assert ResultsStore(tmp_path / "results.parquet").exists()
     emulator.configure(rate_limit=None)
     second = load(emulator, tmp_path)
-    assert second.summary["failed"] == 0
+    assert second.summary.failed == 0
     assert_reconciled(second.results, emulator, journal)
 
 
@@ -200,12 +200,12 @@ def test_results_go_to_an_fsspec_url_and_resume_from_there(emulator, tmp_path):
     first = load_events(EVENTS, ENDPOINTS, **options)
     with fsspec.open(location, "rb") as f:
         frame = pd.read_csv(f)
-    assert len(frame) == INPUT_ROWS == first.summary["input_rows"]
+    assert len(frame) == INPUT_ROWS == first.summary.input_rows
     assert fsspec.filesystem("memory").ls(f"/sending-tests/{tmp_path.name}", detail=False) == [
         f"/sending-tests/{tmp_path.name}/results.csv"
     ]
     second = load_events(EVENTS, ENDPOINTS, **options)
-    assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
+    assert second.summary.skipped == INPUT_ROWS and second.summary.requests == 0
 
 
 @pytest.mark.filterwarnings("ignore:UPath 'dir' filesystem not explicitly implemented")
@@ -221,10 +221,10 @@ def test_results_go_through_a_path_objects_own_filesystem_and_resume_from_it(emu
     first = load_events(EVENTS, ENDPOINTS, **options)
     assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == INPUT_ROWS
     assert os.listdir(tmp_path / "out") == ["results.parquet"]
-    assert first.summary["results"] == str(location)  # its text, not the object
-    json.dumps(first.summary)  # XCom-ready: the path object itself is not in it
+    assert first.summary.results == str(location)  # its text, not the object
+    json.dumps(first.summary.to_dict())  # XCom-ready: the path object itself is not in it
     second = load_events(EVENTS, ENDPOINTS, **options)
-    assert second.summary["skipped"] == INPUT_ROWS and second.summary["requests"] == 0
+    assert second.summary.skipped == INPUT_ROWS and second.summary.requests == 0
 
 
 def test_results_of_another_type_are_refused_with_a_clear_error(emulator):
@@ -288,9 +288,9 @@ def test_a_stopped_run_records_every_row_it_read_as_sent_or_not_sent(emulator, t
         stop_event=stop,
     )
     timer.join()
-    assert report.summary["stopped"]
-    assert report.summary["input_rows"] == 1_000
-    assert report.summary["failed"] > 0
+    assert report.summary.stopped
+    assert report.summary.input_rows == 1_000
+    assert report.summary.failed > 0
 
 
 @pytest.mark.parametrize(
@@ -313,3 +313,26 @@ def test_a_rerun_on_a_different_input_with_the_same_results_is_refused(second_in
         "use a new results location"
     )
     assert emulator.stats()["requests"] == requests_before
+
+
+def test_a_results_table_with_fewer_rows_than_the_input_fails_the_run(emulator, tmp_path):
+    # Rows bringing their own bookkeeping columns with one (source, row) key twice: ten rows sent,
+    # five results rows after compaction. The run must not end as if every row were accounted for.
+    events = pd.DataFrame(
+        {
+            "EndpointId": [f"e{n}" for n in range(10)],
+            "EventType": ["x"] * 10,
+            "Timestamp": ["2026-01-01T00:00:00Z"] * 10,
+            "_source": ["events.csv"] * 10,
+            "_source_row": [n // 2 + 1 for n in range(10)],
+        }
+    )
+    with pytest.raises(PinpointLoaderError, match=r"hold 5 rows, but the input gave 10") as caught:
+        load_events(
+            events,
+            application_id=APP,
+            results=str(tmp_path / "results.parquet"),
+            client=emulator_client(emulator.url),
+            progress=False,
+        )
+    assert "\n" not in str(caught.value)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.reading import read_table
 from airflow_provider_pinpoint.sharding import plan_shards, shard_of, sum_summaries
+from tests.helpers.items import APP, emulator_client
 
 
 @pytest.fixture
@@ -158,12 +162,26 @@ def test_shard_of_is_case_insensitive_and_the_same_in_every_process():
     assert shard_of("USER-42", 16) == shard_of("user-42", 16) == int(other_process.stdout)
 
 
-def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
-    shard = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
+def _shard_summary(results: str, started_at: str, finished_at: str, events: int) -> dict:
+    counts = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
+    duration = (datetime.fromisoformat(finished_at) - datetime.fromisoformat(started_at)).total_seconds()
+    return {
+        **counts,
+        "events_accepted": events,
+        "duration_s": duration,
+        "events_per_s": events / duration,
+        "results": results,
+        "run_id": "run",
+        "started_at": started_at,
+        "finished_at": finished_at,
+    }
+
+
+def test_sum_summaries_adds_counts_over_the_span_of_shards_side_by_side():
     total = sum_summaries(
         [
-            {**shard, "duration_s": 3.0, "events_per_s": 2.5, "results": "r/shard=0.parquet", "run_id": "run"},
-            {**shard, "duration_s": 5.0, "events_per_s": 1.5, "results": "r/shard=1.parquet", "run_id": "run"},
+            _shard_summary("r/shard=0.parquet", "2026-11-24T10:00:00+00:00", "2026-11-24T10:00:03+00:00", 30),
+            _shard_summary("r/shard=1.parquet", "2026-11-24T10:00:00+00:00", "2026-11-24T10:00:05+00:00", 50),
         ]
     )
     assert total == {
@@ -174,12 +192,31 @@ def test_sum_summaries_adds_counts_and_keeps_the_longest_duration():
         "skipped": 6,
         "requests": 4,
         "retries": 2,
-        "events_per_s": 4.0,
+        "events_accepted": 80,
+        "events_per_s": 16.0,
         "duration_s": 5.0,
         "results": ["r/shard=0.parquet", "r/shard=1.parquet"],
         "shards": 2,
         "run_id": "run",
     }
+
+
+def test_the_rate_of_shards_run_one_after_another_is_not_their_sum():
+    total = sum_summaries(
+        [
+            _shard_summary("r/shard=0.parquet", "2026-11-24T10:00:00+00:00", "2026-11-24T10:00:10+00:00", 100),
+            _shard_summary("r/shard=1.parquet", "2026-11-24T10:00:10+00:00", "2026-11-24T10:00:20+00:00", 100),
+        ]
+    )
+    assert (total["duration_s"], total["events_per_s"]) == (20.0, 10.0)
+
+
+def test_a_load_summary_sums_as_xcom_holds_it(emulator, tmp_path):
+    events = pa.table({"EndpointId": ["a", "b"], "EventType": ["e", "e"], "Timestamp": ["2026-11-24T00:00:00Z"] * 2})
+    report = load_events(events, application_id=APP, client=emulator_client(emulator.url))
+    total = sum_summaries([json.loads(json.dumps(report.summary.to_dict()))])
+    assert (total["accepted"], total["events_accepted"]) == (2, 2)
+    assert total["events_per_s"] > 0
 
 
 @settings(max_examples=25, deadline=None)

@@ -125,7 +125,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
         from airflow_provider_pinpoint.load import load_events
-        from airflow_provider_pinpoint.sinks.putevents import without_userinfo
+        from airflow_provider_pinpoint.sending.client import without_userinfo
 
         client = self.hook.conn
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
@@ -151,11 +151,11 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 stop_event=self._stop_event,
             )
         except RejectRatioExceeded as err:
-            self.log.info("Summary: %s", json.dumps(err.report.summary))
+            self.log.info("Summary: %s", json.dumps(err.report.summary.to_dict()))
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
-        summary = report.summary
+        summary = report.summary.to_dict()
         self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(

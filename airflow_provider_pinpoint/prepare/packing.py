@@ -1,6 +1,6 @@
 """Items -> PutEvents requests: events grouped by endpoint, within the count and byte quotas.
 
-Byte accounting is exact (the same arithmetic as :func:`batch.request_size`), from per-item sizes
+Byte accounting is exact (the same arithmetic as :func:`~airflow_provider_pinpoint.prepare.requests.request_size`), from per-item sizes
 worked out column-wise. Items are laid out once in their final order (each endpoint's own item, if
 it has one, then its events), so a request is a slice of that list and packing only decides where
 to cut. The loop runs once per endpoint, not once per event, except for an endpoint whose events do
@@ -11,7 +11,6 @@ the first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -35,19 +34,11 @@ _EMPTY_REQUEST = request_size([])
 _START = _EMPTY_REQUEST - 1
 
 
-class WaitingEndpoints(Protocol):
-    """Endpoint items not sent yet, from which packing takes each endpoint's item for its first request."""
-
-    def take(self, endpoint_ids: pa.Array) -> tuple[np.ndarray, pa.RecordBatch]:
-        """Which of these (distinct) ids have a waiting item, and those items (:data:`ITEM_SCHEMA`,
-        in the order of the ids); the items taken stop waiting."""
-        ...
-
-
 class PendingEndpoints:
     """Endpoint rows not sent yet, held as Arrow columns until a request takes them.
 
-    An endpoint's row waits until its first events go out (or to the end, if it has none). Held as
+    Packing takes each endpoint's row out for the request that carries its first events (or at the
+    end, if it has none); the sender's retry pool packs its endpoint items through one too. Held as
     one ``Item`` each (a Python object with its id, source and JSON body as ``str``, in a dict by id)
     they cost about 1.4 KB apiece: with 500,000 endpoints, most of the loader's peak memory. As
     columns they cost their bytes, and the JSON bodies, most of those bytes, are held compressed
@@ -132,7 +123,7 @@ def event_wire_sizes(event_ids: pa.Array, bodies: pa.Array) -> np.ndarray:
 
 
 def _entry_sizes(endpoint_ids: pa.Array) -> np.ndarray:
-    """:func:`batch.endpoint_entry_size` of each id, column-wise (ids needing JSON escapes one by one)."""
+    """:func:`~airflow_provider_pinpoint.prepare.requests.endpoint_entry_size` of each id, column-wise (ids needing JSON escapes one by one)."""
     sizes = pc.binary_length(endpoint_ids).to_numpy(zero_copy_only=False).astype(np.int64) + endpoint_entry_size("")
     escaped = np.flatnonzero(pc.match_substring_regex(endpoint_ids, NEEDS_JSON_ESCAPE).to_numpy(zero_copy_only=False))
     for i in escaped.tolist():
@@ -148,7 +139,7 @@ def endpoint_wire_sizes(bodies: pa.Array) -> np.ndarray:
 def pack_events(
     events: pa.RecordBatch,
     sizes: np.ndarray,
-    endpoints: WaitingEndpoints,
+    endpoints: PendingEndpoints,
     *,
     max_events: int,
     max_bytes: int,

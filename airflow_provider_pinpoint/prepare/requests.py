@@ -59,7 +59,8 @@ class Item:
         """Bytes this item adds to a request body, beyond its endpoint's own entry."""
         if self.record_type == ENDPOINT:
             return len(self.body.encode()) - 2  # replaces the '{}' placeholder
-        return len(self.event_id.encode()) + len(self.body.encode()) + EVENT_OVERHEAD + json_escape_extra(self.event_id)
+        event_id = self.event_id or ""
+        return len(event_id.encode()) + len(self.body.encode()) + EVENT_OVERHEAD + json_escape_extra(event_id)
 
 
 def json_escape_extra(key: str) -> int:
@@ -112,7 +113,7 @@ class Request:
         self._events = events
 
     def __len__(self) -> int:
-        return len(self._items) if self._items is not None else self._columns.num_rows
+        return len(self._items) if self._items is not None else self.columns.num_rows
 
     def __repr__(self) -> str:
         return f"Request({len(self)} items, {self.event_count} events)"
@@ -129,7 +130,7 @@ class Request:
     def columns(self) -> pa.RecordBatch:
         """The items as columns (:data:`ITEM_SCHEMA`)."""
         if self._columns is None:
-            self._columns = item_columns(self._items)
+            self._columns = item_columns(self.items)
         return self._columns
 
     @property
@@ -142,7 +143,7 @@ class Request:
         """Each item's endpoint id and event id (None for an endpoint's own item), as lists."""
         if self._items is not None:
             return [item.endpoint_id for item in self._items], [item.event_id for item in self._items]
-        return self._columns.column(1).to_pylist(), self._columns.column(2).to_pylist()
+        return self.columns.column(1).to_pylist(), self.columns.column(2).to_pylist()
 
     def body(self) -> bytes:
         """The EventsRequest JSON, as sent on the wire."""
@@ -179,7 +180,7 @@ def _body_of(items: Sequence[Item]) -> bytes:
             if item.record_type == ENDPOINT:
                 endpoint = item.body
             else:
-                events.append(f"{_quoted(item.event_id)}:{item.body}")
+                events.append(f"{_quoted(item.event_id or '')}:{item.body}")
         parts.append(f'{_quoted(endpoint_id)}:{{"Endpoint":{endpoint},"Events":{{{",".join(events)}}}}}')
     return ('{"BatchItem":{' + ",".join(parts) + "}}").encode()
 

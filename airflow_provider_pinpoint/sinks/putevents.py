@@ -9,74 +9,25 @@ The body goes out as the pre-serialised bytes the packer built, through the boto
 resolution, TLS and timeouts stay the client's; botocore's generic serializer and parser are
 skipped.
 
-Clients created by the loader get botocore's own retries switched off (one attempt): the engine
-retries with its own budget and backoff, and a second layer inside botocore would multiply the
-attempts and hide throttling from the rate limiter. A client passed in by the user is used as it
-is; see docs/loading.md for the setting to give it.
+The errors raised, the answer's interface and the client's settings are the sink-independent
+seam in :mod:`airflow_provider_pinpoint.sending`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import botocore.exceptions
-from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
 from airflow_provider_pinpoint.common.text import one_line
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
+from airflow_provider_pinpoint.sending.client import without_userinfo
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
-
-# Worker threads that send for the loader are named with this prefix (see send.py).
-SENDER_THREAD_PREFIX = "pinpoint-send"
-
-# One attempt inside botocore: the sender owns retries. Pool: enough connections for the threads.
-CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
-
-
-class _NoSigningMaterial(logging.Filter):
-    """Drops botocore's DEBUG records that print signing material, for the loader's own requests.
-
-    ``botocore.auth`` logs the canonical request (with the session token) and the string to sign;
-    ``botocore.endpoint`` logs each prepared request with its Authorization header (the access key
-    id) and the token. Someone debugging a load turns DEBUG on for everything; these lines must not
-    follow. Only records from the loader's sending threads are dropped, so other boto3 users in the
-    same process keep their logs as configured.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not (record.threadName or "").startswith(SENDER_THREAD_PREFIX):
-            return True
-        if record.name == "botocore.auth":
-            return False
-        return not str(record.msg).startswith("Sending http request")
-
-
-def _install_log_filter() -> None:
-    for name in ("botocore.auth", "botocore.endpoint"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoSigningMaterial) for f in logger.filters):
-            logger.addFilter(_NoSigningMaterial())
-
-
-_install_log_filter()
-
-
-def client_config(max_in_flight: int) -> Config:
-    """botocore settings for a client the loader creates itself."""
-    return Config(
-        retries=dict(CLIENT_RETRIES),
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        max_pool_connections=max(10, max_in_flight),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +43,7 @@ class Response:
         anything else.
 
         The normal answer accepts everything with one code; the engine then settles the request in
-        one go and only walks :meth:`item_status` item by item when this says no.
+        one go and only walks :meth:`item_statuses` item by item when this says no.
         """
         results = self.results
         common = None
@@ -111,46 +62,45 @@ class Response:
             return None
         return common
 
+    def item_statuses(self, request: Request) -> list[tuple[int, str]]:
+        """(StatusCode, Message) the answer gives each item of ``request``, in order."""
+        return [self.item_status(item) for item in request.items]
+
     def item_status(self, item: Item) -> tuple[int, str]:
-        """(StatusCode, Message) the answer gives ``item``; status 0 when it gives none."""
+        """(StatusCode, Message) the answer gives ``item``; status 0, and a message saying why, when
+        it gives none or one that is not an HTTP status (with text, if any, as its message)."""
         try:
             entry = self.results.get(item.endpoint_id)
+            status = None
             if entry is not None:
                 if item.record_type == ENDPOINT:
                     status = entry.get("EndpointItemResponse")
                 else:
                     status = (entry.get("EventsItemResponse") or {}).get(item.event_id)
-                if status is not None:
-                    return int(status.get("StatusCode") or 0), status.get("Message") or ""
-        except (AttributeError, TypeError, ValueError):
-            return 0, "the answer's status for this item could not be read"
-        return 0, "the answer had no status for this item"
+        except (AttributeError, TypeError):
+            return 0, "the answer's entry for this item could not be read"
+        if status is None:
+            return 0, "the answer had no status for this item"
+        if not isinstance(status, dict):
+            return 0, f"the answer's status for this item is {_json_kind(status)}, not an object"
+        code, message = status.get("StatusCode"), status.get("Message")
+        if type(code) is not int or not 100 <= code <= 599:
+            return 0, f"the answer's StatusCode for this item is {_json_kind(code)}, not an HTTP status"
+        if not 200 <= code < 300 and message is not None and not isinstance(message, str):
+            return 0, f"the answer's Message for this item (StatusCode {code}) is {_json_kind(message)}, not text"
+        return code, message if isinstance(message, str) else ""
 
 
-class TransportError(Exception):
-    """The whole request failed; ``status`` is the HTTP status, or None when no answer came back."""
-
-    def __init__(self, message: str, status: int | None = None, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.request_id = request_id
-
-
-class RetryableError(TransportError):
-    """429, 5xx, a timeout or a broken connection: the same request may be sent again."""
-
-    @property
-    def throttled(self) -> bool:
-        return self.status == 429
-
-
-class PayloadTooLarge(TransportError):
-    """413: the request must be split before it is sent again."""
-
-
-class BadRequest(TransportError):
-    """400 for the whole request: sending it again cannot help."""
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, without quoting it (an odd answer may echo anything back)."""
+    if value is None:
+        return "missing or null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number out of range"
+    kinds = {float: "a fraction", str: "text", list: "a list", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 class PutEventsTransport:
@@ -170,6 +120,7 @@ class PutEventsTransport:
         return f"application {application_id!r} in region {meta.region_name!r} at {without_userinfo(meta.endpoint_url)}"
 
     def send(self, application_id: str, request: Request) -> Response:
+        """POST ``request`` once; the answer, or the request-level error it amounts to."""
         try:
             answer = self._raw.send(application_id, request.body())
         except botocore.exceptions.ClientError as exc:
@@ -193,21 +144,36 @@ class PutEventsTransport:
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         error = response.get("Error", {})
         message = one_line(error.get("Message") or error.get("Code") or "no message")
+        target = self.describe_target(application_id)
+        if status == 401:
+            return FatalServiceError(
+                f"Not authenticated (HTTP 401) for {target}: the AWS credentials are invalid or expired. "
+                f"Service said: {message}"
+            )
         if status == 403:
             return FatalServiceError(
-                f"Access denied (HTTP 403) for {self.describe_target(application_id)}: check the AWS credentials "
+                f"Access denied (HTTP 403) for {target}: check the AWS credentials "
                 f"or role, that it may call mobiletargeting:PutEvents, and the region. Service said: {message}"
             )
         if status == 404:
             return FatalServiceError(
-                f"Not found (HTTP 404): {self.describe_target(application_id)}: check the application id, "
+                f"Not found (HTTP 404): {target}: check the application id, "
                 f"the region and the endpoint URL. Service said: {message}"
+            )
+        if status == 407:
+            return FatalServiceError(
+                f"A proxy asked for authentication (HTTP 407) on the way to {target}: check the proxy settings."
+            )
+        if status is not None and 300 <= status < 400:
+            return FatalServiceError(
+                f"Redirected (HTTP {status}) by {target}: requests are not followed elsewhere; check the endpoint "
+                "URL (scheme, host and region)."
             )
         if status == 413:
             return PayloadTooLarge(message, status, request_id)
-        if status == 429 or (status is not None and status >= 500):
-            return RetryableError(message, status, request_id)
-        return BadRequest(message, status, request_id)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return BadRequest(message, status, request_id)
+        return RetryableError(message, status, request_id)
 
 
 def _without_values(report: str) -> str:
@@ -215,11 +181,3 @@ def _without_values(report: str) -> str:
     return one_line(
         "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
     )
-
-
-def without_userinfo(url: str) -> str:
-    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -1,10 +1,10 @@
 """PutEvents with a body that is already JSON, through the user's own boto3 client.
 
-Why: the loader serialises every item exactly once, when it reshapes the row (see ``batch.py``).
-Handing ``client.put_events`` a ``BatchItem`` dict would make botocore walk the whole request
-again with its generic, model-driven serializer, and walk the response with its generic parser;
-for 100-event requests that costs 25 to 85 microseconds per event, depending on the event's shape
-(``benchmarks/put_events_cost.py``), as much as everything else the loader does. Writing our own HTTP client would lose what users rely on the boto3 client for: the
+Why: the loader serialises every item exactly once, when it reshapes the row (see
+``prepare/requests.py``). Handing ``client.put_events`` a ``BatchItem`` dict would make botocore
+walk the whole request again with its generic, model-driven serializer, and walk the response with
+its generic parser, costing as much as everything else the loader does (measured by
+``benchmarks/put_events_cost.py``). Writing our own HTTP client would lose what users rely on the boto3 client for: the
 credential chain and its refresh, SigV4, endpoint and region resolution, TLS verification, proxies,
 timeouts, retries configuration, the user agent, and every handler a user or a library (e.g.
 Airflow's hook) registered on the client.
@@ -43,7 +43,7 @@ import msgspec
 from botocore.parsers import ResponseParserError
 
 _OPERATION = "PutEvents"
-_PLACEHOLDER = {"BatchItem": {}}
+_PLACEHOLDER: dict[str, dict[str, Any]] = {"BatchItem": {}}
 _decoder = msgspec.json.Decoder()
 # The body being sent by this thread, if it is inside RawPutEvents.send. One per thread is enough:
 # a thread is inside at most one send at a time, whatever the client.
@@ -80,7 +80,7 @@ class RawPutEvents:
         events.register(f"before-parse.{service_id}.{_OPERATION}", _take_results, unique_id=f"{__name__}.parse")
 
     def send(self, application_id: str, body: bytes) -> RawResponse:
-        """POST ``body`` (the EventsRequest JSON, as ``batch.Request.body()`` builds it) to the application."""
+        """POST ``body`` (the EventsRequest JSON, as ``Request.body()`` builds it) to the application."""
         _pending.body = body
         try:
             response = self._client.put_events(ApplicationId=application_id, EventsRequest=_PLACEHOLDER)

@@ -7,7 +7,7 @@ import json
 import boto3
 
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Item, Request
-from airflow_provider_pinpoint.sinks.putevents import client_config
+from airflow_provider_pinpoint.sending.client import client_config
 
 APP = "app-sending"
 

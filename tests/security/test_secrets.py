@@ -27,8 +27,9 @@ from airflow_provider_pinpoint import cli
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
-from airflow_provider_pinpoint.load import load_events, make_client
+from airflow_provider_pinpoint.load import load_events
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+from airflow_provider_pinpoint.sending.client import make_client
 
 ACCESS_KEY = "AKIAFAKEFAKEFAKE1234"
 SECRET_KEY = "Sekr1t/LeakMarker+do-not-print/0123456789"
@@ -36,7 +37,10 @@ SESSION_TOKEN = "FwoGZXIvYXdzSessionTokenLeakMarker//7c6b5a4d3e2f1a0b"
 EMAIL = "leak-marker-4471@example.com"
 PHONE = "+15550104471"
 REJECTED_EMAIL = "rejected-marker-5582@example.com"
-CREDENTIALS = (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN)
+# A gateway or proxy URL may carry userinfo: neither part may appear anywhere.
+URL_USER = "gateway-user-7713"
+URL_PASSWORD = "UrlPass-7713-secret"
+CREDENTIALS = (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, URL_USER, URL_PASSWORD)
 ADDRESSES = (EMAIL, PHONE, REJECTED_EMAIL)
 MARKERS = CREDENTIALS + ADDRESSES
 APP = "secrets"
@@ -131,13 +135,13 @@ def _notebook_run(emulator, tables, tmp_path, capfd) -> dict[str, str]:
         progress=True,
     )
     _check_delivered(emulator)
-    assert report.summary["rejected"] == 2
+    assert report.summary.rejected == 2
     out, err = capfd.readouterr()
     return {
         "stdout/stderr (progress)": out + err,
         "the results table": results.read_text(encoding="utf-8"),
         "LoadReport.results": report.results.to_csv(),
-        "the summary": json.dumps(report.summary),
+        "the summary": json.dumps(report.summary.to_dict()),
         "repr(LoadReport)": repr(report),
     }
 
@@ -182,6 +186,48 @@ def test_a_403_names_no_credential(other_key_emulator, tables, tmp_path, capfd) 
 @pytest.mark.integration
 def test_a_403_leaks_nothing_into_debug_logs(other_key_emulator, tables, tmp_path, debug_logs, capfd) -> None:
     _notebook_403(other_key_emulator.url, tables, tmp_path, capfd)
+    assert_logs_clean(debug_logs)
+
+
+def _with_password(url: str) -> str:
+    return url.replace("://", f"://{URL_USER}:{URL_PASSWORD}@")
+
+
+@pytest.mark.integration
+def test_a_password_in_endpoint_url_reaches_no_log_summary_or_result(
+    emulator, tables, tmp_path, debug_logs, capfd
+) -> None:
+    results = tmp_path / "results.csv"
+    report = load_events(
+        **tables,
+        application_id=APP,
+        results=str(results),
+        session=_session(),
+        endpoint_url=_with_password(emulator.url),
+    )
+    _check_delivered(emulator)
+    out, err = capfd.readouterr()
+    assert_clean(json.dumps(report.summary.to_dict()), "the summary")
+    assert_clean(results.read_text(encoding="utf-8") + out + err, "the results table and output")
+    assert_logs_clean(debug_logs)
+
+
+@pytest.mark.integration
+def test_a_client_whose_endpoint_carries_a_password_leaks_it_into_no_debug_line(
+    emulator, tables, tmp_path, debug_logs
+) -> None:
+    client = _session().client("pinpoint", endpoint_url=_with_password(emulator.url))
+    load_events(**tables, application_id=APP, results=str(tmp_path / "results.csv"), client=client)
+    _check_delivered(emulator)
+    assert_logs_clean(debug_logs)
+
+
+@pytest.mark.integration
+def test_a_password_in_endpoint_url_is_in_no_error_or_log_of_a_403(
+    other_key_emulator, tables, tmp_path, debug_logs, capfd
+) -> None:
+    for where, text in _notebook_403(_with_password(other_key_emulator.url), tables, tmp_path, capfd).items():
+        assert_clean(text, where)
     assert_logs_clean(debug_logs)
 
 
@@ -330,6 +376,17 @@ def _operator_403(monkeypatch, url, tables, tmp_path, capfd) -> dict[str, str]:
         "the task's exception and its chain": "".join(traceback.format_exception(caught.value)),
         "stdout/stderr": out + err,
     }
+
+
+@pytest.mark.airflow
+@pytest.mark.integration
+def test_the_operator_with_a_password_in_the_connections_endpoint_url_leaks_it_nowhere(
+    emulator, tables, tmp_path, debug_logs, capfd, monkeypatch
+) -> None:
+    url = _with_password(emulator.url)
+    for where, text in _operator_run(monkeypatch, url, tables, tmp_path, capfd, emulator).items():
+        assert_clean(text, where)
+    assert_logs_clean(debug_logs)
 
 
 @pytest.mark.airflow

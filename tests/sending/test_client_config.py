@@ -7,8 +7,7 @@ import logging
 import boto3
 from botocore.config import Config
 
-from airflow_provider_pinpoint.load import make_client
-from airflow_provider_pinpoint.sinks.putevents import client_config
+from airflow_provider_pinpoint.sending.client import client_config, make_client
 
 
 def _client(config: Config | None = None):

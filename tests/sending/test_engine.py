@@ -12,12 +12,8 @@ from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Request
 from airflow_provider_pinpoint.results.rows import Row
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, FAILED, REJECTED, Sender
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
-from airflow_provider_pinpoint.sinks.putevents import (
-    BadRequest,
-    PayloadTooLarge,
-    Response,
-    RetryableError,
-)
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks.putevents import Response
 from tests.helpers.items import make_items, make_requests
 
 
@@ -194,14 +190,15 @@ def test_per_item_400_is_final_with_the_services_message():
     assert len(transport.sent) == 1
 
 
-def test_whole_request_400_rejects_its_items_without_retrying():
+def test_whole_request_400_fails_its_items_without_retrying():
     def script(n, request):
         raise BadRequest("The request contains 101 events; the maximum is 100", 400)
 
     transport = Scripted(script)
     _, _, recorded = run(transport, [Request(make_items(1, 2))])
     assert len(transport.sent) == 1
-    assert {(r.status, r.status_code) for r in recorded} == {(REJECTED, 400)}
+    assert {(r.status, r.status_code) for r in recorded} == {(FAILED, 400)}
+    assert all("whole request was refused (HTTP 400)" in r.message for r in recorded)
 
 
 def test_fatal_error_stops_the_run_at_once():

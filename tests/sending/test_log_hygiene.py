@@ -29,7 +29,7 @@ def test_debug_logs_of_a_load_carry_no_signing_material(emulator, fake_credentia
         for name in ("botocore", "urllib3"):
             logging.getLogger(name).setLevel(logging.NOTSET)
         report = load_events(events, application_id=APP, endpoint_url=emulator.url, region_name="us-east-1")
-    assert report.summary["accepted"] == 1
+    assert report.summary.accepted == 1
     assert any(r.name.startswith("botocore") and r.levelno == logging.DEBUG for r in caplog.records)
     for marker in (ACCESS_KEY, SESSION_TOKEN, "HygieneSecretMarker"):
         assert marker not in caplog.text

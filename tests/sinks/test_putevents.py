@@ -7,13 +7,16 @@ import json
 import threading
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.config import Config
 
+from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import Request
-from airflow_provider_pinpoint.sinks.putevents import PayloadTooLarge, PutEventsTransport, Response, RetryableError
+from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, Response
 from tests.helpers.items import APP, emulator_client, make_items
 
 pytestmark = pytest.mark.integration
@@ -107,17 +110,29 @@ def test_the_target_named_in_errors_leaves_out_credentials_in_the_endpoint_url()
 
 @pytest.fixture
 def answering_server():
-    """A loopback HTTP server that answers every POST with the status and body set on it."""
-    answer = {"status": 200, "body": b""}
+    """A loopback HTTP server that answers every POST with the status and body set on it; with
+    ``item`` set, the body gives every item of the request that status entry."""
+    answer = {"status": 200, "body": b"", "item": None}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = answer["body"]
+            if answer["item"] is not None:
+                item = answer["item"]
+                results = {
+                    endpoint_id: {
+                        "EndpointItemResponse": item,
+                        "EventsItemResponse": dict.fromkeys(entry["Events"], item),
+                    }
+                    for endpoint_id, entry in request["BatchItem"].items()
+                }
+                body = json.dumps({"Results": results}).encode()
             self.send_response(answer["status"])
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer["body"])))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(answer["body"])
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -130,6 +145,82 @@ def answering_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (301, FatalServiceError),
+        (307, FatalServiceError),
+        (401, FatalServiceError),
+        (407, FatalServiceError),
+        (408, RetryableError),
+        (400, BadRequest),
+        (418, BadRequest),
+    ],
+)
+def test_each_whole_request_answer_is_classified(answering_server, status, outcome):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "refused"}'
+    with pytest.raises(outcome):
+        send(url, Request(make_items(1, 1)))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 407, 408, 418])
+def test_no_whole_request_answer_settles_rows_as_rejected(answering_server, status, tmp_path):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "refused"}'
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame(
+        {"EndpointId": ["e1", "e2"], "EventType": ["x", "x"], "Timestamp": ["2026-01-01T00:00:00Z"] * 2}
+    )
+    try:
+        load_events(events, application_id=APP, client=emulator_client(url), results=str(results), max_attempts=2)
+    except FatalServiceError:
+        pass
+    table = pd.read_parquet(results)
+    assert len(table) == 2 and set(table["status"]) == {"failed"}
+    assert all(table["message"].str.len() > 0)
+    assert set(table["attempts"]) == ({2} if status == 408 else {1})
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"StatusCode": 99999999999, "Message": "Accepted"},
+        {"StatusCode": -1},
+        {"StatusCode": "202"},
+        {"StatusCode": 202.5},
+        {"StatusCode": True},
+        {"StatusCode": 400, "Message": {"text": "no"}},
+        {"StatusCode": 500, "Message": 5},
+        "Accepted",
+    ],
+    ids=repr,
+)
+def test_an_item_status_that_cannot_be_read_settles_failed_with_a_description(answering_server, item, tmp_path):
+    url, answer = answering_server
+    answer["status"], answer["item"] = 202, item
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame(
+        {"EndpointId": ["e1", "e2"], "EventType": ["x", "x"], "Timestamp": ["2026-01-01T00:00:00Z"] * 2}
+    )
+    report = load_events(events, application_id=APP, client=emulator_client(url), results=str(results), max_attempts=2)
+    table = pd.read_parquet(results)
+    assert report.summary.failed == len(table) == 2
+    assert all("for this item" in message and "not" in message for message in table["message"])
+    assert set(table["attempts"]) == {2}
+
+
+@pytest.mark.parametrize("code", [401, 403, 404, 408])
+def test_a_per_item_4xx_that_does_not_say_the_item_is_invalid_is_resent_then_failed(answering_server, code, tmp_path):
+    url, answer = answering_server
+    answer["status"], answer["item"] = 202, {"StatusCode": code, "Message": "not now"}
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame({"EndpointId": ["e1"], "EventType": ["x"], "Timestamp": ["2026-01-01T00:00:00Z"]})
+    load_events(events, application_id=APP, client=emulator_client(url), results=str(results), max_attempts=2)
+    table = pd.read_parquet(results)
+    assert table[["status", "status_code", "attempts"]].values.tolist() == [["failed", code, 2]]
 
 
 @pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)

@@ -1,0 +1,81 @@
+"""The boto3 client the loader sends with: one attempt per call, timeouts, a pool for the threads.
+
+The engine retries with its own budget and backoff; botocore's retries on top would multiply the
+attempts and hide throttling from the rate limiter, so clients the loader makes try each call once.
+A client passed in by the user is used as it is, with a warning if it retries itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from botocore.config import Config
+
+from airflow_provider_pinpoint.errors import PinpointLoaderError
+
+log = logging.getLogger(__name__)
+
+# One attempt inside botocore: the sender owns retries.
+CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+
+
+def client_config(max_in_flight: int) -> Config:
+    """botocore settings for a client the loader creates itself (enough connections for the threads)."""
+    return Config(
+        retries=dict(CLIENT_RETRIES),
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        max_pool_connections=max(10, max_in_flight),
+    )
+
+
+def make_client(
+    client: Any,
+    session: Any,
+    endpoint_url: str | None,
+    region_name: str | None,
+    max_in_flight: int,
+    *,
+    service: str = "pinpoint",
+) -> Any:
+    """The client to send with: the user's, or a new one with botocore's retries off.
+
+    botocore signs with SigV4 and never sends a ``user:password@`` given in ``endpoint_url``; it
+    would only quote it in its logs and errors, so a new client is made without it."""
+    if client is not None:
+        retries = getattr(client.meta.config, "retries", None) or {}
+        attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
+        if attempts is None or attempts > 1:
+            log.warning(
+                "the boto3 client passed in retries requests itself (%s attempts), which multiplies the "
+                "loader's own retries; create it with Config(retries={'total_max_attempts': 1, 'mode': 'standard'})",
+                attempts or "botocore's default",
+            )
+        return client
+    import boto3
+    import botocore.exceptions
+
+    session = session or boto3.session.Session()
+    try:
+        return session.client(
+            service,
+            endpoint_url=None if endpoint_url is None else without_userinfo(endpoint_url),
+            region_name=region_name,
+            config=client_config(max_in_flight),
+        )
+    except botocore.exceptions.NoRegionError:
+        raise PinpointLoaderError(
+            "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
+        ) from None
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

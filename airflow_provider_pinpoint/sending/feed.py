@@ -1,0 +1,81 @@
+"""The feeder: reads, validates and packs the next requests in its own thread while others are sent."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from airflow_provider_pinpoint.prepare.requests import Item, Request
+
+
+class Feed:
+    """Runs the request iterator in its own thread, up to ``size`` requests ahead of the senders.
+
+    Reading and packing a batch of rows takes long enough that, done in the dispatching thread, the
+    workers would sit idle meanwhile; the queued requests are not sent yet, so they widen neither
+    the in-flight window nor the duplicate bound. Iteration ends early once ``stopping()`` is true.
+    """
+
+    _END = object()
+
+    def __init__(self, requests: Iterable[Request], stopping: Callable[[], bool], size: int) -> None:
+        self._stopping = stopping
+        self._queue: queue.Queue = queue.Queue(max(1, size))
+        self._closed = threading.Event()
+        self._dropped: list[Item] = []  # items the iterator gave that were never handed on
+        self._thread = threading.Thread(target=self._produce, args=(requests,), name="pinpoint-feed", daemon=True)
+        self._thread.start()
+
+    def _produce(self, requests: Iterable[Request]) -> None:
+        try:
+            for request in requests:
+                if not self._put(request):
+                    self._dropped.extend(request.items)
+                    return
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            self._put(_Failure(exc))
+            return
+        self._put(self._END)
+
+    def _put(self, value: object) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Request]:
+        while not self._stopping():
+            try:
+                value = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if value is self._END:
+                return
+            if isinstance(value, _Failure):
+                raise value.error
+            yield value
+
+    def close(self) -> None:
+        """Stop the feeder and wait for it: nothing it does (e.g. recording rejections) may outlive the run."""
+        self._closed.set()
+        self._thread.join()
+
+    def unsent(self) -> list[Item]:
+        """After :meth:`close`: the items read but not handed to a worker, to be recorded as not sent."""
+        while True:
+            try:
+                value = self._queue.get_nowait()
+            except queue.Empty:
+                return self._dropped
+            if isinstance(value, Request):
+                self._dropped.extend(value.items)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
