@@ -19,18 +19,18 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.common.text import first_line
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
-from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED, Outcomes
-from airflow_provider_pinpoint.results.store import (
-    SCHEMA,
-    ResultsStore,
-    ResultsWriteError,
-    new_run_id,
+from airflow_provider_pinpoint.results.rows import (
+    ACCEPTED,
+    FAILED,
+    REJECTED,
+    RESULTS_SCHEMA,
+    Outcomes,
     rejections_batch,
 )
+from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError, new_run_id
 from airflow_provider_pinpoint.sending.client import make_client, without_userinfo
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
@@ -195,7 +195,7 @@ class _Run:
                 events += out.event_count
             elif out:
                 rejected.append(rejections_batch(out, self.run_id))
-        table = pa.Table.from_batches(rejected, schema=SCHEMA)
+        table = pa.Table.from_batches(rejected, schema=RESULTS_SCHEMA)
         summary = DryRunSummary(
             run_id=self.run_id,
             input_rows=items + table.num_rows,
@@ -226,22 +226,25 @@ class _Run:
         if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
             raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
         store = ResultsStore(results)
-        skip = store.done_rows() if store.exists() else None
-        skipped = sum(len(rows) for rows in (skip or {}).values())
-        if self.on_invalid == "fail":
-            self._fail_on_invalid(skip)
-        client = make_client(client, session, endpoint_url, region_name, max_in_flight)
-        stats, counts = self._send(
-            store,
-            skip,
-            skipped,
-            PutEventsTransport(client),
-            str(client.meta.endpoint_url),
-            requests_per_second=requests_per_second,
-            max_in_flight=max_in_flight,
-            max_attempts=max_attempts,
-            stop_event=stop_event,
-        )
+        # One run at a time per results location, from before it reads what to skip until the table is
+        # compacted: two runs would both send the rows neither had recorded yet.
+        with store.lock(self.run_id):
+            skip = store.done_rows() if store.exists() else None
+            skipped = sum(len(rows) for rows in (skip or {}).values())
+            if self.on_invalid == "fail":
+                self._fail_on_invalid(skip)
+            client = make_client(client, session, endpoint_url, region_name, max_in_flight)
+            stats, counts = self._send(
+                store,
+                skip,
+                skipped,
+                PutEventsTransport(client),
+                str(client.meta.endpoint_url),
+                requests_per_second=requests_per_second,
+                max_in_flight=max_in_flight,
+                max_attempts=max_attempts,
+                stop_event=stop_event,
+            )
         self._check_accounting(store, sum(counts.values()), skipped)
         stopped = stop_event is not None and stop_event.is_set()
         location = None if store.location is None else without_userinfo(store.location)
@@ -333,10 +336,7 @@ class _Run:
         try:
             write(rows)
         except Exception as exc:
-            raise ResultsWriteError(
-                f"could not write the results at {where} ({type(exc).__name__}: {first_line(exc)}); "
-                "the run stopped; free space or fix access, then rerun with the same results location to resume"
-            ) from exc
+            raise ResultsWriteError.of(where, exc) from exc
         with self._lock:
             self._recorded += len(rows)
 

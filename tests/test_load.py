@@ -336,3 +336,29 @@ def test_a_results_table_with_fewer_rows_than_the_input_fails_the_run(emulator, 
             progress=False,
         )
     assert "\n" not in str(caught.value)
+
+
+def test_a_second_load_on_a_held_results_location_refuses_before_sending_anything(emulator, tmp_path):
+    from airflow_provider_pinpoint.results.lock import LocationBusy
+
+    location = tmp_path / "results.parquet"
+    stop = threading.Event()
+    first: dict = {}
+
+    def slow_first_run() -> None:
+        first["report"] = load(emulator, tmp_path, requests_per_second=2, stop_event=stop)
+
+    runner = threading.Thread(target=slow_first_run)
+    runner.start()
+    try:
+        for _ in range(200):  # the first run holds the location once it has sent something
+            if emulator.stats()["requests"]:
+                break
+            threading.Event().wait(0.05)
+        with pytest.raises(LocationBusy, match=r"results\.parquet are in use by run"):
+            load_events(EVENTS, application_id="second-app", results=location, client=emulator_client(emulator.url))
+    finally:
+        stop.set()
+        runner.join(60)
+    assert emulator.events("second-app") == []
+    assert first["report"].summary.input_rows == INPUT_ROWS  # the first run's table is whole

@@ -29,20 +29,9 @@ from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, format_of, tab
 from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
-from airflow_provider_pinpoint.results.rows import COLUMNS, FINAL_STATUSES, RESULTS_SCHEMA, rejections_batch
+from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA
 
-# The results table's schema under the name the loader imports it by.
-SCHEMA = RESULTS_SCHEMA
-
-__all__ = [
-    "COLUMNS",
-    "SCHEMA",
-    "ResultsStore",
-    "ResultsWriteError",
-    "ResultsWriter",
-    "new_run_id",
-    "rejections_batch",
-]
+__all__ = ["ResultsStore", "ResultsWriteError", "new_run_id"]
 
 
 def new_run_id() -> str:
