@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare.reading import read_table
+from airflow_provider_pinpoint.prepare.read import read_table
 from airflow_provider_pinpoint.sharding import plan_shards, shard_of, sum_summaries
 
 

@@ -141,8 +141,8 @@ def table_mapping(column_mapping: Mapping[str, object] | None, kind: Kind) -> tu
     if not column_mapping:
         return {}, False
     if set(column_mapping) <= set(KINDS) and all(isinstance(v, Mapping) for v in column_mapping.values()):
-        per_table = column_mapping.get(kind) or {}
-        return _checked(per_table, "column_mapping[" + repr(kind) + "]"), True
+        per_table = column_mapping.get(kind)
+        return _checked(per_table if isinstance(per_table, Mapping) else {}, "column_mapping[" + repr(kind) + "]"), True
     return _checked(column_mapping, "column_mapping"), False
 
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from upath import UPath
 
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare import reading
+from airflow_provider_pinpoint.prepare import read
 from airflow_provider_pinpoint.prepare.flow import Rejection, prepare
-from airflow_provider_pinpoint.prepare.reading import describe_source, read_batches, read_table
+from airflow_provider_pinpoint.prepare.read import describe_source, read_batches, read_table
 
 EVENTS_CSV = (
     "EndpointId,EventType,Timestamp,Metrics.price\nep-1,buy,2026-11-23T10:00:00Z,1.5\nep-2,view,2026-11-23T11:00:00Z,\n"
@@ -430,7 +430,7 @@ def test_read_batches_streams_without_reading_whole_tables(tmp_path, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("read_batches must not read whole tables")
 
-    monkeypatch.setattr(reading, "read_table", refuse)
+    monkeypatch.setattr(read, "read_table", refuse)
     batches = read_batches(tmp_path, kind="events", batch_rows=2)
     assert next(batches).num_rows == 2  # the first rows arrive before the broken second file is opened
     assert sum(1 for _ in zip(range(2), batches, strict=False)) == 2
@@ -631,7 +631,7 @@ def test_a_shared_mapping_naming_a_column_of_neither_input_is_an_error(tmp_path)
     pq.write_table(pa.table({"Id": ["ep-1"], "email": ["x"]}), tmp_path / "endpoints.parquet")
     mapping = {"email": "Address", "user_id": "EndpointId"}
     with pytest.raises(InputError) as caught:
-        reading.check_mapping(mapping, events=events, endpoints=tmp_path / "endpoints.parquet")
+        read.check_mapping(mapping, events=events, endpoints=tmp_path / "endpoints.parquet")
     message = str(caught.value)
     assert message.startswith(f"{events}, {tmp_path / 'endpoints.parquet'}: column_mapping names 'user_id', ")
     assert "neither the events nor the endpoints input has" in message
@@ -639,7 +639,7 @@ def test_a_shared_mapping_naming_a_column_of_neither_input_is_an_error(tmp_path)
 
 def test_a_shared_mapping_with_only_one_input_must_name_its_columns():
     with pytest.raises(InputError, match=r"^DataFrame: column_mapping names 'uid', which the events input does not"):
-        reading.check_mapping({"uid": "EndpointId"}, events=pd.DataFrame({"EndpointId": ["a"]}))
+        read.check_mapping({"uid": "EndpointId"}, events=pd.DataFrame({"EndpointId": ["a"]}))
 
 
 def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_table(tmp_path):
@@ -647,8 +647,8 @@ def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_ta
     write(tmp_path / "events" / "part-1.csv", "EndpointId,EventType,Timestamp,when\na,b,c,d\n")
     endpoints = pa.table({"uid": ["a"]})
     mapping = {"when": "Session.StartTimestamp", "uid": "Id"}
-    reading.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
-    reading.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it
+    read.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
+    read.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it
 
 
 def test_a_ragged_endpoints_row_becomes_a_rejection_naming_the_row_and_the_rule(tmp_path):
