@@ -8,7 +8,7 @@ CSV lists split, and ``_source``/``_source_row`` appended.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from airflow_provider_pinpoint.prepare.columns import (
     apply_mapping,
     classify,
 )
+from airflow_provider_pinpoint.prepare.read.bookkeeping import CarriedRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class ReadOptions:
     column_mapping: Mapping[str, Any] | None
     csv_list_delimiter: str | None
     batch_rows: int
+    carried: CarriedRows = field(default_factory=CarriedRows)  # the input's own bookkeeping, if it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Plan:
     split: frozenset[str]  # convention names whose strings are split by the delimiter
     delimiter: str | None
     source: str | None  # None: the input brings its own _source/_source_row
+    carried: CarriedRows | None  # checks them, when it does
 
     def inputs(self) -> list[Any]:
         """The input columns to read, in output order."""
@@ -65,7 +68,10 @@ class Plan:
                 pa.repeat(pa.scalar(self.source, pa.string()), batch.num_rows),
                 pa.array(np.arange(rows_before + 1, rows_before + batch.num_rows + 1, dtype=np.int64)),
             ]
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        out = pa.RecordBatch.from_arrays(arrays, names=names)
+        if self.carried is not None:
+            self.carried.check(out, where, rows_before)
+        return out
 
 
 def plan(names: list[str], keys: list[Any], options: ReadOptions, *, where: str, source: str, csv: bool) -> Plan:
@@ -96,6 +102,7 @@ def plan(names: list[str], keys: list[Any], options: ReadOptions, *, where: str,
         split=split,
         delimiter=options.csv_list_delimiter,
         source=None if bookkeeping else source,
+        carried=options.carried if bookkeeping else None,
     )
 
 
