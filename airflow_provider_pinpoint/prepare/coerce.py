@@ -19,6 +19,9 @@ from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chun
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
+# Whole numbers beyond this lose digits as a double, the only number a JSON body carries.
+EXACT_INTEGER = 2**53
+
 
 def _empty_as_null(strings: pa.Array) -> pa.Array:
     if strings.null_count == len(strings):
@@ -29,10 +32,26 @@ def _empty_as_null(strings: pa.Array) -> pa.Array:
     return with_validity(strings, filled)
 
 
-def _decoded(array: pa.Array) -> pa.Array:
+def _decoded(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """One plain array: dictionaries decoded, binary read as UTF-8 text (rows that are not UTF-8 fail, as null)."""
+    array = single_chunk(array)
     if pa.types.is_dictionary(array.type):
-        return array.dictionary_decode()
-    return array
+        array = array.dictionary_decode()
+    if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+        return array, none_of(array)
+    try:
+        return pc.cast(array, pa.string()), none_of(array)
+    except pa.ArrowInvalid:
+        pass
+    texts: list[str | None] = []
+    failed = none_of(array)
+    for i, value in enumerate(array.to_pylist()):
+        try:
+            texts.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+            failed[i] = True
+    return pa.array(texts, pa.string()), failed
 
 
 def is_text(type_: pa.DataType) -> bool:
@@ -41,7 +60,7 @@ def is_text(type_: pa.DataType) -> bool:
 
 def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Any scalar column as strings (numbers by their text). Lists, structs and fractions cannot be one string."""
-    array = _decoded(single_chunk(array))
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.string()), none_of(array)
     if pa.types.is_nested(array.type):
@@ -51,7 +70,7 @@ def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_timestamp(array.type):
         strings, failed = to_iso(array)
         return strings, failed
-    return _empty_as_null(pc.cast(array, pa.string())), none_of(array)
+    return _empty_as_null(pc.cast(array, pa.string())), undecoded
 
 
 def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -76,8 +95,9 @@ def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Numbers as float64. NaN and infinities become null (absent); text that is no number fails."""
-    array = _decoded(single_chunk(array))
+    """Numbers as float64. NaN and infinities become null (absent); text that is no number fails, and so
+    does a whole number beyond ±2**53, which a double cannot hold exactly."""
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64()), none_of(array)
     if is_text(array.type):
@@ -88,8 +108,15 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
-        failed = valid_mask(text) & ~valid_mask(numbers) & ~as_mask(spelt_nan)
-    elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
+        failed = (valid_mask(text) & ~valid_mask(numbers) & ~as_mask(spelt_nan)) | undecoded
+    elif pa.types.is_integer(array.type):
+        failed = none_of(array)
+        if array.type.bit_width == 64:  # narrower integers always fit
+            failed |= as_mask(pc.greater(array, pa.scalar(EXACT_INTEGER, array.type)))
+            if pa.types.is_signed_integer(array.type):
+                failed |= as_mask(pc.less(array, pa.scalar(-EXACT_INTEGER, array.type)))
+        numbers = pc.cast(with_validity(array, ~failed), pa.float64())
+    elif pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         numbers = pc.cast(array, pa.float64())
         failed = none_of(array)
     else:
@@ -101,7 +128,7 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?)."""
-    array = _decoded(single_chunk(array))
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), TIMESTAMP), none_of(array)
     if pa.types.is_timestamp(array.type):
@@ -122,7 +149,7 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
                 errors="coerce",
             )
             stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
-        return stamps, valid_mask(text) & ~valid_mask(stamps)
+        return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
 
 
@@ -139,7 +166,9 @@ def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Multi-valued attributes as list<string> without null or empty values; a plain column is one value."""
-    array = _decoded(single_chunk(array))
+    array = single_chunk(array)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
         values, failed = to_string(pc.list_flatten(array))
         parents = pc.list_parent_indices(array).to_numpy()

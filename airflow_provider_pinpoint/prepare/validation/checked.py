@@ -107,10 +107,25 @@ def _reject_unreadable(checked: Checked, errors: pa.Array) -> None:
 
 
 def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:
+    """Words the rejection of a value coercion refused, without quoting an address or failing on the value."""
+
     def rule(i: int) -> str:
-        value = checked.raw_value(name, i)
         if name == "Address":
             return f"is not {what}"
+        column = checked.raw.column(name)
+        try:
+            value = column[i].as_py()
+        except (OverflowError, ValueError, pa.ArrowException):  # beyond Python's datetime: years 1 to 9999
+            if "timestamp" in what:
+                return f"is a {column.type} value outside the years 0001 to 9999 that Pinpoint timestamps span"
+            return f"is a {column.type} value (outside the years 0001 to 9999), not {what}"
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"holds bytes that are not UTF-8 text, not {what}"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > coerce.EXACT_INTEGER:
+            return f"is {value}, beyond ±2**53, the whole numbers a JSON number carries exactly"
         if isinstance(value, (int, float)) and "timestamp" in what:
             return f"is a number ({value}), not {what}; epoch numbers are ambiguous, convert them to timestamps"
         return f"is {shown(value)}, not {what}"
