@@ -19,6 +19,12 @@ from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chun
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
+# The instants ISO 8601's four-digit years can write, 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z,
+# in milliseconds since the epoch; a timestamp outside them has no text Pinpoint would take.
+FIRST_MS = -62_135_596_800_000
+LAST_MS = 253_402_300_799_999
+_MS_PER_UNIT = {"s": 1000, "ms": 1}
+_UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
 # Whole numbers beyond this lose digits as a double, the only number a JSON body carries.
 EXACT_INTEGER = 2**53
 
@@ -127,16 +133,21 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 
 def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?)."""
+    """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?),
+    and so are instants outside the years 0001 to 9999 (:data:`FIRST_MS`, :data:`LAST_MS`)."""
     array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), TIMESTAMP), none_of(array)
     if pa.types.is_timestamp(array.type):
-        if array.type.tz is None:
-            array = pc.assume_timezone(array, "UTC")
-        return pc.cast(array, TIMESTAMP, safe=False), none_of(array)
+        outside = _outside_years(array)
+        if outside.any():
+            array = with_validity(array, ~outside)
+        stamps = pc.cast(array.cast(pa.int64()), pa.timestamp(array.type.unit, tz="UTC"))
+        return pc.cast(stamps, TIMESTAMP, safe=False), outside
     if pa.types.is_date(array.type):
-        return pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP), none_of(array)
+        stamps = pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP)
+        outside = _outside_years(stamps)
+        return with_validity(stamps, ~outside), outside
     if is_text(array.type):
         text = _empty_as_null(pc.cast(array, pa.string()))
         try:
@@ -149,8 +160,22 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
                 errors="coerce",
             )
             stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
+        stamps = with_validity(stamps, ~_outside_years(stamps))
         return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
+
+
+def _outside_years(stamps: pa.Array) -> np.ndarray:
+    """Timestamps (any unit) outside the years 0001 to 9999, compared in their own unit so nothing overflows."""
+    unit = stamps.type.unit
+    if unit in _UNITS_PER_MS:
+        first, last = FIRST_MS * _UNITS_PER_MS[unit], LAST_MS * _UNITS_PER_MS[unit] + _UNITS_PER_MS[unit] - 1
+    else:
+        first, last = -(-FIRST_MS // _MS_PER_UNIT[unit]), LAST_MS // _MS_PER_UNIT[unit]
+    values = stamps.cast(pa.int64())
+    if unit == "ns":  # int64 nanoseconds span 1677 to 2262: always inside
+        return none_of(values)
+    return as_mask(pc.or_(pc.less(values, first), pc.greater(values, last)))
 
 
 def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

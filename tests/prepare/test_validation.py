@@ -60,6 +60,29 @@ def test_numbers_in_a_timestamp_column_are_refused():
     assert "Timestamp is a number (1767225600), not an ISO 8601 timestamp" in checked.reasons[0]
 
 
+def test_seconds_timestamps_beyond_year_9999_are_refused_not_wrapped():
+    stamps = pa.array([1_767_225_600, 10**13], pa.timestamp("s"))
+    checked = _events(Timestamp=stamps, EventType=["view", "view"])
+    assert _messages(checked) == [
+        "events.csv row 2: Timestamp is a timestamp[s] value outside the years 0001 to 9999 that Pinpoint "
+        "timestamps span"
+    ]
+    assert checked.columns["Timestamp"][0].as_py().isoformat() == "2026-01-01T00:00:00+00:00"
+
+
+def test_timestamps_at_the_edges_of_years_0001_and_9999_are_kept():
+    stamps = pa.array([-62_135_596_800, 253_402_300_799], pa.timestamp("s"))
+    checked = _events(Timestamp=stamps, EventType=["view", "view"])
+    assert not checked.rejected.any()
+    assert [value.year for value in checked.columns["Timestamp"].to_pylist()] == [1, 9999]
+
+
+def test_dates_beyond_year_9999_are_refused():
+    checked = _events(Timestamp=pa.array([20_000, 3_000_000], pa.date32()), EventType=["view", "view"])
+    assert checked.rejected.tolist() == [False, True]
+    assert "Timestamp is a date32[day] value outside the years 0001 to 9999" in checked.reasons[1]
+
+
 def test_unparseable_timestamp_text_is_refused():
     checked = _events(Timestamp=["yesterday", "2026-01-01 10:00:00", "2026-01-01T10:00:00+02:00"])
     assert _messages(checked) == ["events.csv row 1: Timestamp is 'yesterday', not an ISO 8601 timestamp"]

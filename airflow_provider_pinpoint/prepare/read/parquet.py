@@ -26,7 +26,9 @@ def parquet_file(file: File) -> Iterator[pq.ParquetFile]:
             handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
             # Without pre-buffering: the reader keeps every row group it pre-buffered until the file
             # is closed (apache/arrow#39808), so streaming a large file would hold most of it.
-            parquet = stack.enter_context(pq.ParquetFile(handle, pre_buffer=False))
+            # int96 timestamps (Spark, Hive, Impala) as milliseconds: read as nanoseconds, the default,
+            # those outside 1677 to 2262 would wrap silently into other dates.
+            parquet = stack.enter_context(pq.ParquetFile(handle, pre_buffer=False, coerce_int96_timestamp_unit="ms"))
         except READ_ERRORS as exc:
             raise _unreadable(file, exc) from None
         yield parquet

@@ -15,6 +15,7 @@ Each case names its input file(s) and the expected outcome:
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import json
@@ -51,6 +52,15 @@ def _bytes(data: bytes) -> Writer:
 def _parquet(table: pa.Table) -> Writer:
     def write(path: Path) -> None:
         pq.write_table(table, path, compression="snappy")
+
+    return write
+
+
+def _parquet_int96(table: pa.Table) -> Writer:
+    """Timestamps as int96, as Spark, Hive and Impala write them."""
+
+    def write(path: Path) -> None:
+        pq.write_table(table, path, compression="snappy", use_deprecated_int96_timestamps=True)
 
     return write
 
@@ -507,6 +517,57 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
         {
             "rejected": {"metric_far_timestamp.parquet row 2": ["Metrics.price", "0001 to 9999", "not a number"]},
             "accepted_rows": 1,
+        },
+    )
+    case(
+        "timestamp_far_parquet",
+        {
+            "events": (
+                "timestamp_far_parquet.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": pa.array([1_767_225_600_000, 10**16], pa.timestamp("ms")),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"timestamp_far_parquet.parquet row 2": ["Timestamp", "0001 to 9999"]},
+            "accepted_rows": 1,
+            "sent_events": {"a/e1": {"Timestamp": "2026-01-01T00:00:00.000Z"}},
+        },
+    )
+    case(
+        "timestamp_int96_beyond_nanoseconds",
+        {
+            "events": (
+                "timestamp_int96_beyond_nanoseconds.parquet",
+                _parquet_int96(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": pa.array(
+                                [datetime.datetime(2026, 1, 1), datetime.datetime(2500, 1, 1)], pa.timestamp("ms")
+                            ),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {},
+            "accepted_rows": 2,
+            "sent_events": {
+                "a/e1": {"Timestamp": "2026-01-01T00:00:00.000Z"},
+                "a/e2": {"Timestamp": "2500-01-01T00:00:00.000Z"},
+            },
         },
     )
     case(
