@@ -156,21 +156,30 @@ def test_read_table_refuses_parts_whose_types_disagree(tmp_path):
         read_table(tmp_path, kind="events")
 
 
-def test_source_names_spell_the_path_as_given(tmp_path, monkeypatch):
+def test_source_names_are_absolute_normalised_paths(tmp_path, monkeypatch):
     pq.write_table(events_table(1), write(tmp_path / "data" / "x", "").parent / "part-0.parquet")
     monkeypatch.chdir(tmp_path)
-    assert rows("data", kind="events")[0]["_source"] == "data/part-0.parquet"
-    assert rows("data/*.parquet", kind="events")[0]["_source"] == "data/part-0.parquet"
+    expected = str(Path.cwd() / "data" / "part-0.parquet")
+    assert rows("data", kind="events")[0]["_source"] == expected
+    assert rows("data/*.parquet", kind="events")[0]["_source"] == expected
 
 
 def test_source_names_are_the_same_for_every_spelling_of_a_path(tmp_path, monkeypatch):
     write(tmp_path / "ev.csv", EVENTS_CSV)
     write(tmp_path / "data" / "part-0.csv", EVENTS_CSV)
     monkeypatch.chdir(tmp_path)
-    for spelling in ("./ev.csv", "logs/../ev.csv", ".//ev.csv"):
-        assert rows(spelling, kind="events")[0]["_source"] == "ev.csv"
-    for spelling in ("./data/", "data//", "./data/*.csv"):
-        assert rows(spelling, kind="events")[0]["_source"] == "data/part-0.csv"
+    here = Path.cwd()
+    for spelling in (
+        "ev.csv",
+        "./ev.csv",
+        "logs/../ev.csv",
+        ".//ev.csv",
+        f"{here}//ev.csv",
+        (here / "ev.csv").as_uri(),
+    ):
+        assert rows(spelling, kind="events")[0]["_source"] == str(here / "ev.csv"), spelling
+    for spelling in ("data", "./data/", "data//", "./data/*.csv", f"{here}/data", (here / "data").as_uri()):
+        assert rows(spelling, kind="events")[0]["_source"] == str(here / "data" / "part-0.csv"), spelling
 
 
 def test_glob_selects_matching_files(tmp_path):
@@ -186,22 +195,25 @@ def test_glob_matching_directories_reads_the_files_inside(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     got = rows("events/date=2026-11-2*", kind="events")
     assert [row["_source"] for row in got] == [
-        "events/date=2026-11-23/part-0.parquet",
-        "events/date=2026-11-24/part-0.parquet",
+        str(Path.cwd() / "events" / "date=2026-11-23" / "part-0.parquet"),
+        str(Path.cwd() / "events" / "date=2026-11-24" / "part-0.parquet"),
     ]
 
 
 def test_file_url(tmp_path):
     path = tmp_path / "events.parquet"
     pq.write_table(events_table(2), path)
-    url = path.as_uri()
-    assert [row["_source"] for row in rows(url, kind="events")] == [url, url]
+    assert [row["_source"] for row in rows(path.as_uri(), kind="events")] == [str(path), str(path)]
 
 
-def test_file_url_directory_keeps_the_url_in_source(tmp_path):
+def test_a_local_path_object_names_its_files_like_the_plain_path(tmp_path):
     pq.write_table(events_table(1), tmp_path / "part-0.parquet")
-    url = tmp_path.as_uri()
-    assert rows(url, kind="events")[0]["_source"] == url + "/part-0.parquet"
+    assert rows(UPath(tmp_path.as_uri()), kind="events")[0]["_source"] == str(tmp_path / "part-0.parquet")
+
+
+def test_file_url_directory_names_its_files_by_their_local_paths(tmp_path):
+    pq.write_table(events_table(1), tmp_path / "part-0.parquet")
+    assert rows(tmp_path.as_uri(), kind="events")[0]["_source"] == str(tmp_path / "part-0.parquet")
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from airflow_provider_pinpoint.common.files import is_parquet
-from airflow_provider_pinpoint.common.locations import filesystem, is_object_path
+from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.common.text import first_line
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import KINDS, Kind, table_mapping
@@ -190,7 +190,7 @@ def _column_names(source: Any, kind: Kind) -> Iterator[list[str]]:
 
 def _files(source: Any, kind: Kind) -> list[File]:
     if is_object_path(source):
-        return expand(str(source), *filesystem(source))
+        return expand(spelled(location_text(source)), *filesystem(source))
     if isinstance(source, str | os.PathLike):
         return expand(spelled(os.fspath(source)))
     raise InputError(

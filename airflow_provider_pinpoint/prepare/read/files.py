@@ -23,6 +23,7 @@ from airflow_provider_pinpoint.errors import InputError
 READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
 
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
+_FILE_URL = "file://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +82,34 @@ def expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | N
 
 
 def spelled(text: str) -> str:
-    """The one spelling of a path or URL that names its files in ``_source``.
+    """The one spelling of a path or URL that names its files in ``_source``, however it was written.
 
-    ``_source`` feeds the derived event ids and resume, so ``ev.csv``, ``./ev.csv`` and
-    ``logs/../ev.csv`` must give the same name: local paths are normalised (a relative path stays
-    relative, so the name does not depend on where the loader runs). A URL keeps its text apart
-    from a trailing slash.
+    ``_source`` feeds the derived event ids and resume, so ``ev.csv``, ``./ev.csv``, ``logs/../ev.csv``,
+    ``/data//ev.csv`` and ``file:///data/ev.csv`` run from ``/data`` must all give one name: a local
+    path becomes absolute and normalised (without resolving symlinks, which may be swapped between
+    runs). A URL keeps its text apart from a trailing slash.
     """
+    if text.startswith(_FILE_URL):
+        text = text[len(_FILE_URL) :]
     if "://" not in text:
-        return os.path.normpath(text)
+        return os.path.normpath(os.path.join(_working_directory(), text))
     stripped = text.rstrip("/")
     return stripped if not stripped.endswith(":") else text
+
+
+def _working_directory() -> str:
+    """The working directory as the shell spells it (``$PWD`` keeps symlinks) when that is where we are.
+
+    ``os.getcwd()`` resolves symlinks, so a relative path run from a symlinked directory would get
+    another name than the same file given by its absolute path through the link.
+    """
+    logical = os.environ.get("PWD")
+    try:
+        if logical and os.path.isabs(logical) and os.path.samefile(logical, os.curdir):
+            return logical
+    except OSError:
+        pass
+    return os.getcwd()
 
 
 def _files_under(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
