@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 ELLIPSIS = "…"
+SCRUBBED = "<value>"
+
+# What an endpoint address looks like: an email, a URL, a phone number, a device token.
+_ADDRESS = re.compile(
+    r"[^\s'\"<>(),;]+@[^\s'\"<>(),;]+"  # email
+    r"|\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"  # URL
+    r"|\+?\d[\d\s().-]{6,}\d"  # phone number (or any long number)
+    r"|\b[A-Za-z0-9:_-]{32,}"  # device token
+)
 
 
 def shortened(text: str, limit: int) -> str:
@@ -25,3 +36,9 @@ def first_line(error: BaseException, limit: int = 200) -> str:
 def shown(value: object, limit: int = 40) -> str:
     """A value for a message: text quoted and shortened, anything else as it prints."""
     return repr(shortened(value, limit)) if isinstance(value, str) else str(value)
+
+
+def scrubbed(text: str) -> str:
+    """``text`` with every value that looks like an address (email, URL, phone number, device token)
+    replaced by ``<value>``: for library messages that may quote the data they choked on."""
+    return _ADDRESS.sub(SCRUBBED, text)

@@ -687,3 +687,27 @@ def test_csv_lines_may_end_in_carriage_returns_ragged_rows_included(tmp_path, ne
     table = read_table(path, kind="endpoints")
     assert table.column("Id").to_pylist() == ["a", None, "c"]
     assert table.column("_source_row").to_pylist() == [1, 2, 3]
+
+
+# --- addresses stay out of messages --------------------------------------------------------------
+
+
+def test_a_dataframe_address_column_mixing_types_is_named_without_its_values():
+    frame = pd.DataFrame({"Id": ["a", "b"], "Address": [5, "someone@example.com"]})
+    with pytest.raises(InputError) as caught:
+        read_table(frame, kind="endpoints")
+    message = str(caught.value)
+    assert message == (
+        "DataFrame (endpoints): column 'Address' mixes values Arrow cannot convert to one type (int, str); "
+        "give it one type"
+    )
+
+
+def test_a_csv_value_pyarrow_cannot_convert_is_not_quoted(tmp_path):
+    path = write(
+        tmp_path / "events.csv",
+        "EndpointId,EventType,Timestamp,_source,_source_row\nep-1,view,2026-01-01T00:00:00Z,a.csv,someone@example.com\n",
+    )
+    with pytest.raises(InputError, match="not a readable CSV file") as caught:
+        read_table(path, kind="events")
+    assert "example.com" not in str(caught.value)

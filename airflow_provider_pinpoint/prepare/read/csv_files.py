@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.common.text import first_line, scrubbed
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import READ_ERROR, SOURCE_ROW
 from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
@@ -74,4 +74,4 @@ def read_csv(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
 def _csv_error(file: File, exc: BaseException) -> InputError:
     if "UTF8" in str(exc):
         return InputError(f"{file.source}: {first_undecodable_row(file)} is not UTF-8 text; {TO_UTF8}")
-    return InputError(f"{file.source}: not a readable CSV file ({first_line(exc, 160)})")
+    return InputError(f"{file.source}: not a readable CSV file ({scrubbed(first_line(exc, 160))})")

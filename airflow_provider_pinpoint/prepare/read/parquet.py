@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.common.text import first_line, scrubbed
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
 from airflow_provider_pinpoint.prepare.read.files import READ_ERRORS, File, guarded
 
 
 def _unreadable(file: File, exc: BaseException) -> InputError:
-    return InputError(f"{file.source}: not a readable Parquet file ({first_line(exc, 160)})")
+    return InputError(f"{file.source}: not a readable Parquet file ({scrubbed(first_line(exc, 160))})")
 
 
 @contextlib.contextmanager
