@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_pinpoint.common.text import scrubbed
+from airflow_provider_pinpoint.common.text import first_line, scrubbed
 
 
 @pytest.mark.parametrize(
@@ -21,3 +21,8 @@ def test_addresses_are_scrubbed_from_library_messages(address):
 def test_ordinary_words_and_short_numbers_are_kept():
     text = "In CSV column #4: conversion error to int64 in row 12345"
     assert scrubbed(text) == text
+
+
+def test_an_error_line_never_carries_the_password_of_a_url():
+    error = OSError("cannot open https://reader:s3cr3t@data.example.com/events.csv: timed out")
+    assert first_line(error) == "cannot open https://data.example.com/events.csv: timed out"

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from airflow_provider_pinpoint.common.files import is_parquet
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
-from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import KINDS, Kind, table_mapping
 from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions
@@ -49,15 +49,15 @@ __all__ = ["check_mapping", "describe_source", "read_batches", "read_table"]
 
 
 def describe_source(source: Any) -> str:
-    """The name of an input for people and lineage: the path or URL as given, or the object's kind."""
+    """The name of an input for people and lineage: the path or URL as given (without userinfo), or the object's kind."""
     if isinstance(source, pa.Table):
         return "Arrow table"
     if is_dataframe(source):
         return "DataFrame"
     if is_object_path(source):
-        return str(source)
+        return without_userinfo(location_text(source))
     if isinstance(source, str | os.PathLike):
-        return os.fspath(source)
+        return without_userinfo(os.fspath(source))
     return type(source).__name__
 
 
@@ -192,7 +192,8 @@ def _files(source: Any, kind: Kind) -> list[File]:
     if is_object_path(source):
         return expand(spelled(location_text(source)), *filesystem(source))
     if isinstance(source, str | os.PathLike):
-        return expand(spelled(os.fspath(source)))
+        text = os.fspath(source)
+        return expand(spelled(text), url=text if without_userinfo(text) != text else None)
     raise InputError(
         f"cannot read a {type(source).__name__} as the {kind} input; "
         "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"

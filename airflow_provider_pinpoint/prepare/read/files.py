@@ -6,6 +6,7 @@ must be the same however the input is spelt from one run to the next.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_pinpoint.common.files import is_table
-from airflow_provider_pinpoint.common.text import first_line
+from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 
 # What pyarrow and fsspec raise for unreadable bytes, missing objects and broken streams.
@@ -39,14 +40,20 @@ class File:
         return isinstance(self.fs, LocalFileSystem)
 
 
-def expand(text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | None = None) -> list[File]:
+def expand(
+    text: str, fs: fsspec.AbstractFileSystem | None = None, path: str | None = None, *, url: str | None = None
+) -> list[File]:
     """The files a path, directory, glob or URL stands for, in a stable (sorted) order.
 
-    ``fs``/``path`` come with an ObjectStoragePath, whose filesystem carries its connection's credentials.
+    ``text`` is the input's name (:func:`spelled`); ``url``, when given, is what to open, which may
+    carry a ``user:password@`` the name leaves out. ``fs``/``path`` come with an ObjectStoragePath,
+    whose filesystem carries its connection's credentials.
     """
+    if url is not None:
+        _hide_userinfo_in_fsspec_logs()
     try:
         if fs is None or path is None:
-            fs, path = fsspec.core.url_to_fs(text)
+            fs, path = fsspec.core.url_to_fs(url or text)
     except ImportError as exc:
         protocol = text.split("://", 1)[0]
         hint = "pip install s3fs" if protocol in ("s3", "s3a") else f"install the fsspec backend for {protocol}://"
@@ -87,14 +94,15 @@ def spelled(text: str) -> str:
     ``_source`` feeds the derived event ids and resume, so ``ev.csv``, ``./ev.csv``, ``logs/../ev.csv``,
     ``/data//ev.csv`` and ``file:///data/ev.csv`` run from ``/data`` must all give one name: a local
     path becomes absolute and normalised (without resolving symlinks, which may be swapped between
-    runs). A URL keeps its text apart from a trailing slash.
+    runs). A URL keeps its text apart from a trailing slash and its ``user:password@``, which must not
+    reach the results table.
     """
     if text.startswith(_FILE_URL):
         text = text[len(_FILE_URL) :]
     if "://" not in text:
         return os.path.normpath(os.path.join(_working_directory(), text))
-    stripped = text.rstrip("/")
-    return stripped if not stripped.endswith(":") else text
+    stripped = without_userinfo(text).rstrip("/")
+    return stripped if not stripped.endswith(":") else without_userinfo(text)
 
 
 def _working_directory() -> str:
@@ -133,7 +141,7 @@ def _source_name(given_base: str, path_base: str, path: str, fs: fsspec.Abstract
     if path_base and path.startswith(path_base):
         relative = path[len(path_base) :].lstrip("/")
         return given_base.rstrip("/") + "/" + relative if given_base else relative
-    return path if isinstance(fs, LocalFileSystem) else str(fs.unstrip_protocol(path))
+    return path if isinstance(fs, LocalFileSystem) else without_userinfo(str(fs.unstrip_protocol(path)))
 
 
 def guarded(
@@ -149,3 +157,25 @@ def guarded(
         except READ_ERRORS as exc:
             raise unreadable(exc) from None
         yield batch
+
+
+# fsspec and its backends quote the URLs they open in their DEBUG lines, userinfo included.
+_FSSPEC_LOGGERS = ("fsspec", "fsspec.http", "fsspec.caching", "fsspec.spec", "s3fs", "gcsfs", "adlfs")
+
+
+class _NoUserinfo(logging.Filter):
+    """Cuts ``user:password@`` out of the URLs a record quotes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "@" in message:
+            record.msg, record.args = without_userinfo(message), None
+        return True
+
+
+def _hide_userinfo_in_fsspec_logs() -> None:
+    """Add the filter to fsspec's loggers (once), when an input URL with userinfo is first opened."""
+    for name in _FSSPEC_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoUserinfo) for f in logger.filters):
+            logger.addFilter(_NoUserinfo())
