@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import SOURCE
-from airflow_provider_pinpoint.prepare.reading import check_mapping, describe_source, read_batches
+from airflow_provider_pinpoint.prepare.read import check_mapping, describe_source, read_batches
 
 Kind = Literal["events", "endpoints"]
 

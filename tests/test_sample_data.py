@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_pinpoint.prepare import flow
 from airflow_provider_pinpoint.prepare.columns import families, fixed_fields
-from airflow_provider_pinpoint.prepare.reading import read_table
+from airflow_provider_pinpoint.prepare.read import read_table
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 DAYS = ("2026-11-23", "2026-11-24", "2026-11-25")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare.reading import read_table
+from airflow_provider_pinpoint.prepare.read import read_table
 from airflow_provider_pinpoint.sharding import plan_shards, shard_of, sum_summaries
 from tests.helpers.items import APP, emulator_client
 

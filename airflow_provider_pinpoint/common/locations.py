@@ -28,7 +28,7 @@ def is_object_path(location: Any) -> bool:
     )
 
 
-def location_text(location: str | os.PathLike[str] | Any) -> str:
+def location_text(location: Any) -> str:
     """A location as text for people, summaries and lineage: the path or URL as given; a path object
     as its URL without an ObjectStoragePath's connection id, or as a plain path when it is local."""
     if not is_object_path(location):

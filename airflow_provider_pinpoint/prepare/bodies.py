@@ -1,6 +1,6 @@
 """Normalised columns -> the JSON text of each row's ``Endpoint`` or ``Event`` map, column by column.
 
-Building a Python dict per row and calling ``json.dumps`` costs microseconds per event; here the
+Building a Python dict per row and calling ``json.dumps`` is slow per event; here the
 JSON is assembled with Arrow instead: each column is escaped once, keys and punctuation become
 constant columns built straight from buffers (null where the value is absent), and all parts of a
 body are concatenated row-wise in a single kernel call. Key order follows botocore's service model.
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from botocore.model import Shape
 
 from airflow_provider_pinpoint import service_model
+from airflow_provider_pinpoint.common.arrow import valid_mask
 from airflow_provider_pinpoint.prepare import coerce
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
@@ -73,7 +74,7 @@ def constant(text: str, present: np.ndarray) -> pa.Array:
 
 
 def _value(values: pa.Array) -> _Json:
-    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    present = valid_mask(values)
     if pa.types.is_timestamp(values.type):
         text, _ = coerce.to_iso(values, "", '"')
         return _Json('"', [text], present)
@@ -130,8 +131,8 @@ def _members(shape: Shape, prefix: str, columns: Mapping[str, pa.Array], length:
 
 
 # Rows whose JSON parts are built at once: every key and punctuation mark is a column of its own
-# until the final join, several times the size of the bodies; over a whole endpoints table of
-# 500,000 rows they were the loader's peak memory.
+# until the final join, several times the size of the bodies; over a whole large endpoints table
+# they would set the loader's peak memory.
 _SLICE_ROWS = 65_536
 
 

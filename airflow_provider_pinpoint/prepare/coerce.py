@@ -19,6 +19,15 @@ from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chun
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
+# The instants ISO 8601's four-digit years can write, 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z,
+# in milliseconds since the epoch; a timestamp outside them has no text Pinpoint would take.
+FIRST_MS = -62_135_596_800_000
+LAST_MS = 253_402_300_799_999
+_MS_PER_UNIT = {"s": 1000, "ms": 1}
+_UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
+# Whole numbers beyond this lose digits as a double, the only number a JSON body carries.
+EXACT_INTEGER = 2**53
+
 
 def _empty_as_null(strings: pa.Array) -> pa.Array:
     if strings.null_count == len(strings):
@@ -29,10 +38,26 @@ def _empty_as_null(strings: pa.Array) -> pa.Array:
     return with_validity(strings, filled)
 
 
-def _decoded(array: pa.Array) -> pa.Array:
+def _decoded(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """One plain array: dictionaries decoded, binary read as UTF-8 text (rows that are not UTF-8 fail, as null)."""
+    array = single_chunk(array)
     if pa.types.is_dictionary(array.type):
-        return array.dictionary_decode()
-    return array
+        array = array.dictionary_decode()
+    if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+        return array, none_of(array)
+    try:
+        return pc.cast(array, pa.string()), none_of(array)
+    except pa.ArrowInvalid:
+        pass
+    texts: list[str | None] = []
+    failed = none_of(array)
+    for i, value in enumerate(array.to_pylist()):
+        try:
+            texts.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+            failed[i] = True
+    return pa.array(texts, pa.string()), failed
 
 
 def is_text(type_: pa.DataType) -> bool:
@@ -41,7 +66,7 @@ def is_text(type_: pa.DataType) -> bool:
 
 def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Any scalar column as strings (numbers by their text). Lists, structs and fractions cannot be one string."""
-    array = _decoded(single_chunk(array))
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.string()), none_of(array)
     if pa.types.is_nested(array.type):
@@ -51,7 +76,7 @@ def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_timestamp(array.type):
         strings, failed = to_iso(array)
         return strings, failed
-    return _empty_as_null(pc.cast(array, pa.string())), none_of(array)
+    return _empty_as_null(pc.cast(array, pa.string())), undecoded
 
 
 def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -76,8 +101,9 @@ def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Numbers as float64. NaN and infinities become null (absent); text that is no number fails."""
-    array = _decoded(single_chunk(array))
+    """Numbers as float64. NaN and infinities become null (absent); text that is no number fails, and so
+    does a whole number beyond ±2**53, which a double cannot hold exactly."""
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64()), none_of(array)
     if is_text(array.type):
@@ -88,8 +114,15 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
-        failed = valid_mask(text) & ~valid_mask(numbers) & ~as_mask(spelt_nan)
-    elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
+        failed = (valid_mask(text) & ~valid_mask(numbers) & ~as_mask(spelt_nan)) | undecoded
+    elif pa.types.is_integer(array.type):
+        failed = none_of(array)
+        if array.type.bit_width == 64:  # narrower integers always fit
+            failed |= as_mask(pc.greater(array, pa.scalar(EXACT_INTEGER, array.type)))
+            if pa.types.is_signed_integer(array.type):
+                failed |= as_mask(pc.less(array, pa.scalar(-EXACT_INTEGER, array.type)))
+        numbers = pc.cast(with_validity(array, ~failed), pa.float64())
+    elif pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         numbers = pc.cast(array, pa.float64())
         failed = none_of(array)
     else:
@@ -100,16 +133,21 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 
 def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?)."""
-    array = _decoded(single_chunk(array))
+    """Timestamps as UTC milliseconds. Naive values are read as UTC; numbers are refused (which epoch unit?),
+    and so are instants outside the years 0001 to 9999 (:data:`FIRST_MS`, :data:`LAST_MS`)."""
+    array, undecoded = _decoded(array)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), TIMESTAMP), none_of(array)
     if pa.types.is_timestamp(array.type):
-        if array.type.tz is None:
-            array = pc.assume_timezone(array, "UTC")
-        return pc.cast(array, TIMESTAMP, safe=False), none_of(array)
+        outside = _outside_years(array)
+        if outside.any():
+            array = with_validity(array, ~outside)
+        stamps = pc.cast(array.cast(pa.int64()), pa.timestamp(array.type.unit, tz="UTC"))
+        return pc.cast(stamps, TIMESTAMP, safe=False), outside
     if pa.types.is_date(array.type):
-        return pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP), none_of(array)
+        stamps = pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP)
+        outside = _outside_years(stamps)
+        return with_validity(stamps, ~outside), outside
     if is_text(array.type):
         text = _empty_as_null(pc.cast(array, pa.string()))
         try:
@@ -122,8 +160,22 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
                 errors="coerce",
             )
             stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
-        return stamps, valid_mask(text) & ~valid_mask(stamps)
+        stamps = with_validity(stamps, ~_outside_years(stamps))
+        return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
+
+
+def _outside_years(stamps: pa.Array) -> np.ndarray:
+    """Timestamps (any unit) outside the years 0001 to 9999, compared in their own unit so nothing overflows."""
+    unit = stamps.type.unit
+    if unit in _UNITS_PER_MS:
+        first, last = FIRST_MS * _UNITS_PER_MS[unit], LAST_MS * _UNITS_PER_MS[unit] + _UNITS_PER_MS[unit] - 1
+    else:
+        first, last = -(-FIRST_MS // _MS_PER_UNIT[unit]), LAST_MS // _MS_PER_UNIT[unit]
+    values = stamps.cast(pa.int64())
+    if unit == "ns":  # int64 nanoseconds span 1677 to 2262: always inside
+        return none_of(values)
+    return as_mask(pc.or_(pc.less(values, first), pc.greater(values, last)))
 
 
 def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
@@ -139,7 +191,9 @@ def to_int(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Multi-valued attributes as list<string> without null or empty values; a plain column is one value."""
-    array = _decoded(single_chunk(array))
+    array = single_chunk(array)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
         values, failed = to_string(pc.list_flatten(array))
         parents = pc.list_parent_indices(array).to_numpy()
@@ -161,8 +215,8 @@ def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
 def to_iso(stamps: pa.Array, prefix: str = "", suffix: str = "") -> tuple[pa.Array, np.ndarray]:
     """ISO 8601 UTC text with milliseconds and ``Z`` (``2026-01-01T00:00:05.123Z``), between ``prefix`` and ``suffix``.
 
-    Arrow's strftime costs about a microsecond a value; assembling the text from lookup tables
-    (one per distinct day, second of the day and millisecond) is several times faster.
+    Assembled from lookup tables (one per distinct day, second of the day and millisecond), which
+    is several times faster than Arrow's strftime.
     """
     stamps, failed = to_timestamp(stamps)
     present = valid_mask(stamps)

@@ -10,7 +10,7 @@ suffix is the attribute or metric name.
 Anything else in an input is an error rather than silently ignored: a column the loader does not
 send is almost always a typo or a forgotten mapping, and dropping it quietly would lose data.
 
-Error messages quote column names, but never one that looks like a value (an email address, a phone
+Error messages quote column names, but never one that looks like a value (an email address, a URL, a phone
 number, a device token): a CSV without its header line has its first data row read as names, and
 those errors reach terminals and Airflow logs.
 """
@@ -141,8 +141,8 @@ def table_mapping(column_mapping: Mapping[str, object] | None, kind: Kind) -> tu
     if not column_mapping:
         return {}, False
     if set(column_mapping) <= set(KINDS) and all(isinstance(v, Mapping) for v in column_mapping.values()):
-        per_table = column_mapping.get(kind) or {}
-        return _checked(per_table, "column_mapping[" + repr(kind) + "]"), True
+        per_table = column_mapping.get(kind)
+        return _checked(per_table if isinstance(per_table, Mapping) else {}, "column_mapping[" + repr(kind) + "]"), True
     return _checked(column_mapping, "column_mapping"), False
 
 
@@ -220,7 +220,7 @@ def _unknown_message(unknown: list[str], kind: Kind) -> str:
 
 
 def looks_like_data(name: str) -> bool:
-    """Whether a column name is more likely a value than a name: an email, a phone number or a device token.
+    """Whether a column name is more likely a value than a name: an email, a URL, a phone number or a device token.
 
     Such a name is not quoted in messages (it is probably a headerless CSV's first row, which may
     hold addresses). Erring towards "data" only costs a less specific message.
@@ -228,6 +228,8 @@ def looks_like_data(name: str) -> bool:
     digits = sum(character.isdigit() for character in name)
     return (
         "@" in name
+        or "://" in name
+        or name.lower().startswith("www.")
         or (digits >= 5 and 2 * (digits + name.count("+")) > len(name))
         or (_TOKEN.fullmatch(name) is not None and 4 * digits >= len(name))
     )

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.compressed import CompressedStrings
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare import packing, reading, validate
+from airflow_provider_pinpoint.prepare import packing, validation
 from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodies
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
+from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
 
 T = TypeVar("T")
@@ -64,8 +65,7 @@ def prepare(
     Events are read and validated ``batch_rows`` at a time and packed ``pack_rows`` at a time: a
     packed part's requests hold the text of its events and of the endpoint rows they take, two or
     three times over until they are sent, and early in a load over many endpoints nearly every
-    event takes one. On 5,000,000 events over 500,000 endpoints, packing 16,384 rows at a time
-    instead of 65,536 lowered the peak from 620-651 MB to 508-520 MB.
+    event takes one, so smaller packed parts lower the peak memory.
     """
     if events is None and endpoints is None:
         raise InputError("nothing to load: give an events table, an endpoints table, or both")
@@ -75,17 +75,17 @@ def prepare(
         raise ValueError(f"max_request_bytes must be between 1 and {quotas.MAX_REQUEST_BYTES}")
     if batch_rows < 1 or pack_rows < 1:
         raise ValueError("batch_rows and pack_rows must be >= 1")
-    reading.check_mapping(column_mapping, events=events, endpoints=endpoints)
+    check_mapping(column_mapping, events=events, endpoints=endpoints)
     limits = {"max_events": max_events_per_request, "max_bytes": max_request_bytes}
-    read = {"column_mapping": column_mapping, "csv_list_delimiter": csv_list_delimiter, "skip": skip}
+    read: dict[str, Any] = {"column_mapping": column_mapping, "csv_list_delimiter": csv_list_delimiter, "skip": skip}
     pending = packing.PendingEndpoints.empty()
-    state = validate.EventState()
+    state = validation.EventState()
     if endpoints is not None:
         rejections, pending = _endpoints(endpoints, read, batch_rows, state)
         if rejections:
             yield rejections
     if events is not None:
-        batches = iter(reading.read_batches(events, kind="events", batch_rows=batch_rows, **read))
+        batches = iter(read_batches(events, kind="events", batch_rows=batch_rows, **read))
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
@@ -105,26 +105,26 @@ def prepare(
 
 
 def _endpoints(
-    source: Any, read: Mapping[str, Any], batch_rows: int, state: validate.EventState
+    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState
 ) -> tuple[list[Rejection], packing.PendingEndpoints]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
     The table is read whole (the files of a directory are unified into one schema first), then
     validated and reshaped ``batch_rows`` rows at a time, what validation compares across rows
-    (ids, a user's endpoints) carried from slice to slice: at once, 500,000 rows took several times
-    the table's size and were the load's peak memory. The accepted rows' JSON bodies wait for their
+    (ids, a user's endpoints) carried from slice to slice: validated at once, a large table took
+    several times its size. The accepted rows' JSON bodies wait for their
     events for most of the load, so they are kept compressed. Arrow's allocator keeps the memory
     freed on the way, which it would keep for the whole load; it is handed back slice by slice.
     """
-    table = reading.read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
-    seen = validate.EndpointsSeen()
+    table = read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
+    seen = validation.EndpointsSeen()
     rejections: list[Rejection] = []
     kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
     for start in range(0, table.num_rows, batch_rows):
-        checked = validate.endpoints(table.slice(start, batch_rows), seen)
+        checked = validation.endpoints(table.slice(start, batch_rows), seen)
         text = endpoint_bodies(checked.columns, len(checked))
-        validate.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+        validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
         rejections += _rejections(checked, ENDPOINT, "Id", None)
         columns = (checked.columns["Id"], checked.sources, checked.rows, text)
         if checked.rejected.any():
@@ -141,7 +141,7 @@ def _endpoints(
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
     sources = pc.dictionary_encode(sources)
-    validate.accepted_endpoints(ids, sources, rows, state)
+    validation.accepted_endpoints(ids, sources, rows, state)
     pending = packing.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
@@ -165,10 +165,10 @@ class _EventColumns:
         return item_batch(EVENT, self.endpoint_ids, self.event_ids, self.sources, self.rows, self.bodies)
 
 
-def _event_columns(batch: pa.RecordBatch, state: validate.EventState) -> _EventColumns:
-    checked = validate.events(batch, state)
+def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _EventColumns:
+    checked = validation.events(batch, state)
     bodies = event_bodies(checked.columns, len(checked))
-    validate.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
+    validation.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
     rejections = _rejections(checked, EVENT, "EndpointId", "EventId")
     keep = pa.array(~checked.rejected)
     endpoint_ids = checked.columns["EndpointId"].filter(keep)
@@ -196,29 +196,27 @@ def _one_ahead(items: Iterator[T], work: Callable[[T], R]) -> Iterator[R]:
     worker keeps them in order.
     """
 
-    def next_result() -> tuple[bool, R | None]:
-        item = next(items, _END)
-        return (False, None) if item is _END else (True, work(item))
+    def next_result() -> tuple[R] | None:
+        for item in items:
+            return (work(item),)
+        return None
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-prepare") as pool:
         future = pool.submit(next_result)
         try:
             while True:
-                more, result = future.result()
-                if not more:
+                done = future.result()
+                if done is None:
                     return
                 future = pool.submit(next_result)
-                held = [result]
-                del result  # so that the caller's ``del`` of the result frees it
-                yield held.pop()  # type: ignore[misc]
+                held = list(done)
+                del done  # so that the caller's ``del`` of the result frees it
+                yield held.pop()
         finally:
             future.cancel()
 
 
-_END = object()
-
-
-def _rejections(checked: validate.Checked, record_type: str, id_column: str, event_id_column: str | None) -> list:
+def _rejections(checked: validation.Checked, record_type: str, id_column: str, event_id_column: str | None) -> list:
     ids = checked.columns.get(id_column)
     event_ids = checked.columns.get(event_id_column) if event_id_column else None
     return [

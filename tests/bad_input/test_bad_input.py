@@ -21,7 +21,7 @@ from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.load import load_events
 from airflow_provider_pinpoint.prepare import flow
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request
-from airflow_provider_pinpoint.prepare.validate import source_label
+from airflow_provider_pinpoint.prepare.validation import source_label
 from tests.data.bad import make_bad_inputs
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad"

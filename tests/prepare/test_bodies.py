@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from airflow_provider_pinpoint.prepare import event_ids, validate
+from airflow_provider_pinpoint.prepare import event_ids, validation
 from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodies
 
 
@@ -20,14 +20,14 @@ def _table(columns: dict[str, list | pa.Array], source: str = "events.csv") -> p
 def _event_maps(**columns) -> list[dict]:
     rows = len(next(iter(columns.values())))
     base = {"EndpointId": ["ep"] * rows, "EventType": ["view"] * rows, "Timestamp": ["2026-01-01T00:00:00Z"] * rows}
-    checked = validate.events(_table(base | columns), validate.EventState())
+    checked = validation.events(_table(base | columns), validation.EventState())
     assert not checked.rejected.any(), checked.reasons
     return [json.loads(body) for body in event_bodies(checked.columns, len(checked)).to_pylist()]
 
 
 def _endpoint_maps(**columns) -> list[dict]:
     rows = len(next(iter(columns.values())))
-    checked = validate.endpoints(_table({"Id": [f"e{i}" for i in range(rows)]} | columns, "endpoints.csv"))
+    checked = validation.endpoints(_table({"Id": [f"e{i}" for i in range(rows)]} | columns, "endpoints.csv"))
     assert not checked.rejected.any(), checked.reasons
     return [json.loads(body) for body in endpoint_bodies(checked.columns, len(checked)).to_pylist()]
 
@@ -121,7 +121,7 @@ def test_endpoint_maps_nest_groups_and_make_attributes_lists():
 
 
 def _ids(table: pa.Table, given: pa.Array | None = None) -> list[str]:
-    checked = validate.events(table, validate.EventState())
+    checked = validation.events(table, validation.EventState())
     bodies = event_bodies(checked.columns, len(checked))
     return event_ids.event_ids_for(
         given, checked.columns["EndpointId"], bodies, checked.sources, checked.rows
@@ -182,7 +182,7 @@ def test_a_derived_id_is_source_crc_content_hash_and_row_number_whatever_the_nei
         },
         "in/events.csv",
     )
-    checked = validate.events(table, validate.EventState())
+    checked = validation.events(table, validation.EventState())
     bodies = event_bodies(checked.columns, len(checked)).to_pylist()
     expected = [
         f"{zlib.crc32(b'in/events.csv'):08x}{_content_hash(endpoint_id, body):08x}{row:016x}"

@@ -12,6 +12,7 @@ from airflow_provider_pinpoint.prepare.columns import (
     nearest_names,
     table_mapping,
 )
+from airflow_provider_pinpoint.prepare.read import read_table
 
 
 def test_endpoint_fixed_fields_are_the_import_job_names():
@@ -119,7 +120,16 @@ def test_mapping_values_must_be_names_or_none():
 
 @pytest.mark.parametrize(
     "name",
-    ["user0001@example.com", "+15550104471", "0612345678", "+33 6 12 34 56 78", "a1b2c3d4" * 8, "9f86d081884c7d65" * 4],
+    [
+        "user0001@example.com",
+        "+15550104471",
+        "0612345678",
+        "+33 6 12 34 56 78",
+        "a1b2c3d4" * 8,
+        "9f86d081884c7d65" * 4,
+        "https://hooks.example.com/pinpoint",
+        "www.example.org/hook",
+    ],
 )
 def test_values_read_as_column_names_look_like_data(name):
     assert looks_like_data(name)
@@ -140,6 +150,16 @@ def test_a_headerless_csv_is_reported_without_quoting_its_addresses():
     assert message.startswith("endpoints.csv: 2 columns that look like data, not names: is the header line missing?")
     assert "'ep-1'" in message
     assert "example.com" not in message and "5550104471" not in message
+
+
+def test_a_headerless_csv_of_custom_endpoints_does_not_quote_their_urls(tmp_path):
+    path = tmp_path / "endpoints.csv"
+    path.write_text("ep-1,CUSTOM,https://hooks.example.com/pinpoint?key=abc\nep-2,CUSTOM,www.example.org/hook\n")
+    with pytest.raises(InputError) as caught:
+        read_table(path, kind="endpoints")
+    message = str(caught.value)
+    assert "1 column that looks like data, not a name: is the header line missing?" in message
+    assert "example" not in message
 
 
 def test_a_missing_mapped_column_lists_the_columns_without_values():

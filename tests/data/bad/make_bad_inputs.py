@@ -15,6 +15,7 @@ Each case names its input file(s) and the expected outcome:
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import json
@@ -51,6 +52,15 @@ def _bytes(data: bytes) -> Writer:
 def _parquet(table: pa.Table) -> Writer:
     def write(path: Path) -> None:
         pq.write_table(table, path, compression="snappy")
+
+    return write
+
+
+def _parquet_int96(table: pa.Table) -> Writer:
+    """Timestamps as int96, as Spark, Hive and Impala write them."""
+
+    def write(path: Path) -> None:
+        pq.write_table(table, path, compression="snappy", use_deprecated_int96_timestamps=True)
 
     return write
 
@@ -409,6 +419,154 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
                 "a/e1": {"Metrics": {"qty": 1.0}},
                 "a/e2": {"Metrics": None},
                 "a/e3": {"Metrics": {"price": 1.0}},
+            },
+        },
+    )
+    # Parquet column types the API has no direct use for: rejected row by row with a reason.
+    case(
+        "parquet_binary_not_utf8",
+        {
+            "events": (
+                "parquet_binary_not_utf8.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": [T0] * 2,
+                            "Attributes.color": pa.array([b"red", b"r\xffd"], pa.binary()),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"parquet_binary_not_utf8.parquet row 2": ["Attributes.color", "not UTF-8 text"]},
+            "accepted_rows": 1,
+            "sent_events": {"a/e1": {"Attributes": {"color": "red"}}},
+        },
+    )
+    case(
+        "metric_uint64_max",
+        {
+            "events": (
+                "metric_uint64_max.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": [T0] * 2,
+                            "Metrics.price": pa.array([3, 2**64 - 1], pa.uint64()),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"metric_uint64_max.parquet row 2": ["Metrics.price", "18446744073709551615", "2**53"]},
+            "accepted_rows": 1,
+            "sent_events": {"a/e1": {"Metrics": {"price": 3.0}}},
+        },
+    )
+    case(
+        "session_duration_uint64_max",
+        {
+            "events": (
+                "session_duration_uint64_max.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": [T0] * 2,
+                            "Session.Id": ["s1", "s1"],
+                            "Session.StartTimestamp": [T0] * 2,
+                            "Session.Duration": pa.array([1500, 2**64 - 1], pa.uint64()),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"session_duration_uint64_max.parquet row 2": ["Session.Duration", "2**53"]},
+            "accepted_rows": 1,
+        },
+    )
+    case(
+        "metric_far_timestamp",
+        {
+            "events": (
+                "metric_far_timestamp.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": [T0] * 2,
+                            "Metrics.price": pa.array([None, 10**18], pa.timestamp("us")),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"metric_far_timestamp.parquet row 2": ["Metrics.price", "0001 to 9999", "not a number"]},
+            "accepted_rows": 1,
+        },
+    )
+    case(
+        "timestamp_far_parquet",
+        {
+            "events": (
+                "timestamp_far_parquet.parquet",
+                _parquet(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": pa.array([1_767_225_600_000, 10**16], pa.timestamp("ms")),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {"timestamp_far_parquet.parquet row 2": ["Timestamp", "0001 to 9999"]},
+            "accepted_rows": 1,
+            "sent_events": {"a/e1": {"Timestamp": "2026-01-01T00:00:00.000Z"}},
+        },
+    )
+    case(
+        "timestamp_int96_beyond_nanoseconds",
+        {
+            "events": (
+                "timestamp_int96_beyond_nanoseconds.parquet",
+                _parquet_int96(
+                    pa.table(
+                        {
+                            "EndpointId": ["a", "a"],
+                            "EventId": ["e1", "e2"],
+                            "EventType": ["view"] * 2,
+                            "Timestamp": pa.array(
+                                [datetime.datetime(2026, 1, 1), datetime.datetime(2500, 1, 1)], pa.timestamp("ms")
+                            ),
+                        }
+                    )
+                ),
+            )
+        },
+        {
+            "rejected": {},
+            "accepted_rows": 2,
+            "sent_events": {
+                "a/e1": {"Timestamp": "2026-01-01T00:00:00.000Z"},
+                "a/e2": {"Timestamp": "2500-01-01T00:00:00.000Z"},
             },
         },
     )

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from upath import UPath
 
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare import reading
+from airflow_provider_pinpoint.prepare import read
 from airflow_provider_pinpoint.prepare.flow import Rejection, prepare
-from airflow_provider_pinpoint.prepare.reading import describe_source, read_batches, read_table
+from airflow_provider_pinpoint.prepare.read import describe_source, read_batches, read_table
 
 EVENTS_CSV = (
     "EndpointId,EventType,Timestamp,Metrics.price\nep-1,buy,2026-11-23T10:00:00Z,1.5\nep-2,view,2026-11-23T11:00:00Z,\n"
@@ -155,21 +155,30 @@ def test_read_table_refuses_parts_whose_types_disagree(tmp_path):
         read_table(tmp_path, kind="events")
 
 
-def test_source_names_spell_the_path_as_given(tmp_path, monkeypatch):
+def test_source_names_are_absolute_normalised_paths(tmp_path, monkeypatch):
     pq.write_table(events_table(1), write(tmp_path / "data" / "x", "").parent / "part-0.parquet")
     monkeypatch.chdir(tmp_path)
-    assert rows("data", kind="events")[0]["_source"] == "data/part-0.parquet"
-    assert rows("data/*.parquet", kind="events")[0]["_source"] == "data/part-0.parquet"
+    expected = str(Path.cwd() / "data" / "part-0.parquet")
+    assert rows("data", kind="events")[0]["_source"] == expected
+    assert rows("data/*.parquet", kind="events")[0]["_source"] == expected
 
 
 def test_source_names_are_the_same_for_every_spelling_of_a_path(tmp_path, monkeypatch):
     write(tmp_path / "ev.csv", EVENTS_CSV)
     write(tmp_path / "data" / "part-0.csv", EVENTS_CSV)
     monkeypatch.chdir(tmp_path)
-    for spelling in ("./ev.csv", "logs/../ev.csv", ".//ev.csv"):
-        assert rows(spelling, kind="events")[0]["_source"] == "ev.csv"
-    for spelling in ("./data/", "data//", "./data/*.csv"):
-        assert rows(spelling, kind="events")[0]["_source"] == "data/part-0.csv"
+    here = Path.cwd()
+    for spelling in (
+        "ev.csv",
+        "./ev.csv",
+        "logs/../ev.csv",
+        ".//ev.csv",
+        f"{here}//ev.csv",
+        (here / "ev.csv").as_uri(),
+    ):
+        assert rows(spelling, kind="events")[0]["_source"] == str(here / "ev.csv"), spelling
+    for spelling in ("data", "./data/", "data//", "./data/*.csv", f"{here}/data", (here / "data").as_uri()):
+        assert rows(spelling, kind="events")[0]["_source"] == str(here / "data" / "part-0.csv"), spelling
 
 
 def test_glob_selects_matching_files(tmp_path):
@@ -185,22 +194,25 @@ def test_glob_matching_directories_reads_the_files_inside(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     got = rows("events/date=2026-11-2*", kind="events")
     assert [row["_source"] for row in got] == [
-        "events/date=2026-11-23/part-0.parquet",
-        "events/date=2026-11-24/part-0.parquet",
+        str(Path.cwd() / "events" / "date=2026-11-23" / "part-0.parquet"),
+        str(Path.cwd() / "events" / "date=2026-11-24" / "part-0.parquet"),
     ]
 
 
 def test_file_url(tmp_path):
     path = tmp_path / "events.parquet"
     pq.write_table(events_table(2), path)
-    url = path.as_uri()
-    assert [row["_source"] for row in rows(url, kind="events")] == [url, url]
+    assert [row["_source"] for row in rows(path.as_uri(), kind="events")] == [str(path), str(path)]
 
 
-def test_file_url_directory_keeps_the_url_in_source(tmp_path):
+def test_a_local_path_object_names_its_files_like_the_plain_path(tmp_path):
     pq.write_table(events_table(1), tmp_path / "part-0.parquet")
-    url = tmp_path.as_uri()
-    assert rows(url, kind="events")[0]["_source"] == url + "/part-0.parquet"
+    assert rows(UPath(tmp_path.as_uri()), kind="events")[0]["_source"] == str(tmp_path / "part-0.parquet")
+
+
+def test_file_url_directory_names_its_files_by_their_local_paths(tmp_path):
+    pq.write_table(events_table(1), tmp_path / "part-0.parquet")
+    assert rows(tmp_path.as_uri(), kind="events")[0]["_source"] == str(tmp_path / "part-0.parquet")
 
 
 @pytest.fixture
@@ -429,7 +441,7 @@ def test_read_batches_streams_without_reading_whole_tables(tmp_path, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("read_batches must not read whole tables")
 
-    monkeypatch.setattr(reading, "read_table", refuse)
+    monkeypatch.setattr(read, "read_table", refuse)
     batches = read_batches(tmp_path, kind="events", batch_rows=2)
     assert next(batches).num_rows == 2  # the first rows arrive before the broken second file is opened
     assert sum(1 for _ in zip(range(2), batches, strict=False)) == 2
@@ -633,7 +645,7 @@ def test_a_shared_mapping_naming_a_column_of_neither_input_is_an_error(tmp_path)
     pq.write_table(pa.table({"Id": ["ep-1"], "email": ["x"]}), tmp_path / "endpoints.parquet")
     mapping = {"email": "Address", "user_id": "EndpointId"}
     with pytest.raises(InputError) as caught:
-        reading.check_mapping(mapping, events=events, endpoints=tmp_path / "endpoints.parquet")
+        read.check_mapping(mapping, events=events, endpoints=tmp_path / "endpoints.parquet")
     message = str(caught.value)
     assert message.startswith(f"{events}, {tmp_path / 'endpoints.parquet'}: column_mapping names 'user_id', ")
     assert "neither the events nor the endpoints input has" in message
@@ -641,7 +653,7 @@ def test_a_shared_mapping_naming_a_column_of_neither_input_is_an_error(tmp_path)
 
 def test_a_shared_mapping_with_only_one_input_must_name_its_columns():
     with pytest.raises(InputError, match=r"^DataFrame: column_mapping names 'uid', which the events input does not"):
-        reading.check_mapping({"uid": "EndpointId"}, events=pd.DataFrame({"EndpointId": ["a"]}))
+        read.check_mapping({"uid": "EndpointId"}, events=pd.DataFrame({"EndpointId": ["a"]}))
 
 
 def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_table(tmp_path):
@@ -649,8 +661,8 @@ def test_a_shared_mapping_may_name_a_column_found_in_any_part_or_in_the_other_ta
     write(tmp_path / "events" / "part-1.csv", "EndpointId,EventType,Timestamp,when\na,b,c,d\n")
     endpoints = pa.table({"uid": ["a"]})
     mapping = {"when": "Session.StartTimestamp", "uid": "Id"}
-    reading.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
-    reading.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it
+    read.check_mapping(mapping, events=tmp_path / "events", endpoints=endpoints)
+    read.check_mapping({"events": {"nope": "EventType"}}, events=tmp_path / "events")  # per table: read checks it
 
 
 def test_a_ragged_endpoints_row_becomes_a_rejection_naming_the_row_and_the_rule(tmp_path):
@@ -677,3 +689,27 @@ def test_csv_lines_may_end_in_carriage_returns_ragged_rows_included(tmp_path, ne
     table = read_table(path, kind="endpoints")
     assert table.column("Id").to_pylist() == ["a", None, "c"]
     assert table.column("_source_row").to_pylist() == [1, 2, 3]
+
+
+# --- addresses stay out of messages --------------------------------------------------------------
+
+
+def test_a_dataframe_address_column_mixing_types_is_named_without_its_values():
+    frame = pd.DataFrame({"Id": ["a", "b"], "Address": [5, "someone@example.com"]})
+    with pytest.raises(InputError) as caught:
+        read_table(frame, kind="endpoints")
+    message = str(caught.value)
+    assert message == (
+        "DataFrame (endpoints): column 'Address' mixes values Arrow cannot convert to one type (int, str); "
+        "give it one type"
+    )
+
+
+def test_a_csv_value_pyarrow_cannot_convert_is_not_quoted(tmp_path):
+    path = write(
+        tmp_path / "events.csv",
+        "EndpointId,EventType,Timestamp,_source,_source_row\nep-1,view,2026-01-01T00:00:00Z,a.csv,someone@example.com\n",
+    )
+    with pytest.raises(InputError, match="not a readable CSV file") as caught:
+        read_table(path, kind="events")
+    assert "example.com" not in str(caught.value)

@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from airflow_provider_pinpoint.prepare import validate
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.prepare import validation
 
 
 def _table(source: str, columns: dict[str, list]) -> pa.Table:
@@ -14,20 +15,20 @@ def _table(source: str, columns: dict[str, list]) -> pa.Table:
     return pa.table({**columns, "_source": [source] * rows, "_source_row": list(range(1, rows + 1))})
 
 
-def _events(**columns) -> validate.Checked:
+def _events(**columns) -> validation.Checked:
     base = {"EndpointId": ["ep-1"], "EventType": ["view"], "Timestamp": ["2026-01-01T00:00:00Z"]}
     rows = len(next(iter(columns.values()))) if columns else 1
     full = {name: values * rows for name, values in base.items()} | columns
-    return validate.events(_table("data/events.csv", full), validate.EventState())
+    return validation.events(_table("data/events.csv", full), validation.EventState())
 
 
-def _endpoints(**columns) -> validate.Checked:
+def _endpoints(**columns) -> validation.Checked:
     rows = len(next(iter(columns.values())))
     full = {"Id": [f"ep-{i}" for i in range(rows)]} | columns
-    return validate.endpoints(_table("s3://bucket/endpoints.parquet", full))
+    return validation.endpoints(_table("s3://bucket/endpoints.parquet", full))
 
 
-def _messages(checked: validate.Checked) -> list[str]:
+def _messages(checked: validation.Checked) -> list[str]:
     return [checked.reasons[i] for i in sorted(checked.reasons)]
 
 
@@ -57,6 +58,29 @@ def test_missing_event_type_and_timestamp_are_rejected():
 def test_numbers_in_a_timestamp_column_are_refused():
     checked = _events(Timestamp=[1767225600, None])
     assert "Timestamp is a number (1767225600), not an ISO 8601 timestamp" in checked.reasons[0]
+
+
+def test_seconds_timestamps_beyond_year_9999_are_refused_not_wrapped():
+    stamps = pa.array([1_767_225_600, 10**13], pa.timestamp("s"))
+    checked = _events(Timestamp=stamps, EventType=["view", "view"])
+    assert _messages(checked) == [
+        "events.csv row 2: Timestamp is a timestamp[s] value outside the years 0001 to 9999 that Pinpoint "
+        "timestamps span"
+    ]
+    assert checked.columns["Timestamp"][0].as_py().isoformat() == "2026-01-01T00:00:00+00:00"
+
+
+def test_timestamps_at_the_edges_of_years_0001_and_9999_are_kept():
+    stamps = pa.array([-62_135_596_800, 253_402_300_799], pa.timestamp("s"))
+    checked = _events(Timestamp=stamps, EventType=["view", "view"])
+    assert not checked.rejected.any()
+    assert [value.year for value in checked.columns["Timestamp"].to_pylist()] == [1, 9999]
+
+
+def test_dates_beyond_year_9999_are_refused():
+    checked = _events(Timestamp=pa.array([20_000, 3_000_000], pa.date32()), EventType=["view", "view"])
+    assert checked.rejected.tolist() == [False, True]
+    assert "Timestamp is a date32[day] value outside the years 0001 to 9999" in checked.reasons[1]
 
 
 def test_unparseable_timestamp_text_is_refused():
@@ -129,12 +153,12 @@ def test_repeated_event_id_for_one_endpoint_is_refused():
 
 
 def test_event_types_beyond_the_application_cap_are_refused(monkeypatch):
-    monkeypatch.setattr(validate.quotas, "MAX_EVENT_TYPES_PER_APP", 2)
-    state = validate.EventState()
-    first = validate.events(
+    monkeypatch.setattr(quotas, "MAX_EVENT_TYPES_PER_APP", 2)
+    state = validation.EventState()
+    first = validation.events(
         _table("e.csv", {"EndpointId": ["a"] * 2, "EventType": ["t1", "t2"], "Timestamp": ["2026-01-01"] * 2}), state
     )
-    second = validate.events(
+    second = validation.events(
         _table("e.csv", {"EndpointId": ["a"] * 2, "EventType": ["t1", "t3"], "Timestamp": ["2026-01-01"] * 2}), state
     )
     assert not first.rejected.any()
@@ -154,13 +178,13 @@ def test_endpoint_ids_colliding_in_case_keep_the_first_spelling():
 
 
 def test_events_spelling_an_endpoint_id_differently_are_rejected():
-    state = validate.EventState()
-    validate.endpoint_spellings(_endpoints_checked(["Abc"]), state)
+    state = validation.EventState()
+    validation.endpoint_spellings(_endpoints_checked(["Abc"]), state)
     table = _table(
         "events.csv",
         {"EndpointId": ["Abc", "abc", "new", "NEW"], "EventType": ["v"] * 4, "Timestamp": ["2026-01-01"] * 4},
     )
-    checked = validate.events(table, state)
+    checked = validation.events(table, state)
     assert checked.rejected.tolist() == [False, True, False, True]
     assert checked.reasons[1] == (
         "events.csv row 2: EndpointId 'abc' differs only in case from 'Abc' (endpoints.csv row 1); "
@@ -169,8 +193,8 @@ def test_events_spelling_an_endpoint_id_differently_are_rejected():
     assert "differs only in case from 'new', used earlier in the events" in checked.reasons[3]
 
 
-def _endpoints_checked(ids: list[str]) -> validate.Checked:
-    return validate.endpoints(_table("endpoints.csv", {"Id": ids}))
+def _endpoints_checked(ids: list[str]) -> validation.Checked:
+    return validation.endpoints(_table("endpoints.csv", {"Id": ids}))
 
 
 @pytest.mark.parametrize(
@@ -237,7 +261,7 @@ def test_the_16th_endpoint_of_a_user_is_refused_for_limited_channels():
 
 
 def test_endpoint_custom_attributes_beyond_the_application_cap_are_refused(monkeypatch):
-    monkeypatch.setattr(validate.quotas, "MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP", 2)
+    monkeypatch.setattr(quotas, "MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP", 2)
     checked = _endpoints(
         **{"Attributes.a": [["x"], None], "Metrics.m": [1.0, None], "User.UserAttributes.u": [None, ["y"]]}
     )
@@ -249,7 +273,7 @@ def test_endpoint_custom_attributes_beyond_the_application_cap_are_refused(monke
 
 def test_oversized_rows_are_refused_by_their_serialised_size():
     checked = _events(AppTitle=["t" * 10])
-    validate.check_size(checked, pa.array(["{" + "x" * 20 + "}"]), 16, "event")
+    validation.check_size(checked, pa.array(["{" + "x" * 20 + "}"]), 16, "event")
     assert _messages(checked) == ["events.csv row 1: (whole row) serialises to 22 bytes; Pinpoint allows 16 per event"]
 
 
@@ -278,25 +302,25 @@ def test_a_rejected_event_sets_no_endpoint_id_spelling():
 def test_a_rejected_endpoint_row_sets_no_spelling_for_rows_or_events():
     checked = _endpoints(Id=["Abc", "abc"], ChannelType=["PIGEON", "SMS"])
     assert checked.rejected.tolist() == [True, False]
-    state = validate.EventState()
-    validate.endpoint_spellings(checked, state)
+    state = validation.EventState()
+    validation.endpoint_spellings(checked, state)
     table = _table(
         "events.csv", {"EndpointId": ["abc", "Abc"], "EventType": ["v"] * 2, "Timestamp": ["2026-01-01"] * 2}
     )
-    events = validate.events(table, state)
+    events = validation.events(table, state)
     assert events.rejected.tolist() == [False, True]
     assert "differs only in case from 'abc' (endpoints.parquet row 2)" in events.reasons[1]
 
 
 def test_an_event_id_repeated_in_a_later_batch_is_refused():
-    state = validate.EventState()
+    state = validation.EventState()
     first = {
         "EndpointId": ["Ep-1", "ep-2"],
         "EventId": ["e1", "e1"],
         "EventType": ["v"] * 2,
         "Timestamp": ["2026-01-01"] * 2,
     }
-    assert not validate.events(_table("events.csv", first), state).rejected.any()
+    assert not validation.events(_table("events.csv", first), state).rejected.any()
     later = _table(
         "events.csv",
         {
@@ -306,7 +330,7 @@ def test_an_event_id_repeated_in_a_later_batch_is_refused():
             "Timestamp": ["2026-01-01"] * 3,
         },
     )
-    checked = validate.events(later, state)
+    checked = validation.events(later, state)
     assert checked.rejected.tolist() == [True, False, False]
     assert _messages(checked) == [
         "events.csv row 1: EventId 'e1' repeats an earlier row of the input for the same endpoint; "
@@ -316,8 +340,8 @@ def test_an_event_id_repeated_in_a_later_batch_is_refused():
 
 @pytest.mark.parametrize("max_run", [1 << 20, 50])
 def test_the_hash_set_finds_what_was_added_across_merged_runs(max_run, monkeypatch):
-    monkeypatch.setattr(validate.HashSet, "MAX_RUN", max_run)
-    seen = validate.HashSet()
+    monkeypatch.setattr(validation.HashSet, "MAX_RUN", max_run)
+    seen = validation.HashSet()
     for start in range(0, 1000, 7):
         seen.add(np.arange(start, start + 7, dtype=np.uint64) * 2)
     assert len(seen) == 1001
@@ -348,7 +372,7 @@ def _spellings(rng: np.random.Generator, name: str) -> list[str]:
 @pytest.mark.parametrize("with_endpoints", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_spelling_decisions_match_first_spelling_wins_row_by_row(seed, with_endpoints, monkeypatch):
-    monkeypatch.setattr(validate.HashSet, "MAX_RUN", 8)  # many runs, as on a long load
+    monkeypatch.setattr(validation.HashSet, "MAX_RUN", 8)  # many runs, as on a long load
     rng = np.random.default_rng(seed)
     pool = [_spellings(rng, f"id{i}x") for i in range(40)]
     endpoint_ids = [rng.choice(pool[i]) for i in rng.choice(40, 15, replace=False)] if with_endpoints else []
@@ -356,9 +380,9 @@ def test_spelling_decisions_match_first_spelling_wins_row_by_row(seed, with_endp
         [rng.choice(pool[i]) for i in rng.integers(0, 40 if b else 20, int(rng.integers(1, 30)))] for b in range(6)
     ]
     expected, first = _reference_losers(batches, endpoint_ids)
-    state = validate.EventState()
+    state = validation.EventState()
     if with_endpoints:
-        validate.accepted_endpoints(
+        validation.accepted_endpoints(
             pa.array(endpoint_ids, pa.string()),
             pa.array(["endpoints.csv"] * len(endpoint_ids)),
             pa.array(range(1, len(endpoint_ids) + 1), pa.int64()),
@@ -374,15 +398,15 @@ def test_spelling_decisions_match_first_spelling_wins_row_by_row(seed, with_endp
 
 
 def test_an_all_lower_case_load_keeps_no_python_collection_of_ids():
-    state = validate.EventState()
+    state = validation.EventState()
     ids = pa.array([f"ep-{i}" for i in range(50)], pa.string())
     sources = pa.array(["endpoints.csv"] * 50)
     rows = pa.array(range(1, 51), pa.int64())
-    validate.accepted_endpoints(ids, sources, rows, state)
+    validation.accepted_endpoints(ids, sources, rows, state)
     for start in range(0, 80, 20):
         batch = [f"ep-{i}" for i in range(start, start + 20)] * 2
         table = _table("events.csv", {"EndpointId": batch, "EventType": ["v"] * 40, "Timestamp": ["2026-01-01"] * 40})
-        assert not validate.events(table, state).rejected.any()
+        assert not validation.events(table, state).rejected.any()
     assert state.capitalised == {}
     assert len(state.lowered) == 80
     assert len(state.capital_spellings) == len(state.capital_lowered) == 0
@@ -395,8 +419,8 @@ def test_an_all_lower_case_load_keeps_no_python_collection_of_ids():
 
 def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
     """An endpoints table validated ``rows`` rows at a time: which rows fail, and the messages in order."""
-    seen = validate.EndpointsSeen()
-    slices = [validate.endpoints(table.slice(start, rows), seen) for start in range(0, table.num_rows, rows)]
+    seen = validation.EndpointsSeen()
+    slices = [validation.endpoints(table.slice(start, rows), seen) for start in range(0, table.num_rows, rows)]
     return np.concatenate([c.rejected for c in slices]).tolist(), [message for c in slices for message in _messages(c)]
 
 
@@ -404,7 +428,7 @@ def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
 def test_endpoints_validated_in_slices_are_refused_as_when_validated_whole(rows, monkeypatch):
     # Ids repeated in any case, within a slice and across slices, some rows refused for another rule
     # first (they must not count), and users over the limit across slices.
-    monkeypatch.setattr(validate.quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
+    monkeypatch.setattr(quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
     table = _table(
         "endpoints.parquet",
         {
@@ -413,7 +437,7 @@ def test_endpoints_validated_in_slices_are_refused_as_when_validated_whole(rows,
             "User.UserId": ["u1", "u1", "u2", None, "u1", "u1", "u2", "u1", "u1", "u1", "u3", "u3"],
         },
     )
-    whole = validate.endpoints(table)
+    whole = validation.endpoints(table)
     assert _sliced(table, rows) == (whole.rejected.tolist(), _messages(whole))
     assert whole.rejected.tolist() == [False, True, True, True, False, True, True, True, True, True, False, True]
     # Row 9's 'X' collides with nothing: row 2's 'x' was refused for its channel. Row 2 and row 6

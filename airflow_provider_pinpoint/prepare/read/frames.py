@@ -1,0 +1,53 @@
+"""In-memory inputs: a pandas DataFrame or a pyarrow Table, sliced into batches in the convention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from airflow_provider_pinpoint.common.text import first_line, scrubbed
+from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.prepare.columns import looks_like_data
+from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
+
+
+def is_dataframe(source: Any) -> bool:
+    """A pandas DataFrame, recognised without importing pandas for path inputs."""
+    return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
+
+
+def _unconvertible(frame: Any, options: ReadOptions, exc: BaseException) -> InputError:
+    """Which column Arrow could not convert and the kinds of value it mixes, never a value (it may be an address)."""
+    where = f"DataFrame ({options.kind})"
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowException, ValueError, TypeError):
+            kinds = ", ".join(sorted({type(value).__name__ for value in frame[name].dropna()}))
+            shown = "a column that looks like data" if looks_like_data(str(name)) else f"column {str(name)!r}"
+            return InputError(
+                f"{where}: {shown} mixes values Arrow cannot convert to one type ({kinds}); give it one type"
+            )
+    return InputError(f"{where}: cannot convert to Arrow ({scrubbed(first_line(exc, 160))})")
+
+
+def read_in_memory(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    """The rows of a DataFrame (a named index becomes columns) or Arrow table; ``_source`` is the kind."""
+    if isinstance(source, pa.Table):
+        table = source
+    else:
+        named_index = any(name is not None for name in source.index.names)
+        frame = source.reset_index() if named_index else source
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise _unconvertible(frame, options, exc) from None
+    names = [str(name) for name in table.column_names]
+    where = f"DataFrame ({options.kind})"
+    columns = plan(names, list(range(len(names))), options, where=where, source=options.kind, csv=False)
+    row = 0
+    for batch in table.to_batches(max_chunksize=options.batch_rows):
+        yield columns.apply(batch, where, row)
+        row += batch.num_rows

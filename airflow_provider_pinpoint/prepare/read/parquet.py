@@ -1,0 +1,52 @@
+"""Parquet files, streamed row group by row group."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from airflow_provider_pinpoint.common.text import first_line, scrubbed
+from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
+from airflow_provider_pinpoint.prepare.read.files import READ_ERRORS, File, guarded
+
+
+def _unreadable(file: File, exc: BaseException) -> InputError:
+    return InputError(f"{file.source}: not a readable Parquet file ({scrubbed(first_line(exc, 160))})")
+
+
+@contextlib.contextmanager
+def parquet_file(file: File) -> Iterator[pq.ParquetFile]:
+    """The open file (its footer read), or an InputError naming it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
+            # Without pre-buffering: the reader keeps every row group it pre-buffered until the file
+            # is closed (apache/arrow#39808), so streaming a large file would hold most of it.
+            # int96 timestamps (Spark, Hive, Impala) as milliseconds: read as nanoseconds, the default,
+            # those outside 1677 to 2262 would wrap silently into other dates.
+            parquet = stack.enter_context(pq.ParquetFile(handle, pre_buffer=False, coerce_int96_timestamp_unit="ms"))
+        except READ_ERRORS as exc:
+            raise _unreadable(file, exc) from None
+        yield parquet
+
+
+def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    """The file's rows in the convention, reading only the columns the plan uses."""
+
+    def unreadable(exc: BaseException) -> InputError:
+        return _unreadable(file, exc)
+
+    with parquet_file(file) as parquet:
+        names = parquet.schema_arrow.names
+        columns = plan(names, names, options, where=file.source, source=file.source, csv=False)
+        wanted = columns.inputs()
+        selected = None if len(wanted) == len(names) else wanted
+        row = 0
+        batches = parquet.iter_batches(batch_size=options.batch_rows, columns=selected)
+        for batch in guarded(batches, unreadable):
+            yield columns.apply(batch.select(wanted), file.source, row)
+            row += batch.num_rows

@@ -1,0 +1,205 @@
+"""The endpoints table's rules: enumerations and formats, one row per id (in any case), endpoints per user.
+
+Endpoint ids are case-insensitive in Pinpoint: the first spelling seen wins (endpoints table
+first, then events in order; rows rejected for another rule do not count).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint import quotas, service_model
+from airflow_provider_pinpoint.common.arrow import as_mask
+from airflow_provider_pinpoint.common.text import shown
+from airflow_provider_pinpoint.prepare.validation.checked import Checked, normalised
+from airflow_provider_pinpoint.prepare.validation.rules import (
+    all_distinct,
+    check_endpoint_id,
+    check_enum,
+    check_key_cap,
+    check_lengths,
+    not_in,
+)
+from airflow_provider_pinpoint.prepare.validation.state import EndpointsSeen, EventState
+
+_LOCALE = r"^[a-z]{2}_[A-Z]{2}$"
+
+# ISO 3166-1 alpha-2, officially assigned codes.
+_COUNTRIES = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
+    BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM
+    FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT
+    JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN
+    MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT
+    PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL
+    TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""".split()
+)
+
+
+@cache
+def _timezones() -> pa.Array:
+    return pa.array(sorted(zoneinfo.available_timezones()), pa.string())
+
+
+def endpoints(table: pa.Table, seen: EndpointsSeen | None = None) -> Checked:
+    """Validate an endpoints table, or one slice of it after the slices before it (``seen``).
+
+    Ids are compared across all the table's rows, and a user's endpoints counted over all of them:
+    a slice's rows are checked against what ``seen`` kept of the slices before it.
+    """
+    seen = EndpointsSeen() if seen is None else seen
+    checked = normalised(table, "endpoints")
+    check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id")
+    check_enum(checked, "ChannelType", service_model.channel_types())
+    check_enum(checked, "EndpointStatus", service_model.ENDPOINT_STATUS_VALUES)
+    check_enum(checked, "OptOut", service_model.OPT_OUT_VALUES)
+    _check_formats(checked)
+    check_lengths(
+        checked,
+        "Attributes.",
+        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+        "characters per endpoint attribute value",
+    )
+    check_lengths(
+        checked,
+        "User.UserAttributes.",
+        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+        "characters per user attribute value",
+    )
+    check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
+    check_key_cap(
+        checked,
+        ("Attributes.", "Metrics.", "User.UserAttributes."),
+        quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
+        "endpoint attribute or metric",
+    )
+    _check_case_collisions(checked, seen)
+    _check_endpoints_per_user(checked, seen)
+    return checked
+
+
+def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
+    """Rows repeating an earlier row's id in any case; rows rejected for another rule do not count."""
+    ids = checked.columns.get("Id")
+    if ids is None:
+        return
+    lowered = pc.utf8_lower(ids)
+    present = checked.present("Id") & ~checked.rejected
+    earlier = seen.earlier(lowered) & present
+    if not earlier.any() and all_distinct(lowered):
+        seen.add_ids(checked, lowered, present)
+        return
+    lower = pd.Series(lowered.to_numpy(zero_copy_only=False), dtype=object)
+    repeated = np.zeros(len(checked), dtype=bool)
+    repeated[present] = lower[present].duplicated(keep="first").to_numpy()
+    repeated |= earlier
+    firsts = present & ~repeated
+    first = {key: i for i, key in zip(np.flatnonzero(firsts).tolist(), lower[firsts], strict=True)}
+
+    def rule(i: int) -> str:
+        spelling = ids[i].as_py()
+        if lower[i] in first:
+            at = first[lower[i]]
+            first_spelling, label = ids[at].as_py(), checked.label(at)
+        else:
+            first_spelling, label = seen.first(lower[i])
+        if spelling == first_spelling:
+            return f"{shown(spelling)} repeats {label}; give each endpoint one row"
+        return (
+            f"{shown(spelling)} differs only in case from {shown(first_spelling)} ({label}); "
+            "Pinpoint endpoint ids are case-insensitive, so the first spelling wins"
+        )
+
+    checked.reject(repeated, "Id", rule)
+    seen.add_ids(checked, lowered, firsts)
+
+
+def endpoint_spellings(checked: Checked, state: EventState) -> None:
+    """Record the endpoints table's spelling of each id (its first accepted row's) as the one that wins."""
+    if "Id" in checked.columns:
+        accepted = pa.array(~checked.rejected)
+        accepted_endpoints(
+            checked.columns["Id"].filter(accepted),
+            checked.sources.filter(accepted),
+            checked.rows.filter(accepted),
+            state,
+        )
+
+
+def accepted_endpoints(ids: pa.Array, sources: pa.Array, rows: pa.Array, state: EventState) -> None:
+    """Record the accepted endpoint rows' ids (distinct in any case) as the spellings that win, with their rows."""
+    state.accept_endpoints(ids, sources, rows)
+
+
+def _check_formats(checked: Checked) -> None:
+    locale = checked.columns.get("Demographic.Locale")
+    if locale is not None:
+        checked.reject(
+            pc.invert(pc.match_substring_regex(locale, _LOCALE)),
+            "Demographic.Locale",
+            lambda i: (
+                f"is {shown(locale[i].as_py())}; Pinpoint expects ll_CC (ISO 639-1 language, ISO 3166-1 "
+                "country), e.g. en_US"
+            ),
+        )
+    country = checked.columns.get("Location.Country")
+    if country is not None:
+        checked.reject(
+            not_in(country, pa.array(sorted(_COUNTRIES))),
+            "Location.Country",
+            lambda i: f"is {shown(country[i].as_py())}; Pinpoint expects an ISO 3166-1 alpha-2 code, e.g. US",
+        )
+    timezone = checked.columns.get("Demographic.Timezone")
+    if timezone is not None:
+        checked.reject(
+            not_in(timezone, _timezones()),
+            "Demographic.Timezone",
+            lambda i: f"is {shown(timezone[i].as_py())}; Pinpoint expects a tz database name, e.g. America/New_York",
+        )
+    for name, bound in (("Location.Latitude", 90.0), ("Location.Longitude", 180.0)):
+        values = checked.columns.get(name)
+        if values is not None:
+
+            def outside(i: int, values: pa.Array = values, bound: float = bound) -> str:
+                return f"is {values[i].as_py()}; it must lie between -{bound:g} and {bound:g}"
+
+            checked.reject(pc.greater(pc.abs(values), bound), name, outside)
+
+
+def _check_endpoints_per_user(checked: Checked, seen: EndpointsSeen) -> None:
+    user_ids = checked.columns.get("User.UserId")
+    if user_ids is None:
+        return
+    counted = checked.present("User.UserId") & ~checked.rejected
+    if not counted.any():
+        return
+    # Each counted row's position among its user's rows: its earlier slices' count, then its rank here.
+    encoded = pc.dictionary_encode(user_ids.filter(pa.array(counted)))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=len(encoded.dictionary))
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = np.arange(len(codes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    position = np.zeros(len(checked), dtype=np.int64)
+    position[counted] = seen.endpoints_before(encoded.dictionary)[codes] + rank + 1
+    seen.add_users(encoded.dictionary, sizes)
+    channels = checked.columns.get("ChannelType")
+    if channels is None:  # the limit is per channel: without one, no row is limited
+        return
+    limited = as_mask(pc.is_in(channels, pa.array(sorted(quotas.USER_ENDPOINT_LIMIT_CHANNELS))))
+    checked.reject(
+        (position > quotas.MAX_ENDPOINTS_PER_USER_ID) & limited,
+        "User.UserId",
+        lambda i: (
+            f"already has {quotas.MAX_ENDPOINTS_PER_USER_ID} endpoints in this input; Pinpoint refuses "
+            f"endpoint {position[i]} of a user for {channels[i].as_py()}"
+        ),
+    )

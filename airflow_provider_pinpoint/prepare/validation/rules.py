@@ -1,0 +1,116 @@
+"""Rules both tables share: endpoint ids, enumerations, name and value lengths, key caps, item size."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.arrow import as_mask, valid_mask
+from airflow_provider_pinpoint.common.text import shown
+from airflow_provider_pinpoint.prepare.validation.checked import Checked
+
+_FORBIDDEN_ID = "[" + re.escape("".join(sorted(quotas.ENDPOINT_ID_FORBIDDEN_CHARACTERS))) + "]"
+
+
+def check_endpoint_id(checked: Checked, name: str, what: str) -> None:
+    ids = checked.columns.get(name)
+    if ids is None:
+        checked.columns[name] = pa.nulls(len(checked), pa.string())
+        checked.reject(np.ones(len(checked), dtype=bool), name, f"is missing; {what}")
+        return
+    checked.reject(~checked.present(name), name, f"is empty; {what}")
+    checked.reject(
+        pc.match_substring_regex(ids, _FORBIDDEN_ID),
+        name,
+        lambda i: f"{shown(ids[i].as_py())} contains $, {{ or }}, which Pinpoint endpoint ids may not contain",
+    )
+
+
+def not_in(values: pa.Array, allowed: pa.Array) -> np.ndarray:
+    """Rows holding a value outside ``allowed`` (absent values are not outside)."""
+    return ~as_mask(pc.is_in(values, value_set=allowed)) & valid_mask(values)
+
+
+def check_enum(checked: Checked, name: str, allowed: tuple[str, ...]) -> None:
+    values = checked.columns.get(name)
+    if values is None:
+        return
+    checked.reject(
+        not_in(values, pa.array(allowed, pa.string())),
+        name,
+        lambda i: f"is {shown(values[i].as_py())}; Pinpoint accepts {', '.join(allowed)}",
+    )
+
+
+def check_lengths(checked: Checked, prefix: str, name_limit: int, value_limit: int | None, consequence: str) -> None:
+    for name, values in checked.columns.items():
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix) :]
+        if len(key) > name_limit:
+            checked.reject(
+                checked.present(name),
+                name,
+                f"has a {len(key)}-character name; Pinpoint allows {name_limit}",
+            )
+        if value_limit is None:
+            continue
+        if pa.types.is_list(values.type):
+            counts = pc.fill_null(pc.list_value_length(values), 0)
+
+            def too_many(i: int, counts: pa.Array = counts) -> str:
+                return f"has {counts[i].as_py()} values; Pinpoint allows {quotas.MAX_VALUES_PER_ENDPOINT_ATTRIBUTE} per attribute"
+
+            checked.reject(pc.greater(counts, quotas.MAX_VALUES_PER_ENDPOINT_ATTRIBUTE), name, too_many)
+            flat = pc.list_flatten(values)
+            too_long = as_mask(pc.greater(pc.utf8_length(flat), value_limit))
+            if too_long.any():
+                mask = np.zeros(len(checked), dtype=bool)
+                parents = pc.list_parent_indices(values).to_numpy()
+                mask[parents[too_long]] = True
+                lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False)
+                longest = pd.Series(lengths).groupby(parents).max()
+
+                def too_long_value(i: int, longest: pd.Series = longest) -> str:
+                    return f"has a value of {longest[i]} characters; Pinpoint allows {value_limit} {consequence}"
+
+                checked.reject(mask, name, too_long_value)
+        else:
+            lengths = pc.utf8_length(values)
+
+            def over(i: int, lengths: pa.Array = lengths) -> str:
+                return f"is {lengths[i].as_py()} characters; Pinpoint {consequence} {value_limit}"
+
+            checked.reject(pc.greater(lengths, value_limit), name, over)
+
+
+def check_key_cap(checked: Checked, prefixes: tuple[str, ...], cap: int, what: str) -> None:
+    """Keys beyond the per-application cap (in column order): rows that use them are refused."""
+    names = [name for name in checked.columns if name.startswith(prefixes)]
+    for position, name in enumerate(names[cap:], start=cap + 1):
+        checked.reject(
+            checked.present(name),
+            name,
+            f"is distinct {what} number {position} in the input; Pinpoint allows {cap} per application",
+        )
+
+
+def all_distinct(values: pa.Array) -> bool:
+    """No value repeats (nulls aside): Arrow's hash kernel answers this without Python objects."""
+    present = values.drop_null()
+    return len(pc.unique(present)) == len(present)
+
+
+def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str) -> None:
+    """Reject rows whose serialised item exceeds the service's size limit."""
+    sizes = pc.binary_length(bodies)
+    checked.reject(
+        pc.greater(sizes, limit),
+        "(whole row)",
+        lambda i: f"serialises to {sizes[i].as_py():,} bytes; Pinpoint allows {limit:,} per {what}",
+    )

@@ -1,0 +1,225 @@
+"""What validation carries from one batch to the next: ids and their first spellings, event types, event ids.
+
+Endpoint ids are compared case-insensitively over the whole load, and (endpoint id, event id)
+pairs must not repeat; millions of them are kept as 64-bit hashes in :class:`HashSet` s, 8 bytes
+each, rather than as Python objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint.common.arrow import as_mask, none_of, valid_mask
+from airflow_provider_pinpoint.prepare.validation.checked import Checked, source_label
+
+
+class HashSet:
+    """A set of 64-bit hashes, 8 bytes each (a Python set costs many times that), in sorted runs.
+
+    Membership of a batch of hashes is a binary search per run. Runs stop merging at ``MAX_RUN``
+    hashes: a merge holds both runs and the result at once, and merging two halves of millions of
+    hashes late in a load would set the loader's peak memory. So there are at most log2(MAX_RUN)
+    runs plus one per ``MAX_RUN`` hashes.
+    """
+
+    MAX_RUN = 1 << 20
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
+            found |= run[at] == hashes
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        run = np.unique(np.asarray(hashes, dtype=np.uint64))
+        while self._runs and len(self._runs[-1]) <= len(run) and len(self._runs[-1]) + len(run) <= self.MAX_RUN:
+            run = _merged(self._runs.pop(), run)
+        if len(run):
+            self._runs.append(run)
+
+
+def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
+    """The distinct values of two sorted runs, sorted: what ``np.union1d`` gives, in about half its memory.
+
+    ``union1d`` holds its inputs, their concatenation, a sorted copy and the result at once, on a
+    long load the loader's peak. Here the inputs go as soon as they are concatenated,
+    the concatenation is sorted in place (two sorted runs: one linear merge pass), then deduplicated.
+    """
+    both = np.concatenate((older, newer))
+    del older, newer
+    both.sort(kind="stable")
+    distinct = np.empty(len(both), dtype=bool)
+    distinct[:1] = True
+    np.not_equal(both[1:], both[:-1], out=distinct[1:])
+    return both[distinct]
+
+
+def _hashed(ids: pa.Array) -> np.ndarray:
+    """64-bit hashes of text values (as the event-key set uses: a collision is the same accepted risk)."""
+    return pd.util.hash_array(ids.to_numpy(zero_copy_only=False), categorize=False)
+
+
+@dataclass
+class EventState:
+    """What validation remembers across event batches: endpoint id spellings, event types and event ids seen.
+
+    Endpoint ids are compared lower-cased, as 64-bit hashes in :class:`HashSet` s of 8 bytes an id:
+    ``lowered`` holds every id met. Only ids whose winning (first) spelling has capitals need more:
+    the hashes of that spelling (``capital_spellings``) and of its lower-cased form
+    (``capital_lowered``). A spelling of a known id then loses if it is the lower-cased form of an
+    id won by a capitalised spelling, or if it has capitals and is no winning spelling. While every
+    id is in lower case only ``lowered`` grows; no Python object is kept per id.
+
+    Messages name the winning spelling, which hashes cannot give back: the endpoints table's rows
+    (``endpoint_rows``: the very arrays the pending endpoint rows hold, lower-cased only when a
+    message first needs a row) name theirs, and the spellings with capitals first met in the events
+    are kept as text (``capitalised``), rare with an endpoints table.
+    """
+
+    lowered: HashSet = field(default_factory=lambda: HashSet())
+    capital_spellings: HashSet = field(default_factory=lambda: HashSet())
+    capital_lowered: HashSet = field(default_factory=lambda: HashSet())
+    capitalised: dict[str, str] = field(default_factory=dict)
+    # The endpoints table's accepted ids (as spelt), sources and row numbers, to name a winner's row.
+    endpoint_rows: tuple[pa.Array, pa.Array, pa.Array] | None = None
+    _endpoints_lowered: pa.Array | None = field(default=None, init=False, repr=False)
+    event_types: set[str] = field(default_factory=set)
+    event_keys: HashSet = field(default_factory=lambda: HashSet())  # (endpoint id, event id) pairs sent so far
+
+    def accept_endpoints(self, ids: pa.Array, sources: pa.Array, rows: pa.Array) -> None:
+        """The endpoints table's accepted ids (distinct in any case) win: remember them, and their rows."""
+        self.endpoint_rows = (ids, pc.dictionary_encode(sources), rows)  # cheap on a dictionary array: same buffers
+        self._endpoints_lowered = None  # derived from endpoint_rows when a message first needs it
+        self._remember(ids, keep_capitalised=False)
+
+    def misspelt(self, ids: pa.Array) -> pa.Array:
+        """Record the first spelling of each new id; return the (distinct) spellings that lose to an earlier one."""
+        return self._remember(ids, keep_capitalised=True)
+
+    def _remember(self, ids: pa.Array, *, keep_capitalised: bool) -> pa.Array:
+        """:meth:`misspelt`, keeping the text of new winners with capitals only if ``keep_capitalised``.
+
+        A batch's distinct spellings come in order of first appearance (``pc.unique``), so of two
+        spellings of a new id the batch's first wins, as it would row by row.
+        """
+        distinct = pc.unique(ids.drop_null())
+        lowered = pc.utf8_lower(distinct)
+        capitals = ~as_mask(pc.equal(lowered, distinct))
+        low_hashes = _hashed(lowered)
+        spelling_hashes = np.zeros(len(distinct), dtype=np.uint64)
+        if capitals.any():
+            spelling_hashes[capitals] = _hashed(distinct.filter(pa.array(capitals)))
+        known = self.lowered.contains(low_hashes)
+        loses = np.zeros(len(distinct), dtype=bool)
+        if known.any() and len(self.capital_lowered):
+            loses |= known & ~capitals & self.capital_lowered.contains(low_hashes)
+        if (known & capitals).any():
+            loses |= known & capitals & ~self.capital_spellings.contains(spelling_hashes)
+        fresh = ~known
+        if capitals[fresh].any():  # two spellings of one new id: the first wins
+            again = np.zeros(len(distinct), dtype=bool)
+            again[fresh] = pd.Index(low_hashes[fresh]).duplicated(keep="first")
+            loses |= again
+            fresh &= ~again
+        self.lowered.add(low_hashes[fresh])
+        won = fresh & capitals
+        if won.any():
+            self.capital_spellings.add(spelling_hashes[won])
+            self.capital_lowered.add(low_hashes[won])
+            if keep_capitalised:
+                keep = pa.array(won)
+                winners = distinct.filter(keep).to_pylist()
+                self.capitalised.update(zip(lowered.filter(keep).to_pylist(), winners, strict=True))
+        return distinct.filter(pa.array(loses))
+
+    def winners(self, spellings: pa.Array) -> dict[str, tuple[str, str | None]]:
+        """For distinct spellings of ids met before: each one's winning spelling, and its endpoints table row if any.
+
+        The endpoints table's ids are lower-cased the first time (only losing spellings need it), and
+        probed with the batch's few losers at once rather than searched once per rejected row.
+        """
+        lowered = pc.utf8_lower(spellings)
+        rows_of: dict[int, tuple[str, str]] = {}
+        if self.endpoint_rows is not None:
+            ids, sources, rows = self.endpoint_rows
+            if self._endpoints_lowered is None:
+                self._endpoints_lowered = pc.utf8_lower(ids)
+            slots = pc.index_in(self._endpoints_lowered, value_set=lowered)
+            hit = pa.array(valid_mask(slots))
+            for index, slot in zip(np.flatnonzero(hit).tolist(), slots.filter(hit).to_pylist(), strict=True):
+                rows_of[slot] = ids[index].as_py(), f"{source_label(sources[index].as_py())} row {rows[index].as_py()}"
+        return {
+            spelling: rows_of.get(slot) or (self.capitalised.get(low, low), None)
+            for slot, (spelling, low) in enumerate(zip(spellings.to_pylist(), lowered.to_pylist(), strict=True))
+        }
+
+
+class EndpointsSeen:
+    """What validating an endpoints table slice by slice carries from one slice to the next.
+
+    The ids of the rows counted so far (lower-cased, each with the spelling and the row that came
+    first, to name it) and each user id's number of endpoints, as Arrow columns: some tens of bytes
+    per endpoint, where validating a whole table at once held several times the table. Each slice's
+    rows are probed against them (a hash of what the earlier slices kept, built per slice), so a
+    table validated in slices gets the same rejections and messages as the table validated whole.
+    """
+
+    def __init__(self) -> None:
+        self._lowered: list[pa.Array] = []  # one chunk per slice: ids first met there, lower-cased
+        self._firsts: list[tuple[pa.Array, pa.Array, pa.Array]] = []  # their spellings, sources, rows
+        self._users: pa.Array = pa.array([], pa.string())  # distinct user ids so far
+        self._user_counts: np.ndarray = np.zeros(0, dtype=np.int64)  # endpoints of each so far
+
+    def earlier(self, lowered: pa.Array) -> np.ndarray:
+        """Rows whose (lower-cased) id an earlier slice already had."""
+        if not self._lowered:
+            return none_of(lowered)
+        return as_mask(pc.is_in(lowered, value_set=pa.chunked_array(self._lowered, pa.string())))
+
+    def first(self, lowered: str) -> tuple[str, str]:
+        """The first spelling of an id met in an earlier slice, and its row's label."""
+        at = pc.index(pa.chunked_array(self._lowered, pa.string()), lowered).as_py()
+        for chunk, (spellings, sources, rows) in zip(self._lowered, self._firsts, strict=True):
+            if at < len(chunk):
+                return spellings[at].as_py(), f"{source_label(sources[at].as_py())} row {rows[at].as_py()}"
+            at -= len(chunk)
+        raise KeyError(lowered)
+
+    def add_ids(self, checked: Checked, lowered: pa.Array, firsts: np.ndarray) -> None:
+        if firsts.any():
+            keep = pa.array(firsts)
+            self._lowered.append(lowered.filter(keep).cast(pa.string()))
+            spellings = checked.columns["Id"].filter(keep)
+            self._firsts.append(
+                (spellings, pc.dictionary_encode(checked.sources.filter(keep)), checked.rows.filter(keep))
+            )
+
+    def endpoints_before(self, users: pa.Array) -> np.ndarray:
+        """How many endpoints earlier slices gave each of these (distinct) user ids."""
+        at = pc.index_in(users, value_set=self._users)
+        found = valid_mask(at)
+        before = np.zeros(len(users), dtype=np.int64)
+        before[found] = self._user_counts[at.filter(pa.array(found)).to_numpy(zero_copy_only=False)]
+        return before
+
+    def add_users(self, users: pa.Array, counts: np.ndarray) -> None:
+        """Add ``counts`` endpoints to each of these (distinct) user ids."""
+        at = pc.index_in(users, value_set=self._users)
+        found = valid_mask(at)
+        np.add.at(self._user_counts, at.filter(pa.array(found)).to_numpy(zero_copy_only=False), counts[found])
+        if not found.all():
+            fresh = pa.array(~found)
+            self._users = pa.concat_arrays([self._users, users.filter(fresh).cast(pa.string())])
+            self._user_counts = np.concatenate([self._user_counts, counts[~found]])
