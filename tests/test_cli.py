@@ -175,7 +175,8 @@ def test_unreadable_input_exits_1_with_one_line(emulator, tmp_path, capsys):
     assert emulator.stats()["requests"] == 0
 
 
-def test_a_results_table_short_of_the_input_exits_1_with_one_line(emulator, tmp_path, capsys):
+def test_an_input_repeating_its_own_bookkeeping_pair_exits_1_with_one_line_before_sending(emulator, tmp_path, capsys):
+    # pandas writes text as large_string: the check of the pair must read that too.
     colliding = tmp_path / "events.parquet"
     pd.DataFrame(
         {
@@ -190,7 +191,8 @@ def test_a_results_table_short_of_the_input_exits_1_with_one_line(emulator, tmp_
     argv[argv.index(str(EVENTS))] = str(colliding)
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "rows, but the input gave" in err[0]
+    assert len(err) == 1 and "data row 2 repeats the _source and _source_row of an earlier row" in err[0]
+    assert emulator.stats()["requests"] == 0
 
 
 def test_unknown_application_exits_1_with_one_line_and_no_traceback(tmp_path):

@@ -36,6 +36,7 @@ class CarriedRows:
             sources = sources.dictionary_decode()
         if not is_text(sources.type):
             raise InputError(f"{where}: column {SOURCE} holds {sources.type} values, not text; {_WHAT_TO_DO}")
+        sources = sources.cast(pa.string())  # pandas writes large_string, which the join below does not take
         if not pa.types.is_integer(rows.type):
             raise InputError(f"{where}: column {SOURCE_ROW} holds {rows.type} values, not whole numbers; {_WHAT_TO_DO}")
         for name, column in ((SOURCE, sources), (SOURCE_ROW, rows)):
