@@ -118,7 +118,9 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self.max_attempts = max_attempts
         self.max_reject_ratio = max_reject_ratio
         self.on_invalid = on_invalid
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that is BaseOperator's method (render the templates only), which the
+        # flag would shadow.
+        self.validate_only = dry_run
         self._stop_event: threading.Event | None = None
         self._endpoint_url: str | None = None
 
@@ -145,13 +147,16 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 csv_list_delimiter=self.csv_list_delimiter,
                 max_reject_ratio=self.max_reject_ratio,
                 on_invalid=self.on_invalid,
-                dry_run=self.dry_run,
+                dry_run=self.validate_only,
                 progress="log",
                 run_id=context["run_id"],
                 stop_event=self._stop_event,
             )
         except RejectRatioExceeded as err:
-            self.log.info("Summary: %s", json.dumps(err.report.summary))
+            # load_events attaches the run's report to this error; the class does not declare it.
+            rejected_report = getattr(err, "report", None)
+            if rejected_report is not None:
+                self.log.info("Summary: %s", json.dumps(rejected_report.summary))
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
@@ -166,7 +171,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 f"{summary['failed']} of {summary['input_rows']} rows failed after {self.max_attempts} attempts "
                 f"(throttling or service errors); {self._retry_hint()}"
             )
-        if not self.dry_run:
+        if not self.validate_only:
             self._record_asset_events(context, summary)
         return summary
 

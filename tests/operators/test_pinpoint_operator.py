@@ -61,6 +61,12 @@ def test_init_only_stores_the_arguments():
     assert (op.aws_conn_id, op.botocore_config, op.max_reject_ratio) == ("c", {"a": 1}, None)
 
 
+def test_the_dry_run_flag_does_not_shadow_the_operators_dry_run_method():
+    op = PinpointPutEventsOperator(task_id="t", application_id="app", events="e", dry_run=True)
+    op.dry_run()  # BaseOperator's: renders nothing here, logs the template fields
+    assert op.validate_only is True
+
+
 def test_arguments_are_keyword_only():
     with pytest.raises(TypeError):
         PinpointPutEventsOperator("app", task_id="t")
