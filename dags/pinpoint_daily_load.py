@@ -1,9 +1,15 @@
-"""Daily load: the day's partition of the events and endpoints tables into Pinpoint.
+"""Daily load: one day's partition of the events and endpoints tables into Pinpoint.
 
-Reads ``<data_dir>/events/date={{ ds }}`` and ``<data_dir>/endpoints/date={{ ds }}``; writes one
-results table per run under ``<results_dir>/date={{ ds }}``, so clearing a run resumes it where it
-stopped instead of sending everything again. The defaults load the repository's sample data into
-the local emulator (connection ``pinpoint_default`` with ``endpoint_url`` set, as ``make demo`` does).
+A run loads one day, ``DAY`` below: the ``day`` param when given; else the run's logical date. The
+schedule is a data-interval timetable, so the run that starts at midnight UTC has the day that has
+just ended as its logical date (Airflow 3's plain ``"@daily"`` would give it the day that has just
+started, whose partition does not exist yet). A run triggered without a logical date, as Airflow 3
+allows, loads the day before the one it was triggered on.
+
+Reads ``<data_dir>/events/date=<day>`` and ``<data_dir>/endpoints/date=<day>``; writes one results
+table per day under ``<results_dir>/date=<day>``, so clearing a run resumes it where it stopped
+instead of sending everything again. The defaults load the repository's sample data into the local
+emulator (connection ``pinpoint_default`` with ``endpoint_url`` set, as ``make demo`` does).
 """
 
 from __future__ import annotations
@@ -11,21 +17,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, Param
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The day to load, YYYY-MM-DD (see the module docstring).
+DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
+
 with DAG(
     dag_id="pinpoint_daily_load",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
     catchup=False,
     tags=["pinpoint", "example"],
     params={
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
         "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
+        "day": Param(None, type=["null", "string"], format="date", description="load this day instead"),
         "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
         "results_dir": Param(str(REPO / "out" / "pinpoint_daily_load"), type="string"),
     },
@@ -35,9 +45,9 @@ with DAG(
         task_id="put_events",
         aws_conn_id="{{ params.aws_conn_id }}",
         application_id="{{ params.application_id }}",
-        events="{{ params.data_dir }}/events/date={{ ds }}",
-        endpoints="{{ params.data_dir }}/endpoints/date={{ ds }}",
-        results="{{ params.results_dir }}/date={{ ds }}/results.parquet",
+        events="{{ params.data_dir }}/events/date=" + DAY,
+        endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
+        results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
         max_reject_ratio=0.05,
         outlets=[AssetAlias("pinpoint_daily_load_results")],
     )

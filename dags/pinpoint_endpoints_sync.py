@@ -1,7 +1,9 @@
 """Endpoints only: push the day's endpoints table (attributes, opt-outs, user ids) without events.
 
 Each endpoint goes as ``Endpoint: {...}`` with ``Events: {}``; the results table says which
-endpoints were accepted or rejected, and why.
+endpoints were accepted or rejected, and why. The day a run loads is chosen as in
+``pinpoint_daily_load``: the ``day`` param, else the logical date (the day that has just ended, for
+a scheduled run), else the day before the run was triggered.
 """
 
 from __future__ import annotations
@@ -9,21 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, Param
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The day to load, YYYY-MM-DD (see pinpoint_daily_load).
+DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
+
 with DAG(
     dag_id="pinpoint_endpoints_sync",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
     catchup=False,
     tags=["pinpoint", "example"],
     params={
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
         "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
+        "day": Param(None, type=["null", "string"], format="date", description="load this day instead"),
         "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
         "results_dir": Param(str(REPO / "out" / "pinpoint_endpoints_sync"), type="string"),
     },
@@ -33,7 +39,7 @@ with DAG(
         task_id="put_endpoints",
         aws_conn_id="{{ params.aws_conn_id }}",
         application_id="{{ params.application_id }}",
-        endpoints="{{ params.data_dir }}/endpoints/date={{ ds }}",
-        results="{{ params.results_dir }}/date={{ ds }}/results.parquet",
+        endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
+        results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
         outlets=[AssetAlias("pinpoint_endpoints_sync_results")],
     )
