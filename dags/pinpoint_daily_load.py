@@ -14,6 +14,7 @@ emulator (connection ``pinpoint_default`` with ``endpoint_url`` set, as ``make d
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -31,6 +32,8 @@ with DAG(
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
     catchup=False,
+    # A retry resumes from the results location: only rows not yet accepted or rejected are sent.
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=10)},
     tags=["pinpoint", "example"],
     params={
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),

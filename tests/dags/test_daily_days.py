@@ -4,7 +4,6 @@ builds, for a run the scheduler creates from the DAG's own timetable and for man
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -17,15 +16,7 @@ from airflow.timetables.base import TimeRestriction
 
 pytestmark = pytest.mark.airflow
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAILY = {"pinpoint_daily_load": "put_events", "pinpoint_endpoints_sync": "put_endpoints"}
-
-
-@pytest.fixture(scope="module")
-def dagbag() -> DagBag:
-    bag = DagBag(dag_folder=str(DAGS))
-    assert not bag.import_errors
-    return bag
 
 
 def scheduled_run_at(dagbag: DagBag, dag_id: str, midnight: pendulum.DateTime) -> dict[str, Any]:
