@@ -11,6 +11,7 @@ PutEvents quota. ``total`` adds up the shards' summaries.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,15 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the example reads and writes unless the run's params say otherwise: PINPOINT_DATA_DIR (default:
+# the sample data shipped beside the dags/ folder) and PINPOINT_OUTPUT_DIR (default: $AIRFLOW_HOME/pinpoint),
+# read where the DAG is parsed. Output never defaults to the DAG folder, which a deployment may mount read-only.
+DATA_DIR = os.environ.get("PINPOINT_DATA_DIR") or str(Path(__file__).resolve().parent.parent / "sample_data" / "daily")
+OUTPUT_DIR = os.path.join(
+    os.environ.get("PINPOINT_OUTPUT_DIR")
+    or os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "pinpoint"),
+    "pinpoint_backfill_sharded",
+)
 
 # The account's PutEvents quota (requests per second per region) and how many shards share it.
 ACCOUNT_REQUESTS_PER_SECOND = 15.0
@@ -41,9 +50,9 @@ with DAG(
         "start": Param("2026-11-23", type="string", format="date", description="first day, inclusive"),
         "end": Param("2026-11-25", type="string", format="date", description="last day, inclusive"),
         "shards": Param(4, type="integer", minimum=1),
-        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
-        "staging_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "staging"), type="string"),
-        "results_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "results"), type="string"),
+        "data_dir": Param(DATA_DIR, type="string"),
+        "staging_dir": Param(os.path.join(OUTPUT_DIR, "staging"), type="string"),
+        "results_dir": Param(os.path.join(OUTPUT_DIR, "results"), type="string"),
     },
     doc_md=__doc__,
 ):
@@ -81,6 +90,7 @@ with DAG(
         application_id="{{ params.application_id }}",
         requests_per_second=ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS,
         max_active_tis_per_dagrun=MAX_PARALLEL_SHARDS,
+        results_asset="{{ params.results_dir }}",  # one asset for every run's and shard's part
         outlets=[AssetAlias("pinpoint_backfill_sharded_results")],
     ).expand_kwargs(plan())
 

@@ -8,12 +8,13 @@ allows, loads the day before the one it was triggered on.
 
 Reads ``<data_dir>/events/date=<day>`` and ``<data_dir>/endpoints/date=<day>``; writes one results
 table per day under ``<results_dir>/date=<day>``, so clearing a run resumes it where it stopped
-instead of sending everything again. The defaults load the repository's sample data into the local
-emulator (connection ``pinpoint_default`` with ``endpoint_url`` set, as ``make demo`` does).
+instead of sending everything again. By default it reads the sample data shipped with the examples
+and sends to connection ``pinpoint_default`` (the local emulator in ``make demo``).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the example reads and writes unless the run's params say otherwise: PINPOINT_DATA_DIR (default:
+# the sample data shipped beside the dags/ folder) and PINPOINT_OUTPUT_DIR (default: $AIRFLOW_HOME/pinpoint),
+# read where the DAG is parsed. Output never defaults to the DAG folder, which a deployment may mount read-only.
+DATA_DIR = os.environ.get("PINPOINT_DATA_DIR") or str(Path(__file__).resolve().parent.parent / "sample_data" / "daily")
+OUTPUT_DIR = os.path.join(
+    os.environ.get("PINPOINT_OUTPUT_DIR")
+    or os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "pinpoint"),
+    "pinpoint_daily_load",
+)
 
 # The day to load, YYYY-MM-DD (see the module docstring).
 DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
@@ -39,8 +48,8 @@ with DAG(
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
         "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
         "day": Param(None, type=["null", "string"], format="date", description="load this day instead"),
-        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
-        "results_dir": Param(str(REPO / "out" / "pinpoint_daily_load"), type="string"),
+        "data_dir": Param(DATA_DIR, type="string"),
+        "results_dir": Param(os.path.join(OUTPUT_DIR, "results"), type="string"),
     },
     doc_md=__doc__,
 ):
@@ -51,6 +60,7 @@ with DAG(
         events="{{ params.data_dir }}/events/date=" + DAY,
         endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
         results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
+        results_asset="{{ params.results_dir }}",  # one asset for every day's results
         max_reject_ratio=0.05,
         outlets=[AssetAlias("pinpoint_daily_load_results")],
     )

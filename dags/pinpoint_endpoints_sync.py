@@ -8,6 +8,7 @@ a scheduled run), else the day before the run was triggered.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the example reads and writes unless the run's params say otherwise: PINPOINT_DATA_DIR (default:
+# the sample data shipped beside the dags/ folder) and PINPOINT_OUTPUT_DIR (default: $AIRFLOW_HOME/pinpoint),
+# read where the DAG is parsed. Output never defaults to the DAG folder, which a deployment may mount read-only.
+DATA_DIR = os.environ.get("PINPOINT_DATA_DIR") or str(Path(__file__).resolve().parent.parent / "sample_data" / "daily")
+OUTPUT_DIR = os.path.join(
+    os.environ.get("PINPOINT_OUTPUT_DIR")
+    or os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "pinpoint"),
+    "pinpoint_endpoints_sync",
+)
 
 # The day to load, YYYY-MM-DD (see pinpoint_daily_load).
 DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
@@ -33,8 +42,8 @@ with DAG(
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
         "application_id": Param("demo-app", type="string", description="Pinpoint project id"),
         "day": Param(None, type=["null", "string"], format="date", description="load this day instead"),
-        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
-        "results_dir": Param(str(REPO / "out" / "pinpoint_endpoints_sync"), type="string"),
+        "data_dir": Param(DATA_DIR, type="string"),
+        "results_dir": Param(os.path.join(OUTPUT_DIR, "results"), type="string"),
     },
     doc_md=__doc__,
 ):
@@ -44,5 +53,6 @@ with DAG(
         application_id="{{ params.application_id }}",
         endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
         results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
+        results_asset="{{ params.results_dir }}",  # one asset for every day's results
         outlets=[AssetAlias("pinpoint_endpoints_sync_results")],
     )

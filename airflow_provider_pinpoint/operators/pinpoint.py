@@ -51,7 +51,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results
     (without a ``results`` location it sends every row again). The task log gets a progress line
     at most every 10 s while rows are decided. Outlets get an asset event whose extra holds the
-    counts; an ``AssetAlias`` outlet receives the results location itself as the asset.
+    counts; an ``AssetAlias`` outlet receives ``results_asset`` (by default the results location
+    itself) as the asset.
 
     :param application_id: the Pinpoint project (application) id. (templated)
     :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a
@@ -60,6 +61,10 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     :param results: where the results table goes (``.parquet`` or ``.csv``): a local path, a URL, or
         an ``ObjectStoragePath`` (written with its connection's credentials); also the resume point
         of a rerun. None keeps it in memory only: a retry then sends every row again. (templated)
+    :param results_asset: the location an ``AssetAlias`` outlet names as the asset (default:
+        ``results``). Give the directory that holds every run's results (or every shard's part) to
+        keep one asset across runs and shards: each event's extra still names the exact table in
+        ``results``. (templated)
     :param column_mapping: source column -> convention name (``None`` drops the column); one dict
         for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
     :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
@@ -85,7 +90,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
     aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
-        "application_id", "events", "endpoints", "results", "column_mapping"
+        "application_id", "events", "endpoints", "results", "results_asset", "column_mapping"
     )
     template_fields_renderers = {"column_mapping": "json"}
 
@@ -96,6 +101,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         events: Any = None,
         endpoints: Any = None,
         results: Any = None,
+        results_asset: Any = None,
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
         requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
@@ -111,6 +117,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self.events = events
         self.endpoints = endpoints
         self.results = results
+        self.results_asset = results_asset
         self.column_mapping = column_mapping
         self.csv_list_delimiter = csv_list_delimiter
         self.requests_per_second = requests_per_second
@@ -197,7 +204,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(extra)
             elif isinstance(outlet, AssetAlias) and self.results:
-                context["outlet_events"][outlet].add(Asset(uri=_uri(self.results)), extra=extra)
+                asset = Asset(uri=_uri(self.results_asset or self.results))
+                context["outlet_events"][outlet].add(asset, extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs: the tables read. Outputs: the Pinpoint application and the results table."""

@@ -199,6 +199,27 @@ def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_co
     assert alias_event.extra["input_rows"] == summary["input_rows"]
 
 
+def test_runs_and_shards_with_one_results_asset_record_events_of_one_asset(emulator, emulator_conn_id, tmp_path):
+    alias = AssetAlias("pinpoint-results")
+    uris, tables = set(), []
+    for run, part in (("run_1", "shard=00000"), ("run_1", "shard=00001"), ("run_2", "shard=00000")):
+        results = tmp_path / "results" / run / f"{part}.parquet"
+        op = operator(
+            emulator_conn_id,
+            events=EVENTS,
+            results=str(results),
+            results_asset=str(tmp_path / "results"),
+            outlets=[alias],
+        )
+        ctx = context()
+        op.execute(ctx)
+        [event] = ctx["outlet_events"][alias].asset_alias_events
+        uris.add(event.dest_asset_key.uri)
+        tables.append(event.extra["results"])
+    assert uris == {f"file://{tmp_path}/results"}
+    assert len(set(tables)) == 3  # each event still names its own table
+
+
 def test_results_as_an_object_storage_path_reach_the_table_the_summary_and_the_asset(
     emulator, emulator_conn_id, tmp_path
 ):
