@@ -4,9 +4,9 @@
 last day, by endpoint id into ``shards`` self-contained Parquet shards under ``staging_dir``. One
 mapped ``put_events`` task loads each shard and writes its own part of the results table, so a
 Celery or Kubernetes executor spreads the backfill over workers and a failed shard is retried on
-its own. At most ``MAX_PARALLEL_SHARDS`` shards run at once and each sends at
-``ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS``, so together they stay within the account's
-PutEvents quota. ``total`` adds up the shards' summaries.
+its own, and resumes from its results part. Each shard takes a slot of the ``pinpoint_put_events``
+pool and sends at its share of the account's PutEvents quota, so the shards of every run, and the
+other DAGs' loads in the pool, stay within the quota together. ``total`` adds up the shards' summaries.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ OUTPUT_DIR = os.path.join(
     "pinpoint_backfill_sharded",
 )
 
-# The account's PutEvents quota (requests per second per region) and how many shards share it.
+# The account's PutEvents quota (requests per second, per region) is shared by every task of the pool
+# POOL, in any DAG or run: each sends at its slots' share of it, POOL_SIZE being the pool's slot count
+# (a task cannot read a pool in Airflow 3: keep the Variable equal to the pool's size).
 ACCOUNT_REQUESTS_PER_SECOND = 15.0
-MAX_PARALLEL_SHARDS = 2
+POOL = "pinpoint_put_events"
+POOL_SIZE = "{{ var.value.get('pinpoint_put_events_pool_size', 2) }}"
 
 with DAG(
     dag_id="pinpoint_backfill_sharded",
@@ -88,8 +91,9 @@ with DAG(
         task_id="put_events",
         aws_conn_id="{{ params.aws_conn_id }}",
         application_id="{{ params.application_id }}",
-        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS,
-        max_active_tis_per_dagrun=MAX_PARALLEL_SHARDS,
+        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND,
+        pool=POOL,
+        pool_size=POOL_SIZE,
         results_asset="{{ params.results_dir }}",  # one asset for every run's and shard's part
         outlets=[AssetAlias("pinpoint_backfill_sharded_results")],
     ).expand_kwargs(plan())

@@ -33,6 +33,13 @@ OUTPUT_DIR = os.path.join(
     "pinpoint_daily_load",
 )
 
+# The account's PutEvents quota (requests per second, per region) is shared by every task of the pool
+# POOL, in any DAG or run: each sends at its slots' share of it, POOL_SIZE being the pool's slot count
+# (a task cannot read a pool in Airflow 3: keep the Variable equal to the pool's size).
+ACCOUNT_REQUESTS_PER_SECOND = 15.0
+POOL = "pinpoint_put_events"
+POOL_SIZE = "{{ var.value.get('pinpoint_put_events_pool_size', 2) }}"
+
 # The day to load, YYYY-MM-DD (see the module docstring).
 DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
 
@@ -62,5 +69,8 @@ with DAG(
         results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
         results_asset="{{ params.results_dir }}",  # one asset for every day's results
         max_reject_ratio=0.05,
+        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND,
+        pool=POOL,
+        pool_size=POOL_SIZE,
         outlets=[AssetAlias("pinpoint_daily_load_results")],
     )

@@ -27,6 +27,13 @@ OUTPUT_DIR = os.path.join(
     "pinpoint_endpoints_sync",
 )
 
+# The account's PutEvents quota (requests per second, per region) is shared by every task of the pool
+# POOL, in any DAG or run: each sends at its slots' share of it, POOL_SIZE being the pool's slot count
+# (a task cannot read a pool in Airflow 3: keep the Variable equal to the pool's size).
+ACCOUNT_REQUESTS_PER_SECOND = 15.0
+POOL = "pinpoint_put_events"
+POOL_SIZE = "{{ var.value.get('pinpoint_put_events_pool_size', 2) }}"
+
 # The day to load, YYYY-MM-DD (see pinpoint_daily_load).
 DAY = "{{ params.day or (ds if ds is defined else macros.ds_add(dag_run.run_after | ds, -1)) }}"
 
@@ -54,5 +61,8 @@ with DAG(
         endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
         results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
         results_asset="{{ params.results_dir }}",  # one asset for every day's results
+        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND,
+        pool=POOL,
+        pool_size=POOL_SIZE,
         outlets=[AssetAlias("pinpoint_endpoints_sync_results")],
     )

@@ -69,7 +69,12 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
     :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
     :param requests_per_second: rate limit of this task; split the account quota between tasks
-        that run at once.
+        that run at once. With ``pool_size``: the account's rate, shared by the pool.
+    :param pool_size: the slot count of this task's ``pool`` when that pool stands for the account's
+        PutEvents quota: the task then sends at ``requests_per_second * pool_slots / pool_size``, so
+        the tasks the pool lets run at once stay within the quota together, whatever their DAG or
+        run. A task cannot read a pool in Airflow 3, hence the argument: template it from a Variable
+        set to the pool's size. An int or a numeric string. (templated)
     :param max_in_flight: concurrent requests.
     :param max_attempts: attempts per request or item before it is recorded as failed.
     :param max_reject_ratio: fail the task when rejected / input rows exceeds this (0..1).
@@ -90,7 +95,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
     aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
-        "application_id", "events", "endpoints", "results", "results_asset", "column_mapping"
+        "application_id", "events", "endpoints", "results", "results_asset", "column_mapping", "pool_size"
     )
     template_fields_renderers = {"column_mapping": "json"}
 
@@ -105,6 +110,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
         requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+        pool_size: int | str | None = None,
         max_in_flight: int = 8,
         max_attempts: int = 8,
         max_reject_ratio: float | None = None,
@@ -121,6 +127,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self.column_mapping = column_mapping
         self.csv_list_delimiter = csv_list_delimiter
         self.requests_per_second = requests_per_second
+        self.pool_size = pool_size
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
         self.max_reject_ratio = max_reject_ratio
@@ -136,6 +143,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         from airflow_provider_pinpoint.load import load_events
         from airflow_provider_pinpoint.sinks.putevents import without_userinfo
 
+        requests_per_second = self._requests_per_second()
         client = self.hook.conn
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
@@ -147,7 +155,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 application_id=self.application_id,
                 results=self.results,
                 client=client,
-                requests_per_second=self.requests_per_second,
+                requests_per_second=requests_per_second,
                 max_in_flight=self.max_in_flight,
                 max_attempts=self.max_attempts,
                 column_mapping=self.column_mapping,
@@ -181,6 +189,30 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         if not self.validate_only:
             self._record_asset_events(context, summary)
         return summary
+
+    def _requests_per_second(self) -> float:
+        """This task's share of the rate: all of ``requests_per_second``, or its pool slots' share of it."""
+        if self.pool_size is None or self.pool_size == "":
+            return self.requests_per_second
+        try:
+            pool_size = int(self.pool_size)
+        except ValueError:
+            raise AirflowFailException(f"pool_size must be a whole number of slots, got {self.pool_size!r}.") from None
+        if pool_size < self.pool_slots:
+            raise AirflowFailException(
+                f"pool_size {pool_size} is smaller than this task's pool_slots {self.pool_slots}: "
+                f"give the size of pool {self.pool!r}."
+            )
+        rate = self.requests_per_second * self.pool_slots / pool_size
+        self.log.info(
+            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %.3g requests/s.",
+            rate,
+            self.pool_slots,
+            pool_size,
+            self.pool,
+            self.requests_per_second,
+        )
+        return rate
 
     def _retry_hint(self) -> str:
         if self.results:

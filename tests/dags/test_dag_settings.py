@@ -59,3 +59,12 @@ def test_the_deployment_sets_the_default_locations_with_environment_variables(mo
     for dag_id, values in params.items():
         assert values["data_dir"] == "s3://lake/daily"
         assert values["results_dir"] == str(tmp_path / dag_id / "results")
+
+
+@pytest.mark.parametrize(("dag_id", "task_id"), PUT_TASKS.items())
+def test_every_load_shares_the_account_rate_through_the_quota_pool(dagbag, dag_id, task_id):
+    task = dagbag.dags[dag_id].get_task(task_id)
+    kwargs = getattr(task, "partial_kwargs", None) or vars(task)
+    assert task.pool == "pinpoint_put_events"
+    assert kwargs["requests_per_second"] == 15.0
+    assert kwargs["pool_size"] == "{{ var.value.get('pinpoint_put_events_pool_size', 2) }}"

@@ -220,6 +220,47 @@ def test_runs_and_shards_with_one_results_asset_record_events_of_one_asset(emula
     assert len(set(tables)) == 3  # each event still names its own table
 
 
+@pytest.fixture
+def loader_rates(monkeypatch) -> list[float]:
+    """The requests_per_second each load_events call of the test was given (the load itself runs)."""
+    from airflow_provider_pinpoint import load
+
+    rates: list[float] = []
+    real = load.load_events
+
+    def recording(*args, **kwargs):
+        rates.append(kwargs["requests_per_second"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load, "load_events", recording)
+    return rates
+
+
+def test_a_task_of_the_quota_pool_sends_at_its_slots_share_of_the_account_rate(
+    emulator, emulator_conn_id, loader_rates
+):
+    op = operator(
+        emulator_conn_id,
+        events=EVENTS,
+        requests_per_second=15,
+        pool="pinpoint_put_events",
+        pool_slots=2,
+        pool_size="{{ params.pool_size }}",
+    )
+    op.render_template_fields({"params": {"pool_size": "6"}})
+    summary = op.execute(context())
+    assert loader_rates == [5.0]
+    assert summary["accepted"] == emulator.stats()["events_accepted"] > 0
+
+
+@pytest.mark.parametrize("pool_size", ["1", "two", 0])
+def test_a_pool_size_that_cannot_hold_the_task_fails_it_without_retry(emulator_conn_id, pool_size, loader_rates):
+    op = operator(emulator_conn_id, events=EVENTS, pool="pinpoint_put_events", pool_slots=2, pool_size=pool_size)
+    with pytest.raises(AirflowFailException, match="pool_size"):
+        op.execute(context())
+    assert loader_rates == []
+
+
 def test_results_as_an_object_storage_path_reach_the_table_the_summary_and_the_asset(
     emulator, emulator_conn_id, tmp_path
 ):
