@@ -18,6 +18,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -71,9 +72,9 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     :param requests_per_second: rate limit of this task; split the account quota between tasks
         that run at once. With ``pool_size``: the account's rate, shared by the pool.
     :param pool_size: the slot count of this task's ``pool`` when that pool stands for the account's
-        PutEvents quota: the task then sends at ``requests_per_second * pool_slots / pool_size``, so
-        the tasks the pool lets run at once stay within the quota together, whatever their DAG or
-        run. A task cannot read a pool in Airflow 3, hence the argument: template it from a Variable
+        PutEvents quota: the task then sends at most ``requests_per_second * pool_slots / pool_size``
+        requests in any second, so the tasks the pool lets run at once stay within the quota
+        together, whatever their DAG or run. A task cannot read a pool in Airflow 3, hence the argument: template it from a Variable
         set to the pool's size. An int or a numeric string. (templated)
     :param max_in_flight: concurrent requests.
     :param max_attempts: attempts per request or item before it is recorded as failed.
@@ -191,7 +192,13 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         return summary
 
     def _requests_per_second(self) -> float:
-        """This task's share of the rate: all of ``requests_per_second``, or its pool slots' share of it."""
+        """This task's rate: ``requests_per_second``, or the most that keeps its pool slots' share.
+
+        The share is ``requests_per_second * pool_slots / pool_size`` requests in any one second.
+        The rate limiter may start with a reserve of one request (or ``BURST_S`` seconds' worth) on
+        top of its rate, so the rate is the share less that reserve: the tasks that run at once then
+        stay within the quota in every second, not only on average.
+        """
         if self.pool_size is None or self.pool_size == "":
             return self.requests_per_second
         try:
@@ -203,9 +210,16 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 f"pool_size {pool_size} is smaller than this task's pool_slots {self.pool_slots}: "
                 f"give the size of pool {self.pool!r}."
             )
-        rate = self.requests_per_second * self.pool_slots / pool_size
+        share = self.requests_per_second * self.pool_slots / pool_size
+        rate = share - max(1.0, share * BURST_S)
+        if rate <= 0:
+            raise AirflowFailException(
+                f"pool_size {pool_size}: that many slots of pool {self.pool!r} cannot share "
+                f"{self.requests_per_second:g} requests/s, as each running task may send a request in any "
+                f"second. Give the pool at most {int(self.requests_per_second // 2)} slots."
+            )
         self.log.info(
-            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %.3g requests/s.",
+            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %g requests/s.",
             rate,
             self.pool_slots,
             pool_size,

@@ -249,11 +249,11 @@ def test_a_task_of_the_quota_pool_sends_at_its_slots_share_of_the_account_rate(
     )
     op.render_template_fields({"params": {"pool_size": "6"}})
     summary = op.execute(context())
-    assert loader_rates == [5.0]
+    assert loader_rates == [4.0]  # 5 a second, less the one request the limiter may hold in reserve
     assert summary["accepted"] == emulator.stats()["events_accepted"] > 0
 
 
-@pytest.mark.parametrize("pool_size", ["1", "two", 0])
+@pytest.mark.parametrize("pool_size", ["1", "two", 0, 30])
 def test_a_pool_size_that_cannot_hold_the_task_fails_it_without_retry(emulator_conn_id, pool_size, loader_rates):
     op = operator(emulator_conn_id, events=EVENTS, pool="pinpoint_put_events", pool_slots=2, pool_size=pool_size)
     with pytest.raises(AirflowFailException, match="pool_size"):
