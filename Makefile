@@ -61,3 +61,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) $(LEAN) airflow_home .pytest_cache build *.egg-info
+
+# A real Airflow deployment (api-server, scheduler, dag-processor, triggerer) running the sharded
+# backfill twice at once with a shard killed: minutes long, so outside `make test`.
+.PHONY: airflow-deployment
+airflow-deployment: install
+	PINPOINT_AIRFLOW_DEPLOYMENT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/deployment

@@ -4,14 +4,16 @@
 last day, by endpoint id into ``shards`` self-contained Parquet shards under ``staging_dir``. One
 mapped ``put_events`` task loads each shard and writes its own part of the results table, so a
 Celery or Kubernetes executor spreads the backfill over workers and a failed shard is retried on
-its own. At most ``MAX_PARALLEL_SHARDS`` shards run at once and each sends at
-``ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS``, so together they stay within the account's
-PutEvents quota. ``total`` adds up the shards' summaries.
+its own, and resumes from its results part. Each shard takes a slot of the ``pinpoint_put_events``
+pool and sends at its share of the account's PutEvents quota, so the shards of every run, and the
+other DAGs' loads in the pool, stay within the quota together. ``total`` adds up the shards' summaries.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,30 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the example reads and writes unless the run's params say otherwise: PINPOINT_DATA_DIR (default:
+# the sample data shipped beside the dags/ folder) and PINPOINT_OUTPUT_DIR (default: $AIRFLOW_HOME/pinpoint),
+# read where the DAG is parsed. Output never defaults to the DAG folder, which a deployment may mount read-only.
+DATA_DIR = os.environ.get("PINPOINT_DATA_DIR") or str(Path(__file__).resolve().parent.parent / "sample_data" / "daily")
+OUTPUT_DIR = os.path.join(
+    os.environ.get("PINPOINT_OUTPUT_DIR")
+    or os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "pinpoint"),
+    "pinpoint_backfill_sharded",
+)
 
-# The account's PutEvents quota (requests per second per region) and how many shards share it.
+# The account's PutEvents quota (requests per second, per region) is shared by every task of the pool
+# POOL, in any DAG or run: each sends at its slots' share of it, POOL_SIZE being the pool's slot count
+# (a task cannot read a pool in Airflow 3: keep the Variable equal to the pool's size).
 ACCOUNT_REQUESTS_PER_SECOND = 15.0
-MAX_PARALLEL_SHARDS = 2
+POOL = "pinpoint_put_events"
+POOL_SIZE = "{{ var.value.get('pinpoint_put_events_pool_size', 2) }}"
 
 with DAG(
     dag_id="pinpoint_backfill_sharded",
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
     catchup=False,
+    # A retry resumes from the results location: only rows not yet accepted or rejected are sent.
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=10)},
     tags=["pinpoint", "example"],
     params={
         "aws_conn_id": Param("pinpoint_default", type="string", description="aws connection to Pinpoint"),
@@ -38,9 +53,9 @@ with DAG(
         "start": Param("2026-11-23", type="string", format="date", description="first day, inclusive"),
         "end": Param("2026-11-25", type="string", format="date", description="last day, inclusive"),
         "shards": Param(4, type="integer", minimum=1),
-        "data_dir": Param(str(REPO / "sample_data" / "daily"), type="string"),
-        "staging_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "staging"), type="string"),
-        "results_dir": Param(str(REPO / "out" / "pinpoint_backfill_sharded" / "results"), type="string"),
+        "data_dir": Param(DATA_DIR, type="string"),
+        "staging_dir": Param(os.path.join(OUTPUT_DIR, "staging"), type="string"),
+        "results_dir": Param(os.path.join(OUTPUT_DIR, "results"), type="string"),
     },
     doc_md=__doc__,
 ):
@@ -76,8 +91,10 @@ with DAG(
         task_id="put_events",
         aws_conn_id="{{ params.aws_conn_id }}",
         application_id="{{ params.application_id }}",
-        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND / MAX_PARALLEL_SHARDS,
-        max_active_tis_per_dagrun=MAX_PARALLEL_SHARDS,
+        requests_per_second=ACCOUNT_REQUESTS_PER_SECOND,
+        pool=POOL,
+        pool_size=POOL_SIZE,
+        results_asset="{{ params.results_dir }}",  # one asset for every run's and shard's part
         outlets=[AssetAlias("pinpoint_backfill_sharded_results")],
     ).expand_kwargs(plan())
 

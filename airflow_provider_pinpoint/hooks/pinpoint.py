@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.client import BaseClient
 from botocore.config import Config
 
 # The loader retries throttles, 5xx and lost connections itself, per request and per item, with a
@@ -33,7 +34,9 @@ class PinpointHook(AwsBaseHook):
         kwargs["client_type"] = "pinpoint"
         super().__init__(*args, **kwargs)
 
-    def get_client_type(self, region_name: str | None = None, config: Config | None = None, deferrable: bool = False):
+    def get_client_type(
+        self, region_name: str | None = None, config: Config | None = None, deferrable: bool = False
+    ) -> BaseClient:
         """Get the boto3 ``pinpoint`` client, single-attempt unless retries were configured."""
         if config is None and self.config.retries is None:
             config = self.config.merge(SINGLE_ATTEMPT)

@@ -18,6 +18,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,7 +52,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     ``failed`` after ``max_attempts`` or when it was stopped: the retry resumes from the results
     (without a ``results`` location it sends every row again). The task log gets a progress line
     at most every 10 s while rows are decided. Outlets get an asset event whose extra holds the
-    counts; an ``AssetAlias`` outlet receives the results location itself as the asset.
+    counts; an ``AssetAlias`` outlet receives ``results_asset`` (by default the results location
+    itself) as the asset.
 
     :param application_id: the Pinpoint project (application) id. (templated)
     :param events: events table: a path, directory, glob or URL of Parquet/CSV files, or a
@@ -60,11 +62,20 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     :param results: where the results table goes (``.parquet`` or ``.csv``): a local path, a URL, or
         an ``ObjectStoragePath`` (written with its connection's credentials); also the resume point
         of a rerun. None keeps it in memory only: a retry then sends every row again. (templated)
+    :param results_asset: the location an ``AssetAlias`` outlet names as the asset (default:
+        ``results``). Give the directory that holds every run's results (or every shard's part) to
+        keep one asset across runs and shards: each event's extra still names the exact table in
+        ``results``. (templated)
     :param column_mapping: source column -> convention name (``None`` drops the column); one dict
         for both tables or ``{"events": {...}, "endpoints": {...}}``. (templated)
     :param csv_list_delimiter: split CSV multi-valued attribute cells on this delimiter.
     :param requests_per_second: rate limit of this task; split the account quota between tasks
-        that run at once.
+        that run at once. With ``pool_size``: the account's rate, shared by the pool.
+    :param pool_size: the slot count of this task's ``pool`` when that pool stands for the account's
+        PutEvents quota: the task then sends at most ``requests_per_second * pool_slots / pool_size``
+        requests in any second, so the tasks the pool lets run at once stay within the quota
+        together, whatever their DAG or run. A task cannot read a pool in Airflow 3, hence the argument: template it from a Variable
+        set to the pool's size. An int or a numeric string. (templated)
     :param max_in_flight: concurrent requests.
     :param max_attempts: attempts per request or item before it is recorded as failed.
     :param max_reject_ratio: fail the task when rejected / input rows exceeds this (0..1).
@@ -85,7 +96,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
     aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
-        "application_id", "events", "endpoints", "results", "column_mapping"
+        "application_id", "events", "endpoints", "results", "results_asset", "column_mapping", "pool_size"
     )
     template_fields_renderers = {"column_mapping": "json"}
 
@@ -96,9 +107,11 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         events: Any = None,
         endpoints: Any = None,
         results: Any = None,
+        results_asset: Any = None,
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
         requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+        pool_size: int | str | None = None,
         max_in_flight: int = 8,
         max_attempts: int = 8,
         max_reject_ratio: float | None = None,
@@ -111,14 +124,18 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self.events = events
         self.endpoints = endpoints
         self.results = results
+        self.results_asset = results_asset
         self.column_mapping = column_mapping
         self.csv_list_delimiter = csv_list_delimiter
         self.requests_per_second = requests_per_second
+        self.pool_size = pool_size
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
         self.max_reject_ratio = max_reject_ratio
         self.on_invalid = on_invalid
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that is BaseOperator's method (render the templates only), which the
+        # flag would shadow.
+        self.validate_only = dry_run
         self._stop_event: threading.Event | None = None
         self._endpoint_url: str | None = None
 
@@ -127,6 +144,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         from airflow_provider_pinpoint.load import load_events
         from airflow_provider_pinpoint.sending.client import without_userinfo
 
+        requests_per_second = self._requests_per_second()
         client = self.hook.conn
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
@@ -138,14 +156,14 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 application_id=self.application_id,
                 results=self.results,
                 client=client,
-                requests_per_second=self.requests_per_second,
+                requests_per_second=requests_per_second,
                 max_in_flight=self.max_in_flight,
                 max_attempts=self.max_attempts,
                 column_mapping=self.column_mapping,
                 csv_list_delimiter=self.csv_list_delimiter,
                 max_reject_ratio=self.max_reject_ratio,
                 on_invalid=self.on_invalid,
-                dry_run=self.dry_run,
+                dry_run=self.validate_only,
                 progress="log",
                 run_id=context["run_id"],
                 stop_event=self._stop_event,
@@ -166,9 +184,46 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 f"{summary['failed']} of {summary['input_rows']} rows failed after {self.max_attempts} attempts "
                 f"(throttling or service errors); {self._retry_hint()}"
             )
-        if not self.dry_run:
+        if not self.validate_only:
             self._record_asset_events(context, summary)
         return summary
+
+    def _requests_per_second(self) -> float:
+        """This task's rate: ``requests_per_second``, or the most that keeps its pool slots' share.
+
+        The share is ``requests_per_second * pool_slots / pool_size`` requests in any one second.
+        The rate limiter may start with a reserve of one request (or ``BURST_S`` seconds' worth) on
+        top of its rate, so the rate is the share less that reserve: the tasks that run at once then
+        stay within the quota in every second, not only on average.
+        """
+        if self.pool_size is None or self.pool_size == "":
+            return self.requests_per_second
+        try:
+            pool_size = int(self.pool_size)
+        except ValueError:
+            raise AirflowFailException(f"pool_size must be a whole number of slots, got {self.pool_size!r}.") from None
+        if pool_size < self.pool_slots:
+            raise AirflowFailException(
+                f"pool_size {pool_size} is smaller than this task's pool_slots {self.pool_slots}: "
+                f"give the size of pool {self.pool!r}."
+            )
+        share = self.requests_per_second * self.pool_slots / pool_size
+        rate = share - max(1.0, share * BURST_S)
+        if rate <= 0:
+            raise AirflowFailException(
+                f"pool_size {pool_size}: that many slots of pool {self.pool!r} cannot share "
+                f"{self.requests_per_second:g} requests/s, as each running task may send a request in any "
+                f"second. Give the pool at most {int(self.requests_per_second // 2)} slots."
+            )
+        self.log.info(
+            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %g requests/s.",
+            rate,
+            self.pool_slots,
+            pool_size,
+            self.pool,
+            self.requests_per_second,
+        )
+        return rate
 
     def _retry_hint(self) -> str:
         if self.results:
@@ -192,7 +247,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(extra)
             elif isinstance(outlet, AssetAlias) and self.results:
-                context["outlet_events"][outlet].add(Asset(uri=_uri(self.results)), extra=extra)
+                asset = Asset(uri=_uri(self.results_asset or self.results))
+                context["outlet_events"][outlet].add(asset, extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs: the tables read. Outputs: the Pinpoint application and the results table."""

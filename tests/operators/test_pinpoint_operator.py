@@ -61,6 +61,12 @@ def test_init_only_stores_the_arguments():
     assert (op.aws_conn_id, op.botocore_config, op.max_reject_ratio) == ("c", {"a": 1}, None)
 
 
+def test_the_dry_run_flag_does_not_shadow_the_operators_dry_run_method():
+    op = PinpointPutEventsOperator(task_id="t", application_id="app", events="e", dry_run=True)
+    op.dry_run()  # BaseOperator's: renders nothing here, logs the template fields
+    assert op.validate_only is True
+
+
 def test_arguments_are_keyword_only():
     with pytest.raises(TypeError):
         PinpointPutEventsOperator("app", task_id="t")
@@ -191,6 +197,68 @@ def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_co
     [alias_event] = ctx["outlet_events"][alias].asset_alias_events
     assert alias_event.dest_asset_key.uri == f"file://{results}"
     assert alias_event.extra["input_rows"] == summary["input_rows"]
+
+
+def test_runs_and_shards_with_one_results_asset_record_events_of_one_asset(emulator, emulator_conn_id, tmp_path):
+    alias = AssetAlias("pinpoint-results")
+    uris, tables = set(), []
+    for run, part in (("run_1", "shard=00000"), ("run_1", "shard=00001"), ("run_2", "shard=00000")):
+        results = tmp_path / "results" / run / f"{part}.parquet"
+        op = operator(
+            emulator_conn_id,
+            events=EVENTS,
+            results=str(results),
+            results_asset=str(tmp_path / "results"),
+            outlets=[alias],
+        )
+        ctx = context()
+        op.execute(ctx)
+        [event] = ctx["outlet_events"][alias].asset_alias_events
+        uris.add(event.dest_asset_key.uri)
+        tables.append(event.extra["results"])
+    assert uris == {f"file://{tmp_path}/results"}
+    assert len(set(tables)) == 3  # each event still names its own table
+
+
+@pytest.fixture
+def loader_rates(monkeypatch) -> list[float]:
+    """The requests_per_second each load_events call of the test was given (the load itself runs)."""
+    from airflow_provider_pinpoint import load
+
+    rates: list[float] = []
+    real = load.load_events
+
+    def recording(*args, **kwargs):
+        rates.append(kwargs["requests_per_second"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load, "load_events", recording)
+    return rates
+
+
+def test_a_task_of_the_quota_pool_sends_at_its_slots_share_of_the_account_rate(
+    emulator, emulator_conn_id, loader_rates
+):
+    op = operator(
+        emulator_conn_id,
+        events=EVENTS,
+        requests_per_second=15,
+        pool="pinpoint_put_events",
+        pool_slots=2,
+        pool_size="{{ params.pool_size }}",
+    )
+    op.render_template_fields({"params": {"pool_size": "6"}})
+    summary = op.execute(context())
+    assert loader_rates == [4.0]  # 5 a second, less the one request the limiter may hold in reserve
+    assert summary["accepted"] == emulator.stats()["events_accepted"] > 0
+
+
+@pytest.mark.parametrize("pool_size", ["1", "two", 0, 30])
+def test_a_pool_size_that_cannot_hold_the_task_fails_it_without_retry(emulator_conn_id, pool_size, loader_rates):
+    op = operator(emulator_conn_id, events=EVENTS, pool="pinpoint_put_events", pool_slots=2, pool_size=pool_size)
+    with pytest.raises(AirflowFailException, match="pool_size"):
+        op.execute(context())
+    assert loader_rates == []
 
 
 def test_results_as_an_object_storage_path_reach_the_table_the_summary_and_the_asset(
