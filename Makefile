@@ -36,6 +36,7 @@ $(LEAN_STAMP): requirements-lean.lock pyproject.toml
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install lint test-lean
 	$(BIN)/python -m pytest -q

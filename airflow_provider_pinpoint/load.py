@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
@@ -31,7 +32,7 @@ from airflow_provider_pinpoint.results.rows import (
     rejections_batch,
 )
 from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError, new_run_id
-from airflow_provider_pinpoint.sending.client import make_client, without_userinfo
+from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport

@@ -8,7 +8,8 @@ ELLIPSIS = "…"
 SCRUBBED = "<value>"
 
 # The ``user:password@`` of a URL: names, messages and logs never show it.
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]*@")
+# Up to the last "@" of the authority, so an unencoded "@" in the password goes too.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s'\"]*@")
 
 # What an endpoint address looks like: an email, a URL, a phone number, a device token.
 _ADDRESS = re.compile(

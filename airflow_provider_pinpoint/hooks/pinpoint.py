@@ -8,11 +8,13 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from airflow_provider_pinpoint.sending.client import CLIENT_RETRIES
+
 # The loader retries throttles, 5xx and lost connections itself, per request and per item, with a
 # budget it can account for in the results table. botocore's own retries would multiply that budget
 # (8 loader attempts x 3 botocore attempts) and hide throttling from the loader's rate limiter, so
 # the client makes one attempt per call unless the connection or the operator asks otherwise.
-SINGLE_ATTEMPT = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+SINGLE_ATTEMPT = Config(retries=dict(CLIENT_RETRIES))
 
 
 class PinpointHook(AwsBaseHook):

@@ -141,8 +141,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
+        from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
-        from airflow_provider_pinpoint.sending.client import without_userinfo
 
         requests_per_second = self._requests_per_second()
         client = self.hook.conn

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from botocore.config import Config
 
+from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,3 @@ def make_client(
         raise PinpointLoaderError(
             "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
         ) from None
-
-
-def without_userinfo(url: str) -> str:
-    """The URL without any ``user:password@`` (a proxy or gateway URL may carry one)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

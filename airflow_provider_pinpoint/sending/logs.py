@@ -15,7 +15,8 @@ is imported.
 from __future__ import annotations
 
 import logging
-import re
+
+from airflow_provider_pinpoint.common.text import without_userinfo
 
 # Worker threads that send for the loader are named with this prefix.
 SENDER_THREAD_PREFIX = "pinpoint-send"
@@ -31,12 +32,6 @@ _LOGGERS = (
     "botocore.hooks",
     "urllib3.connectionpool",
 )
-_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]*@")
-
-
-def without_url_userinfo(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URL in it cut out."""
-    return _USERINFO.sub("", text) if "@" in text else text
 
 
 class _NoSigningMaterial(logging.Filter):
@@ -52,7 +47,7 @@ class _NoSigningMaterial(logging.Filter):
             return False
         message = record.getMessage()
         if "@" in message:
-            record.msg, record.args = without_url_userinfo(message), None
+            record.msg, record.args = without_userinfo(message), None
         return True
 
 

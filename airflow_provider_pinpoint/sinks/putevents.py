@@ -22,10 +22,9 @@ from typing import Any
 import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import one_line
+from airflow_provider_pinpoint.common.text import one_line, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
-from airflow_provider_pinpoint.sending.client import without_userinfo
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 
