@@ -5,7 +5,9 @@ For each scenario it generates seeded data (``datagen.py``), starts the emulator
 subprocess on the same data, so that CPU time and peak RSS are that contender's alone:
 
 - ``baseline``: ``baseline.py``, pandas ``iterrows`` + sequential boto3 ``put_events``;
-- ``loader``: ``airflow_provider_pinpoint.load_events``, the public API, with a results file.
+- ``loader``: ``airflow_provider_pinpoint.load_events``, the public API, with a results file;
+- ``cli``: the ``pinpoint-load`` command in its own process, timed from its start to its exit, so
+  that interpreter start-up and imports are counted in its CPU and wall time.
 
 Figures per run: events/s (wall, around the work), client CPU microseconds per event (the process's
 CPU time over the work, all threads; interpreter start and imports excluded, reported separately),
@@ -14,17 +16,25 @@ reported. Scenarios:
 
 - ``throughput``: 20 ms latency, no rate limit. The baseline may run on a prefix of the events
   (``--baseline-events``): it is then reported as a rate, and said so.
+- ``cli``: a load as users run it: ``pinpoint-load`` on 200,000 events of 20,000 endpoints with
+  given event ids, events only (no endpoints table), 20 ms latency, start-up included; next to it
+  the same data through ``load_events`` in a child (start-up excluded) and the baseline on a
+  prefix (``--cli-baseline-events``, start-up excluded: that favours the baseline).
 - ``rate15`` / ``rate200``: the emulator limits to 15 / 200 requests/s and the loader is set to the
   same rate, for at least ``--rate-seconds``; reported as achieved requests/s against the limit.
 - ``memory``: the loader's peak RSS on a small and a 10x larger input (no latency, no rate limit).
 
-``--quick`` runs every scenario on small inputs in well under two minutes.
+Every loader run is also checked for exact packing: PutEvents requests answered against
+ceil(events / 100). Each rate scenario also gives its wall time against requests / rate.
+
+``--quick`` runs every scenario on small inputs in a few minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -39,7 +49,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
-SCENARIOS = ("throughput", "rate15", "rate200", "memory")
+SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory")
+EVENTS_PER_REQUEST = 100
+BIN = Path(sys.executable).parent
+# Targets printed next to the figures (issues 6 and 18).
+TARGET_CLI_RATIO = 15.0  # cli: events/s against the baseline's
+TARGET_CLI_CPU_US = 25.0  # cli: client CPU µs/event, start-up included
+TARGET_INPROCESS_CPU_US = 20.0  # cli scenario's data through load_events in a child
+TARGET_RATE_WALL = 1.01  # wall time against requests / rate
 
 
 @dataclass
@@ -49,8 +66,10 @@ class Sizes:
     baseline_events: int = 50_000
     latency_ms: float = 20.0
     rate_seconds: float = 32.0
-    memory_small: int = 500_000
-    memory_large: int = 5_000_000
+    memory_sizes: tuple[int, ...] = (500_000, 5_000_000)
+    cli_events: int = 200_000
+    cli_endpoints: int = 20_000
+    cli_baseline_events: int = 20_000
 
 
 QUICK = Sizes(
@@ -58,8 +77,10 @@ QUICK = Sizes(
     endpoints=2_000,
     baseline_events=2_000,
     rate_seconds=3.0,
-    memory_small=50_000,
-    memory_large=200_000,
+    memory_sizes=(50_000, 200_000),
+    cli_events=20_000,
+    cli_endpoints=2_000,
+    cli_baseline_events=2_000,
 )
 
 
@@ -72,6 +93,12 @@ class Run:
     figures: dict
     emulator: dict
     notes: list[str] = field(default_factory=list)
+    series: dict = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        """PutEvents requests the emulator answered (429s not counted)."""
+        return self.emulator["requests"] - self.emulator["faults"].get("rate_limit", 0)
 
     @property
     def events_per_s(self) -> float:
@@ -91,14 +118,14 @@ def _child(spec: dict) -> None:
         import baseline
 
         def work() -> dict:
-            return baseline.send_events(spec["events"], spec["endpoints"], spec["app"], spec["url"])
+            return baseline.send_events(spec["events"], spec.get("endpoints"), spec["app"], spec["url"])
     else:
         from airflow_provider_pinpoint import load_events
 
         def work() -> dict:
             report = load_events(
                 events=spec["events"],
-                endpoints=spec["endpoints"],
+                endpoints=spec.get("endpoints"),
                 application_id=spec["app"],
                 results=spec["results"],
                 endpoint_url=spec["url"],
@@ -187,6 +214,40 @@ def _run_child(spec: dict) -> dict:
     raise RuntimeError(f"{spec['contender']} run failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
 
 
+def _run_cli(spec: dict) -> dict:
+    """``pinpoint-load`` in its own process: wall time from before its start to its exit, and its CPU
+    time and peak RSS from ``wait4``, so interpreter start-up, imports and exit are all counted."""
+    argv = [
+        str(BIN / "pinpoint-load"),
+        *("--application-id", spec["app"], "--events", spec["events"], "--results", spec["results"]),
+        *("--endpoint-url", spec["url"], "--region", "us-east-1", "--no-progress"),
+        *("--requests-per-second", str(spec["rps"]), "--max-in-flight", str(spec["max_in_flight"])),
+    ]
+    if spec.get("endpoints"):
+        argv += ["--endpoints", spec["endpoints"]]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        wall = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=_child_env(), cwd=HERE)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - wall
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"pinpoint-load failed (exit {process.returncode}):\n{stderr[-3000:]}")
+    summary = dict(line.split(None, 1) for line in stdout.splitlines() if line.strip() and " " in line.strip())
+    summary["results"] = spec["results"]
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "startup_cpu_s": 0.0,
+        "startup_included": True,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "summary": summary,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Parent side: data, emulator, scenarios, checks, report.
 
@@ -202,19 +263,31 @@ def _delivery(emu, expected_events: int) -> tuple[dict, list[str]]:
     return stats, problems
 
 
-def _contend(emu, contender: str, scenario: str, dataset, work_dir: Path, *, rps: float, args, events: int) -> Run:
+def _contend(
+    emu,
+    contender: str,
+    scenario: str,
+    dataset,
+    work_dir: Path,
+    *,
+    rps: float,
+    args,
+    events: int,
+    with_endpoints: bool = True,
+    tag: str = "",
+) -> Run:
     emu.reset()
     emu.configure(**scenario_faults(scenario, args))
     app = f"bench-{scenario}-{contender}"
     spec = {
         "contender": contender,
         "events": str(dataset.head if contender == "baseline" and dataset.head else dataset.events),
-        "endpoints": str(dataset.endpoints),
+        "endpoints": str(dataset.endpoints) if with_endpoints else None,
         "app": app,
         "url": emu.url,
         "rps": rps,
         "max_in_flight": args.max_in_flight,
-        "results": str(work_dir / f"results-{scenario}-{contender}.parquet"),
+        "results": str(work_dir / f"results-{scenario}-{contender}{tag}.parquet"),
     }
     if args.profile and contender == "loader":
         profile = Path(args.profile).resolve().with_suffix(f".{scenario}.prof")
@@ -223,7 +296,7 @@ def _contend(emu, contender: str, scenario: str, dataset, work_dir: Path, *, rps
     print(f"  {contender}: {events:,} events ...", flush=True)
     emulator_cpu = _emulator_cpu_s()
     load_before = os.getloadavg()[0]
-    figures = _run_child(spec)
+    figures = _run_cli(spec) if contender == "cli" else _run_child(spec)
     figures["emulator_cpu_s"] = _emulator_cpu_s() - emulator_cpu
     figures["load_average"] = (load_before, os.getloadavg()[0])
     stats, problems = _delivery(emu, events)
@@ -231,7 +304,17 @@ def _contend(emu, contender: str, scenario: str, dataset, work_dir: Path, *, rps
     print(f"    {_describe(run)}", flush=True)
     for problem in problems:
         print(f"    {problem}", flush=True)
+    if contender != "baseline":
+        run.notes.append(_packing(run))
+        print(f"    {run.notes[-1]}", flush=True)
     return run
+
+
+def _packing(run: Run) -> str:
+    """Requests answered against the fewest that can carry the events, 100 to a request."""
+    fewest = math.ceil(run.events / EVENTS_PER_REQUEST)
+    verdict = "exact" if run.requests == fewest else f"{run.requests - fewest:+,} ({run.requests / fewest - 1:+.2%})"
+    return f"packing: {run.requests:,} requests for ceil({run.events:,} / 100) = {fewest:,}: {verdict}"
 
 
 def _emulator_cpu_s() -> float:
@@ -245,20 +328,21 @@ def _emulator_cpu_s() -> float:
     return 0.0
 
 
-def _request_span(results: Path) -> tuple[int, float]:
-    """Requests that got an answer, and seconds from the first to the last, from the loader's results table."""
+def _request_times(results: Path) -> list[float]:
+    """When each answered request was sent, in seconds after the first, sorted: from the loader's results
+    table (``sent_at`` of its rows, in milliseconds)."""
+    import numpy as np
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(results, columns=["request_id", "sent_at"]).filter(pc.is_valid(pc.field("request_id")))
     first_sent = table.group_by("request_id").aggregate([("sent_at", "min")])["sent_at_min"]
-    bounds = pc.min_max(first_sent)
-    span = (bounds["max"].as_py() - bounds["min"].as_py()).total_seconds()
-    return len(first_sent), span
+    ms = np.sort(first_sent.cast("int64").to_numpy())
+    return ((ms - ms[0]) / 1000).tolist() if len(ms) else []
 
 
 def scenario_faults(scenario: str, args) -> dict:
-    if scenario == "throughput":
+    if scenario in ("throughput", "cli"):
         return {"latency_ms": args.sizes.latency_ms, "rate_limit": None, "validate": False}
     if scenario.startswith("rate"):
         return {"latency_ms": 0, "rate_limit": float(scenario.removeprefix("rate")), "validate": False}
@@ -275,7 +359,11 @@ def _describe(run: Run) -> str:
     text += (
         f", emulator CPU {f['emulator_cpu_s'] * 1e6 / run.events:.1f} µs/event"
         f", load average {f['load_average'][0]:.1f} -> {f['load_average'][1]:.1f}"
-        f", start-up and imports {f['startup_cpu_s']:.1f} s CPU (not counted)"
+        + (
+            ", start-up included"
+            if f.get("startup_included")
+            else f", start-up and imports {f['startup_cpu_s']:.1f} s CPU (not counted)"
+        )
     )
     throttled = run.emulator["faults"].get("rate_limit", 0)
     if throttled:
@@ -300,11 +388,13 @@ def _generate(work_dir: Path, name: str, events: int, endpoints: int, args, head
     return dataset
 
 
-def run_scenarios(args) -> list[Run]:
+def run_scenarios(args) -> tuple[list[Run], dict | None]:
+    """Every scenario asked for; returns the runs, and ``stages.py``'s figures if that scenario ran."""
     from airflow_provider_pinpoint.emulator import run_emulator
 
     sizes: Sizes = args.sizes
     runs: list[Run] = []
+    stages = None
     with (
         tempfile.TemporaryDirectory(prefix="pinpoint-bench-") as tmp,
         run_emulator(validate=False, subprocess=True) as emu,
@@ -313,13 +403,23 @@ def run_scenarios(args) -> list[Run]:
         for scenario in args.scenarios:
             print(f"[{scenario}]", flush=True)
             if scenario == "throughput":
-                head = min(sizes.baseline_events, sizes.events)
-                dataset = _generate(work_dir, scenario, sizes.events, sizes.endpoints, args, head=head)
-                if "baseline" in args.contenders:
-                    runs.append(_contend(emu, "baseline", scenario, dataset, work_dir, rps=0, args=args, events=head))
-                    if head < sizes.events:
-                        runs[-1].notes.append(f"baseline ran on the first {head:,} of {sizes.events:,} events")
-                if "loader" in args.contenders:
+                runs += _throughput(emu, work_dir, args, scenario, sizes.events, sizes.endpoints, sizes.baseline_events)
+            elif scenario == "cli":
+                runs += _throughput(
+                    emu,
+                    work_dir,
+                    args,
+                    scenario,
+                    sizes.cli_events,
+                    sizes.cli_endpoints,
+                    sizes.cli_baseline_events,
+                    with_endpoints=False,
+                )
+            elif scenario.startswith("rate"):
+                runs.append(_rate(emu, work_dir, args, scenario))
+            elif scenario == "memory":
+                for events in sizes.memory_sizes:
+                    dataset = _generate(work_dir, f"memory-{events}", events, events // 10, args)
                     runs.append(
                         _contend(
                             emu,
@@ -329,71 +429,164 @@ def run_scenarios(args) -> list[Run]:
                             work_dir,
                             rps=UNLIMITED_RPS,
                             args=args,
-                            events=sizes.events,
+                            events=events,
+                            tag=f"-{events}",
                         )
                     )
-            elif scenario.startswith("rate"):
-                limit = float(scenario.removeprefix("rate"))
-                events = int(limit * 100 * sizes.rate_seconds)
-                dataset = _generate(work_dir, scenario, events, max(1, events // 10), args)
-                run = _contend(emu, "loader", scenario, dataset, work_dir, rps=limit, args=args, events=events)
-                successful = run.emulator["requests"] - run.emulator["faults"].get("rate_limit", 0)
-                overall = successful / run.figures["wall_s"]
-                requests, span = _request_span(Path(run.figures["summary"]["results"]))
-                sustained = (requests - 1) / span if span else float("nan")
-                run.notes.append(
-                    f"limit {limit:g} req/s: {sustained:.1f} req/s sustained ({sustained / limit:.0%}; "
-                    f"{requests} requests from first to last send over {span:.1f} s), "
-                    f"{overall:.1f} req/s over the whole call ({overall / limit:.0%}, {run.figures['wall_s']:.1f} s)"
-                )
-                print(f"    {run.notes[-1]}", flush=True)
-                runs.append(run)
-            elif scenario == "memory":
-                for events in (sizes.memory_small, sizes.memory_large):
-                    dataset = _generate(work_dir, f"memory-{events}", events, events // 10, args)
-                    runs.append(
-                        _contend(
-                            emu, "loader", scenario, dataset, work_dir, rps=UNLIMITED_RPS, args=args, events=events
-                        )
-                    )
-                    (work_dir / f"results-{scenario}-loader.parquet").unlink(missing_ok=True)
+                    (work_dir / f"results-{scenario}-loader-{events}.parquet").unlink(missing_ok=True)
+    return runs, stages
+
+
+def _throughput(
+    emu,
+    work_dir: Path,
+    args,
+    scenario: str,
+    events: int,
+    endpoints: int,
+    baseline_events: int,
+    *,
+    with_endpoints: bool = True,
+) -> list[Run]:
+    """The baseline (on a prefix), the loader in a child, and for ``cli`` the ``pinpoint-load`` command."""
+    head = min(baseline_events, events)
+    dataset = _generate(work_dir, scenario, events, endpoints, args, head=head)
+    runs = []
+    contenders = [c for c in args.contenders if c != "cli" or scenario == "cli"]
+    for contender in contenders:
+        baseline = contender == "baseline"
+        run = _contend(
+            emu,
+            contender,
+            scenario,
+            dataset,
+            work_dir,
+            rps=0 if baseline else UNLIMITED_RPS,
+            args=args,
+            events=head if baseline else events,
+            with_endpoints=with_endpoints,
+        )
+        if baseline and head < events:
+            run.notes.insert(0, f"baseline ran on the first {head:,} of {events:,} events")
+        if not with_endpoints:
+            run.notes.insert(0, "events only, no endpoints table")
+        runs.append(run)
     return runs
 
 
-def report(runs: list[Run], args) -> str:
+def _rate(emu, work_dir: Path, args, scenario: str) -> Run:
+    """The loader at the emulator's limit: rate held, sent times per request, wall time against requests / rate."""
+    limit = float(scenario.removeprefix("rate"))
+    events = int(limit * EVENTS_PER_REQUEST * args.sizes.rate_seconds)
+    dataset = _generate(work_dir, scenario, events, max(1, events // 10), args)
+    run = _contend(emu, "loader", scenario, dataset, work_dir, rps=limit, args=args, events=events)
+    wall = run.figures["wall_s"]
+    overall = run.requests / wall
+    times = _request_times(Path(run.figures["summary"]["results"]))
+    span = times[-1] if times else 0.0
+    sustained = (len(times) - 1) / span if span else float("nan")
+    run.series = {"limit": limit, "sent_s": [round(t, 3) for t in times]}
+    run.notes.append(
+        f"limit {limit:g} req/s: {sustained:.1f} req/s sustained ({sustained / limit:.0%}; "
+        f"{len(times)} requests from first to last send over {span:.1f} s), "
+        f"{overall:.1f} req/s over the whole call ({overall / limit:.0%}, {wall:.1f} s)"
+    )
+    print(f"    {run.notes[-1]}", flush=True)
+    ideal = run.requests / limit
+    run.figures["wall_over_ideal"] = wall / ideal
+    run.notes.append(
+        f"wall {wall:.2f} s against {run.requests:,} requests / {limit:g} req/s = {ideal:.2f} s: "
+        f"{wall / ideal:.3f}x (target <= {TARGET_RATE_WALL}x: {_verdict(wall / ideal <= TARGET_RATE_WALL)})"
+    )
+    print(f"    {run.notes[-1]}", flush=True)
+    return run
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def report(runs: list[Run], stages: dict | None, args) -> str:
     lines = [
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}; code: {_code_version()}",
         f"command: {' '.join(['benchmarks/run.py', *args.argv])}",
         "",
-        "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | delivered | dup "
-        "| emulator CPU µs/event | load avg | notes |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|",
+        "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | requests | delivered "
+        "| dup | emulator CPU µs/event | load avg | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|",
     ]
     for run in runs:
         delivered = "no" if any(n.startswith("DELIVERY") for n in run.notes) else "all"
         lines.append(
             f"| {run.scenario} | {run.contender} | {run.events:,} | {run.events_per_s:,.0f} | "
-            f"{run.cpu_us_per_event:.1f} | {run.figures['peak_rss_mb']:,.0f} | {delivered} | "
+            f"{run.cpu_us_per_event:.1f} | {run.figures['peak_rss_mb']:,.0f} | {run.requests:,} | {delivered} | "
             f"{run.emulator['events_duplicated']} | {run.figures['emulator_cpu_s'] * 1e6 / run.events:.1f} | "
             f"{run.figures['load_average'][0]:.1f}->{run.figures['load_average'][1]:.1f} | {'; '.join(run.notes)} |"
         )
+    lines.append("")
+    lines.append(
+        "client CPU µs/event: the work only for baseline and loader (start-up and imports excluded), "
+        "everything from process start to exit for cli."
+    )
     by_key = {(r.scenario, r.contender): r for r in runs}
     base, loader = by_key.get(("throughput", "baseline")), by_key.get(("throughput", "loader"))
     if base and loader:
-        lines.append("")
         lines.append(
             f"throughput ratio loader/baseline: {loader.events_per_s / base.events_per_s:.1f}x events/s, "
             f"{base.cpu_us_per_event / loader.cpu_us_per_event:.1f}x less CPU per event"
         )
+    lines += _cli_targets(by_key)
     memory = [r for r in runs if r.scenario == "memory"]
-    if len(memory) == 2:
-        small, large = memory
+    if len(memory) >= 2:
+        small, large = memory[0], memory[-1]
+        peaks = ", ".join(f"{r.figures['peak_rss_mb']:,.0f} MB on {r.events:,}" for r in memory)
         lines.append(
-            f"memory: peak RSS {small.figures['peak_rss_mb']:,.0f} MB on {small.events:,} events, "
-            f"{large.figures['peak_rss_mb']:,.0f} MB on {large.events:,} events "
-            f"({large.figures['peak_rss_mb'] / small.figures['peak_rss_mb']:.2f}x)"
+            f"memory: peak RSS {peaks} events "
+            f"({large.figures['peak_rss_mb'] / small.figures['peak_rss_mb']:.2f}x from smallest to largest)"
         )
     return "\n".join(lines)
+
+
+def _cli_targets(by_key: dict) -> list[str]:
+    """The cli scenario's figures against issue 18's targets, ratios from this one run."""
+    base, loader, cli = (by_key.get(("cli", c)) for c in ("baseline", "loader", "cli"))
+    lines = []
+    if cli and base:
+        ratio = cli.events_per_s / base.events_per_s
+        lines.append(
+            f"cli: pinpoint-load {cli.events_per_s:,.0f} events/s (start-up included) against the baseline's "
+            f"{base.events_per_s:,.0f}: {ratio:.1f}x (target >= {TARGET_CLI_RATIO:g}x: "
+            f"{_verdict(ratio >= TARGET_CLI_RATIO)})"
+        )
+    if cli:
+        cpu = cli.cpu_us_per_event
+        lines.append(
+            f"cli: {cpu:.1f} µs client CPU/event, start-up included (target <= {TARGET_CLI_CPU_US:g}: "
+            f"{_verdict(cpu <= TARGET_CLI_CPU_US)}); peak RSS {cli.figures['peak_rss_mb']:,.0f} MB; "
+            f"wall {cli.figures['wall_s']:.2f} s"
+        )
+    if loader:
+        cpu = loader.cpu_us_per_event
+        text = (
+            f"cli data in-process (load_events in a child): {loader.events_per_s:,.0f} events/s, {cpu:.1f} µs/event "
+            f"(target <= {TARGET_INPROCESS_CPU_US:g}: {_verdict(cpu <= TARGET_INPROCESS_CPU_US)})"
+        )
+        if cli:
+            extra = cli.figures["cpu_s"] - loader.figures["cpu_s"]
+            text += (
+                f"; the CLI process costs {extra:.2f} s CPU and {cli.figures['wall_s'] - loader.figures['wall_s']:.2f} "
+                f"s wall more (start-up, imports, exit; the child's start-up was {loader.figures['startup_cpu_s']:.2f}"
+                " s CPU)"
+            )
+        lines.append(text)
+    for run in (loader, cli):
+        if run:
+            fewest = math.ceil(run.events / EVENTS_PER_REQUEST)
+            lines.append(
+                f"cli packing ({run.contender}): {run.requests:,} requests against ceil(events / 100) = {fewest:,} "
+                f"(target: equal: {_verdict(run.requests == fewest)})"
+            )
+    return lines
 
 
 def _code_version() -> str:
@@ -431,15 +624,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="small inputs, every scenario, under two minutes")
+    parser.add_argument("--quick", action="store_true", help="small inputs, every scenario, a few minutes")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated of {', '.join(SCENARIOS)}")
-    parser.add_argument("--contenders", default="baseline,loader", help="throughput scenario: baseline,loader")
+    parser.add_argument(
+        "--contenders", default="baseline,loader,cli", help="throughput and cli scenarios: baseline,loader,cli"
+    )
     parser.add_argument("--events", type=int, help="throughput: events (default 1,000,000)")
     parser.add_argument("--endpoints", type=int, help="throughput: endpoints (default 100,000)")
     parser.add_argument("--baseline-events", type=int, help="throughput: baseline runs on this prefix (default 50,000)")
-    parser.add_argument("--latency-ms", type=float, help="throughput: emulator latency (default 20)")
+    parser.add_argument("--cli-events", type=int, help="cli: events (default 200,000)")
+    parser.add_argument("--cli-endpoints", type=int, help="cli: endpoints (default 20,000)")
+    parser.add_argument("--cli-baseline-events", type=int, help="cli: baseline runs on this prefix (default 20,000)")
+    parser.add_argument("--latency-ms", type=float, help="throughput and cli: emulator latency (default 20)")
     parser.add_argument("--rate-seconds", type=float, help="rate scenarios: planned duration (default 32)")
-    parser.add_argument("--memory-sizes", help="memory: small,large event counts (default 500000,5000000)")
+    parser.add_argument("--memory-sizes", help="memory: event counts, smallest first (default 500000,5000000)")
     parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--event-attributes", type=int, default=3, help="Attributes.* columns per event (default 3)")
@@ -454,11 +652,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = Sizes(**vars(QUICK)) if args.quick else Sizes()
-    for name in ("events", "endpoints", "baseline_events", "latency_ms", "rate_seconds"):
+    for name in (
+        "events",
+        "endpoints",
+        "baseline_events",
+        "cli_events",
+        "cli_endpoints",
+        "cli_baseline_events",
+        "latency_ms",
+        "rate_seconds",
+    ):
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))
     if args.memory_sizes:
-        sizes.memory_small, sizes.memory_large = (int(n) for n in args.memory_sizes.split(","))
+        sizes.memory_sizes = tuple(int(n) for n in args.memory_sizes.split(","))
     args.sizes = sizes
     args.argv = argv
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -468,8 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
 
     started = time.perf_counter()
-    runs = run_scenarios(args)
-    text = report(runs, args)
+    runs, stages = run_scenarios(args)
+    text = report(runs, stages, args)
     print()
     print(text)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
