@@ -23,9 +23,13 @@ reported. Scenarios:
 - ``rate15`` / ``rate200``: the emulator limits to 15 / 200 requests/s and the loader is set to the
   same rate, for at least ``--rate-seconds``; reported as achieved requests/s against the limit.
 - ``memory``: the loader's peak RSS on a small and a 10x larger input (no latency, no rate limit).
+- ``stages``: ``stages.py`` in a child: client CPU per event of each stage on its own.
 
 Every loader run is also checked for exact packing: PutEvents requests answered against
 ceil(events / 100). Each rate scenario also gives its wall time against requests / rate.
+
+The figures go to ``bench.json`` in ``--out`` (default ``benchmarks/results``) and ``charts.py``
+draws the PNG charts from it there (``--no-charts`` skips both; ``charts.py`` redraws them alone).
 
 ``--quick`` runs every scenario on small inputs in a few minutes.
 """
@@ -49,7 +53,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
-SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory")
+SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages")
 EVENTS_PER_REQUEST = 100
 BIN = Path(sys.executable).parent
 # Targets printed next to the figures (issues 6 and 18).
@@ -70,6 +74,9 @@ class Sizes:
     cli_events: int = 200_000
     cli_endpoints: int = 20_000
     cli_baseline_events: int = 20_000
+    stages_events: int = 200_000
+    stages_endpoints: int = 20_000
+    stages_repeat: int = 3
 
 
 QUICK = Sizes(
@@ -81,6 +88,9 @@ QUICK = Sizes(
     cli_events=20_000,
     cli_endpoints=2_000,
     cli_baseline_events=2_000,
+    stages_events=20_000,
+    stages_endpoints=2_000,
+    stages_repeat=1,
 )
 
 
@@ -434,6 +444,8 @@ def run_scenarios(args) -> tuple[list[Run], dict | None]:
                         )
                     )
                     (work_dir / f"results-{scenario}-loader-{events}.parquet").unlink(missing_ok=True)
+            elif scenario == "stages":
+                stages = _stages(work_dir, args)
     return runs, stages
 
 
@@ -502,6 +514,27 @@ def _rate(emu, work_dir: Path, args, scenario: str) -> Run:
     return run
 
 
+def _stages(work_dir: Path, args) -> dict:
+    """``stages.py`` in a child, its figures read back from the JSON it writes."""
+    sizes: Sizes = args.sizes
+    out = work_dir / "stages.json"
+    command = [
+        sys.executable,
+        str(HERE / "stages.py"),
+        *("--events", str(sizes.stages_events), "--endpoints", str(sizes.stages_endpoints)),
+        *("--repeat", str(sizes.stages_repeat), "--json", str(out)),
+    ]
+    load_before = os.getloadavg()[0]
+    process = subprocess.run(command, capture_output=True, text=True, env=_child_env(), cwd=HERE)
+    if process.returncode != 0:
+        raise RuntimeError(f"stages.py failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    stages = json.loads(out.read_text())
+    stages["load_average"] = (load_before, os.getloadavg()[0])
+    for line in process.stdout.splitlines():
+        print(f"    {line}", flush=True)
+    return stages
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
@@ -543,6 +576,13 @@ def report(runs: list[Run], stages: dict | None, args) -> str:
         lines.append(
             f"memory: peak RSS {peaks} events "
             f"({large.figures['peak_rss_mb'] / small.figures['peak_rss_mb']:.2f}x from smallest to largest)"
+        )
+    if stages:
+        per_event = ", ".join(f"{name} {value:.1f}" for name, value in stages["per_event_us"].items())
+        lines.append(
+            f"stages ({stages['events']:,} events / {stages['endpoints']:,} endpoints, lowest of "
+            f"{stages['repeat']}, load avg {stages['load_average'][0]:.1f}->{stages['load_average'][1]:.1f}): "
+            f"client CPU µs/event: {per_event}"
         )
     return "\n".join(lines)
 
@@ -587,6 +627,36 @@ def _cli_targets(by_key: dict) -> list[str]:
                 f"(target: equal: {_verdict(run.requests == fewest)})"
             )
     return lines
+
+
+def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_average: tuple) -> None:
+    """Everything the charts need, so that they can be redrawn without rerunning (``charts.py``)."""
+    data = {
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "machine": _machine(),
+        "code": _code_version(),
+        "command": " ".join(["benchmarks/run.py", *args.argv]),
+        "load_average": load_average,
+        "runs": [
+            {
+                "scenario": r.scenario,
+                "contender": r.contender,
+                "events": r.events,
+                "endpoints": r.endpoints,
+                "events_per_s": r.events_per_s,
+                "cpu_us_per_event": r.cpu_us_per_event,
+                "requests": r.requests,
+                "figures": r.figures,
+                "emulator": r.emulator,
+                "notes": r.notes,
+                "series": r.series,
+            }
+            for r in runs
+        ],
+        "stages": stages,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
 
 
 def _code_version() -> str:
@@ -638,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, help="throughput and cli: emulator latency (default 20)")
     parser.add_argument("--rate-seconds", type=float, help="rate scenarios: planned duration (default 32)")
     parser.add_argument("--memory-sizes", help="memory: event counts, smallest first (default 500000,5000000)")
+    parser.add_argument("--stages-repeat", type=int, help="stages: runs, the lowest kept per stage (default 3)")
     parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--event-attributes", type=int, default=3, help="Attributes.* columns per event (default 3)")
@@ -646,6 +717,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", help="write the loader's cProfile stats next to this path, per scenario")
     parser.add_argument("--markdown", help="also write the report table to this file")
+    parser.add_argument(
+        "--out", default=str(HERE / "results"), help="where bench.json and the charts go (default benchmarks/results)"
+    )
+    parser.add_argument("--no-charts", action="store_true", help="write neither bench.json nor the charts")
     args = parser.parse_args(argv)
     if args.child:
         _child(json.loads(args.child))
@@ -666,6 +741,8 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sizes, name, getattr(args, name))
     if args.memory_sizes:
         sizes.memory_sizes = tuple(int(n) for n in args.memory_sizes.split(","))
+    if args.stages_repeat is not None:
+        sizes.stages_repeat = args.stages_repeat
     args.sizes = sizes
     args.argv = argv
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -675,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
 
     started = time.perf_counter()
+    load_before = os.getloadavg()
     runs, stages = run_scenarios(args)
     text = report(runs, stages, args)
     print()
@@ -682,6 +760,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
+    if not args.no_charts:
+        import charts
+
+        out = Path(args.out)
+        write_json(out / "bench.json", runs, stages, args, (load_before, os.getloadavg()))
+        for written in charts.draw(out / "bench.json", out):
+            print(f"wrote {written}")
     return 1 if any(n.startswith("DELIVERY") for r in runs for n in r.notes) else 0
 
 
