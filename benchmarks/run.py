@@ -762,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, help="throughput and cli: emulator latency (default 20)")
     parser.add_argument("--rate-seconds", type=float, help="rate scenarios: planned duration (default 32)")
     parser.add_argument("--memory-sizes", help="memory: event counts, smallest first (default 500000,5000000)")
+    parser.add_argument("--stages-events", type=int, help="stages: events (default 200,000)")
+    parser.add_argument("--stages-endpoints", type=int, help="stages: endpoints (default 20,000)")
     parser.add_argument("--stages-repeat", type=int, help="stages: runs, the lowest kept per stage (default 3)")
     parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
     parser.add_argument("--seed", type=int, default=0)
@@ -794,6 +796,9 @@ def main(argv: list[str] | None = None) -> int:
         "cli_events",
         "cli_endpoints",
         "cli_baseline_events",
+        "stages_events",
+        "stages_endpoints",
+        "stages_repeat",
         "latency_ms",
         "rate_seconds",
     ):
@@ -801,8 +806,6 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sizes, name, getattr(args, name))
     if args.memory_sizes:
         sizes.memory_sizes = tuple(int(n) for n in args.memory_sizes.split(","))
-    if args.stages_repeat is not None:
-        sizes.stages_repeat = args.stages_repeat
     args.sizes = sizes
     args.argv = argv
     args.scenarios = [s for s in args.scenarios.split(",") if s]
