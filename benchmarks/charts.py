@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -34,7 +35,8 @@ def _footer(fig, data: dict) -> None:
         0.01,
         0.01,
         f"{data['date']}, code {data['code']}, load average {load[0][0]:.1f} -> {load[1][0]:.1f} on "
-        f"{data['machine'].split(',')[1].strip()}\n{data['command']}",
+        f"{data['machine'].split(',')[1].strip()}\n"
+        + "\n".join(textwrap.wrap(data["command"], 120, break_on_hyphens=False)),
         fontsize=7,
         color="#555555",
         va="bottom",
@@ -55,7 +57,7 @@ def throughput(data: dict, out: Path) -> Path | None:
     scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
     contenders = [c for c in ("baseline", "loader", "cli") if any(r["contender"] == c for r in runs)]
     fig, ax = plt.subplots(figsize=(8, 5))
-    fig.subplots_adjust(bottom=0.2, top=0.88)
+    fig.subplots_adjust(bottom=0.22, top=0.88)
     width = 0.8 / len(contenders)
     for i, contender in enumerate(contenders):
         labelled = False
@@ -92,7 +94,7 @@ def stages(data: dict, out: Path) -> Path | None:
     per_event = st["per_event_us"]
     names = list(per_event)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    fig.subplots_adjust(left=0.2, bottom=0.22, top=0.86)
+    fig.subplots_adjust(left=0.2, bottom=0.25, top=0.86)
     colours = ["#1f77b4"] * (len(names) - 1) + ["#ff7f0e"]
     y = range(len(names))[::-1]
     ax.barh(list(y), [per_event[n] for n in names], color=colours)
@@ -114,8 +116,8 @@ def memory(data: dict, out: Path) -> Path | None:
     runs = sorted((r for r in data["runs"] if r["scenario"] == "memory"), key=lambda r: r["events"])
     if not runs:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    fig.subplots_adjust(bottom=0.22, top=0.88)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig.subplots_adjust(bottom=0.25, top=0.88)
     x = [r["events"] for r in runs]
     y = [r["figures"]["peak_rss_mb"] for r in runs]
     ax.plot(x, y, marker="o", color="#1f77b4")
@@ -136,7 +138,7 @@ def rate(data: dict, out: Path) -> Path | None:
     if not runs:
         return None
     fig, axes = plt.subplots(len(runs), 1, figsize=(8, 2.6 * len(runs) + 1), squeeze=False)
-    fig.subplots_adjust(bottom=0.16 if len(runs) > 1 else 0.25, top=0.9, hspace=0.55)
+    fig.subplots_adjust(bottom=0.18 if len(runs) > 1 else 0.28, top=0.9, hspace=0.55)
     for ax, run in zip(axes[:, 0], runs, strict=True):
         limit, sent = run["series"]["limit"], run["series"]["sent_s"]
         full = int(sent[-1])  # whole seconds from the first send; the last, partial second is left out

@@ -593,7 +593,7 @@ def _verdict(met: bool) -> str:
 def report(runs: list[Run], stages: dict | None, args) -> str:
     lines = [
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}; code: {_code_version()}",
-        f"command: {' '.join(['benchmarks/run.py', *args.argv])}",
+        f"command: {_command(args)}",
         "",
         "| scenario | contender | events | events/s (wall) | client CPU µs/event | peak RSS MB | requests | delivered "
         "| dup | emulator CPU µs/event | load avg | notes |",
@@ -688,7 +688,7 @@ def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_aver
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "machine": _machine(),
         "code": _code_version(),
-        "command": " ".join(["benchmarks/run.py", *args.argv]),
+        "command": _command(args),
         "load_average": load_average,
         "runs": [
             {
@@ -699,7 +699,7 @@ def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_aver
                 "events_per_s": r.events_per_s,
                 "cpu_us_per_event": r.cpu_us_per_event,
                 "requests": r.requests,
-                "figures": r.figures,
+                "figures": {**r.figures, "summary": _without_paths(r.figures.get("summary"))},
                 "emulator": r.emulator,
                 "notes": r.notes,
                 "series": r.series,
@@ -711,6 +711,17 @@ def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_aver
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def _command(args) -> str:
+    """The command as run, with absolute paths cut to their last part: they belong to one machine."""
+    return " ".join(["benchmarks/run.py", *(Path(a).name if os.path.isabs(a) else a for a in args.argv)])
+
+
+def _without_paths(summary: dict | None) -> dict | None:
+    if not isinstance(summary, dict) or "results" not in summary:
+        return summary
+    return {**summary, "results": Path(str(summary["results"])).name}
 
 
 def _code_version() -> str:
