@@ -12,8 +12,8 @@ check, compaction, Parquet writing, ...), each as CPU seconds and as µs per eve
 functions with the most CPU of their own. cProfile slows Python-heavy code down (about 1.5-2x
 here), so read the shares, not the absolute figures; the harness's cli scenario gives those.
 
-    .venv/bin/python benchmarks/profile_cli.py [--events 200000 --endpoints 20000] [--out cli.prof]
-    .venv/bin/python -m pstats cli.prof
+    .venv/bin/python benchmarks/profile_cli.py [--events 200000 --endpoints 20000] [--out out/cli.prof]
+    .venv/bin/python -m pstats out/cli.prof
 """
 
 from __future__ import annotations
@@ -128,12 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--endpoints", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--out", default="cli.prof", help="where the merged cProfile stats go (default cli.prof)")
+    parser.add_argument("--out", default="out/cli.prof", help="the merged cProfile stats (default out/cli.prof)")
+    parser.add_argument(
+        "--cold-bytecode",
+        action="store_true",
+        help="compile every module on import, if the environment says PYTHONDONTWRITEBYTECODE (default: a "
+        "bytecode cache filled by one unprofiled run first, as an installed package has)",
+    )
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
 
     import datagen
-    from run import _child_env
+    import run
 
     from airflow_provider_pinpoint.emulator import run_emulator
 
@@ -142,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         run_emulator(validate=False, latency_ms=args.latency_ms, subprocess=True) as emu,
     ):
         dataset = datagen.generate(Path(tmp), events=args.events, endpoints=args.endpoints)
+        Path(args.out).resolve().parent.mkdir(parents=True, exist_ok=True)
+        if not args.cold_bytecode:
+            run.PYCACHE = Path(tmp) / "pycache"
+            run._startup(emu, Path(tmp))  # fills the cache
+            emu.reset()
+            emu.configure(latency_ms=args.latency_ms, rate_limit=None, validate=False)
         command = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -153,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         load = os.getloadavg()[0]
         wall = time.perf_counter()
-        process = subprocess.Popen(command, env=_child_env(), cwd=HERE)
+        process = subprocess.Popen(command, env=run._child_env(), cwd=HERE)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - wall
         if os.waitstatus_to_exitcode(status) != 0:
