@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import textwrap
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def _save(fig, path: Path, data: dict) -> Path:
     return path
 
 
+def _median_eps(runs: list[dict], scenario: str, contender: str) -> float | None:
+    """Events/s of that contender in that scenario; the median over rounds (``run.py --repeat``)."""
+    values = [r["events_per_s"] for r in runs if r["scenario"] == scenario and r["contender"] == contender]
+    return statistics.median(values) if values else None
+
+
 def throughput(data: dict, out: Path) -> Path | None:
     runs = [r for r in data["runs"] if r["scenario"] in ("throughput", "cli")]
     if not runs:
@@ -62,18 +69,18 @@ def throughput(data: dict, out: Path) -> Path | None:
     for i, contender in enumerate(contenders):
         labelled = False
         for j, scenario in enumerate(scenarios):
-            run = next((r for r in runs if r["scenario"] == scenario and r["contender"] == contender), None)
-            if run is None:
+            value = _median_eps(runs, scenario, contender)
+            if value is None:
                 continue
             x = j + (i - (len(contenders) - 1) / 2) * width
             label = None if labelled else LABELS[contender]
             labelled = True
-            ax.bar(x, run["events_per_s"], width, color=COLOURS[contender], label=label)
-            base = next((r for r in runs if r["scenario"] == scenario and r["contender"] == "baseline"), None)
-            text = f"{run['events_per_s']:,.0f}"
+            ax.bar(x, value, width, color=COLOURS[contender], label=label)
+            base = _median_eps(runs, scenario, "baseline")
+            text = f"{value:,.0f}"
             if base and contender != "baseline":
-                text += f"\n{run['events_per_s'] / base['events_per_s']:.1f}x"
-            ax.annotate(text, (x, run["events_per_s"]), ha="center", va="bottom", fontsize=8)
+                text += f"\n{value / base:.1f}x"
+            ax.annotate(text, (x, value), ha="center", va="bottom", fontsize=8)
     names = []
     for scenario in scenarios:
         loader = next(r for r in runs if r["scenario"] == scenario and r["contender"] != "baseline")
@@ -82,7 +89,13 @@ def throughput(data: dict, out: Path) -> Path | None:
     ax.set_xticks(range(len(scenarios)), names, fontsize=8)
     ax.set_ylabel("events/s (wall)")
     ax.set_ylim(0, max(r["events_per_s"] for r in runs) * 1.25)
-    ax.set_title("Loader against the naive script, 20 ms service latency\n(pinpoint-load: start-up included)")
+    rounds = max(
+        sum(1 for r in runs if r["scenario"] == s and r["contender"] == c) for s in scenarios for c in contenders
+    )
+    ax.set_title(
+        "Loader against the naive script, 20 ms service latency\n(pinpoint-load: start-up included"
+        + (f"; medians of {rounds} rounds)" if rounds > 1 else ")")
+    )
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, out / "chart-throughput.png", data)
 

@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -516,24 +517,28 @@ def _throughput(
     dataset = _generate(work_dir, scenario, events, endpoints, args, head=head)
     runs = []
     contenders = [c for c in args.contenders if c != "cli" or scenario == "cli"]
-    for contender in contenders:
-        baseline = contender == "baseline"
-        run = _contend(
-            emu,
-            contender,
-            scenario,
-            dataset,
-            work_dir,
-            rps=0 if baseline else UNLIMITED_RPS,
-            args=args,
-            events=head if baseline else events,
-            with_endpoints=with_endpoints,
-        )
-        if baseline and head < events:
-            run.notes.insert(0, f"baseline ran on the first {head:,} of {events:,} events")
-        if not with_endpoints:
-            run.notes.insert(0, "events only, no endpoints table")
-        runs.append(run)
+    for round_ in range(args.repeat):  # interleaved, so that a busy moment weighs on every contender alike
+        for contender in contenders:
+            baseline = contender == "baseline"
+            run = _contend(
+                emu,
+                contender,
+                scenario,
+                dataset,
+                work_dir,
+                rps=0 if baseline else UNLIMITED_RPS,
+                args=args,
+                events=head if baseline else events,
+                with_endpoints=with_endpoints,
+                tag=f"-{round_}" if round_ else "",
+            )
+            if baseline and head < events:
+                run.notes.insert(0, f"baseline ran on the first {head:,} of {events:,} events")
+            if not with_endpoints:
+                run.notes.insert(0, "events only, no endpoints table")
+            if args.repeat > 1:
+                run.notes.insert(0, f"round {round_ + 1} of {args.repeat}")
+            runs.append(run)
     return runs
 
 
@@ -614,14 +619,19 @@ def report(runs: list[Run], stages: dict | None, args) -> str:
         "client CPU µs/event: the work only for baseline and loader (start-up and imports excluded), "
         "everything from process start to exit for cli."
     )
-    by_key = {(r.scenario, r.contender): r for r in runs}
-    base, loader = by_key.get(("throughput", "baseline")), by_key.get(("throughput", "loader"))
+    base, loader = (
+        [r for r in runs if r.scenario == "throughput" and r.contender == c] for c in ("baseline", "loader")
+    )
     if base and loader:
-        lines.append(
-            f"throughput ratio loader/baseline: {loader.events_per_s / base.events_per_s:.1f}x events/s, "
-            f"{base.cpu_us_per_event / loader.cpu_us_per_event:.1f}x less CPU per event"
+        eps = statistics.median(r.events_per_s for r in loader) / statistics.median(r.events_per_s for r in base)
+        cpu = statistics.median(r.cpu_us_per_event for r in base) / statistics.median(
+            r.cpu_us_per_event for r in loader
         )
-    lines += _cli_targets(by_key)
+        lines.append(
+            f"throughput ratio loader/baseline: {eps:.1f}x events/s, {cpu:.1f}x less CPU per event"
+            + (f" (medians of {len(loader)} rounds)" if len(loader) > 1 else "")
+        )
+    lines += _cli_targets(runs)
     memory = [r for r in runs if r.scenario == "memory"]
     if len(memory) >= 2:
         small, large = memory[0], memory[-1]
@@ -640,44 +650,56 @@ def report(runs: list[Run], stages: dict | None, args) -> str:
     return "\n".join(lines)
 
 
-def _cli_targets(by_key: dict) -> list[str]:
-    """The cli scenario's figures against issue 18's targets, ratios from this one run."""
-    base, loader, cli = (by_key.get(("cli", c)) for c in ("baseline", "loader", "cli"))
+def _cli_targets(runs: list[Run]) -> list[str]:
+    """The cli scenario's figures against issue 18's targets, from this one run (medians over ``--repeat``)."""
+    of = {c: [r for r in runs if r.scenario == "cli" and r.contender == c] for c in ("baseline", "loader", "cli")}
+    base, loader, cli = of["baseline"], of["loader"], of["cli"]
+    rounds = max(len(v) for v in of.values())
+    median = f" (medians of {rounds} rounds)" if rounds > 1 else ""
+
+    def eps(group: list[Run]) -> float:
+        return statistics.median(r.events_per_s for r in group)
+
+    def cpu(group: list[Run]) -> float:
+        return statistics.median(r.cpu_us_per_event for r in group)
+
+    def seconds(group: list[Run], name: str) -> float:
+        return statistics.median(r.figures[name] for r in group)
+
     lines = []
     if cli and base:
-        ratio = cli.events_per_s / base.events_per_s
+        ratio = eps(cli) / eps(base)
         lines.append(
-            f"cli: pinpoint-load {cli.events_per_s:,.0f} events/s (start-up included) against the baseline's "
-            f"{base.events_per_s:,.0f}: {ratio:.1f}x (target >= {TARGET_CLI_RATIO:g}x: "
-            f"{_verdict(ratio >= TARGET_CLI_RATIO)})"
+            f"cli: pinpoint-load {eps(cli):,.0f} events/s (start-up included) against the baseline's "
+            f"{eps(base):,.0f}: {ratio:.1f}x (target >= {TARGET_CLI_RATIO:g}x: "
+            f"{_verdict(ratio >= TARGET_CLI_RATIO)}){median}"
         )
     if cli:
-        cpu = cli.cpu_us_per_event
         lines.append(
-            f"cli: {cpu:.1f} µs client CPU/event, start-up included (target <= {TARGET_CLI_CPU_US:g}: "
-            f"{_verdict(cpu <= TARGET_CLI_CPU_US)}); peak RSS {cli.figures['peak_rss_mb']:,.0f} MB; "
-            f"wall {cli.figures['wall_s']:.2f} s"
+            f"cli: {cpu(cli):.1f} µs client CPU/event, start-up included (target <= {TARGET_CLI_CPU_US:g}: "
+            f"{_verdict(cpu(cli) <= TARGET_CLI_CPU_US)}); peak RSS {seconds(cli, 'peak_rss_mb'):,.0f} MB; "
+            f"wall {seconds(cli, 'wall_s'):.2f} s{median}"
         )
     if loader:
-        cpu = loader.cpu_us_per_event
         text = (
-            f"cli data in-process (load_events in a child): {loader.events_per_s:,.0f} events/s, {cpu:.1f} µs/event "
-            f"(target <= {TARGET_INPROCESS_CPU_US:g}: {_verdict(cpu <= TARGET_INPROCESS_CPU_US)})"
+            f"cli data in-process (load_events in a child): {eps(loader):,.0f} events/s, {cpu(loader):.1f} µs/event "
+            f"(target <= {TARGET_INPROCESS_CPU_US:g}: {_verdict(cpu(loader) <= TARGET_INPROCESS_CPU_US)})"
         )
         if cli:
-            extra = cli.figures["cpu_s"] - loader.figures["cpu_s"]
+            extra = seconds(cli, "cpu_s") - seconds(loader, "cpu_s")
+            wall = seconds(cli, "wall_s") - seconds(loader, "wall_s")
             text += (
-                f"; the CLI process costs {extra:.2f} s CPU and {cli.figures['wall_s'] - loader.figures['wall_s']:.2f} "
-                f"s wall more (start-up, imports, exit; the child's start-up was {loader.figures['startup_cpu_s']:.2f}"
-                " s CPU)"
+                f"; the CLI process costs {extra:.2f} s CPU and {wall:.2f} s wall more (start-up, imports, exit; "
+                f"the child's start-up was {seconds(loader, 'startup_cpu_s'):.2f} s CPU)"
             )
-        lines.append(text)
-    for run in (loader, cli):
-        if run:
+        lines.append(text + median)
+    for group in (loader, cli):
+        if group:
+            run = group[-1]
             fewest = math.ceil(run.events / EVENTS_PER_REQUEST)
             lines.append(
                 f"cli packing ({run.contender}): {run.requests:,} requests against ceil(events / 100) = {fewest:,} "
-                f"(target: equal: {_verdict(run.requests == fewest)})"
+                f"(target: equal: {_verdict(all(r.requests == fewest for r in group))})"
             )
     return lines
 
@@ -776,6 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages-events", type=int, help="stages: events (default 200,000)")
     parser.add_argument("--stages-endpoints", type=int, help="stages: endpoints (default 20,000)")
     parser.add_argument("--stages-repeat", type=int, help="stages: runs, the lowest kept per stage (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="throughput and cli: rounds of every contender, interleaved (default 1)"
+    )
     parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--event-attributes", type=int, default=3, help="Attributes.* columns per event (default 3)")
