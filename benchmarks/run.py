@@ -148,9 +148,11 @@ def _child(spec: dict) -> None:
             return report.summary
 
     start_usage = resource.getrusage(resource.RUSAGE_SELF)
+    started_at = time.time()
     cpu, wall = time.process_time(), time.perf_counter()
     summary = _profiled(work, spec["profile"]) if spec.get("profile") else work()
     wall = time.perf_counter() - wall
+    ended_at = time.time()
     cpu = time.process_time() - cpu
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
@@ -159,6 +161,8 @@ def _child(spec: dict) -> None:
         "startup_cpu_s": start_usage.ru_utime + start_usage.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "summary": summary,
+        "started_at": started_at,
+        "ended_at": ended_at,
     }
     print(RESULT_PREFIX + json.dumps(figures, default=str), flush=True)
 
@@ -352,9 +356,9 @@ def _emulator_cpu_s() -> float:
     return 0.0
 
 
-def _request_times(results: Path) -> list[float]:
-    """When each answered request was sent, in seconds after the first, sorted: from the loader's results
-    table (``sent_at`` of its rows, in milliseconds)."""
+def _request_times(results: Path) -> tuple[list[float], float]:
+    """When each answered request was sent, in seconds after the first, sorted, and the first as a Unix
+    time: from the loader's results table (``sent_at`` of its rows, in milliseconds)."""
     import numpy as np
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -362,7 +366,7 @@ def _request_times(results: Path) -> list[float]:
     table = pq.read_table(results, columns=["request_id", "sent_at"]).filter(pc.is_valid(pc.field("request_id")))
     first_sent = table.group_by("request_id").aggregate([("sent_at", "min")])["sent_at_min"]
     ms = np.sort(first_sent.cast("int64").to_numpy())
-    return ((ms - ms[0]) / 1000).tolist() if len(ms) else []
+    return (((ms - ms[0]) / 1000).tolist(), ms[0] / 1000) if len(ms) else ([], float("nan"))
 
 
 def scenario_faults(scenario: str, args) -> dict:
@@ -550,7 +554,7 @@ def _rate(emu, work_dir: Path, args, scenario: str) -> Run:
     run = _contend(emu, "loader", scenario, dataset, work_dir, rps=limit, args=args, events=events)
     wall = run.figures["wall_s"]
     overall = run.requests / wall
-    times = _request_times(Path(run.figures["summary"]["results"]))
+    times, first_sent = _request_times(Path(run.figures["summary"]["results"]))
     span = times[-1] if times else 0.0
     sustained = (len(times) - 1) / span if span else float("nan")
     run.series = {"limit": limit, "sent_s": [round(t, 3) for t in times]}
@@ -564,7 +568,9 @@ def _rate(emu, work_dir: Path, args, scenario: str) -> Run:
     run.figures["wall_over_ideal"] = wall / ideal
     run.notes.append(
         f"wall {wall:.2f} s against {run.requests:,} requests / {limit:g} req/s = {ideal:.2f} s: "
-        f"{wall / ideal:.3f}x (target <= {TARGET_RATE_WALL}x: {_verdict(wall / ideal <= TARGET_RATE_WALL)})"
+        f"{wall / ideal:.3f}x (target <= {TARGET_RATE_WALL}x: {_verdict(wall / ideal <= TARGET_RATE_WALL)}); "
+        f"{first_sent - run.figures['started_at']:.2f} s from the call to the first send, "
+        f"{run.figures['ended_at'] - first_sent - span:.2f} s from the last send to the return"
     )
     print(f"    {run.notes[-1]}", flush=True)
     return run
