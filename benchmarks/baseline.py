@@ -78,13 +78,21 @@ def _event_map(row: pd.Series, columns: list[str]) -> dict:
     return event
 
 
-def send_events(events_path: str, endpoints_path: str, application_id: str, endpoint_url: str | None = None) -> dict:
-    """Send every event of ``events_path`` (with its endpoint from ``endpoints_path``); return counts."""
+def send_events(
+    events_path: str, endpoints_path: str | None, application_id: str, endpoint_url: str | None = None
+) -> dict:
+    """Send every event of ``events_path`` (with its endpoint from ``endpoints_path``, if given); return counts.
+
+    Without an endpoints table each item's ``Endpoint`` is empty: the events are sent on their own.
+    """
     events = pd.read_parquet(events_path)
-    endpoints = pd.read_parquet(endpoints_path).add_prefix("endpoint.")
-    rows = events.merge(endpoints, how="left", left_on="EndpointId", right_on="endpoint.Id")
     event_columns = list(events.columns)
-    endpoint_columns = list(endpoints.columns)
+    if endpoints_path:
+        endpoints = pd.read_parquet(endpoints_path).add_prefix("endpoint.")
+        rows = events.merge(endpoints, how="left", left_on="EndpointId", right_on="endpoint.Id")
+        endpoint_columns = list(endpoints.columns)
+    else:
+        rows, endpoint_columns = events, []
 
     client = boto3.client("pinpoint", endpoint_url=endpoint_url)
     counts = {"requests": 0, "events_sent": 0, "events_failed": 0}
@@ -102,7 +110,7 @@ def send_events(events_path: str, endpoints_path: str, application_id: str, endp
     in_batch = 0
     for _, row in rows.iterrows():
         entry = batch[row["EndpointId"]]
-        if not entry["Endpoint"] and _present(row["endpoint.Id"]):
+        if endpoint_columns and not entry["Endpoint"] and _present(row["endpoint.Id"]):
             entry["Endpoint"] = _endpoint_map(row, endpoint_columns)
         entry["Events"][row["EventId"]] = _event_map(row, event_columns)
         in_batch += 1

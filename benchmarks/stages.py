@@ -24,6 +24,7 @@ engine. That is what ``--latency-ms`` is for: showing how much of the harness's 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs; the least disturbed (lowest) figure of each stage is kept"
     )
+    parser.add_argument("--json", help="also write the figures to this file, as JSON (read by charts.py)")
     args = parser.parse_args(argv)
     runs = []
     for _ in range(args.repeat):
@@ -124,8 +126,19 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"client CPU µs per event, {args.events:,} events / {args.endpoints:,} endpoints, {args.latency_ms:g} ms latency"
     )
-    for name in ("prepare", "raw send", "classify", "engine + results", "load_events"):
+    order = ("prepare", "raw send", "classify", "engine + results", "load_events")
+    for name in order:
         print(f"  {name:18} {per_event[name]:6.1f}")
+    if args.json:
+        figures_json = {
+            "events": args.events,
+            "endpoints": args.endpoints,
+            "latency_ms": args.latency_ms,
+            "repeat": args.repeat,
+            "per_event_us": {name: per_event[name] for name in order},
+            "cpu_s_per_run": runs,
+        }
+        Path(args.json).write_text(json.dumps(figures_json, indent=1) + "\n")
 
 
 if __name__ == "__main__":
