@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip sync --python $(BIN)/python --require-hashes requirements.lock
+	$(UV) pip sync --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -29,7 +29,7 @@ install-lean: $(LEAN_STAMP)
 $(LEAN_STAMP): requirements-lean.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --allow-existing --python $(PYTHON) $(LEAN)
-	$(UV) pip sync --python $(LEAN)/bin/python --require-hashes requirements-lean.lock
+	$(UV) pip sync --python $(LEAN)/bin/python --require-hashes --compile-bytecode requirements-lean.lock
 	$(UV) pip install --python $(LEAN)/bin/python --no-deps --no-build-isolation -e .
 	@touch $(LEAN_STAMP)
 
