@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -43,6 +43,8 @@ _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
 _MAX_RECORD = 1 << 30
+# How an Arrow IPC stream, an earlier loader's journal, begins.
+_IPC_CONTINUATION = b"\xff\xff\xff\xff"
 
 
 class ResultsWriteError(PinpointLoaderError):
@@ -171,8 +173,15 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
     with fs.open(path, "rb") as f:
         marker = f.read(len(MARKER))
         if marker != MARKER:
-            if len(marker) == len(MARKER):
-                _warn(warned, path, "not a journal this loader writes (an earlier version's, or damaged), ignored")
+            if marker.startswith(_IPC_CONTINUATION):
+                # An earlier loader's journal (a plain IPC stream, no sums), left by a run killed before
+                # an upgrade: its rows are recorded, so a resume must skip them rather than send them all again.
+                f.seek(0)
+                yield from _stream_batches(
+                    f, lambda: _warn(warned, path, "an earlier journal of other columns, ignored")
+                )
+            elif len(marker) == len(MARKER):
+                _warn(warned, path, "not a journal this loader writes (damaged), ignored")
             return
         dropped = 0
         read = 0
@@ -198,6 +207,22 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
             yield batch
         if dropped:
             _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+
+
+def _stream_batches(f: Any, foreign: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """The complete batches of an earlier loader's journal; a batch cut short by a kill ends it."""
+    try:
+        reader = pa.ipc.open_stream(f)
+    except (pa.ArrowInvalid, OSError):
+        return
+    if not reader.schema.equals(RESULTS_SCHEMA):
+        foreign()
+        return
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except (StopIteration, pa.ArrowInvalid, OSError):
+            return
 
 
 def _frame(payload: pa.Buffer) -> bytes:

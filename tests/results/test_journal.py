@@ -85,13 +85,43 @@ def test_a_damaged_frame_drops_the_rest_of_its_journal_and_those_rows_are_sent_a
     assert sorted(e["event_id"] for e in emulator.events(APP)) == sorted(resent)
 
 
-def test_a_journal_in_an_earlier_format_is_ignored_with_a_warning_not_a_traceback(tmp_path, caplog):
+def rows(*numbers: int, status: str = "accepted") -> pa.RecordBatch:
+    """Results rows of source ``s`` at ``numbers``."""
+    return pa.RecordBatch.from_pylist(
+        [
+            {"run_id": "r", "record_type": "event", "endpoint_id": "e", "source": "s", "source_row": i}
+            | {"status": status, "attempts": 1}
+            for i in numbers
+        ],
+        schema=RESULTS_SCHEMA,
+    )
+
+
+def test_a_journal_an_earlier_loader_left_counts_next_to_a_new_one(tmp_path, caplog):
+    # A run killed before an upgrade recorded these rows: the upgraded rerun must skip them, not send
+    # every one of them again (the duplicate window is the requests in flight, not a whole run).
     location = tmp_path / "results.parquet"
     staging = tmp_path / ".results.parquet.staging"
     staging.mkdir()
-    batch = pa.RecordBatch.from_pylist([], schema=RESULTS_SCHEMA)
     with pa.ipc.new_stream(str(staging / f"{0:020d}-old-00000.arrows"), RESULTS_SCHEMA) as old:
-        old.write_batch(batch)
+        old.write_batch(rows(1, 2))
+        old.write_batch(rows(3))
+    with open(staging / f"{1:020d}-cut-00000.arrows", "wb") as cut:  # killed inside its second batch
+        cut.write(RESULTS_SCHEMA.serialize().to_pybytes() + rows(4).serialize().to_pybytes() + b"\xff\xff\xff")
+    store = ResultsStore(location)
+    store.writer("new").add(rows(5))
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert store.done_rows() == {"s": {1, 2, 3, 4, 5}}
+        assert store.compact() == {"accepted": 5}
+    assert not caplog.records
+    assert ResultsStore(location).read().column("source_row").to_pylist() == [1, 2, 3, 4, 5]
+
+
+def test_a_file_that_is_no_journal_is_ignored_with_a_warning_not_a_traceback(tmp_path, caplog):
+    location = tmp_path / "results.parquet"
+    staging = tmp_path / ".results.parquet.staging"
+    staging.mkdir()
+    (staging / f"{0:020d}-odd-00000.arrows").write_bytes(b"not a journal at all")
     store = ResultsStore(location)
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
         assert store.done_rows() == {}
