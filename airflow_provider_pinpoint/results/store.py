@@ -86,7 +86,10 @@ class ResultsStore:
         ``heartbeat_s`` / ``stale_s`` / ``settle_s`` (object storage only)."""
         if self.location is None:
             return nullcontext()
-        self.fs.makedirs(self._parent, exist_ok=True)
+        try:
+            self.fs.makedirs(self._parent, exist_ok=True)
+        except Exception as exc:  # the directory cannot be made (a file in the way, no access): one line
+            raise ResultsWriteError.of(self.location, exc) from exc
         return LocationLock(self.fs, self._lock_path, self.location, run_id, local=self.is_local, **timing)
 
     # Reading ----------------------------------------------------------------------------------
