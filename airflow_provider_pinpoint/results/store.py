@@ -10,6 +10,7 @@ location meanwhile (:meth:`ResultsStore.lock`).
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import secrets
@@ -30,6 +31,8 @@ from airflow_provider_pinpoint.results.journal import ResultsWriteError, Results
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import COLUMNS, FINAL_STATUSES, RESULTS_SCHEMA, rejections_batch
+
+log = logging.getLogger(__name__)
 
 # The results table's schema under the name the loader imports it by.
 SCHEMA = RESULTS_SCHEMA
@@ -165,18 +168,28 @@ class ResultsStore:
             return {}
         # Both passes read the same journals, and only those are removed: one that appears meanwhile
         # (another run's, where the lock is best effort) is left for the run that wrote it.
-        journals = journal_paths(self.fs, self.staging)
-        keep = compaction.survivors(self._batches(journals))
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
         try:
-            counts = self._write_table(tmp, keep, journals)
+            journals = journal_paths(self.fs, self.staging)
+            keep, rows = compaction.survivors(self._batches(journals))
+            counts = self._write_table(tmp, keep, rows, journals)
         except PinpointLoaderError:
+            _remove_quietly(self.fs, tmp)
             raise
-        except Exception as exc:
+        except Exception as exc:  # reading or writing failed (a journal gone, a disk full): one line
             _remove_quietly(self.fs, tmp)
             raise ResultsWriteError.of(self.location, exc) from exc
         for journal in journals:
-            self.fs.rm(journal)
+            try:
+                self.fs.rm(journal)
+            except FileNotFoundError:
+                pass
+            except Exception as exc:  # the table is complete: a journal left over is read again, harmlessly
+                log.warning(
+                    "could not remove a results journal at %s (%s); the next run reads it again",
+                    self.location,
+                    type(exc).__name__,
+                )
         try:
             if self.fs.exists(self.staging) and not self.fs.ls(self.staging, detail=False):
                 self.fs.rmdir(self.staging)
@@ -184,12 +197,12 @@ class ResultsStore:
             pass
         return counts
 
-    def _write_table(self, tmp: str, keep: np.ndarray | None, journals: list[str]) -> dict[str, int]:
+    def _write_table(self, tmp: str, keep: np.ndarray | None, rows: int, journals: list[str]) -> dict[str, int]:
         """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
-            counts = compaction.write_survivors(self._batches(journals), keep, writer)
+            counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
             writer.close()
         if self.is_local:
             os.replace(tmp, self._path)
