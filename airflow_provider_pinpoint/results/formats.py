@@ -41,6 +41,18 @@ def table_writer(f: BinaryIO, format: str) -> Any:
     return pacsv.CSVWriter(f, RESULTS_SCHEMA) if format == "csv" else pq.ParquetWriter(f, RESULTS_SCHEMA)
 
 
+def abandon(writer: Any) -> None:
+    """Drop a table writer after a failure, quietly: left open, a Parquet writer finishes its file
+    when collected, after the file is closed, and prints a traceback on stderr ("Exception ignored")."""
+    try:
+        writer.close()
+    except Exception:  # the failure that led here is the one reported
+        pass
+    finally:
+        if hasattr(writer, "is_open"):
+            writer.is_open = False
+
+
 def table_batches(f: BinaryIO, format: str, location: str) -> Iterator[pa.RecordBatch]:
     """The table in ``f``, batch by batch; a file that is not a results table is an InputError."""
     try:

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results import compaction
-from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, format_of, table_batches, table_writer
+from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, abandon, format_of, table_batches, table_writer
 from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
@@ -202,8 +202,12 @@ class ResultsStore:
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
-            counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
-            writer.close()
+            try:
+                counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
+                writer.close()
+            except BaseException:
+                abandon(writer)
+                raise
         if self.is_local:
             os.replace(tmp, self._path)
         else:

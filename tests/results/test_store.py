@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -219,4 +221,42 @@ def test_a_journal_gone_before_compaction_reads_it_is_one_line_and_leaves_the_ta
     finally:
         del store.fs.open
     assert "\n" not in str(caught.value) and "FileNotFoundError" in str(caught.value)
+    assert os.listdir(tmp_path) == [".results.parquet.staging"]
+
+
+def test_a_journal_gone_between_the_passes_leaves_no_traceback_behind_on_stderr(tmp_path, monkeypatch):
+    # The table writer is open when the second pass fails: left so, a Parquet writer finishes its
+    # file when collected, after that file is closed, and Python prints "Exception ignored in ...
+    # Traceback" on stderr.
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add(journal_rows(*range(1, 70_000)))  # more than one chunk: the table writer has begun
+    writer.close()
+    other = ResultsStore(location).writer("run-2")
+    other.add(journal_rows(1))
+    other.close()
+    last = sorted(os.listdir(store.staging))[-1]
+    real_open = store.fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        if mode == "rb" and path.endswith(last):
+            opened.append(path)
+            if len(opened) == 2:
+                os.unlink(path)
+        return real_open(path, mode, **kwargs)
+
+    store.fs.open = open_
+    try:
+        store.compact()
+    except ResultsWriteError as exc:
+        message = str(exc)  # the error, and the frames its traceback holds, dropped here
+    finally:
+        del store.fs.open
+    gc.collect()
+    assert "FileNotFoundError" in message
+    assert unraisable == []
     assert os.listdir(tmp_path) == [".results.parquet.staging"]
