@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 import struct
 import threading
 import time
@@ -54,9 +55,23 @@ class ResultsWriteError(PinpointLoaderError):
     def of(cls, location: str | None, error: BaseException) -> ResultsWriteError:
         """The one line saying that writing at ``location`` failed with ``error``, and what to do."""
         return cls(
-            f"could not write the results at {location} ({type(error).__name__}: {first_line(error)}); "
+            f"could not write the results at {location} ({type(error).__name__}: {_no_address(first_line(error))}); "
             "the run stopped; free space or fix access, then rerun with the same results location to resume"
         )
+
+
+# What an object store's client may put in an error: its endpoint or proxy URL (with a password in
+# it, for a proxy), an IP address, a host and port.
+_ADDRESS = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>)]+"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+    r"|(?<![\w/.-])[A-Za-z0-9][\w.-]*:\d{2,5}\b"
+)
+
+
+def _no_address(text: str) -> str:
+    """``text`` with every URL and network address in it replaced: errors carry none."""
+    return _ADDRESS.sub("<address>", text)
 
 
 class ResultsWriter:
