@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_provider_pinpoint.common.text import first_line
-from airflow_provider_pinpoint.errors import PinpointLoaderError
+from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rejections_batch, stamped
 
 if TYPE_CHECKING:
@@ -57,6 +57,18 @@ class ResultsWriteError(PinpointLoaderError):
         return cls(
             f"could not write the results at {location} ({type(error).__name__}: {_no_address(first_line(error))}); "
             "the run stopped; free space or fix access, then rerun with the same results location to resume"
+        )
+
+
+class ResultsReadError(InputError):
+    """The results (table or journals) at a location could not be read: nothing was sent."""
+
+    @classmethod
+    def of(cls, location: str | None, error: BaseException) -> ResultsReadError:
+        """The one line saying that reading at ``location`` failed with ``error``."""
+        return cls(
+            f"could not read the results at {location} ({type(error).__name__}: {_no_address(first_line(error))}); "
+            "nothing was sent; fix access, or choose another results location"
         )
 
 

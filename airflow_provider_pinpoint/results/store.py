@@ -27,7 +27,13 @@ from airflow_provider_pinpoint.common.locations import filesystem, is_object_pat
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results import compaction
 from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, abandon, format_of, table_batches, table_writer
-from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
+from airflow_provider_pinpoint.results.journal import (
+    ResultsReadError,
+    ResultsWriteError,
+    ResultsWriter,
+    journal_batches,
+    journal_paths,
+)
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import COLUMNS, FINAL_STATUSES, RESULTS_SCHEMA, rejections_batch
@@ -40,6 +46,7 @@ SCHEMA = RESULTS_SCHEMA
 __all__ = [
     "COLUMNS",
     "SCHEMA",
+    "ResultsReadError",
     "ResultsStore",
     "ResultsWriteError",
     "ResultsWriter",
@@ -101,7 +108,10 @@ class ResultsStore:
         """Whether an earlier run left a table or journals here."""
         if self.location is None:
             return False
-        return self.fs.exists(self._path) or bool(journal_paths(self.fs, self.staging))
+        try:
+            return self.fs.exists(self._path) or bool(journal_paths(self.fs, self.staging))
+        except Exception as exc:
+            raise ResultsReadError.of(self.location, exc) from exc
 
     def done_rows(self) -> dict[str, DoneRows]:
         """Rows already accepted or rejected, by source: what a resumed run must skip.
@@ -109,6 +119,14 @@ class ResultsStore:
         Each source's rows come with the endpoint and event ids recorded for them, so the reader can
         tell a rerun on the same input from one on a different input under the same source name.
         """
+        try:
+            return self._done_rows()
+        except PinpointLoaderError:
+            raise
+        except Exception as exc:  # a journal gone or refused meanwhile, a store unreachable: one line
+            raise ResultsReadError.of(self.location, exc) from exc
+
+    def _done_rows(self) -> dict[str, DoneRows]:
         parts: dict[str, list[pa.RecordBatch]] = {}
         for batch in self._batches():
             done = batch.filter(pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)))

@@ -260,3 +260,16 @@ def test_a_journal_gone_between_the_passes_leaves_no_traceback_behind_on_stderr(
     assert "FileNotFoundError" in message
     assert unraisable == []
     assert os.listdir(tmp_path) == [".results.parquet.staging"]
+
+
+def test_a_journal_that_cannot_be_read_stops_the_resume_in_one_line(tmp_path):
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add(journal_rows(1, 2))
+    writer.close()
+    os.mkdir(os.path.join(store.staging, f"{0:020d}-odd-00000.arrows"))  # listed as a journal, not a file
+    with pytest.raises(InputError) as caught:
+        ResultsStore(location).done_rows()
+    message = str(caught.value)
+    assert "could not read the results at" in message and "IsADirectoryError" in message and "\n" not in message
