@@ -118,8 +118,12 @@ class ResultsWriter:
     def add(self, batch: pa.RecordBatch) -> None:
         """Append results rows (:data:`~airflow_provider_pinpoint.results.rows.RESULTS_SCHEMA`).
 
-        A failed write raises its own error, here and on every later call.
+        A failed write raises its own error, here and on every later call. A batch of other column
+        types is cast first: a journal records no schema, it is read back as RESULTS_SCHEMA, and
+        its CRC would vouch for bytes meaning other values under that schema.
         """
+        if not batch.schema.equals(RESULTS_SCHEMA):
+            batch = _conformed(batch)
         with self._lock:
             store = self._store
             if store.location is None:
@@ -182,6 +186,16 @@ class ResultsWriter:
                     return
                 self.failed = exc
                 raise ResultsWriteError.of(self._store.location, exc) from exc
+
+
+def _conformed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` as :data:`RESULTS_SCHEMA` (its columns by name, cast); a missing column is a ValueError."""
+    missing = [name for name in RESULTS_SCHEMA.names if name not in batch.schema.names]
+    if missing:
+        raise ValueError(f"results rows lack the column(s) {', '.join(missing)}")
+    return pa.RecordBatch.from_arrays(
+        [batch.column(field.name).cast(field.type) for field in RESULTS_SCHEMA], schema=RESULTS_SCHEMA
+    )
 
 
 def journal_paths(fs: Any, staging: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -151,3 +152,31 @@ def test_a_batch_cut_short_by_a_kill_is_dropped_silently(tmp_path, caplog, cut):
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
         assert ResultsStore(location).done_rows() == {"s": {1, 2}}
     assert not caplog.records
+
+
+def test_rows_of_other_column_types_are_journaled_as_the_results_schema(tmp_path):
+    # A journal holds no schema: a batch written with its own types (int64 codes, microsecond times,
+    # as pandas gives them) was read back as RESULTS_SCHEMA, its bytes misread under a valid CRC.
+    sent = datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    wide = pa.schema(
+        [
+            pa.field(f.name, {"status_code": pa.int64(), "attempts": pa.int64()}.get(f.name, f.type))
+            if f.name != "sent_at"
+            else pa.field("sent_at", pa.timestamp("us", tz="UTC"))
+            for f in RESULTS_SCHEMA
+        ]
+    )
+    values = [
+        {"run_id": "r", "record_type": "event", "endpoint_id": f"e{i}", "source": "s", "source_row": i}
+        | {"status": "accepted", "status_code": 202, "attempts": 2, "sent_at": sent}
+        for i in (1, 2, 3)
+    ]
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("r")
+    writer.add(pa.RecordBatch.from_pylist(values, schema=wide))
+    writer.close()
+    assert store.compact() == {"accepted": 3}
+    assert ResultsStore(location).read().to_pylist() == [
+        {name: value.get(name) for name in RESULTS_SCHEMA.names} for value in values
+    ]
