@@ -219,9 +219,17 @@ class LocationLock:
             self._stop.set()
             self._beat.join()
             self._beat = None
-            holder = self._read()
-            if holder is not None and holder.run_id == self._me.run_id:
-                self._fs.rm(self._path)
+            try:
+                holder = self._read()
+                if holder is not None and holder.run_id == self._me.run_id:
+                    self._fs.rm(self._path)
+            except Exception as exc:  # left behind, the lock goes stale: no error to hide the run's own
+                log.warning(
+                    "could not remove the lock of the results at %s (%s); it lapses after %s s",
+                    self._location,
+                    type(exc).__name__,
+                    self._stale_s,
+                )
 
     def _took_over(self, holder: Holder | None) -> None:
         if holder is not None and holder.run_id != self._me.run_id:

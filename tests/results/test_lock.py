@@ -167,3 +167,17 @@ def test_a_holder_taken_over_stops_beating_over_the_new_holder(tmp_path, caplog)
         assert Holder.parse(fs.cat(lock)).run_id == "run-B"
     assert Holder.parse(fs.cat(lock)).run_id == "run-B"
     assert "taken over by run run-B" in caplog.text
+
+
+def test_on_object_storage_a_lock_that_cannot_be_removed_is_a_warning_not_an_error(tmp_path, caplog):
+    # Raised from __exit__, the storage error would replace the run's own outcome or error.
+    location = f"memory://lock-tests/{tmp_path.name}/results.parquet"
+    store = ResultsStore(location)
+    store.fs.rm = lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("refused"))
+    try:
+        with pytest.raises(ValueError, match="the run's own"):
+            with store.lock("run-A", settle_s=0.01):
+                raise ValueError("the run's own error")
+    finally:
+        del store.fs.rm
+    assert "could not remove the lock" in caplog.text and "PermissionError" in caplog.text
