@@ -72,6 +72,9 @@ class ResultsReadError(InputError):
         )
 
 
+# Characters of a run id kept in a journal's file name (a run id is any text the caller gives).
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+~-]")
+
 # What an object store's client may put in an error: its endpoint or proxy URL (with a password in
 # it, for a proxy), an IP address, a host and port.
 _ADDRESS = re.compile(
@@ -158,7 +161,8 @@ class ResultsWriter:
     def _open_journal(self) -> None:
         store = self._store
         store.fs.makedirs(store.staging, exist_ok=True)
-        name = f"{time.time_ns():020d}-{self.run_id}-{self._seq:05d}{JOURNAL_SUFFIX}"
+        # The run id is in every row; in the name it is only for people, and may not make a path.
+        name = f"{time.time_ns():020d}-{_UNSAFE.sub('_', self.run_id)[:100]}-{self._seq:05d}{JOURNAL_SUFFIX}"
         self._seq += 1
         self._file = store.fs.open(posixpath.join(store.staging, name), "wb")
         self._file.write(MARKER)

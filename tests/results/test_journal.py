@@ -180,3 +180,16 @@ def test_rows_of_other_column_types_are_journaled_as_the_results_schema(tmp_path
     assert ResultsStore(location).read().to_pylist() == [
         {name: value.get(name) for name in RESULTS_SCHEMA.names} for value in values
     ]
+
+
+@pytest.mark.parametrize("run_id", ["team/nightly", "../up", "a\\b c?*", "x" * 300])
+def test_any_run_id_makes_a_journal_in_the_staging_directory(tmp_path, run_id):
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer(run_id)
+    writer.add(rows(1, 2))
+    writer.close()
+    [journal] = (tmp_path / ".results.parquet.staging").iterdir()
+    assert journal.is_file()
+    assert store.compact() == {"accepted": 2}
+    assert ResultsStore(location).read().column("run_id").to_pylist() == ["r", "r"]
