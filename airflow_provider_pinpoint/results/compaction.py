@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT
 from airflow_provider_pinpoint.results.rows import FINAL_STATUSES
 
@@ -67,8 +68,13 @@ def keep_mask(key: np.ndarray, final: np.ndarray) -> np.ndarray | None:
     return keep
 
 
-def survivors(batches: Iterable[pa.RecordBatch]) -> np.ndarray | None:
-    """The first pass: :func:`keep_mask` over every row of ``batches``, in the order given.
+class ResultsChanged(PinpointLoaderError):
+    """The rows read for compaction changed between its two passes: the keep mask no longer fits them."""
+
+
+def survivors(batches: Iterable[pa.RecordBatch]) -> tuple[np.ndarray | None, int]:
+    """The first pass: :func:`keep_mask` over every row of ``batches``, in the order given, and how
+    many rows that was (the second pass must meet exactly as many).
 
     The per-batch keys are joined and dropped before the sort: at 5 million rows each copy of the
     keys is 40 MB, and compaction runs at the end of a load, on top of what it held.
@@ -81,26 +87,43 @@ def survivors(batches: Iterable[pa.RecordBatch]) -> np.ndarray | None:
         finals.append(is_final(batch))
     key = np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
     del keys
-    return keep_mask(key, np.concatenate(finals) if finals else np.empty(0, dtype=bool))
+    return keep_mask(key, np.concatenate(finals) if finals else np.empty(0, dtype=bool)), len(key)
 
 
-def write_survivors(batches: Iterable[pa.RecordBatch], keep: np.ndarray | None, writer: Any) -> dict[str, int]:
-    """The second pass: write the rows ``keep`` marks (all when None); return them counted by status."""
+def write_survivors(
+    batches: Iterable[pa.RecordBatch], keep: np.ndarray | None, rows: int, writer: Any
+) -> dict[str, int]:
+    """The second pass: write the rows ``keep`` marks (all when None); return them counted by status.
+
+    ``rows``: how many the first pass read. Meeting another number (a journal grew, shrank or went
+    between the passes) is :class:`ResultsChanged`: the mask would keep the wrong rows.
+    """
     counts: dict[str, int] = {}
     offset = 0
     for batch in batches:
         n = batch.num_rows
+        if offset + n > rows:
+            raise _changed()
         if keep is not None:
             batch = batch.filter(pa.array(keep[offset : offset + n]))
         offset += n
         writer.write_batch(batch)
         add_counts(counts, batch)
+    if offset != rows:
+        raise _changed()
     return counts
+
+
+def _changed() -> ResultsChanged:
+    return ResultsChanged(
+        "the results journals changed while they were compacted (is another run writing to the same results "
+        "location?); nothing was removed: rerun with the same results location once that run has ended"
+    )
 
 
 def latest(table: pa.Table) -> pa.Table:
     """One row per input row, in the order written (the in-memory form of compaction)."""
-    keep = survivors(table.to_batches())
+    keep, _ = survivors(table.to_batches())
     return table if keep is None else table.filter(pa.array(keep))
 
 

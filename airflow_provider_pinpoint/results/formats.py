@@ -18,6 +18,10 @@ from airflow_provider_pinpoint.results.rows import COLUMNS, RESULTS_SCHEMA
 CHUNK_ROWS = 65_536
 
 
+# The CSV reader's first block size, and its last (Arrow's limit): a row must fit in one block.
+_CSV_BLOCK = 1 << 20
+_CSV_MAX_BLOCK = 1 << 30
+
 # Values may hold line breaks (an endpoint id can): without newlines_in_values the reader splits
 # rows wherever a 1 MB read block ends inside one. The writer quotes every text value and leaves
 # nulls bare, so only a bare empty field is null and "" stays empty text.
@@ -25,6 +29,34 @@ _CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
 _CSV_CONVERT = pacsv.ConvertOptions(
     column_types=RESULTS_SCHEMA, strings_can_be_null=True, quoted_strings_can_be_null=False
 )
+
+
+def _csv_batches(f: BinaryIO) -> Iterator[pa.RecordBatch]:
+    """A CSV table's batches. A row longer than the reader's block (an id of a rejected row can be
+    any length) cannot be parsed in it: the file is read again in larger blocks from the row after
+    the last one given, until the block holds the row."""
+    block = _CSV_BLOCK
+    given = 0
+    while True:
+        f.seek(0)
+        try:
+            seen = 0
+            options = pacsv.ReadOptions(block_size=block)
+            for batch in pacsv.open_csv(
+                f, read_options=options, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT
+            ):
+                start, seen = seen, seen + batch.num_rows
+                if seen <= given:
+                    continue
+                if start < given:
+                    batch = batch.slice(given - start)
+                given = seen
+                yield batch
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= _CSV_MAX_BLOCK:
+                raise
+            block = min(block * 8, _CSV_MAX_BLOCK)
 
 
 def format_of(path: str, location: str) -> str:
@@ -41,11 +73,23 @@ def table_writer(f: BinaryIO, format: str) -> Any:
     return pacsv.CSVWriter(f, RESULTS_SCHEMA) if format == "csv" else pq.ParquetWriter(f, RESULTS_SCHEMA)
 
 
+def abandon(writer: Any) -> None:
+    """Drop a table writer after a failure, quietly: left open, a Parquet writer finishes its file
+    when collected, after the file is closed, and prints a traceback on stderr ("Exception ignored")."""
+    try:
+        writer.close()
+    except Exception:  # the failure that led here is the one reported
+        pass
+    finally:
+        if hasattr(writer, "is_open"):
+            writer.is_open = False
+
+
 def table_batches(f: BinaryIO, format: str, location: str) -> Iterator[pa.RecordBatch]:
     """The table in ``f``, batch by batch; a file that is not a results table is an InputError."""
     try:
         if format == "csv":
-            reader: Iterable[pa.RecordBatch] = pacsv.open_csv(f, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT)
+            reader: Iterable[pa.RecordBatch] = _csv_batches(f)
         else:
             reader = pq.ParquetFile(f).iter_batches(batch_size=CHUNK_ROWS, columns=list(COLUMNS))
         for batch in reader:

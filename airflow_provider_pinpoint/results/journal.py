@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from airflow_provider_pinpoint.common.text import first_line
-from airflow_provider_pinpoint.errors import PinpointLoaderError
+from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rejections_batch, stamped
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
 _MAX_RECORD = 1 << 30
+# How an Arrow IPC stream, an earlier loader's journal, begins.
+_IPC_CONTINUATION = b"\xff\xff\xff\xff"
 
 
 class ResultsWriteError(PinpointLoaderError):
@@ -52,9 +55,38 @@ class ResultsWriteError(PinpointLoaderError):
     def of(cls, location: str | None, error: BaseException) -> ResultsWriteError:
         """The one line saying that writing at ``location`` failed with ``error``, and what to do."""
         return cls(
-            f"could not write the results at {location} ({type(error).__name__}: {first_line(error)}); "
+            f"could not write the results at {location} ({type(error).__name__}: {_no_address(first_line(error))}); "
             "the run stopped; free space or fix access, then rerun with the same results location to resume"
         )
+
+
+class ResultsReadError(InputError):
+    """The results (table or journals) at a location could not be read: nothing was sent."""
+
+    @classmethod
+    def of(cls, location: str | None, error: BaseException) -> ResultsReadError:
+        """The one line saying that reading at ``location`` failed with ``error``."""
+        return cls(
+            f"could not read the results at {location} ({type(error).__name__}: {_no_address(first_line(error))}); "
+            "nothing was sent; fix access, or choose another results location"
+        )
+
+
+# Characters of a run id kept in a journal's file name (a run id is any text the caller gives).
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+~-]")
+
+# What an object store's client may put in an error: its endpoint or proxy URL (with a password in
+# it, for a proxy), an IP address, a host and port.
+_ADDRESS = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>)]+"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+    r"|(?<![\w/.-])[A-Za-z0-9][\w.-]*:\d{2,5}\b"
+)
+
+
+def _no_address(text: str) -> str:
+    """``text`` with every URL and network address in it replaced: errors carry none."""
+    return _ADDRESS.sub("<address>", text)
 
 
 class ResultsWriter:
@@ -89,8 +121,12 @@ class ResultsWriter:
     def add(self, batch: pa.RecordBatch) -> None:
         """Append results rows (:data:`~airflow_provider_pinpoint.results.rows.RESULTS_SCHEMA`).
 
-        A failed write raises its own error, here and on every later call.
+        A failed write raises its own error, here and on every later call. A batch of other column
+        types is cast first: a journal records no schema, it is read back as RESULTS_SCHEMA, and
+        its CRC would vouch for bytes meaning other values under that schema.
         """
+        if not batch.schema.equals(RESULTS_SCHEMA):
+            batch = _conformed(batch)
         with self._lock:
             store = self._store
             if store.location is None:
@@ -125,7 +161,8 @@ class ResultsWriter:
     def _open_journal(self) -> None:
         store = self._store
         store.fs.makedirs(store.staging, exist_ok=True)
-        name = f"{time.time_ns():020d}-{self.run_id}-{self._seq:05d}{JOURNAL_SUFFIX}"
+        # The run id is in every row; in the name it is only for people, and may not make a path.
+        name = f"{time.time_ns():020d}-{_UNSAFE.sub('_', self.run_id)[:100]}-{self._seq:05d}{JOURNAL_SUFFIX}"
         self._seq += 1
         self._file = store.fs.open(posixpath.join(store.staging, name), "wb")
         self._file.write(MARKER)
@@ -155,6 +192,16 @@ class ResultsWriter:
                 raise ResultsWriteError.of(self._store.location, exc) from exc
 
 
+def _conformed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` as :data:`RESULTS_SCHEMA` (its columns by name, cast); a missing column is a ValueError."""
+    missing = [name for name in RESULTS_SCHEMA.names if name not in batch.schema.names]
+    if missing:
+        raise ValueError(f"results rows lack the column(s) {', '.join(missing)}")
+    return pa.RecordBatch.from_arrays(
+        [batch.column(field.name).cast(field.type) for field in RESULTS_SCHEMA], schema=RESULTS_SCHEMA
+    )
+
+
 def journal_paths(fs: Any, staging: str) -> list[str]:
     """The journal files in a staging directory, in the order they were opened."""
     if not fs.exists(staging):
@@ -171,8 +218,15 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
     with fs.open(path, "rb") as f:
         marker = f.read(len(MARKER))
         if marker != MARKER:
-            if len(marker) == len(MARKER):
-                _warn(warned, path, "not a journal this loader writes (an earlier version's, or damaged), ignored")
+            if marker.startswith(_IPC_CONTINUATION):
+                # An earlier loader's journal (a plain IPC stream, no sums), left by a run killed before
+                # an upgrade: its rows are recorded, so a resume must skip them rather than send them all again.
+                f.seek(0)
+                yield from _stream_batches(
+                    f, lambda: _warn(warned, path, "an earlier journal of other columns, ignored")
+                )
+            elif len(marker) == len(MARKER):
+                _warn(warned, path, "not a journal this loader writes (damaged), ignored")
             return
         dropped = 0
         read = 0
@@ -198,6 +252,22 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
             yield batch
         if dropped:
             _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+
+
+def _stream_batches(f: Any, foreign: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """The complete batches of an earlier loader's journal; a batch cut short by a kill ends it."""
+    try:
+        reader = pa.ipc.open_stream(f)
+    except (pa.ArrowInvalid, OSError):
+        return
+    if not reader.schema.equals(RESULTS_SCHEMA):
+        foreign()
+        return
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except (StopIteration, pa.ArrowInvalid, OSError):
+            return
 
 
 def _frame(payload: pa.Buffer) -> bytes:

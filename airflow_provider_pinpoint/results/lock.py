@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -31,8 +32,12 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.results.journal import ResultsWriteError
 
 log = logging.getLogger(__name__)
+
+# A heartbeat further ahead than this is no clock skew but damage: its lock is taken over.
+_FUTURE_S = 86_400.0
 
 
 class LocationBusy(InputError):
@@ -53,9 +58,20 @@ class Holder:
     def parse(cls, text: bytes) -> Holder | None:
         """The holder a lock file names, or None when it names none (empty, being written, damaged)."""
         try:
-            return cls(**json.loads(text))
+            holder = cls(**json.loads(text))
         except (ValueError, TypeError):
             return None
+        # The fields are used, not only shown (a pid is signalled, a heartbeat compared): a file
+        # naming them with other types, a pid no process can have or a heartbeat that is no time
+        # names no holder, rather than failing the run or holding the location for ever.
+        texts = (holder.run_id, holder.host, holder.since)
+        if not all(isinstance(value, str) for value in texts) or type(holder.pid) is not int:
+            return None
+        if not 0 < holder.pid < 1 << 31 or type(holder.heartbeat) not in (int, float):
+            return None
+        if not math.isfinite(holder.heartbeat):
+            return None
+        return holder
 
     def text(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -93,10 +109,15 @@ class LocationLock:
         self._beat: threading.Thread | None = None
 
     def __enter__(self) -> LocationLock:
-        if self._local:
-            self._acquire_local()
-        else:
-            self._acquire_shared()
+        try:
+            if self._local:
+                self._acquire_local()
+            else:
+                self._acquire_shared()
+        except LocationBusy:
+            raise
+        except Exception as exc:  # a read-only or missing directory, an object store refusing: one line
+            raise ResultsWriteError.of(self._location, exc) from exc
         return self
 
     def __exit__(
@@ -149,6 +170,17 @@ class LocationLock:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self._heartbeat_s):
             try:
+                now = self._read()
+                if now is not None and now.run_id != self._me.run_id:
+                    # Taken over while this run was stalled past stale_s: beating on would overwrite
+                    # the new holder's lock and let a third run in too.
+                    log.warning(
+                        "the lock of the results at %s was taken over by run %s; run %s no longer holds it",
+                        self._location,
+                        now.run_id,
+                        self._me.run_id,
+                    )
+                    return
                 self._write()
             except Exception as exc:  # the next beat tries again; the run goes on
                 log.warning("could not refresh the lock of the results at %s (%s)", self._location, type(exc).__name__)
@@ -166,7 +198,8 @@ class LocationLock:
             f.write(self._me.text())
 
     def _stale(self, holder: Holder) -> bool:
-        if time.time() - holder.heartbeat > self._stale_s:
+        now = time.time()
+        if now - holder.heartbeat > self._stale_s or holder.heartbeat - now > _FUTURE_S:
             return True
         return holder.host == self._me.host and not _alive(holder.pid)
 
@@ -175,16 +208,28 @@ class LocationLock:
     def release(self) -> None:
         """Give the location up and remove the lock file (idempotent)."""
         if self._fd is not None:
-            os.unlink(self._path)  # while still locked: a run waiting on this file retries on the new one
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            try:
+                os.unlink(self._path)  # while still locked: a run waiting on this file retries on the new one
+            except FileNotFoundError:  # removed by hand meanwhile: the lock is given up all the same
+                pass
+            finally:
+                os.close(fd)
         elif self._beat is not None:
             self._stop.set()
             self._beat.join()
             self._beat = None
-            holder = self._read()
-            if holder is not None and holder.run_id == self._me.run_id:
-                self._fs.rm(self._path)
+            try:
+                holder = self._read()
+                if holder is not None and holder.run_id == self._me.run_id:
+                    self._fs.rm(self._path)
+            except Exception as exc:  # left behind, the lock goes stale: no error to hide the run's own
+                log.warning(
+                    "could not remove the lock of the results at %s (%s); it lapses after %s s",
+                    self._location,
+                    type(exc).__name__,
+                    self._stale_s,
+                )
 
     def _took_over(self, holder: Holder | None) -> None:
         if holder is not None and holder.run_id != self._me.run_id:

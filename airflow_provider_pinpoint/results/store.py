@@ -10,6 +10,7 @@ location meanwhile (:meth:`ResultsStore.lock`).
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import secrets
@@ -25,13 +26,21 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results import compaction
-from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, format_of, table_batches, table_writer
-from airflow_provider_pinpoint.results.journal import ResultsWriteError, ResultsWriter, journal_batches, journal_paths
+from airflow_provider_pinpoint.results.formats import CHUNK_ROWS, abandon, format_of, table_batches, table_writer
+from airflow_provider_pinpoint.results.journal import (
+    ResultsReadError,
+    ResultsWriteError,
+    ResultsWriter,
+    journal_batches,
+    journal_paths,
+)
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
 from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA
 
-__all__ = ["ResultsStore", "ResultsWriteError", "new_run_id"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ResultsReadError", "ResultsStore", "ResultsWriteError", "new_run_id"]
 
 
 def new_run_id() -> str:
@@ -75,7 +84,10 @@ class ResultsStore:
         ``heartbeat_s`` / ``stale_s`` / ``settle_s`` (object storage only)."""
         if self.location is None:
             return nullcontext()
-        self.fs.makedirs(self._parent, exist_ok=True)
+        try:
+            self.fs.makedirs(self._parent, exist_ok=True)
+        except Exception as exc:  # the directory cannot be made (a file in the way, no access): one line
+            raise ResultsWriteError.of(self.location, exc) from exc
         return LocationLock(self.fs, self._lock_path, self.location, run_id, local=self.is_local, **timing)
 
     # Reading ----------------------------------------------------------------------------------
@@ -84,7 +96,10 @@ class ResultsStore:
         """Whether an earlier run left a table or journals here."""
         if self.location is None:
             return False
-        return self.fs.exists(self._path) or bool(journal_paths(self.fs, self.staging))
+        try:
+            return self.fs.exists(self._path) or bool(journal_paths(self.fs, self.staging))
+        except Exception as exc:
+            raise ResultsReadError.of(self.location, exc) from exc
 
     def done_rows(self) -> dict[str, DoneRows]:
         """Rows already accepted or rejected, by source: what a resumed run must skip.
@@ -92,6 +107,14 @@ class ResultsStore:
         Each source's rows come with the endpoint and event ids recorded for them, so the reader can
         tell a rerun on the same input from one on a different input under the same source name.
         """
+        try:
+            return self._done_rows()
+        except PinpointLoaderError:
+            raise
+        except Exception as exc:  # a journal gone or refused meanwhile, a store unreachable: one line
+            raise ResultsReadError.of(self.location, exc) from exc
+
+    def _done_rows(self) -> dict[str, DoneRows]:
         parts: dict[str, list[pa.RecordBatch]] = {}
         for batch in self._batches():
             done = batch.filter(pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)))
@@ -151,18 +174,28 @@ class ResultsStore:
             return {}
         # Both passes read the same journals, and only those are removed: one that appears meanwhile
         # (another run's, where the lock is best effort) is left for the run that wrote it.
-        journals = journal_paths(self.fs, self.staging)
-        keep = compaction.survivors(self._batches(journals))
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
         try:
-            counts = self._write_table(tmp, keep, journals)
+            journals = journal_paths(self.fs, self.staging)
+            keep, rows = compaction.survivors(self._batches(journals))
+            counts = self._write_table(tmp, keep, rows, journals)
         except PinpointLoaderError:
+            _remove_quietly(self.fs, tmp)
             raise
-        except Exception as exc:
+        except Exception as exc:  # reading or writing failed (a journal gone, a disk full): one line
             _remove_quietly(self.fs, tmp)
             raise ResultsWriteError.of(self.location, exc) from exc
         for journal in journals:
-            self.fs.rm(journal)
+            try:
+                self.fs.rm(journal)
+            except FileNotFoundError:
+                pass
+            except Exception as exc:  # the table is complete: a journal left over is read again, harmlessly
+                log.warning(
+                    "could not remove a results journal at %s (%s); the next run reads it again",
+                    self.location,
+                    type(exc).__name__,
+                )
         try:
             if self.fs.exists(self.staging) and not self.fs.ls(self.staging, detail=False):
                 self.fs.rmdir(self.staging)
@@ -170,13 +203,17 @@ class ResultsStore:
             pass
         return counts
 
-    def _write_table(self, tmp: str, keep: np.ndarray | None, journals: list[str]) -> dict[str, int]:
+    def _write_table(self, tmp: str, keep: np.ndarray | None, rows: int, journals: list[str]) -> dict[str, int]:
         """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
-            counts = compaction.write_survivors(self._batches(journals), keep, writer)
-            writer.close()
+            try:
+                counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
+                writer.close()
+            except BaseException:
+                abandon(writer)
+                raise
         if self.is_local:
             os.replace(tmp, self._path)
         else:

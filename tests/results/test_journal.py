@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -85,13 +86,43 @@ def test_a_damaged_frame_drops_the_rest_of_its_journal_and_those_rows_are_sent_a
     assert sorted(e["event_id"] for e in emulator.events(APP)) == sorted(resent)
 
 
-def test_a_journal_in_an_earlier_format_is_ignored_with_a_warning_not_a_traceback(tmp_path, caplog):
+def rows(*numbers: int, status: str = "accepted") -> pa.RecordBatch:
+    """Results rows of source ``s`` at ``numbers``."""
+    return pa.RecordBatch.from_pylist(
+        [
+            {"run_id": "r", "record_type": "event", "endpoint_id": "e", "source": "s", "source_row": i}
+            | {"status": status, "attempts": 1}
+            for i in numbers
+        ],
+        schema=RESULTS_SCHEMA,
+    )
+
+
+def test_a_journal_an_earlier_loader_left_counts_next_to_a_new_one(tmp_path, caplog):
+    # A run killed before an upgrade recorded these rows: the upgraded rerun must skip them, not send
+    # every one of them again (the duplicate window is the requests in flight, not a whole run).
     location = tmp_path / "results.parquet"
     staging = tmp_path / ".results.parquet.staging"
     staging.mkdir()
-    batch = pa.RecordBatch.from_pylist([], schema=RESULTS_SCHEMA)
     with pa.ipc.new_stream(str(staging / f"{0:020d}-old-00000.arrows"), RESULTS_SCHEMA) as old:
-        old.write_batch(batch)
+        old.write_batch(rows(1, 2))
+        old.write_batch(rows(3))
+    with open(staging / f"{1:020d}-cut-00000.arrows", "wb") as cut:  # killed inside its second batch
+        cut.write(RESULTS_SCHEMA.serialize().to_pybytes() + rows(4).serialize().to_pybytes() + b"\xff\xff\xff")
+    store = ResultsStore(location)
+    store.writer("new").add(rows(5))
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert store.done_rows() == {"s": {1, 2, 3, 4, 5}}
+        assert store.compact() == {"accepted": 5}
+    assert not caplog.records
+    assert ResultsStore(location).read().column("source_row").to_pylist() == [1, 2, 3, 4, 5]
+
+
+def test_a_file_that_is_no_journal_is_ignored_with_a_warning_not_a_traceback(tmp_path, caplog):
+    location = tmp_path / "results.parquet"
+    staging = tmp_path / ".results.parquet.staging"
+    staging.mkdir()
+    (staging / f"{0:020d}-odd-00000.arrows").write_bytes(b"not a journal at all")
     store = ResultsStore(location)
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
         assert store.done_rows() == {}
@@ -121,3 +152,44 @@ def test_a_batch_cut_short_by_a_kill_is_dropped_silently(tmp_path, caplog, cut):
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
         assert ResultsStore(location).done_rows() == {"s": {1, 2}}
     assert not caplog.records
+
+
+def test_rows_of_other_column_types_are_journaled_as_the_results_schema(tmp_path):
+    # A journal holds no schema: a batch written with its own types (int64 codes, microsecond times,
+    # as pandas gives them) was read back as RESULTS_SCHEMA, its bytes misread under a valid CRC.
+    sent = datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    wide = pa.schema(
+        [
+            pa.field(f.name, {"status_code": pa.int64(), "attempts": pa.int64()}.get(f.name, f.type))
+            if f.name != "sent_at"
+            else pa.field("sent_at", pa.timestamp("us", tz="UTC"))
+            for f in RESULTS_SCHEMA
+        ]
+    )
+    values = [
+        {"run_id": "r", "record_type": "event", "endpoint_id": f"e{i}", "source": "s", "source_row": i}
+        | {"status": "accepted", "status_code": 202, "attempts": 2, "sent_at": sent}
+        for i in (1, 2, 3)
+    ]
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("r")
+    writer.add(pa.RecordBatch.from_pylist(values, schema=wide))
+    writer.close()
+    assert store.compact() == {"accepted": 3}
+    assert ResultsStore(location).read().to_pylist() == [
+        {name: value.get(name) for name in RESULTS_SCHEMA.names} for value in values
+    ]
+
+
+@pytest.mark.parametrize("run_id", ["team/nightly", "../up", "a\\b c?*", "x" * 300])
+def test_any_run_id_makes_a_journal_in_the_staging_directory(tmp_path, run_id):
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer(run_id)
+    writer.add(rows(1, 2))
+    writer.close()
+    [journal] = (tmp_path / ".results.parquet.staging").iterdir()
+    assert journal.is_file()
+    assert store.compact() == {"accepted": 2}
+    assert ResultsStore(location).read().column("run_id").to_pylist() == ["r", "r"]

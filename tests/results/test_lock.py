@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,11 +13,13 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from airflow_provider_pinpoint.results.journal import ResultsWriteError
 from airflow_provider_pinpoint.results.lock import Holder, LocationBusy
 from airflow_provider_pinpoint.results.store import ResultsStore
 
 HOLD = """
 import sys, time
+from airflow_provider_pinpoint.results.journal import ResultsWriteError
 from airflow_provider_pinpoint.results.store import ResultsStore
 with ResultsStore(sys.argv[1]).lock("run-A"):
     print("held", flush=True)
@@ -107,3 +110,74 @@ def test_compaction_removes_only_the_journals_it_read(tmp_path):
     finally:
         del store.fs.ls
     assert [p.name for p in staging.iterdir()] == [late.name]
+
+
+HOST = socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"run_id": "run-X", "host": "h", "pid": 1, "since": "s", "heartbeat": "yesterday"}',
+        b'{"run_id": "run-X", "host": "%s", "pid": "1", "since": "s", "heartbeat": %d}' % (HOST.encode(), 2**40),
+        b'{"run_id": "run-X", "host": "%s", "pid": %d, "since": "s", "heartbeat": %d}' % (HOST.encode(), 2**70, 2**40),
+        b'{"run_id": "run-X", "host": "h", "pid": 1, "since": "s", "heartbeat": 1e400}',
+        b'{"run_id": ["run-X"], "host": "h", "pid": 1, "since": "s", "heartbeat": 1}',
+        b"\xff\xfe garbage",
+        b"null",
+    ],
+)
+def test_a_lock_file_with_garbage_names_no_holder_and_is_taken_over(tmp_path, text):
+    # Damage must neither crash the run with a traceback nor hold the location for ever.
+    location = f"memory://lock-tests/{tmp_path.name}/results.parquet"
+    fs = fsspec.filesystem("memory")
+    lock = f"/lock-tests/{tmp_path.name}/.results.parquet.lock"
+    fs.pipe(lock, text)
+    assert Holder.parse(text) is None
+    with ResultsStore(location).lock("run-B", settle_s=0.01):
+        assert Holder.parse(fs.cat(lock)).run_id == "run-B"
+    assert not fs.exists(lock)
+
+
+def test_a_lock_where_no_directory_can_be_made_fails_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ResultsWriteError) as caught:
+        with ResultsStore(tmp_path / "file" / "results.parquet").lock("run-A"):
+            pytest.fail("locked inside a file")
+    assert "\n" not in str(caught.value) and "results.parquet" in str(caught.value)
+
+
+def test_a_lock_file_removed_while_held_is_released_without_error(tmp_path):
+    location = tmp_path / "results.parquet"
+    with ResultsStore(location).lock("run-A"):
+        (tmp_path / ".results.parquet.lock").unlink()
+    with ResultsStore(location).lock("run-B"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_holder_taken_over_stops_beating_over_the_new_holder(tmp_path, caplog):
+    location = f"memory://lock-tests/{tmp_path.name}/results.parquet"
+    fs = fsspec.filesystem("memory")
+    lock = f"/lock-tests/{tmp_path.name}/.results.parquet.lock"
+    with ResultsStore(location).lock("run-A", heartbeat_s=0.05, settle_s=0.01):
+        # run-A stalled past stale_s and run-B took over: run-A's heartbeat must not overwrite it
+        fs.pipe(lock, Holder("run-B", "elsewhere", 1, "2026-01-01T00:00:00Z", time.time() + 60).text())
+        time.sleep(0.3)
+        assert Holder.parse(fs.cat(lock)).run_id == "run-B"
+    assert Holder.parse(fs.cat(lock)).run_id == "run-B"
+    assert "taken over by run run-B" in caplog.text
+
+
+def test_on_object_storage_a_lock_that_cannot_be_removed_is_a_warning_not_an_error(tmp_path, caplog):
+    # Raised from __exit__, the storage error would replace the run's own outcome or error.
+    location = f"memory://lock-tests/{tmp_path.name}/results.parquet"
+    store = ResultsStore(location)
+    store.fs.rm = lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("refused"))
+    try:
+        with pytest.raises(ValueError, match="the run's own"):
+            with store.lock("run-A", settle_s=0.01):
+                raise ValueError("the run's own error")
+    finally:
+        del store.fs.rm
+    assert "could not remove the lock" in caplog.text and "PermissionError" in caplog.text

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
-from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results.rows import ACCEPTED, COLUMNS, FAILED, REJECTED, ItemResult, Outcomes
-from airflow_provider_pinpoint.results.store import ResultsStore
+from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError
 from tests.helpers.items import make_items
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -137,3 +139,137 @@ def test_a_long_service_message_is_stored_shortened(tmp_path):
     store.compact()
     [stored] = pd.read_parquet(tmp_path / "results.parquet")["message"]
     assert stored.startswith("Invalid attribute: xxx") and len(stored) <= 500
+
+
+def journal_rows(*numbers, status=ACCEPTED, run="r"):
+    """Results rows of source ``s`` at ``numbers``, as a journal batch."""
+    import pyarrow as pa
+
+    from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA
+
+    return pa.RecordBatch.from_pylist(
+        [
+            {"run_id": run, "record_type": "event", "endpoint_id": f"e{i}", "source": "s", "source_row": i}
+            | {"status": status, "attempts": 1}
+            for i in numbers
+        ],
+        schema=RESULTS_SCHEMA,
+    )
+
+
+def test_a_journal_that_grows_between_the_two_passes_stops_compaction_instead_of_misplacing_rows(tmp_path):
+    # Run A (still writing: two runs on one location where the lock is absent or best effort) opened
+    # its journal first; run B's compaction must not apply its keep mask to rows shifted by A's growth.
+    location = tmp_path / "results.parquet"
+    a = ResultsStore(location).writer("run-A")
+    a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
+    store = ResultsStore(location)
+    b = store.writer("run-B")
+    b.add(journal_rows(1, 2, 3, run="run-B"))
+    b.close()
+    journal_a = sorted(os.listdir(store.staging))[0]
+    real_open = store.fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        if mode == "rb" and path.endswith(journal_a):
+            opened.append(path)
+            if len(opened) == 2:  # the second pass: A answered meanwhile
+                a.add(journal_rows(4, 5, run="run-A"))
+        return real_open(path, mode, **kwargs)
+
+    store.fs.open = open_
+    try:
+        with pytest.raises(PinpointLoaderError) as caught:
+            store.compact()
+    finally:
+        del store.fs.open
+    assert "changed while they were compacted" in str(caught.value) and "\n" not in str(caught.value)
+    assert sorted(os.listdir(tmp_path)) == [".results.parquet.staging"]  # no table, no temporary file
+    assert len(os.listdir(store.staging)) == 2  # every journal kept
+    a.close()
+    done = ResultsStore(location)
+    assert done.compact() == {ACCEPTED: 5}
+    table = done.read()
+    assert sorted(zip(table["source_row"].to_pylist(), table["run_id"].to_pylist(), strict=True)) == [
+        (1, "run-B"),
+        (2, "run-B"),
+        (3, "run-B"),
+        (4, "run-A"),
+        (5, "run-A"),
+    ]
+
+
+def test_a_journal_gone_before_compaction_reads_it_is_one_line_and_leaves_the_table_alone(tmp_path):
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add(journal_rows(1, 2))
+    writer.close()
+    [journal] = os.listdir(store.staging)
+    real_open = store.fs.open
+
+    def open_(path, mode="rb", **kwargs):
+        if mode == "rb" and path.endswith(journal):
+            os.unlink(path)  # another run's compaction took it between the listing and the read
+        return real_open(path, mode, **kwargs)
+
+    store.fs.open = open_
+    try:
+        with pytest.raises(ResultsWriteError) as caught:
+            store.compact()
+    finally:
+        del store.fs.open
+    assert "\n" not in str(caught.value) and "FileNotFoundError" in str(caught.value)
+    assert os.listdir(tmp_path) == [".results.parquet.staging"]
+
+
+def test_a_journal_gone_between_the_passes_leaves_no_traceback_behind_on_stderr(tmp_path, monkeypatch):
+    # The table writer is open when the second pass fails: left so, a Parquet writer finishes its
+    # file when collected, after that file is closed, and Python prints "Exception ignored in ...
+    # Traceback" on stderr.
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add(journal_rows(*range(1, 70_000)))  # more than one chunk: the table writer has begun
+    writer.close()
+    other = ResultsStore(location).writer("run-2")
+    other.add(journal_rows(1))
+    other.close()
+    last = sorted(os.listdir(store.staging))[-1]
+    real_open = store.fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        if mode == "rb" and path.endswith(last):
+            opened.append(path)
+            if len(opened) == 2:
+                os.unlink(path)
+        return real_open(path, mode, **kwargs)
+
+    store.fs.open = open_
+    try:
+        store.compact()
+    except ResultsWriteError as exc:
+        message = str(exc)  # the error, and the frames its traceback holds, dropped here
+    finally:
+        del store.fs.open
+    gc.collect()
+    assert "FileNotFoundError" in message
+    assert unraisable == []
+    assert os.listdir(tmp_path) == [".results.parquet.staging"]
+
+
+def test_a_journal_that_cannot_be_read_stops_the_resume_in_one_line(tmp_path):
+    location = tmp_path / "results.parquet"
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add(journal_rows(1, 2))
+    writer.close()
+    os.mkdir(os.path.join(store.staging, f"{0:020d}-odd-00000.arrows"))  # listed as a journal, not a file
+    with pytest.raises(InputError) as caught:
+        ResultsStore(location).done_rows()
+    message = str(caught.value)
+    assert "could not read the results at" in message and "IsADirectoryError" in message and "\n" not in message

@@ -75,3 +75,26 @@ def test_a_table_that_cannot_be_written_keeps_the_journals_for_the_next_try(tmp_
         disk.space = None
         assert ResultsStore(location).compact() == {"accepted": 666, "rejected": 334}
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 1_000
+
+
+@pytest.mark.parametrize(
+    ("error", "secret"),
+    [
+        ("EndpointConnectionError", "10.20.30.40"),
+        ("ProxyConnectionError", "pw@proxy.corp"),
+        ("OSError", "minio.internal:9000"),
+    ],
+)
+def test_a_write_error_says_no_address_or_password_the_object_store_client_put_in_it(error, secret):
+    import botocore.exceptions
+
+    raised = {
+        "EndpointConnectionError": botocore.exceptions.EndpointConnectionError(
+            endpoint_url="http://10.20.30.40:9000/bucket/.results.parquet.staging/x.arrows"
+        ),
+        "ProxyConnectionError": botocore.exceptions.ProxyConnectionError(proxy_url="http://user:pw@proxy.corp:3128"),
+        "OSError": OSError("Cannot connect to host minio.internal:9000 ssl:default [Connect call failed]"),
+    }[error]
+    message = str(ResultsWriteError.of("s3://bucket/results.parquet", raised))
+    assert secret not in message and "10.20" not in message and "\n" not in message
+    assert message.startswith(f"could not write the results at s3://bucket/results.parquet ({error}: ")
