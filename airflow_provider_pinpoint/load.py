@@ -23,6 +23,7 @@ from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
+from airflow_provider_pinpoint.results.journal import ResultsWriter
 from airflow_provider_pinpoint.results.rows import (
     ACCEPTED,
     FAILED,
@@ -318,11 +319,26 @@ class _Run:
             )
             try:
                 sender.run(requests())
-            finally:
-                writer.close()
-                meter.close()
-                counts = store.compact()
+            except BaseException:
+                # What stopped the run is the error to report; the journals keep what was recorded.
+                self._close(writer, meter, store, quietly=True)
+                raise
+            counts = self._close(writer, meter, store, quietly=False)
         return sender.stats, counts
+
+    @staticmethod
+    def _close(writer: ResultsWriter, meter: Progress, store: ResultsStore, *, quietly: bool) -> dict[str, int]:
+        """Close the journal and compact the table; ``quietly`` after a failed run, so that a second error
+        (the disk that stopped the run fails compaction too) does not hide the first."""
+        writer.close()
+        meter.close()
+        try:
+            return store.compact()
+        except PinpointLoaderError as exc:
+            if not quietly:
+                raise
+            log.warning("the results table was not compacted after the run stopped (%s); rerun to resume", exc)
+            return {}
 
     def _progress(self, skipped: int) -> Progress:
         meter = Progress(enabled=self.progress)

@@ -357,3 +357,14 @@ def test_a_second_load_on_a_held_results_location_refuses_before_sending_anythin
         runner.join(60)
     assert emulator.events("second-app") == []
     assert first["report"].summary.input_rows == INPUT_ROWS  # the first run's table is whole
+
+
+def test_the_error_that_stopped_a_run_is_not_hidden_by_a_failing_compaction(tmp_path, monkeypatch):
+    from airflow_provider_pinpoint.results.journal import ResultsWriteError
+
+    def failing(self: ResultsStore) -> dict[str, int]:
+        raise ResultsWriteError("could not write the results (OSError: no space left on device)")
+
+    monkeypatch.setattr(ResultsStore, "compact", failing)
+    with run_emulator(apps=["another-app"]) as emu, pytest.raises(FatalServiceError, match="HTTP 404"):
+        load_events(EVENTS, application_id=APP, results=str(tmp_path / "r.parquet"), client=emulator_client(emu.url))
