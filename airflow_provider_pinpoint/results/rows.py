@@ -8,6 +8,7 @@ item by item (a rejection, a resend, a split, a stop) goes through :class:`ItemR
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from airflow_provider_pinpoint.common.text import shortened
+from airflow_provider_pinpoint.common.text import SCRUBBED, scrubbed, shortened
 from airflow_provider_pinpoint.prepare.requests import EVENT, ITEM_SCHEMA, Item, Request
 
 ACCEPTED = "accepted"
@@ -119,10 +120,9 @@ class Outcomes:
         n = len(results)
         if n == 0:
             return cls(pa.RecordBatch.from_pylist([], schema=DECISION_SCHEMA), 0, 0, 0, 0)
-        status, code, message, attempts, request_id, sent_at = zip(*map(_RESULT_FIELDS, results), strict=True)
+        status, code, _, attempts, request_id, sent_at = zip(*map(_RESULT_FIELDS, results), strict=True)
         items = zip(*map(_ITEM_FIELDS, map(_ITEM, results)), strict=True)
-        if max(map(len, filter(None, message)), default=0) > MESSAGE_CHARS:
-            message = tuple(map(capped, message))
+        message = tuple(map(_stored_message, results))
         columns = (*items, status, code, message, attempts, request_id, sent_at)
         batch = pa.RecordBatch.from_arrays(
             [pa.array(values, field.type) for values, field in zip(columns, DECISION_SCHEMA, strict=True)],
@@ -132,6 +132,20 @@ class Outcomes:
         rejected = status.count(REJECTED)
         events = sum(1 for result in results if result.status == ACCEPTED and result.item.record_type == EVENT)
         return cls(batch, accepted, rejected, n - accepted - rejected, events)
+
+
+def _stored_message(result: ItemResult) -> str | None:
+    """The message as the results table keeps it: without anything that looks like an address (a
+    service may quote the item it refused), the item's own address included, and capped in length."""
+    message = result.message
+    if not message:
+        return message
+    item = result.item
+    if item.record_type != EVENT and '"Address"' in item.body:
+        address = json.loads(item.body).get("Address")
+        if isinstance(address, str) and address:
+            message = message.replace(address, SCRUBBED)
+    return capped(scrubbed(message))
 
 
 def stamped(decided: Outcomes, run_ids: pa.Array) -> pa.RecordBatch:

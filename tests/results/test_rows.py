@@ -44,7 +44,7 @@ def test_counts_and_long_messages_of_items_decided_one_by_one():
         [
             ItemResult(items[0], ACCEPTED, 202, "", 1, "r", NOW),
             ItemResult(items[1], ACCEPTED, 202, "", 2, "r", NOW),
-            ItemResult(items[2], REJECTED, 400, "x" * 2_000, 1, "r", NOW),
+            ItemResult(items[2], REJECTED, 400, "too long " * 250, 1, "r", NOW),
             ItemResult(items[3], FAILED, None, "not sent", 0, None, None),
         ]
     )
@@ -53,3 +53,17 @@ def test_counts_and_long_messages_of_items_decided_one_by_one():
     assert [row.attempts for row in rows] == [1, 2, 1, 0]
     assert len(rows[2].message) == MESSAGE_CHARS and rows[2].message.endswith("…")
     assert rows[3].sent_at is None and rows[3].status_code is None
+
+
+def test_a_service_message_keeps_no_address_the_input_holds():
+    # A CUSTOM address looks like nothing in particular: only knowing the item's own address scrubs it.
+    endpoint, event = make_items(1, 1)
+    endpoint.body = '{"Address":"customer-7731","ChannelType":"CUSTOM"}'
+    decided = Outcomes.of_results(
+        [
+            ItemResult(endpoint, REJECTED, 400, "Address customer-7731 is not a valid number", 1, "r", NOW),
+            ItemResult(event, REJECTED, 400, "Endpoint of jane.doe@example.com is opted out", 1, "r", NOW),
+        ]
+    )
+    messages = [row.message for row in decided.rows()]
+    assert messages == ["Address <value> is not a valid number", "Endpoint of <value> is opted out"]
