@@ -6,6 +6,8 @@ one row per input row, accepted + rejected + failed == input rows.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import threading
 from pathlib import Path
@@ -76,6 +78,31 @@ def test_sample_data_goes_through_and_the_table_reconciles(fmt, emulator, tmp_pa
     assert report.results.equals(frame)
     assert all(e["receive_count"] == 1 for e in emulator.events(APP))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
+def test_json_lines_events_with_nested_objects_load_like_the_same_rows_in_parquet(emulator, tmp_path, journal):
+    records = pd.read_parquet(EVENTS).to_dict(orient="records")
+    with gzip.open(tmp_path / "events.jsonl.gz", "wt", encoding="utf-8") as f:
+        for record in records:
+            nested: dict = {}
+            for name, value in record.items():
+                if pd.isna(value):
+                    continue
+                head, _, rest = name.partition(".")
+                value = value.isoformat() if isinstance(value, pd.Timestamp) else value
+                (nested.setdefault(head, {}).__setitem__(rest, value) if rest else nested.__setitem__(head, value))
+            f.write(json.dumps(nested) + "\n")
+    same_rows = load_events(EVENTS, ENDPOINTS, application_id=APP, dry_run=True, progress=False).summary
+    report = load_events(
+        tmp_path / "events.jsonl.gz",
+        ENDPOINTS,
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
+    assert_reconciled(report.results, emulator, journal)
+    assert (report.summary.rejected, report.summary.events_accepted) == (same_rows.rejected, same_rows.valid_events)
 
 
 FAULTS = {

@@ -1,8 +1,9 @@
 """Reading input tables as a stream of Arrow record batches named in the column convention.
 
 Events tables can be far larger than memory, so nothing here holds a whole file: Parquet is read
-row group by row group (:mod:`.parquet`) and CSV through pyarrow's streaming reader
-(:mod:`.csv_files`, repaired by :mod:`.csv_repair`). Each batch leaves with its columns renamed to
+row group by row group (:mod:`.parquet`), CSV through pyarrow's streaming reader
+(:mod:`.csv_files`, repaired by :mod:`.csv_repair`) and JSON Lines in chunks of whole lines
+(:mod:`.json_lines`). Each batch leaves with its columns renamed to
 the convention (:mod:`.column_plan`) and two bookkeeping columns, ``_source`` (the file's name,
 :mod:`.files`) and ``_source_row`` (1-based data row within that source; a CSV header is not a
 data row), which follow the row all the way into the results table. Memory held while streaming:
@@ -12,6 +13,8 @@ blocks and one batch held back (a file's last batch goes only once no quote is l
 Types, decided here and relied on by validation:
 
 - Parquet, DataFrames and Arrow tables: columns arrive as stored. Validation coerces.
+- JSON Lines: values with the types pyarrow infers from each chunk's lines (numbers, strings, ISO
+  timestamps, lists); nested objects flattened to dotted names. Validation coerces.
 - CSV: every column is read as a string (``null`` when the cell is empty); only a ``_source_row``
   column (shard files) is read as int64.
 - Multi-valued endpoint attributes (``Attributes.*``, ``User.UserAttributes.*``): a CSV header
@@ -32,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_pinpoint.common.files import is_parquet
+from airflow_provider_pinpoint.common.files import is_json_lines, is_parquet
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
@@ -42,6 +45,7 @@ from airflow_provider_pinpoint.prepare.read.csv_files import read_csv
 from airflow_provider_pinpoint.prepare.read.csv_scan import csv_header
 from airflow_provider_pinpoint.prepare.read.files import File, expand, spelled
 from airflow_provider_pinpoint.prepare.read.frames import is_dataframe, read_in_memory
+from airflow_provider_pinpoint.prepare.read.json_lines import json_lines_names, read_json_lines
 from airflow_provider_pinpoint.prepare.read.parquet import parquet_file, read_parquet
 from airflow_provider_pinpoint.results.resume import SkipDone
 
@@ -169,6 +173,8 @@ def _read_source(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
     for file in _files(source, options.kind):
         if is_parquet(file.path):
             yield from read_parquet(file, options)
+        elif is_json_lines(file.path):
+            yield from read_json_lines(file, options)
         else:
             yield from read_csv(file, options)
 
@@ -184,6 +190,8 @@ def _column_names(source: Any, kind: Kind) -> Iterator[list[str]]:
             if is_parquet(file.path):
                 with parquet_file(file) as parquet:
                     yield parquet.schema_arrow.names
+            elif is_json_lines(file.path):
+                yield from json_lines_names(file)
             else:
                 yield csv_header(file)
 

@@ -16,7 +16,7 @@ import fsspec
 import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_pinpoint.common.files import is_table
+from airflow_provider_pinpoint.common.files import TABLE_NAMES, is_table
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 
@@ -72,7 +72,7 @@ def expand(
             what = "directory contains"
         elif fs.isfile(path):
             if not is_table(path):
-                raise InputError(f"{text}: unknown file format; name it *.parquet, *.pq, *.csv or *.csv.gz")
+                raise InputError(f"{text}: unknown file format; its name must end in {TABLE_NAMES}")
             return [File(fs, path, text)]
         else:
             raise InputError(f"{text}: no such file or directory")
@@ -84,7 +84,7 @@ def expand(
         if is_table(p) and not _hidden(p[len(path_base) :])
     ]
     if not files:
-        raise InputError(f"{text}: {what} no .parquet, .pq, .csv or .csv.gz files")
+        raise InputError(f"{text}: {what} no {TABLE_NAMES} files")
     return sorted(files, key=lambda file: file.path)
 
 
