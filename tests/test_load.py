@@ -24,6 +24,7 @@ from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, Sender
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
+from tests.helpers.arrow_stream import DataFrame as ArrowStreamFrame
 from tests.helpers.items import APP, emulator_client, make_items
 
 pytestmark = pytest.mark.integration
@@ -103,6 +104,38 @@ def test_json_lines_events_with_nested_objects_load_like_the_same_rows_in_parque
     )
     assert_reconciled(report.results, emulator, journal)
     assert (report.summary.rejected, report.summary.events_accepted) == (same_rows.rejected, same_rows.valid_events)
+
+
+def test_polars_like_tables_load_through_their_arrow_stream(emulator, tmp_path):
+    # Polars exports text as string_view and lists as large_list.
+    events = pa.table(
+        {
+            "EndpointId": pa.array(["ep-1", "ep-2"], pa.string_view()),
+            "EventType": pa.array(["buy", "view"], pa.string_view()),
+            "Timestamp": pa.array([1_795_000_000_000] * 2, pa.timestamp("ms", tz="UTC")),
+            "Metrics.price": [1.5, None],
+        }
+    )
+    endpoints = pa.table(
+        {
+            "Id": pa.array(["ep-1"], pa.string_view()),
+            "ChannelType": ["EMAIL"],
+            "Address": ["someone@example.com"],
+            "Attributes.tags": pa.array([["a", "b"]], pa.large_list(pa.string_view())),
+        }
+    )
+    report = load_events(
+        ArrowStreamFrame(events),
+        ArrowStreamFrame(endpoints),
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
+    assert (report.summary.accepted, report.summary.rejected, report.summary.failed) == (3, 0, 0)
+    assert sorted(e["endpoint_id"] for e in emulator.events(APP)) == ["ep-1", "ep-2"]
+    assert emulator.endpoints(APP)["ep-1"]["Attributes"] == {"tags": ["a", "b"]}
+    assert set(report.results["source"]) == {"events", "endpoints"}
 
 
 FAULTS = {

@@ -12,7 +12,8 @@ blocks and one batch held back (a file's last batch goes only once no quote is l
 
 Types, decided here and relied on by validation:
 
-- Parquet, DataFrames and Arrow tables: columns arrive as stored. Validation coerces.
+- Parquet, DataFrames, Arrow tables and Arrow streams (``__arrow_c_stream__``): columns arrive as
+  stored. Validation coerces.
 - JSON Lines: values with the types pyarrow infers from each chunk's lines (numbers, strings, ISO
   timestamps, lists); nested objects flattened to dotted names. Validation coerces.
 - CSV: every column is read as a string (``null`` when the cell is empty); only a ``_source_row``
@@ -44,7 +45,13 @@ from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions
 from airflow_provider_pinpoint.prepare.read.csv_files import read_csv
 from airflow_provider_pinpoint.prepare.read.csv_scan import csv_header
 from airflow_provider_pinpoint.prepare.read.files import File, expand, spelled
-from airflow_provider_pinpoint.prepare.read.frames import is_dataframe, read_in_memory
+from airflow_provider_pinpoint.prepare.read.frames import (
+    arrow_stream,
+    in_memory_name,
+    is_arrow_stream,
+    is_dataframe,
+    read_in_memory,
+)
 from airflow_provider_pinpoint.prepare.read.json_lines import json_lines_names, read_json_lines
 from airflow_provider_pinpoint.prepare.read.parquet import parquet_file, read_parquet
 from airflow_provider_pinpoint.results.resume import SkipDone
@@ -62,6 +69,8 @@ def describe_source(source: Any) -> str:
         return without_userinfo(location_text(source))
     if isinstance(source, str | os.PathLike):
         return without_userinfo(os.fspath(source))
+    if is_arrow_stream(source):
+        return in_memory_name(source)
     return type(source).__name__
 
 
@@ -167,7 +176,7 @@ def _batches(
 
 
 def _read_source(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    if isinstance(source, pa.Table) or is_dataframe(source):
+    if isinstance(source, pa.Table) or is_dataframe(source) or is_arrow_stream(source):
         yield from read_in_memory(source, options)
         return
     for file in _files(source, options.kind):
@@ -185,6 +194,9 @@ def _column_names(source: Any, kind: Kind) -> Iterator[list[str]]:
         yield [str(name) for name in source.column_names]
     elif is_dataframe(source):
         yield [str(name) for name in source.columns] + [str(name) for name in source.index.names if name is not None]
+    elif is_arrow_stream(source):
+        with arrow_stream(source) as reader:
+            yield reader.schema.names
     else:
         for file in _files(source, kind):
             if is_parquet(file.path):
@@ -204,5 +216,6 @@ def _files(source: Any, kind: Kind) -> list[File]:
         return expand(spelled(text), url=text if without_userinfo(text) != text else None)
     raise InputError(
         f"cannot read a {type(source).__name__} as the {kind} input; "
-        "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
+        "give a path, a URL, an ObjectStoragePath, a pandas or polars DataFrame, a pyarrow Table, "
+        "or an object with __arrow_c_stream__"
     )
