@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
@@ -83,6 +84,7 @@ def load_events(
     progress: bool | Literal["log"] | None = None,
     run_id: str | None = None,
     stop_event: threading.Event | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> LoadReport:
     """Load endpoint and event tables into a Pinpoint application; return a :class:`LoadReport`.
 
@@ -91,7 +93,9 @@ def load_events(
     ``.csv``; a local path, an fsspec URL or an ``ObjectStoragePath``, written with its connection);
     running again with the same location resumes. The client is
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
-    ``endpoint_url`` and ``region_name`` and botocore's own retries off.
+    ``endpoint_url`` and ``region_name`` and botocore's own retries off. ``storage_options``: passed
+    to fsspec for every URL among the inputs and ``results`` (as in pandas, e.g. s3fs's ``key``,
+    ``secret``, ``endpoint_url``); never logged or summarised.
 
     Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (401/403/404/407, a
     redirect, or no credentials found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
@@ -101,6 +105,8 @@ def load_events(
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
+    if storage_options is not None:
+        events, endpoints, results = _with_storage_options(storage_options, events, endpoints, results)
     run = _Run(
         events,
         endpoints,
@@ -391,6 +397,18 @@ class _Run:
                 + (f" at {summary.results}" if summary.results else ""),
                 report=report,
             )
+
+
+def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -> list[Any]:
+    """Each URL bound to a filesystem made with ``storage_options``; an error if none is a URL (as
+    pandas says, for options that would otherwise be dropped without a word)."""
+    if not isinstance(storage_options, Mapping):
+        raise InputError(f"storage_options must be a dict, not a {type(storage_options).__name__}")
+    if not any(is_url(location) for location in locations):
+        raise InputError(
+            "storage_options apply to fsspec URLs (s3://..., gs://...), but no input or results location is one"
+        )
+    return [with_storage_options(location, storage_options) for location in locations]
 
 
 def _where(store: ResultsStore) -> str:

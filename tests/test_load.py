@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
@@ -136,6 +139,66 @@ def test_polars_like_tables_load_through_their_arrow_stream(emulator, tmp_path):
     assert sorted(e["endpoint_id"] for e in emulator.events(APP)) == ["ep-1", "ep-2"]
     assert emulator.endpoints(APP)["ep-1"]["Attributes"] == {"tags": ["a", "b"]}
     assert set(report.results["source"]) == {"events", "endpoints"}
+
+
+class RecordingFileSystem(MemoryFileSystem):
+    """An in-memory filesystem that records the options each instance was made with."""
+
+    protocol = "recording"
+    built: list[dict] = []
+
+    def __init__(self, *args, **options):
+        RecordingFileSystem.built.append(options)
+        super().__init__(*args, **options)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(path.removeprefix("recording://"))
+
+
+@pytest.fixture
+def recording_fs():
+    fsspec.register_implementation("recording", RecordingFileSystem, clobber=True)
+    RecordingFileSystem.clear_instance_cache()
+    RecordingFileSystem.built.clear()
+    fs = RecordingFileSystem(skip_instance_cache=True)
+    yield fs
+    fs.rm("/sopts", recursive=True)
+    RecordingFileSystem.built.clear()
+
+
+def test_storage_options_make_the_filesystem_of_the_inputs_and_the_results(emulator, recording_fs, caplog):
+    recording_fs.pipe("/sopts/events/part-0.csv", (SAMPLE / "events.csv").read_bytes())
+    recording_fs.built.clear()
+    options = {"key": "AKIA-TEST-KEY", "secret": SECRET, "endpoint_url": "http://127.0.0.1:9"}
+    caplog.set_level(logging.DEBUG)
+
+    def run():
+        return load_events(
+            "recording://sopts/events/",
+            ENDPOINTS,
+            application_id=APP,
+            results="recording://sopts/results.parquet",
+            client=emulator_client(emulator.url),
+            progress="log",
+            storage_options=options,
+        )
+
+    report = run()
+    assert recording_fs.built == [options]  # one filesystem, made with the options, for input and results
+    assert recording_fs.exists("/sopts/results.parquet")
+    assert report.summary.accepted + report.summary.rejected == report.summary.input_rows > 0
+    assert report.summary.results == "recording://sopts/results.parquet"
+    assert set(report.results["source"]) >= {"recording://sopts/events/part-0.csv"}
+    again = run()
+    assert again.summary.skipped == report.summary.input_rows  # the results were read back through it
+    for shown in (caplog.text, repr(report), str(report.summary.to_dict()), report.results.to_csv()):
+        assert SECRET not in shown and "AKIA-TEST-KEY" not in shown
+
+
+def test_storage_options_without_any_url_are_refused(tmp_path):
+    with pytest.raises(InputError, match="storage_options apply to fsspec URLs"):
+        load_events(EVENTS, application_id=APP, results=str(tmp_path / "r.parquet"), storage_options={"key": "k"})
 
 
 FAULTS = {

@@ -6,7 +6,6 @@ must be the same however the input is spelt from one run to the next.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +16,7 @@ import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_pinpoint.common.files import TABLE_NAMES, is_table
+from airflow_provider_pinpoint.common.locations import hide_userinfo_in_fsspec_logs
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 
@@ -50,7 +50,7 @@ def expand(
     whose filesystem carries its connection's credentials.
     """
     if url is not None:
-        _hide_userinfo_in_fsspec_logs()
+        hide_userinfo_in_fsspec_logs()
     try:
         if fs is None or path is None:
             fs, path = fsspec.core.url_to_fs(url or text)
@@ -157,25 +157,3 @@ def guarded(
         except READ_ERRORS as exc:
             raise unreadable(exc) from None
         yield batch
-
-
-# fsspec and its backends quote the URLs they open in their DEBUG lines, userinfo included.
-_FSSPEC_LOGGERS = ("fsspec", "fsspec.http", "fsspec.caching", "fsspec.spec", "s3fs", "gcsfs", "adlfs")
-
-
-class _NoUserinfo(logging.Filter):
-    """Cuts ``user:password@`` out of the URLs a record quotes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "@" in message:
-            record.msg, record.args = without_userinfo(message), None
-        return True
-
-
-def _hide_userinfo_in_fsspec_logs() -> None:
-    """Add the filter to fsspec's loggers (once), when an input URL with userinfo is first opened."""
-    for name in _FSSPEC_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoUserinfo) for f in logger.filters):
-            logger.addFilter(_NoUserinfo())
