@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
@@ -24,6 +25,7 @@ from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
+from airflow_provider_pinpoint.results.digest import Digest, digest, digest_html
 from airflow_provider_pinpoint.results.rows import (
     ACCEPTED,
     FAILED,
@@ -48,12 +50,14 @@ _QUOTED_REJECTS = 5
 @dataclass
 class LoadReport:
     """What a run did: ``summary`` (counts, see :mod:`~airflow_provider_pinpoint.summary`) and
-    ``results`` (the results table)."""
+    ``results`` (the results table), with :meth:`rejected` and :meth:`failed` for the rows to look
+    at. In a notebook it shows as a table of rows by record type and status and the commonest reasons."""
 
     summary: LoadSummary | DryRunSummary
     read_results: Callable[[], pa.Table] = field(repr=False)
     first_request: Request | None = field(default=None, repr=False)  # dry runs: what would go first
     _frame: pd.DataFrame | None = field(default=None, repr=False)
+    _digest: Digest | None = field(default=None, repr=False)
 
     @property
     def results(self) -> pd.DataFrame:
@@ -61,6 +65,43 @@ class LoadReport:
         if self._frame is None:
             self._frame = self.read_results().to_pandas()
         return self._frame
+
+    def rejected(self) -> pd.DataFrame:
+        """The rows rejected, as invalid or by the service, with why in ``message``: fix and reload them."""
+        return self._rows(REJECTED)
+
+    def failed(self) -> pd.DataFrame:
+        """The rows not delivered after every attempt; a rerun with the same results location resends them."""
+        return self._rows(FAILED)
+
+    def _rows(self, status: str) -> pd.DataFrame:
+        if self._frame is not None:
+            return self._frame[self._frame["status"] == status].reset_index(drop=True)
+        table = self.read_results()
+        return table.filter(pc.equal(table.column("status"), status)).to_pandas()
+
+    def __repr__(self) -> str:
+        return f"LoadReport({self._headline()})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: rows by record type and status, and the five commonest reasons for the
+        rejected and the failed rows (read from the results table once)."""
+        if self._digest is None:
+            self._digest = digest(self.read_results())
+        return digest_html(self._headline(), self._digest)
+
+    def _headline(self) -> str:
+        s = self.summary
+        if isinstance(s, DryRunSummary):
+            return (
+                f"dry run {s.run_id}: {s.input_rows:,} rows, {s.valid_rows:,} valid, {s.rejected:,} rejected, "
+                f"{s.requests:,} requests; nothing sent"
+            )
+        stopped = ", stopped before the end" if s.stopped else ""
+        return (
+            f"run {s.run_id}: {s.input_rows:,} rows, {s.accepted:,} accepted, {s.rejected:,} rejected, "
+            f"{s.failed:,} failed{stopped}; results: {s.results or 'in memory'}"
+        )
 
 
 def load_events(

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+from html.parser import HTMLParser
 from pathlib import Path
 
 import fsspec
@@ -199,6 +200,65 @@ def test_storage_options_make_the_filesystem_of_the_inputs_and_the_results(emula
 def test_storage_options_without_any_url_are_refused(tmp_path):
     with pytest.raises(InputError, match="storage_options apply to fsspec URLs"):
         load_events(EVENTS, application_id=APP, results=str(tmp_path / "r.parquet"), storage_options={"key": "k"})
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML fragment: each a list of rows, each a list of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+            self._in_cell = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.tables[-1][-1][-1] += data
+
+
+def test_a_report_shows_counts_and_reasons_in_a_notebook_and_hands_out_rejected_and_failed_rows(emulator, tmp_path):
+    emulator.configure(item_error_rate=0.2)
+    report = load(emulator, tmp_path, max_attempts=1)
+    summary, frame = report.summary, pd.read_parquet(tmp_path / "results.parquet")
+    assert summary.rejected > 0 and summary.failed > 0
+
+    rejected, failed = report.rejected(), report.failed()
+    assert (len(rejected), len(failed)) == (summary.rejected, summary.failed)
+    assert set(rejected["status"]) == {"rejected"} and set(failed["status"]) == {"failed"}
+    assert list(rejected.columns) == list(frame.columns) and list(rejected.index) == list(range(len(rejected)))
+    assert report.results is not None and report.rejected().equals(rejected)  # the same from the cached frame
+
+    parser = _Tables()
+    parser.feed(report._repr_html_())
+    (header, *rows), *reasons = parser.tables
+    assert header == ["record type", "accepted", "rejected", "failed"]
+    by_type = frame.groupby(["record_type", "status"]).size()
+    assert rows == [
+        [record_type, *(f"{by_type.get((record_type, status), 0):,}" for status in header[1:])]
+        for record_type in ("endpoint", "event")
+    ]
+    assert [table[0] for table in reasons] == [["rows", "reason"]] * 2  # rejected, then failed
+    for table, status in zip(reasons, ("rejected", "failed"), strict=True):
+        assert 0 < len(table[1:]) <= 5
+        counts = [int(row[0].replace(",", "")) for row in table[1:]]
+        assert counts == sorted(counts, reverse=True) and sum(counts) <= (frame["status"] == status).sum()
+    assert " row " not in " ".join(row[1] for row in reasons[0][1:])  # reasons, not the messages of single rows
+
+    shown = repr(report)
+    assert "\n" not in shown and len(shown) < 200
+    assert f"{summary.accepted:,} accepted, {summary.rejected:,} rejected, {summary.failed:,} failed" in shown
 
 
 FAULTS = {
