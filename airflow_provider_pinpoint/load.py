@@ -146,7 +146,7 @@ def load_events(
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
-    if storage_options is not None:
+    if storage_options:  # as in pandas, an empty dict is no options
         events, endpoints, results = _with_storage_options(storage_options, events, endpoints, results)
     run = _Run(
         events,
