@@ -17,12 +17,15 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.progress import Progress, count_rows
+from airflow_provider_pinpoint.results.digest import Digest, digest, digest_html
 from airflow_provider_pinpoint.results.journal import ResultsWriter
 from airflow_provider_pinpoint.results.rows import (
     ACCEPTED,
@@ -48,12 +51,14 @@ _QUOTED_REJECTS = 5
 @dataclass
 class LoadReport:
     """What a run did: ``summary`` (counts, see :mod:`~airflow_provider_pinpoint.summary`) and
-    ``results`` (the results table)."""
+    ``results`` (the results table), with :meth:`rejected` and :meth:`failed` for the rows to look
+    at. In a notebook it shows as a table of rows by record type and status and the commonest reasons."""
 
     summary: LoadSummary | DryRunSummary
     read_results: Callable[[], pa.Table] = field(repr=False)
     first_request: Request | None = field(default=None, repr=False)  # dry runs: what would go first
     _frame: pd.DataFrame | None = field(default=None, repr=False)
+    _digest: Digest | None = field(default=None, repr=False)
 
     @property
     def results(self) -> pd.DataFrame:
@@ -61,6 +66,43 @@ class LoadReport:
         if self._frame is None:
             self._frame = self.read_results().to_pandas()
         return self._frame
+
+    def rejected(self) -> pd.DataFrame:
+        """The rows rejected, as invalid or by the service, with why in ``message``: fix and reload them."""
+        return self._rows(REJECTED)
+
+    def failed(self) -> pd.DataFrame:
+        """The rows not delivered after every attempt; a rerun with the same results location resends them."""
+        return self._rows(FAILED)
+
+    def _rows(self, status: str) -> pd.DataFrame:
+        if self._frame is not None:
+            return self._frame[self._frame["status"] == status].reset_index(drop=True)
+        table = self.read_results()
+        return table.filter(pc.equal(table.column("status"), status)).to_pandas()
+
+    def __repr__(self) -> str:
+        return f"LoadReport({self._headline()})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: rows by record type and status, and the five commonest reasons for the
+        rejected and the failed rows (read from the results table once)."""
+        if self._digest is None:
+            self._digest = digest(self.read_results())
+        return digest_html(self._headline(), self._digest)
+
+    def _headline(self) -> str:
+        s = self.summary
+        if isinstance(s, DryRunSummary):
+            return (
+                f"dry run {s.run_id}: {s.input_rows:,} rows, {s.valid_rows:,} valid, {s.rejected:,} rejected, "
+                f"{s.requests:,} requests; nothing sent"
+            )
+        stopped = ", stopped before the end" if s.stopped else ""
+        return (
+            f"run {s.run_id}: {s.input_rows:,} rows, {s.accepted:,} accepted, {s.rejected:,} rejected, "
+            f"{s.failed:,} failed{stopped}; results: {s.results or 'in memory'}"
+        )
 
 
 def load_events(
@@ -84,6 +126,7 @@ def load_events(
     progress: bool | Literal["log"] | None = None,
     run_id: str | None = None,
     stop_event: threading.Event | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> LoadReport:
     """Load endpoint and event tables into a Pinpoint application; return a :class:`LoadReport`.
 
@@ -92,7 +135,9 @@ def load_events(
     ``.csv``; a local path, an fsspec URL or an ``ObjectStoragePath``, written with its connection);
     running again with the same location resumes. The client is
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
-    ``endpoint_url`` and ``region_name`` and botocore's own retries off.
+    ``endpoint_url`` and ``region_name`` and botocore's own retries off. ``storage_options``: passed
+    to fsspec for every URL among the inputs and ``results`` (as in pandas, e.g. s3fs's ``key``,
+    ``secret``, ``endpoint_url``); never logged or summarised.
 
     Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (401/403/404/407, a
     redirect, or no credentials found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
@@ -102,6 +147,8 @@ def load_events(
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
+    if storage_options:  # as in pandas, an empty dict is no options
+        events, endpoints, results = _with_storage_options(storage_options, events, endpoints, results)
     run = _Run(
         events,
         endpoints,
@@ -407,6 +454,18 @@ class _Run:
                 + (f" at {summary.results}" if summary.results else ""),
                 report=report,
             )
+
+
+def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -> list[Any]:
+    """Each URL bound to a filesystem made with ``storage_options``; an error if none is a URL (as
+    pandas says, for options that would otherwise be dropped without a word)."""
+    if not isinstance(storage_options, Mapping):
+        raise InputError(f"storage_options must be a dict, not a {type(storage_options).__name__}")
+    if not any(is_url(location) for location in locations):
+        raise InputError(
+            "storage_options apply to fsspec URLs (s3://..., gs://...), but no input or results location is one"
+        )
+    return [with_storage_options(location, storage_options) for location in locations]
 
 
 def _where(store: ResultsStore) -> str:

@@ -6,13 +6,19 @@ one row per input row, accepted + rejected + failed == input rows.
 
 from __future__ import annotations
 
+import gzip
+import json
+import logging
 import os
 import threading
+from html.parser import HTMLParser
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.emulator import run_emulator
@@ -22,6 +28,7 @@ from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.sending.engine import ACCEPTED, Sender
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
+from tests.helpers.arrow_stream import DataFrame as ArrowStreamFrame
 from tests.helpers.items import APP, emulator_client, make_items
 
 pytestmark = pytest.mark.integration
@@ -76,6 +83,184 @@ def test_sample_data_goes_through_and_the_table_reconciles(fmt, emulator, tmp_pa
     assert report.results.equals(frame)
     assert all(e["receive_count"] == 1 for e in emulator.events(APP))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
+def test_json_lines_events_with_nested_objects_load_like_the_same_rows_in_parquet(emulator, tmp_path, journal):
+    records = pd.read_parquet(EVENTS).to_dict(orient="records")
+    with gzip.open(tmp_path / "events.jsonl.gz", "wt", encoding="utf-8") as f:
+        for record in records:
+            nested: dict = {}
+            for name, value in record.items():
+                if pd.isna(value):
+                    continue
+                head, _, rest = name.partition(".")
+                value = value.isoformat() if isinstance(value, pd.Timestamp) else value
+                (nested.setdefault(head, {}).__setitem__(rest, value) if rest else nested.__setitem__(head, value))
+            f.write(json.dumps(nested) + "\n")
+    same_rows = load_events(EVENTS, ENDPOINTS, application_id=APP, dry_run=True, progress=False).summary
+    report = load_events(
+        tmp_path / "events.jsonl.gz",
+        ENDPOINTS,
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
+    assert_reconciled(report.results, emulator, journal)
+    assert (report.summary.rejected, report.summary.events_accepted) == (same_rows.rejected, same_rows.valid_events)
+
+
+def test_polars_like_tables_load_through_their_arrow_stream(emulator, tmp_path):
+    # Polars exports text as string_view and lists as large_list.
+    events = pa.table(
+        {
+            "EndpointId": pa.array(["ep-1", "ep-2"], pa.string_view()),
+            "EventType": pa.array(["buy", "view"], pa.string_view()),
+            "Timestamp": pa.array([1_795_000_000_000] * 2, pa.timestamp("ms", tz="UTC")),
+            "Metrics.price": [1.5, None],
+        }
+    )
+    endpoints = pa.table(
+        {
+            "Id": pa.array(["ep-1"], pa.string_view()),
+            "ChannelType": ["EMAIL"],
+            "Address": ["someone@example.com"],
+            "Attributes.tags": pa.array([["a", "b"]], pa.large_list(pa.string_view())),
+        }
+    )
+    report = load_events(
+        ArrowStreamFrame(events),
+        ArrowStreamFrame(endpoints),
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        client=emulator_client(emulator.url),
+        progress=False,
+    )
+    assert (report.summary.accepted, report.summary.rejected, report.summary.failed) == (3, 0, 0)
+    assert sorted(e["endpoint_id"] for e in emulator.events(APP)) == ["ep-1", "ep-2"]
+    assert emulator.endpoints(APP)["ep-1"]["Attributes"] == {"tags": ["a", "b"]}
+    assert set(report.results["source"]) == {"events", "endpoints"}
+
+
+class RecordingFileSystem(MemoryFileSystem):
+    """An in-memory filesystem that records the options each instance was made with."""
+
+    protocol = "recording"
+    built: list[dict] = []
+
+    def __init__(self, *args, **options):
+        RecordingFileSystem.built.append(options)
+        super().__init__(*args, **options)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(path.removeprefix("recording://"))
+
+
+@pytest.fixture
+def recording_fs():
+    fsspec.register_implementation("recording", RecordingFileSystem, clobber=True)
+    RecordingFileSystem.clear_instance_cache()
+    RecordingFileSystem.built.clear()
+    fs = RecordingFileSystem(skip_instance_cache=True)
+    yield fs
+    fs.rm("/sopts", recursive=True)
+    RecordingFileSystem.built.clear()
+
+
+def test_storage_options_make_the_filesystem_of_the_inputs_and_the_results(emulator, recording_fs, caplog):
+    recording_fs.pipe("/sopts/events/part-0.csv", (SAMPLE / "events.csv").read_bytes())
+    recording_fs.built.clear()
+    options = {"key": "AKIA-TEST-KEY", "secret": SECRET, "endpoint_url": "http://127.0.0.1:9"}
+    caplog.set_level(logging.DEBUG)
+
+    def run():
+        return load_events(
+            "recording://sopts/events/",
+            ENDPOINTS,
+            application_id=APP,
+            results="recording://sopts/results.parquet",
+            client=emulator_client(emulator.url),
+            progress="log",
+            storage_options=options,
+        )
+
+    report = run()
+    assert recording_fs.built == [options]  # one filesystem, made with the options, for input and results
+    assert recording_fs.exists("/sopts/results.parquet")
+    assert report.summary.accepted + report.summary.rejected == report.summary.input_rows > 0
+    assert report.summary.results == "recording://sopts/results.parquet"
+    assert set(report.results["source"]) >= {"recording://sopts/events/part-0.csv"}
+    again = run()
+    assert again.summary.skipped == report.summary.input_rows  # the results were read back through it
+    for shown in (caplog.text, repr(report), str(report.summary.to_dict()), report.results.to_csv()):
+        assert SECRET not in shown and "AKIA-TEST-KEY" not in shown
+
+
+def test_storage_options_without_any_url_are_refused_unless_empty(tmp_path):
+    with pytest.raises(InputError, match="storage_options apply to fsspec URLs"):
+        load_events(EVENTS, application_id=APP, results=str(tmp_path / "r.parquet"), storage_options={"key": "k"})
+    report = load_events(EVENTS, application_id=APP, dry_run=True, progress=False, storage_options={})
+    assert report.summary.input_rows > 0
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML fragment: each a list of rows, each a list of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+            self._in_cell = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.tables[-1][-1][-1] += data
+
+
+def test_a_report_shows_counts_and_reasons_in_a_notebook_and_hands_out_rejected_and_failed_rows(emulator, tmp_path):
+    emulator.configure(item_error_rate=0.2)
+    report = load(emulator, tmp_path, max_attempts=1)
+    summary, frame = report.summary, pd.read_parquet(tmp_path / "results.parquet")
+    assert summary.rejected > 0 and summary.failed > 0
+
+    rejected, failed = report.rejected(), report.failed()
+    assert (len(rejected), len(failed)) == (summary.rejected, summary.failed)
+    assert set(rejected["status"]) == {"rejected"} and set(failed["status"]) == {"failed"}
+    assert list(rejected.columns) == list(frame.columns) and list(rejected.index) == list(range(len(rejected)))
+    assert report.results is not None and report.rejected().equals(rejected)  # the same from the cached frame
+
+    parser = _Tables()
+    parser.feed(report._repr_html_())
+    (header, *rows), *reasons = parser.tables
+    assert header == ["record type", "accepted", "rejected", "failed"]
+    by_type = frame.groupby(["record_type", "status"]).size()
+    assert rows == [
+        [record_type, *(f"{by_type.get((record_type, status), 0):,}" for status in header[1:])]
+        for record_type in ("endpoint", "event")
+    ]
+    assert [table[0] for table in reasons] == [["rows", "reason"]] * 2  # rejected, then failed
+    for table, status in zip(reasons, ("rejected", "failed"), strict=True):
+        assert 0 < len(table[1:]) <= 5
+        counts = [int(row[0].replace(",", "")) for row in table[1:]]
+        assert counts == sorted(counts, reverse=True) and sum(counts) <= (frame["status"] == status).sum()
+    assert " row " not in " ".join(row[1] for row in reasons[0][1:])  # reasons, not the messages of single rows
+
+    shown = repr(report)
+    assert "\n" not in shown and len(shown) < 200
+    assert f"{summary.accepted:,} accepted, {summary.rejected:,} rejected, {summary.failed:,} failed" in shown
 
 
 FAULTS = {

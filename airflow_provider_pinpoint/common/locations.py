@@ -8,11 +8,15 @@ messages, summaries and lineage use :func:`location_text` instead.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 
+from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 
 
@@ -43,16 +47,80 @@ def location_text(location: Any) -> str:
     return text
 
 
-def filesystem(location: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem(
+    location: Any, storage_options: Mapping[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem a location is on and its path there: a path object's own filesystem, else the
-    one its URL names; a clear error if the backend for it is not installed."""
+    one its URL names, made with ``storage_options``; a clear error if the backend for it is not
+    installed or does not take those options."""
     try:
         if is_object_path(location):
             return location.fs, location.path
-        return fsspec.core.url_to_fs(os.fspath(location))
+        return fsspec.core.url_to_fs(os.fspath(location), **(storage_options or {}))
+    except TypeError as exc:  # an option the backend does not take; the message names it, not its value
+        raise InputError(f"{location_text(location)}: storage_options not accepted ({first_line(exc, 160)})") from None
     except ImportError as exc:
         text = location_text(location)
         protocol = location.protocol if is_object_path(location) else text.split("://", 1)[0]
         raise InputError(
             f"{text}: cannot open {protocol}:// here ({exc}); install the fsspec backend for it (s3fs for s3://)"
         ) from None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class BoundLocation:
+    """A URL with the filesystem made for it from ``storage_options``: read and written as a path
+    object is, through its own filesystem. Its text and repr are the URL, never the options."""
+
+    fs: fsspec.AbstractFileSystem
+    path: str
+    protocol: str
+    url: str  # without userinfo
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def is_url(location: Any) -> bool:
+    """A location that names a filesystem other than the local one (``s3://``, ``gs://``, ``memory://``...)."""
+    if not isinstance(location, str | os.PathLike) or is_object_path(location):
+        return False
+    text = os.fspath(location)
+    return isinstance(text, str) and "://" in text and not text.startswith(("file://", "local://"))
+
+
+def with_storage_options(location: Any, storage_options: Mapping[str, Any]) -> Any:
+    """A URL bound to a filesystem made with ``storage_options`` (the pandas convention: s3fs's
+    ``key``/``secret``/``endpoint_url``...); anything else as it is."""
+    if not is_url(location):
+        return location
+    text = os.fspath(location)
+    if without_userinfo(text) != text:
+        hide_userinfo_in_fsspec_logs()
+    fs, path = filesystem(text, storage_options)
+    return BoundLocation(fs, path, text.split("://", 1)[0], without_userinfo(text))
+
+
+# fsspec and its backends quote the URLs they open in their DEBUG lines, userinfo included.
+_FSSPEC_LOGGERS = ("fsspec", "fsspec.http", "fsspec.caching", "fsspec.spec", "s3fs", "gcsfs", "adlfs")
+
+
+class _NoUserinfo(logging.Filter):
+    """Cuts ``user:password@`` out of the URLs a record quotes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "@" in message:
+            record.msg, record.args = without_userinfo(message), None
+        return True
+
+
+def hide_userinfo_in_fsspec_logs() -> None:
+    """Add the filter to fsspec's loggers (once), when an input URL with userinfo is first opened."""
+    for name in _FSSPEC_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoUserinfo) for f in logger.filters):
+            logger.addFilter(_NoUserinfo())

@@ -1,8 +1,9 @@
 """Reading input tables as a stream of Arrow record batches named in the column convention.
 
 Events tables can be far larger than memory, so nothing here holds a whole file: Parquet is read
-row group by row group (:mod:`.parquet`) and CSV through pyarrow's streaming reader
-(:mod:`.csv_files`, repaired by :mod:`.csv_repair`). Each batch leaves with its columns renamed to
+row group by row group (:mod:`.parquet`), CSV through pyarrow's streaming reader
+(:mod:`.csv_files`, repaired by :mod:`.csv_repair`) and JSON Lines in chunks of whole lines
+(:mod:`.json_lines`). Each batch leaves with its columns renamed to
 the convention (:mod:`.column_plan`) and two bookkeeping columns, ``_source`` (the file's name,
 :mod:`.files`) and ``_source_row`` (1-based data row within that source; a CSV header is not a
 data row), which follow the row all the way into the results table. Memory held while streaming:
@@ -11,7 +12,10 @@ blocks and one batch held back (a file's last batch goes only once no quote is l
 
 Types, decided here and relied on by validation:
 
-- Parquet, DataFrames and Arrow tables: columns arrive as stored. Validation coerces.
+- Parquet, DataFrames, Arrow tables and Arrow streams (``__arrow_c_stream__``): columns arrive as
+  stored. Validation coerces.
+- JSON Lines: values with the types pyarrow infers from each chunk's lines (numbers, strings, ISO
+  timestamps, lists); nested objects flattened to dotted names. Validation coerces.
 - CSV: every column is read as a string (``null`` when the cell is empty); only a ``_source_row``
   column (shard files) is read as int64.
 - Multi-valued endpoint attributes (``Attributes.*``, ``User.UserAttributes.*``): a CSV header
@@ -32,7 +36,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_pinpoint.common.files import is_parquet
+from airflow_provider_pinpoint.common.files import is_json_lines, is_parquet
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
@@ -41,7 +45,14 @@ from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions
 from airflow_provider_pinpoint.prepare.read.csv_files import read_csv
 from airflow_provider_pinpoint.prepare.read.csv_scan import csv_header
 from airflow_provider_pinpoint.prepare.read.files import File, expand, spelled
-from airflow_provider_pinpoint.prepare.read.frames import is_dataframe, read_in_memory
+from airflow_provider_pinpoint.prepare.read.frames import (
+    arrow_stream,
+    in_memory_name,
+    is_arrow_stream,
+    is_dataframe,
+    read_in_memory,
+)
+from airflow_provider_pinpoint.prepare.read.json_lines import json_lines_names, read_json_lines
 from airflow_provider_pinpoint.prepare.read.parquet import parquet_file, read_parquet
 from airflow_provider_pinpoint.results.resume import SkipDone
 
@@ -58,6 +69,8 @@ def describe_source(source: Any) -> str:
         return without_userinfo(location_text(source))
     if isinstance(source, str | os.PathLike):
         return without_userinfo(os.fspath(source))
+    if is_arrow_stream(source):
+        return in_memory_name(source)
     return type(source).__name__
 
 
@@ -163,12 +176,14 @@ def _batches(
 
 
 def _read_source(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    if isinstance(source, pa.Table) or is_dataframe(source):
+    if isinstance(source, pa.Table) or is_dataframe(source) or is_arrow_stream(source):
         yield from read_in_memory(source, options)
         return
     for file in _files(source, options.kind):
         if is_parquet(file.path):
             yield from read_parquet(file, options)
+        elif is_json_lines(file.path):
+            yield from read_json_lines(file, options)
         else:
             yield from read_csv(file, options)
 
@@ -179,11 +194,16 @@ def _column_names(source: Any, kind: Kind) -> Iterator[list[str]]:
         yield [str(name) for name in source.column_names]
     elif is_dataframe(source):
         yield [str(name) for name in source.columns] + [str(name) for name in source.index.names if name is not None]
+    elif is_arrow_stream(source):
+        with arrow_stream(source) as reader:
+            yield reader.schema.names
     else:
         for file in _files(source, kind):
             if is_parquet(file.path):
                 with parquet_file(file) as parquet:
                     yield parquet.schema_arrow.names
+            elif is_json_lines(file.path):
+                yield from json_lines_names(file)
             else:
                 yield csv_header(file)
 
@@ -196,5 +216,6 @@ def _files(source: Any, kind: Kind) -> list[File]:
         return expand(spelled(text), url=text if without_userinfo(text) != text else None)
     raise InputError(
         f"cannot read a {type(source).__name__} as the {kind} input; "
-        "give a path, a URL, an ObjectStoragePath, a pandas DataFrame or a pyarrow Table"
+        "give a path, a URL, an ObjectStoragePath, a pandas or polars DataFrame, a pyarrow Table, "
+        "or an object with __arrow_c_stream__"
     )

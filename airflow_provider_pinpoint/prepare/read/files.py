@@ -6,7 +6,6 @@ must be the same however the input is spelt from one run to the next.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +15,8 @@ import fsspec
 import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_pinpoint.common.files import is_table
+from airflow_provider_pinpoint.common.files import TABLE_NAMES, is_table
+from airflow_provider_pinpoint.common.locations import hide_userinfo_in_fsspec_logs
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import InputError
 
@@ -50,7 +50,7 @@ def expand(
     whose filesystem carries its connection's credentials.
     """
     if url is not None:
-        _hide_userinfo_in_fsspec_logs()
+        hide_userinfo_in_fsspec_logs()
     try:
         if fs is None or path is None:
             fs, path = fsspec.core.url_to_fs(url or text)
@@ -72,7 +72,7 @@ def expand(
             what = "directory contains"
         elif fs.isfile(path):
             if not is_table(path):
-                raise InputError(f"{text}: unknown file format; name it *.parquet, *.pq, *.csv or *.csv.gz")
+                raise InputError(f"{text}: unknown file format; its name must end in {TABLE_NAMES}")
             return [File(fs, path, text)]
         else:
             raise InputError(f"{text}: no such file or directory")
@@ -84,7 +84,7 @@ def expand(
         if is_table(p) and not _hidden(p[len(path_base) :])
     ]
     if not files:
-        raise InputError(f"{text}: {what} no .parquet, .pq, .csv or .csv.gz files")
+        raise InputError(f"{text}: {what} no {TABLE_NAMES} files")
     return sorted(files, key=lambda file: file.path)
 
 
@@ -157,25 +157,3 @@ def guarded(
         except READ_ERRORS as exc:
             raise unreadable(exc) from None
         yield batch
-
-
-# fsspec and its backends quote the URLs they open in their DEBUG lines, userinfo included.
-_FSSPEC_LOGGERS = ("fsspec", "fsspec.http", "fsspec.caching", "fsspec.spec", "s3fs", "gcsfs", "adlfs")
-
-
-class _NoUserinfo(logging.Filter):
-    """Cuts ``user:password@`` out of the URLs a record quotes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "@" in message:
-            record.msg, record.args = without_userinfo(message), None
-        return True
-
-
-def _hide_userinfo_in_fsspec_logs() -> None:
-    """Add the filter to fsspec's loggers (once), when an input URL with userinfo is first opened."""
-    for name in _FSSPEC_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoUserinfo) for f in logger.filters):
-            logger.addFilter(_NoUserinfo())

@@ -1,7 +1,11 @@
-"""In-memory inputs: a pandas DataFrame or a pyarrow Table, sliced into batches in the convention."""
+"""In-memory inputs, sliced into batches in the convention: a pandas DataFrame, a pyarrow Table, or
+any object exporting an Arrow C stream (``__arrow_c_stream__``: polars DataFrames, DuckDB relations),
+read batch by batch without importing the library that made it."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +20,35 @@ from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
 def is_dataframe(source: Any) -> bool:
     """A pandas DataFrame, recognised without importing pandas for path inputs."""
     return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
+
+
+def is_arrow_stream(source: Any) -> bool:
+    """An object exporting an Arrow C stream (the PyCapsule interface), other than a path."""
+    return hasattr(type(source), "__arrow_c_stream__") and not isinstance(source, str | os.PathLike)
+
+
+def in_memory_name(source: Any) -> str:
+    """What messages call an in-memory input: a DataFrame (pandas, polars, ...) or Arrow data."""
+    return "DataFrame" if type(source).__name__.endswith("DataFrame") else "Arrow table"
+
+
+@contextlib.contextmanager
+def arrow_stream(source: Any) -> Iterator[pa.RecordBatchReader]:
+    """A new stream of the object's batches, closed on leaving.
+
+    A load reads its inputs more than once (column checks, ``on_invalid="fail"``), so each read asks
+    the object for a new stream; a RecordBatchReader has only one, and would read as empty the second time.
+    """
+    if isinstance(source, pa.RecordBatchReader):
+        raise InputError(
+            "a RecordBatchReader can be read only once, and a load may read its input more than once; "
+            "pass a table instead (reader.read_all())"
+        )
+    reader = pa.RecordBatchReader.from_stream(source)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def _unconvertible(frame: Any, options: ReadOptions, exc: BaseException) -> InputError:
@@ -34,7 +67,11 @@ def _unconvertible(frame: Any, options: ReadOptions, exc: BaseException) -> Inpu
 
 
 def read_in_memory(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    """The rows of a DataFrame (a named index becomes columns) or Arrow table; ``_source`` is the kind."""
+    """The rows of a DataFrame (a pandas named index becomes columns), an Arrow table or an Arrow
+    stream; ``_source`` is the kind."""
+    if not (isinstance(source, pa.Table) or is_dataframe(source)):
+        yield from _read_stream(source, options)
+        return
     if isinstance(source, pa.Table):
         table = source
     else:
@@ -51,3 +88,16 @@ def read_in_memory(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch
     for batch in table.to_batches(max_chunksize=options.batch_rows):
         yield columns.apply(batch, where, row)
         row += batch.num_rows
+
+
+def _read_stream(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    where = f"{in_memory_name(source)} ({options.kind})"
+    with arrow_stream(source) as reader:
+        names = reader.schema.names
+        columns = plan(names, list(range(len(names))), options, where=where, source=options.kind, csv=False)
+        row = 0
+        for batch in reader:
+            for start in range(0, batch.num_rows, options.batch_rows):
+                piece = batch.slice(start, options.batch_rows)
+                yield columns.apply(piece, where, row)
+                row += piece.num_rows

@@ -922,6 +922,71 @@ def cases(rng: random.Random) -> list[tuple[dict, dict[str, Writer]]]:
             "accepted_rows": 1,
         },
     )
+
+    # JSON Lines.
+    def event_line(endpoint: str, event: str, **fields: object) -> str:
+        return json.dumps({"EndpointId": endpoint, "EventId": event, "EventType": "view", "Timestamp": T0, **fields})
+
+    case(
+        "jsonl_not_json",
+        {
+            "events": (
+                "jsonl_not_json.jsonl",
+                _csv([event_line("a", "e1"), event_line("a", "e2"), '{"EndpointId": "a", "EventId": "e3",']),
+            )
+        },
+        {"fatal": ["jsonl_not_json.jsonl", "line 3", "not valid JSON"]},
+    )
+    case(
+        "jsonl_not_an_object",
+        {"events": ("jsonl_not_an_object.jsonl", _csv([event_line("a", "e1"), '["a", "e2", "view"]']))},
+        {"fatal": ["jsonl_not_an_object.jsonl", "line 2", "array"]},
+    )
+    case(
+        "jsonl_field_changes_type",
+        {
+            "events": (
+                "jsonl_field_changes_type.jsonl",
+                _csv([event_line("a", "e1", Metrics={"price": 1}), event_line("a", "e2", Metrics={"price": "2"})]),
+            )
+        },
+        {"fatal": ["jsonl_field_changes_type.jsonl", "line 2", "Metrics.price", "one JSON type"]},
+    )
+    case(
+        "jsonl_gzip_corrupt",
+        {
+            "events": (
+                "jsonl_gzip_corrupt.jsonl.gz",
+                _bytes(gzip.compress((event_line("a", "e1") + "\n").encode(), mtime=0)[:-12]),
+            )
+        },
+        {"fatal": ["jsonl_gzip_corrupt.jsonl.gz", "JSON Lines"]},
+    )
+    case(
+        "jsonl_bad_rows",
+        {
+            "events": (
+                "jsonl_bad_rows.jsonl",
+                _csv(
+                    [
+                        event_line("a", "e1", Attributes={"color": "red"}, Metrics={"price": 1.5}),
+                        "",  # blank lines are no rows: the next object is row 2
+                        event_line("a", "e2", EventType=""),
+                        event_line("a", "e3", Attributes={"color": "x" * 201}),
+                        event_line("a", "e4"),
+                    ]
+                ),
+            )
+        },
+        {
+            "rejected": {
+                "jsonl_bad_rows.jsonl row 2": ["EventType", "empty"],
+                "jsonl_bad_rows.jsonl row 3": ["Attributes.color", "200"],
+            },
+            "accepted_rows": 2,
+            "sent_events": {"a/e1": {"Attributes": {"color": "red"}, "Metrics": {"price": 1.5}}},
+        },
+    )
     return out
 
 
