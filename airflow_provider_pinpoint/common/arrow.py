@@ -27,3 +27,17 @@ def valid_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def none_of(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An all-False mask as long as ``array``."""
     return np.zeros(len(array), dtype=bool)
+
+
+def repeats(values: pa.Array | np.ndarray) -> np.ndarray:
+    """Where a value repeats an earlier one (pandas' ``duplicated(keep="first")``), nulls alike, exactly.
+
+    ``pc.unique`` numbers the distinct values in order of first appearance, so a row is a value's
+    first exactly when its number exceeds every number before it.
+    """
+    array = pa.array(values) if isinstance(values, np.ndarray) else values
+    slots = pc.index_in(array, value_set=pc.unique(array)).to_numpy(zero_copy_only=False)
+    first = np.ones(len(slots), dtype=bool)
+    if len(slots) > 1:
+        first[1:] = slots[1:] > np.maximum.accumulate(slots)[:-1]
+    return ~first

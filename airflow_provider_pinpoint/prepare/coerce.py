@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -111,6 +110,8 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         try:
             numbers = pc.cast(text, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            import pandas as pd  # only text Arrow cannot cast whole needs pandas' per-value parsing
+
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
@@ -153,13 +154,15 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
         try:
             stamps = pc.cast(text, TIMESTAMP)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            import pandas as pd  # only text Arrow cannot cast whole needs pandas' per-value parsing
+
             parsed = pd.to_datetime(
                 pd.Series(text.to_numpy(zero_copy_only=False), dtype=object),
                 format="ISO8601",
                 utc=True,
                 errors="coerce",
             )
-            stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
+            stamps = pa.array(parsed.dt.as_unit("ms").dt.tz_convert(None).to_numpy(), TIMESTAMP, from_pandas=True)
         stamps = with_validity(stamps, ~_outside_years(stamps))
         return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
