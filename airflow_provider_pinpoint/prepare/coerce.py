@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chunk, valid_mask
+from airflow_provider_pinpoint.common.arrow import as_mask, import_pandas, none_of, single_chunk, valid_mask
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
@@ -110,8 +110,7 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         try:
             numbers = pc.cast(text, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            import pandas as pd  # only text Arrow cannot cast whole needs pandas' per-value parsing
-
+            pd = import_pandas()  # only text Arrow cannot cast whole needs pandas' per-value parsing
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
@@ -154,8 +153,7 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
         try:
             stamps = pc.cast(text, TIMESTAMP)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            import pandas as pd  # only text Arrow cannot cast whole needs pandas' per-value parsing
-
+            pd = import_pandas()  # only text Arrow cannot cast whole needs pandas' per-value parsing
             parsed = pd.to_datetime(
                 pd.Series(text.to_numpy(zero_copy_only=False), dtype=object),
                 format="ISO8601",
