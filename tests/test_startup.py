@@ -66,3 +66,26 @@ def test_importing_the_operator_imports_neither_pandas_nor_pyarrow():
     probe = "import sys, airflow_provider_pinpoint.operators.pinpoint; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_client_and_validation_parse_the_pinpoint_model_once():
+    probe = """
+import os
+from botocore.loaders import JSONFileLoader
+from airflow_provider_pinpoint import service_model
+from airflow_provider_pinpoint.sending.client import make_client
+parsed = []
+original = JSONFileLoader.load_file
+def counting(self, file_path):
+    parsed.append(os.path.basename(os.path.dirname(os.path.dirname(file_path))) + "/" + os.path.basename(file_path))
+    return original(self, file_path)
+JSONFileLoader.load_file = counting
+service_model.channel_types()
+make_client(None, None, "http://127.0.0.1:9", "us-east-1", 4)
+print(parsed.count("pinpoint/service-2"))
+"""
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    assert done.stdout.strip() == "1"
