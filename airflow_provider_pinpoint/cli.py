@@ -178,8 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ..." is noise here
     out = sys.stdout
 
+    from airflow_provider_pinpoint.common.arrow import hide_pandas
     from airflow_provider_pinpoint.load import load_events
     from airflow_provider_pinpoint.results.store import ResultsStore
+
+    hide_pandas()  # no DataFrame comes through a shell
 
     try:
         store = ResultsStore(args.results)

@@ -1,7 +1,7 @@
 """The notebook API: ``load_events(events=..., endpoints=..., application_id=..., results=...)``.
 
-One call reads, validates, reshapes, packs, sends and writes the results table, with pandas,
-pyarrow and boto3; no Airflow is imported. Calling it again with the same ``results`` location
+One call reads, validates, reshapes, packs, sends and writes the results table, with pyarrow and
+boto3 (pandas only for DataFrames); no Airflow is imported. Calling it again with the same ``results`` location
 resumes: rows already accepted or rejected there are skipped, everything else is sent.
 """
 
@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,6 +41,9 @@ from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
 # How many validation messages an on_invalid="fail" error quotes.
@@ -64,7 +66,7 @@ class LoadReport:
     def results(self) -> pd.DataFrame:
         """The results table as a pandas DataFrame, one row per input row (read when first asked)."""
         if self._frame is None:
-            self._frame = self.read_results().to_pandas()
+            self._frame = self.read_results().to_pandas()  # Arrow imports pandas here, not at start-up
         return self._frame
 
     def rejected(self) -> pd.DataFrame:

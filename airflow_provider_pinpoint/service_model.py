@@ -7,9 +7,10 @@ emulator agree with what boto3 itself will accept.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
-import botocore.session
+from botocore.loaders import Loader, create_loader
 from botocore.model import OperationModel, ServiceModel, Shape
 
 # Documented as enums in the API reference, but typed as plain strings in the model.
@@ -18,8 +19,15 @@ OPT_OUT_VALUES = ("ALL", "NONE")
 
 
 @cache
+def data_loader() -> Loader:
+    """botocore's data files, read once a process: the clients the loader makes use this loader too,
+    so the Pinpoint model is parsed once (as a session would make it, ``AWS_DATA_PATH`` included)."""
+    return create_loader(os.environ.get("AWS_DATA_PATH"))
+
+
+@cache
 def pinpoint_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("pinpoint")
+    return ServiceModel(data_loader().load_service_model("pinpoint", "service-2"), service_name="pinpoint")
 
 
 @cache

@@ -11,11 +11,10 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.common.arrow import as_mask, none_of, single_chunk, valid_mask
+from airflow_provider_pinpoint.common.arrow import as_mask, import_pandas, none_of, single_chunk, valid_mask
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
@@ -111,6 +110,7 @@ def to_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         try:
             numbers = pc.cast(text, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pd = import_pandas()  # only text Arrow cannot cast whole needs pandas' per-value parsing
             parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
             numbers = pa.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64(), from_pandas=True)
         spelt_nan = pc.match_substring_regex(text, r"^\s*[+-]?nan\s*$", ignore_case=True)
@@ -153,13 +153,14 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
         try:
             stamps = pc.cast(text, TIMESTAMP)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pd = import_pandas()  # only text Arrow cannot cast whole needs pandas' per-value parsing
             parsed = pd.to_datetime(
                 pd.Series(text.to_numpy(zero_copy_only=False), dtype=object),
                 format="ISO8601",
                 utc=True,
                 errors="coerce",
             )
-            stamps = pa.array(parsed.dt.as_unit("ms"), TIMESTAMP, from_pandas=True)
+            stamps = pa.array(parsed.dt.as_unit("ms").dt.tz_convert(None).to_numpy(), TIMESTAMP, from_pandas=True)
         stamps = with_validity(stamps, ~_outside_years(stamps))
         return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
@@ -255,8 +256,16 @@ def with_validity(array: pa.Array, valid: np.ndarray) -> pa.Array:
 
 @cache
 def _times_of_day() -> pa.Array:
-    return pa.array(
-        [f"T{h:02d}:{m:02d}:{s:02d}." for h in range(24) for m in range(60) for s in range(60)], pa.string()
+    """``T00:00:00.`` to ``T23:59:59.``, one per second of the day, assembled by Arrow (86,400 Python
+    strings would cost a small load more than its rows)."""
+    second = np.arange(86_400)
+    hours = pa.array([f"T{h:02d}" for h in range(24)], pa.string())
+    sixty = pa.array([f"{n:02d}" for n in range(60)], pa.string())
+    return pc.binary_join_element_wise(
+        pc.take(hours, pa.array(second // 3600)),
+        pc.take(sixty, pa.array(second // 60 % 60)),
+        pc.binary_join_element_wise(pc.take(sixty, pa.array(second % 60)), ".", ""),
+        ":",
     )
 
 

@@ -58,8 +58,15 @@ def make_client(
         return client
     import boto3
     import botocore.exceptions
+    import botocore.session
 
-    session = session or boto3.session.Session()
+    from airflow_provider_pinpoint.service_model import data_loader
+
+    if session is None:
+        botocore_session = botocore.session.get_session()
+        session = boto3.session.Session(botocore_session=botocore_session)
+        # After boto3 has added its resource files to the session's own loader: the shared one stays as it is.
+        botocore_session.register_component("data_loader", data_loader())
     try:
         return session.client(
             service,

@@ -7,15 +7,14 @@ results row, and one of them would drop out of the accounting while its event wa
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.common.arrow import as_mask, valid_mask
+from airflow_provider_pinpoint.common.arrow import as_mask, repeats, valid_mask
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.coerce import is_text
 from airflow_provider_pinpoint.prepare.columns import SOURCE, SOURCE_ROW
-from airflow_provider_pinpoint.prepare.validation.state import HashSet
+from airflow_provider_pinpoint.prepare.validation.state import HashSet, hashed
 
 _WHAT_TO_DO = (
     f"{SOURCE} and {SOURCE_ROW} are the loader's bookkeeping and must name each row once; "
@@ -51,8 +50,8 @@ class CarriedRows:
                 f"{where}: column {SOURCE_ROW} is below 1 in data row {self._row(below, rows_before)}; {_WHAT_TO_DO}"
             )
         keys = pc.binary_join_element_wise(sources, pc.cast(rows, pa.string()), "\x1f")
-        hashes = pd.util.hash_array(keys.to_numpy(zero_copy_only=False), categorize=False)
-        repeated = pd.Index(hashes).duplicated(keep="first") | self._seen.contains(hashes)
+        hashes = hashed(keys)
+        repeated = repeats(keys) | self._seen.contains(hashes)
         if repeated.any():
             raise InputError(
                 f"{where}: data row {self._row(repeated, rows_before)} repeats the {SOURCE} and {SOURCE_ROW} "

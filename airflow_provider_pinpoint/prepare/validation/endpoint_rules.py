@@ -10,12 +10,11 @@ import zoneinfo
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas, service_model
-from airflow_provider_pinpoint.common.arrow import as_mask
+from airflow_provider_pinpoint.common.arrow import as_mask, repeats
 from airflow_provider_pinpoint.common.text import shown
 from airflow_provider_pinpoint.prepare.validation.checked import Checked, normalised
 from airflow_provider_pinpoint.prepare.validation.rules import (
@@ -97,20 +96,19 @@ def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
     if not earlier.any() and all_distinct(lowered):
         seen.add_ids(checked, lowered, present)
         return
-    lower = pd.Series(lowered.to_numpy(zero_copy_only=False), dtype=object)
     repeated = np.zeros(len(checked), dtype=bool)
-    repeated[present] = lower[present].duplicated(keep="first").to_numpy()
+    repeated[present] = repeats(lowered.filter(pa.array(present)))
     repeated |= earlier
     firsts = present & ~repeated
-    first = {key: i for i, key in zip(np.flatnonzero(firsts).tolist(), lower[firsts], strict=True)}
+    first = dict(zip(lowered.filter(pa.array(firsts)).to_pylist(), np.flatnonzero(firsts).tolist(), strict=True))
 
     def rule(i: int) -> str:
-        spelling = ids[i].as_py()
-        if lower[i] in first:
-            at = first[lower[i]]
+        spelling, lower = ids[i].as_py(), lowered[i].as_py()
+        if lower in first:
+            at = first[lower]
             first_spelling, label = ids[at].as_py(), checked.label(at)
         else:
-            first_spelling, label = seen.first(lower[i])
+            first_spelling, label = seen.first(lower)
         if spelling == first_spelling:
             return f"{shown(spelling)} repeats {label}; give each endpoint one row"
         return (

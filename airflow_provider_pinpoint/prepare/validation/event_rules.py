@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.common.arrow import repeats
 from airflow_provider_pinpoint.common.text import shown
 from airflow_provider_pinpoint.prepare.validation.checked import Checked, normalised
 from airflow_provider_pinpoint.prepare.validation.rules import (
@@ -16,7 +16,7 @@ from airflow_provider_pinpoint.prepare.validation.rules import (
     check_key_cap,
     check_lengths,
 )
-from airflow_provider_pinpoint.prepare.validation.state import EventState
+from airflow_provider_pinpoint.prepare.validation.state import EventState, hashed
 
 
 def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
@@ -123,24 +123,22 @@ def _check_duplicate_event_ids(checked: Checked, state: EventState) -> None:
     keys = pc.binary_join_element_wise(
         pc.utf8_lower(pc.fill_null(checked.columns["EndpointId"], "")), event_ids, "\x1f"
     )
-    series = pd.Series(keys.to_numpy(zero_copy_only=False), dtype=object)
     live = checked.present("EventId") & ~checked.rejected
     if not all_distinct(keys):
         repeated = np.zeros(len(checked), dtype=bool)
-        repeated[live] = series[live].duplicated(keep="first").to_numpy()
-        first = {
-            key: i for i, key in zip(np.flatnonzero(live & ~repeated).tolist(), series[live & ~repeated], strict=True)
-        }
+        repeated[live] = repeats(keys.filter(pa.array(live)))
+        firsts = live & ~repeated
+        first = dict(zip(keys.filter(pa.array(firsts)).to_pylist(), np.flatnonzero(firsts).tolist(), strict=True))
         checked.reject(
             repeated,
             "EventId",
             lambda i: (
-                f"{shown(event_ids[i].as_py())} repeats {checked.label(first[series[i]])} for the same endpoint; "
-                "event ids must be unique per endpoint"
+                f"{shown(event_ids[i].as_py())} repeats {checked.label(first[keys[i].as_py()])} for the same "
+                "endpoint; event ids must be unique per endpoint"
             ),
         )
         live &= ~repeated
-    hashes = pd.util.hash_array(series[live].to_numpy(), categorize=False)
+    hashes = hashed(keys.filter(pa.array(live)))
     earlier = np.zeros(len(checked), dtype=bool)
     earlier[live] = state.event_keys.contains(hashes)
     checked.reject(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -74,9 +73,10 @@ def check_lengths(checked: Checked, prefix: str, name_limit: int, value_limit: i
                 parents = pc.list_parent_indices(values).to_numpy()
                 mask[parents[too_long]] = True
                 lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False)
-                longest = pd.Series(lengths).groupby(parents).max()
+                longest = np.zeros(len(checked), dtype=lengths.dtype)
+                np.maximum.at(longest, parents, lengths)
 
-                def too_long_value(i: int, longest: pd.Series = longest) -> str:
+                def too_long_value(i: int, longest: np.ndarray = longest) -> str:
                     return f"has a value of {longest[i]} characters; Pinpoint allows {value_limit} {consequence}"
 
                 checked.reject(mask, name, too_long_value)

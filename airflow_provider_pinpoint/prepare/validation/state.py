@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint.common.arrow import as_mask, none_of, valid_mask
+from airflow_provider_pinpoint.common.arrow import as_mask, none_of, repeats, valid_mask
 from airflow_provider_pinpoint.prepare.validation.checked import Checked, source_label
 
 
@@ -66,9 +65,13 @@ def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     return both[distinct]
 
 
-def _hashed(ids: pa.Array) -> np.ndarray:
-    """64-bit hashes of text values (as the event-key set uses: a collision is the same accepted risk)."""
-    return pd.util.hash_array(ids.to_numpy(zero_copy_only=False), categorize=False)
+def hashed(values: pa.Array) -> np.ndarray:
+    """64-bit hashes of text values for a :class:`HashSet` (a collision is an accepted risk).
+
+    Python's own string hash (SipHash), seeded per process: a hash lives only in the process that
+    made it, never written anywhere.
+    """
+    return np.fromiter(map(hash, values.to_pylist()), dtype=np.int64, count=len(values)).view(np.uint64)
 
 
 @dataclass
@@ -117,10 +120,10 @@ class EventState:
         distinct = pc.unique(ids.drop_null())
         lowered = pc.utf8_lower(distinct)
         capitals = ~as_mask(pc.equal(lowered, distinct))
-        low_hashes = _hashed(lowered)
+        low_hashes = hashed(lowered)
         spelling_hashes = np.zeros(len(distinct), dtype=np.uint64)
         if capitals.any():
-            spelling_hashes[capitals] = _hashed(distinct.filter(pa.array(capitals)))
+            spelling_hashes[capitals] = hashed(distinct.filter(pa.array(capitals)))
         known = self.lowered.contains(low_hashes)
         loses = np.zeros(len(distinct), dtype=bool)
         if known.any() and len(self.capital_lowered):
@@ -130,7 +133,7 @@ class EventState:
         fresh = ~known
         if capitals[fresh].any():  # two spellings of one new id: the first wins
             again = np.zeros(len(distinct), dtype=bool)
-            again[fresh] = pd.Index(low_hashes[fresh]).duplicated(keep="first")
+            again[fresh] = repeats(low_hashes[fresh])
             loses |= again
             fresh &= ~again
         self.lowered.add(low_hashes[fresh])

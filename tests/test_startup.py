@@ -1,0 +1,91 @@
+"""What a load imports: pandas only when a DataFrame (or text Arrow cannot parse) needs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers.items import APP
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+# Runs pinpoint-load's main in a fresh interpreter, then reports whether pandas was imported.
+_CLI = """
+import sys
+from airflow_provider_pinpoint.cli import main
+code = main(sys.argv[1:])
+print("pandas imported:", "pandas" in sys.modules, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _cli(emulator, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CLI, "--application-id", APP, *argv]
+        + ["--endpoint-url", emulator.url, "--region", "us-east-1", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+
+
+def test_a_cli_load_of_files_never_imports_pandas(emulator, tmp_path):
+    done = _cli(
+        emulator,
+        *("--events", str(SAMPLE / "events.parquet"), "--endpoints", str(SAMPLE / "endpoints.parquet")),
+        *("--results", str(tmp_path / "results.parquet")),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pandas imported: False" in done.stderr
+
+
+def test_text_arrow_cannot_parse_whole_still_gets_per_row_verdicts_in_the_cli(emulator, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "EndpointId,EventType,Timestamp,Metrics.score\n"
+        "ep-1,view,2026-11-30T12:00:00Z,1.5\n"
+        "ep-2,view,yesterday,2\n"
+        "ep-3,view,2026-11-30 13:00:00+01:00,many\n"
+    )
+    done = _cli(emulator, "--events", str(events), "--results", str(tmp_path / "results.parquet"))
+    assert done.returncode == 0, done.stderr
+    statuses = pq.read_table(tmp_path / "results.parquet").sort_by("source_row").column("status").to_pylist()
+    assert statuses == ["accepted", "rejected", "rejected"]
+
+
+def test_importing_the_operator_imports_neither_pandas_nor_pyarrow():
+    pytest.importorskip("airflow")
+    probe = "import sys, airflow_provider_pinpoint.operators.pinpoint; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_client_and_validation_parse_the_pinpoint_model_once():
+    probe = """
+import os
+from botocore.loaders import JSONFileLoader
+from airflow_provider_pinpoint import service_model
+from airflow_provider_pinpoint.sending.client import make_client
+parsed = []
+original = JSONFileLoader.load_file
+def counting(self, file_path):
+    parsed.append(os.path.basename(os.path.dirname(os.path.dirname(file_path))) + "/" + os.path.basename(file_path))
+    return original(self, file_path)
+JSONFileLoader.load_file = counting
+service_model.channel_types()
+make_client(None, None, "http://127.0.0.1:9", "us-east-1", 4)
+print(parsed.count("pinpoint/service-2"))
+"""
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    assert done.stdout.strip() == "1"
