@@ -10,7 +10,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.installed
 LEAN_STAMP := $(LEAN)/.installed
 # The tests that need no Airflow: the CLI, the notebook API and the emulator.
-LEAN_TESTS := tests/test_cli.py tests/test_load.py tests/test_sample_data.py tests/emulator
+LEAN_TESTS := tests/test_cli.py tests/test_load.py tests/test_sample_data.py tests/test_startup.py tests/emulator
 COMPILE := $(UV) pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-emit-index-url --no-emit-find-links
 
 .PHONY: install install-lean test test-lean demo bench chaos lint lock clean
