@@ -7,6 +7,7 @@ resumes: rows already accepted or rejected there are skipped, everything else is
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -187,6 +188,7 @@ class _Run:
         first: Request | None = None
         requests = items = events = 0
         rejected: list[pa.RecordBatch] = []
+        meter = self._progress(0, dry_run=True)
         for out in self._prepared(None):
             if isinstance(out, Request):
                 if first is None:
@@ -194,8 +196,11 @@ class _Run:
                 requests += 1
                 items += len(out)
                 events += out.event_count
+                meter.update(accepted=len(out))
             elif out:
                 rejected.append(rejections_batch(out, self.run_id))
+                meter.update(rejected=len(out))
+        meter.close()
         table = pa.Table.from_batches(rejected, schema=RESULTS_SCHEMA)
         summary = DryRunSummary(
             run_id=self.run_id,
@@ -251,7 +256,7 @@ class _Run:
         location = None if store.location is None else without_userinfo(store.location)
         summary = self._summary(counts, stats, skipped, location, stopped)
         report = LoadReport(summary, store.read)
-        log.info("done: %s", summary.to_dict())
+        log.info("done: %s", " ".join(f"{key}={_text(value)}" for key, value in summary.to_dict().items()))
         self._check_reject_ratio(summary, report)
         return report
 
@@ -321,11 +326,12 @@ class _Run:
             finally:
                 writer.close()
                 meter.close()
-                counts = store.compact()
+                with meter.phase("writing the results table"):
+                    counts = store.compact()
         return sender.stats, counts
 
-    def _progress(self, skipped: int) -> Progress:
-        meter = Progress(enabled=self.progress)
+    def _progress(self, skipped: int, *, dry_run: bool = False) -> Progress:
+        meter = Progress(enabled=self.progress, dry_run=dry_run)
         meter.skipped = skipped
         if self.progress is not False:
             rows = [count_rows(self.events), count_rows(self.endpoints)]
@@ -391,6 +397,11 @@ class _Run:
                 + (f" at {summary.results}" if summary.results else ""),
                 report=report,
             )
+
+
+def _text(value: Any) -> str:
+    """A summary value for a log line: text as is, anything else as JSON (``null``, ``false``, ``12.5``)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _where(store: ResultsStore) -> str:
