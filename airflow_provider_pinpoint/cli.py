@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -292,19 +293,24 @@ def _log_to_stderr() -> None:
 
 
 def _session(profile: str | None, region: str | None) -> Any:
-    """A boto3 session for ``--profile``; None without it (the default chain, AWS_PROFILE included)."""
+    """A boto3 session for ``--profile`` (else ``AWS_PROFILE``); None without either (the default chain).
+
+    A profile that is not configured is one line here, not botocore's traceback when sending starts."""
+    flag = "--profile" if profile is not None else "AWS_PROFILE"
+    profile = profile if profile is not None else os.environ.get("AWS_PROFILE") or None
     if profile is None:
         return None
     import boto3
     import botocore.exceptions
+    import botocore.session
 
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound:
-        known = sorted(botocore.session.Session().available_profiles)
+        known = sorted(botocore.session.Session(profile="default").available_profiles)
         listed = f"the profiles configured are {', '.join(known)}" if known else "no profile is configured"
         raise PinpointLoaderError(
-            f"the profile {profile} is not in the AWS configuration ({listed}); check --profile"
+            f"the profile {profile} is not in the AWS configuration ({listed}); check {flag}"
         ) from None
 
 

@@ -362,6 +362,9 @@ def test_profile_picks_the_credentials_of_a_named_profile(emulator, tmp_path, mo
         "pinpoint-load: the profile nobody is not in the AWS configuration (the profiles configured are loader); "
         "check --profile"
     ]
+    from_env = run_cli(*argv, "--resume", env=env | {"AWS_PROFILE": "nobody"})
+    assert from_env.returncode == 1 and "Traceback" not in from_env.stderr
+    assert from_env.stderr.strip().splitlines()[-1].endswith("check AWS_PROFILE")
 
 
 def test_limit_loads_the_first_rows_of_each_table_and_a_later_run_resumes_with_the_rest(emulator, tmp_path, capsys):
