@@ -37,6 +37,11 @@ FLAGS = (
     "--max-reject-ratio",
     "--resume",
     "--dry-run",
+    "--profile",
+    "--limit",
+    "--output",
+    "--version",
+    "pinpoint-load summarize RESULTS",
 )
 # Columns that describe the outcome, not the particular run.
 OUTCOME = ["record_type", "endpoint_id", "event_id", "source", "source_row", "status", "status_code", "message"]
