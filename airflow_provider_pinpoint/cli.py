@@ -22,6 +22,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from airflow_provider_pinpoint import __version__, quotas
+from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
@@ -417,7 +418,8 @@ def _print_json(value: dict[str, Any], out: TextIO) -> None:
 def _print_dry_run(report: LoadReport, output: str, out: TextIO) -> None:
     summary = report.summary
     assert isinstance(summary, DryRunSummary)
-    rejects = [str(message) for message in report.results.head(_DRY_RUN_REJECTS)["message"]]
+    # Read as Arrow: the CLI has no need of pandas.
+    rejects = report.read_results().column("message").slice(0, _DRY_RUN_REJECTS).to_pylist()
     first = None
     if report.first_request is not None:
         batch_item = report.first_request.batch_item()
@@ -469,11 +471,12 @@ def summarize_main(argv: Sequence[str]) -> int:
         store = ResultsStore(args.results)
     except PinpointLoaderError as exc:
         parser.error(str(exc))
+    where = without_userinfo(store.location or "")
     try:
-        summary = summarize(_read_results(store))
+        summary = summarize(_read_results(store, where))
         if journal_paths(store.fs, store.staging):
             print(
-                f"pinpoint-load: a run was cut short at {store.location}: the rows it recorded are not in the "
+                f"pinpoint-load: a run was cut short at {where}: the rows it recorded are not in the "
                 "table yet; rerun it with --resume to finish it",
                 file=sys.stderr,
             )
@@ -483,24 +486,20 @@ def summarize_main(argv: Sequence[str]) -> int:
     if args.output == "json":
         _print_json(summary, sys.stdout)
     else:
-        _print_audit(summary, store.location or "", sys.stdout)
+        _print_audit(summary, where, sys.stdout)
     return EXIT_OK
 
 
-def _read_results(store: ResultsStore) -> pa.Table:
+def _read_results(store: ResultsStore, where: str) -> pa.Table:
     """The compacted table at the store's location; one line when there is none or it cannot be read."""
-    import pyarrow as pa
-
     from airflow_provider_pinpoint.common.text import first_line
 
     try:
-        return store.read()
+        return store.read()  # a file that is not a results table is an InputError already
     except FileNotFoundError:
-        raise PinpointLoaderError(f"no results table at {store.location}") from None
-    except (OSError, pa.ArrowException) as exc:
-        raise PinpointLoaderError(
-            f"{store.location}: cannot read it as a results table ({first_line(exc, 160)})"
-        ) from None
+        raise PinpointLoaderError(f"no results table at {where}") from None
+    except OSError as exc:
+        raise PinpointLoaderError(f"{where}: cannot read it as a results table ({first_line(exc, 160)})") from None
 
 
 def summarize(table: pa.Table) -> dict[str, Any]:

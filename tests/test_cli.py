@@ -421,7 +421,12 @@ def test_summarize_counts_reasons_time_span_and_runs(emulator, tmp_path, capsys)
     assert "{'" not in text
 
 
-def test_summarize_of_a_missing_table_exits_1_with_one_line(tmp_path, capsys):
-    assert main(["summarize", str(tmp_path / "results.parquet")]) == 1
+def test_summarize_of_a_missing_or_broken_table_exits_1_with_one_line(tmp_path, capsys):
+    results = tmp_path / "results.parquet"
+    assert main(["summarize", str(results)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"pinpoint-load: no results table at {tmp_path / 'results.parquet'}"]
+    assert err == [f"pinpoint-load: no results table at {results}"]
+    results.write_bytes(b"PAR1 this is not parquet")
+    assert main(["summarize", str(results)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{results} exists but is not a results table" in err[0]
