@@ -308,6 +308,7 @@ def _session(profile: str | None, region: str | None) -> Any:
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound:
+        # A session without the missing profile (AWS_PROFILE may name it) to list the configured ones.
         known = sorted(botocore.session.Session(profile="default").available_profiles)
         listed = f"the profiles configured are {', '.join(known)}" if known else "no profile is configured"
         raise PinpointLoaderError(
@@ -330,6 +331,7 @@ def _first_rows(args: argparse.Namespace) -> tuple[Any, Any, None]:
 
 
 def _head(source: str, kind: Literal["events", "endpoints"], args: argparse.Namespace) -> pa.Table:
+    """The first ``--limit`` rows of one input, mapped and with their ``_source`` / ``_source_row``."""
     import pyarrow as pa
 
     from airflow_provider_pinpoint.common.text import first_line
@@ -524,7 +526,9 @@ def summarize(table: pa.Table) -> dict[str, Any]:
         for (status, reason), rows in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:_TOP_REASONS]
     ]
     span = pc.min_max(table.column("sent_at")).as_py() if table.num_rows else {"min": None, "max": None}
-    runs = table.group_by("run_id").aggregate([([], "count_all")]).sort_by("run_id").to_pylist()
+    # In the order they sent (run ids sort by their start only to the second); runs that sent nothing last.
+    runs = table.group_by("run_id").aggregate([([], "count_all"), ("sent_at", "min")]).to_pylist()
+    runs.sort(key=lambda run: (run["sent_at_min"] is None, run["sent_at_min"] or 0, run["run_id"]))
     return {
         "rows": table.num_rows,
         "counts": counts,
