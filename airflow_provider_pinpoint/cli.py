@@ -1,8 +1,10 @@
-"""``pinpoint-load``: load endpoint and event tables into a Pinpoint application from a shell.
+"""``pinpoint-load``: load endpoint and event tables into a Pinpoint application from a shell;
+``pinpoint-load summarize RESULTS``: counts, top reasons and time span of a results table.
 
-Exit codes: 0 the run completed; 1 a fatal error (unreadable input, bad credentials, unknown
-application, or the run was interrupted), printed as one line without a traceback; 2 a usage
-error; 3 more rows were rejected than ``--max-reject-ratio`` allows (the good rows were sent).
+Exit codes: 0 the run completed; 1 a fatal error (unreadable input, bad credentials or profile,
+unknown application, or the run was interrupted), printed as one line without a traceback; 2 a
+usage error; 3 more rows were rejected than ``--max-reject-ratio`` allows (the good rows were sent).
+stdout holds the summary only (``--output json``: one JSON object); logs and progress go to stderr.
 """
 
 from __future__ import annotations
@@ -10,18 +12,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint import __version__, quotas
+from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from airflow_provider_pinpoint.load import LoadReport
+    from airflow_provider_pinpoint.results.store import ResultsStore
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -32,18 +41,22 @@ EXIT_REJECT_RATIO = 3
 ADDRESS_PLACEHOLDER = "<address hidden>"
 # How many rejected rows a dry run lists.
 _DRY_RUN_REJECTS = 20
+# How many reasons `summarize` lists.
+_TOP_REASONS = 10
 
 _EPILOG = """\
 exit codes:
   0  the run completed (see the summary for accepted / rejected / failed rows)
-  1  fatal error: unreadable input, bad credentials (401/403), unknown application (404),
+  1  fatal error: unreadable input, bad credentials (401/403) or --profile, unknown application (404),
      a proxy asking for credentials (407) or a redirect (check --endpoint-url), the results
      table short of the input, or the run was interrupted (rerun with --resume to finish it)
   2  usage error
   3  more rows were rejected than --max-reject-ratio allows (the good rows were sent)
 
 Credentials, role and region come from the standard AWS chain (environment, profile, instance role);
-AWS_PROFILE picks a profile.
+--profile (or AWS_PROFILE) picks a profile.
+
+pinpoint-load summarize RESULTS [--output json] sums up a results table (see its --help).
 """
 
 
@@ -52,10 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="pinpoint-load",
         description="Validate, reshape and send endpoint and event tables (Parquet or CSV, local or URL)\n"
         "to a Pinpoint application with PutEvents, writing a results table with one row per input row.\n"
-        "Running again with --resume and the same --results sends only the rows not yet done.",
+        "Running again with --resume and the same --results sends only the rows not yet done.\n"
+        "Also: pinpoint-load summarize RESULTS (counts, top reasons, time span of a results table).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--application-id", required=True, metavar="APP", help="the Pinpoint application (project) id")
     parser.add_argument(
         "--events",
@@ -65,14 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoints", metavar="PATH", help="endpoints table, same forms as --events (optional)")
     parser.add_argument(
         "--results",
-        required=True,
         metavar="PATH",
-        help="where the results table goes (.parquet or .csv, local or URL); one row per input row",
+        help="where the results table goes (.parquet or .csv, local or URL); one row per input row "
+        "(required, except with --dry-run)",
     )
     parser.add_argument(
         "--endpoint-url", metavar="URL", help="send to this PutEvents-compatible endpoint (e.g. the emulator)"
     )
     parser.add_argument("--region", metavar="R", help="AWS region (default: from the AWS configuration)")
+    parser.add_argument(
+        "--profile", metavar="NAME", help="use this named profile from the AWS configuration (default: AWS_PROFILE)"
+    )
     parser.add_argument(
         "--requests-per-second",
         type=_positive_float,
@@ -127,8 +145,37 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate, reshape and pack; print the counts, the rejects and the first request; send nothing",
     )
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="a trial load: only the first N rows of each table are read (and held in memory); a later run "
+        "without --limit, with --resume and the same --results, sends the rest",
+    )
+    _output_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     return parser
+
+
+def _output_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: a table for people (default); json: the summary as one JSON object on stdout "
+        "(logs and progress stay on stderr)",
+    )
+
+
+def _version() -> str:
+    """Like ``aws --version``: this tool's version, then Python's and the libraries' that do the work."""
+    versions = [f"pinpoint-load/{__version__}", f"Python/{sys.version.split()[0]}"]
+    for name in ("boto3", "pyarrow"):
+        try:
+            versions.append(f"{name}/{metadata.version(name)}")
+        except metadata.PackageNotFoundError:  # pragma: no cover - both are dependencies
+            continue
+    return " ".join(versions)
 
 
 def _positive_float(text: str) -> float:
@@ -170,12 +217,16 @@ def _json_or_file(text: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["summarize"]:
+        return summarize_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.events is None and args.endpoints is None:
         parser.error("give --events, --endpoints or both")
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ..." is noise here
+    if args.results is None and not args.dry_run:
+        parser.error("give --results (where the results table goes); only --dry-run can do without")
+    _log_to_stderr()
     out = sys.stdout
 
     from airflow_provider_pinpoint.common.arrow import hide_pandas
@@ -194,21 +245,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"results already exist at {args.results}: pass --resume to send only the rows not yet accepted "
                 "or rejected, or choose another --results"
             )
+        session = _session(args.profile, args.region)
+        events, endpoints, mapping = args.events, args.endpoints, args.column_mapping
+        if args.limit is not None:
+            events, endpoints, mapping = _first_rows(args)
         stop = threading.Event()
         restore = _stop_on_signals(stop)
         try:
             report = load_events(
-                args.events,
-                args.endpoints,
+                events,
+                endpoints,
                 application_id=args.application_id,
                 results=None if args.dry_run else args.results,
+                session=session,
                 endpoint_url=args.endpoint_url,
                 region_name=args.region,
                 requests_per_second=args.requests_per_second,
                 max_in_flight=args.max_in_flight,
                 max_attempts=args.max_attempts,
-                column_mapping=args.column_mapping,
-                csv_list_delimiter=args.csv_list_delimiter,
+                column_mapping=mapping,
+                csv_list_delimiter=None if args.limit is not None else args.csv_list_delimiter,
                 max_reject_ratio=args.max_reject_ratio,
                 on_invalid=args.on_invalid,
                 dry_run=args.dry_run,
@@ -218,21 +274,95 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             restore()
     except RejectRatioExceeded as exc:
-        _print_summary(_loaded(exc.report), out)
+        _print_summary(_loaded(exc.report), args.output, out)
         print(f"pinpoint-load: {exc}", file=sys.stderr)
         return EXIT_REJECT_RATIO
     except PinpointLoaderError as exc:
         print(f"pinpoint-load: {exc}", file=sys.stderr)
         return EXIT_FATAL
     if args.dry_run:
-        _print_dry_run(report, out)
+        _print_dry_run(report, args.output, out)
         return EXIT_OK
     summary = _loaded(report)
-    _print_summary(summary, out)
+    _print_summary(summary, args.output, out)
     if summary.stopped:
         print("pinpoint-load: interrupted before the end; rerun with --resume to finish", file=sys.stderr)
         return EXIT_FATAL
     return EXIT_OK
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ..." is noise here
+
+
+def _session(profile: str | None, region: str | None) -> Any:
+    """A boto3 session for ``--profile`` (else ``AWS_PROFILE``); None without either (the default chain).
+
+    A profile that is not configured is one line here, not botocore's traceback when sending starts."""
+    flag = "--profile" if profile is not None else "AWS_PROFILE"
+    profile = profile if profile is not None else os.environ.get("AWS_PROFILE") or None
+    if profile is None:
+        return None
+    import boto3
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except botocore.exceptions.ProfileNotFound:
+        # A session without the missing profile (AWS_PROFILE may name it) to list the configured ones.
+        known = sorted(botocore.session.Session(profile="default").available_profiles)
+        listed = f"the profiles configured are {', '.join(known)}" if known else "no profile is configured"
+        raise PinpointLoaderError(
+            f"the profile {profile} is not in the AWS configuration ({listed}); check {flag}"
+        ) from None
+
+
+def _first_rows(args: argparse.Namespace) -> tuple[Any, Any, None]:
+    """``--limit``: the first rows of each table, read as a full run reads them (same file names and
+    row numbers, so the results match and a run without --limit resumes after them), as Arrow tables
+    whose columns are already mapped (hence no mapping is returned)."""
+    from airflow_provider_pinpoint.prepare.read import check_mapping
+
+    check_mapping(args.column_mapping, events=args.events, endpoints=args.endpoints)
+    return (
+        None if args.events is None else _head(args.events, "events", args),
+        None if args.endpoints is None else _head(args.endpoints, "endpoints", args),
+        None,
+    )
+
+
+def _head(source: str, kind: Literal["events", "endpoints"], args: argparse.Namespace) -> pa.Table:
+    """The first ``--limit`` rows of one input, mapped and with their ``_source`` / ``_source_row``."""
+    import pyarrow as pa
+
+    from airflow_provider_pinpoint.common.text import first_line
+    from airflow_provider_pinpoint.errors import InputError
+    from airflow_provider_pinpoint.prepare.read import describe_source, read_batches
+
+    limit: int = args.limit
+    tables = []
+    rows = 0
+    batches = read_batches(
+        source,
+        kind=kind,
+        column_mapping=args.column_mapping,
+        csv_list_delimiter=args.csv_list_delimiter,
+        batch_rows=min(limit, 65_536),
+    )
+    for batch in batches:
+        tables.append(pa.Table.from_batches([batch.slice(0, limit - rows)]))
+        rows += tables[-1].num_rows
+        if rows >= limit:
+            break
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise InputError(
+            f"{describe_source(source)}: its files disagree on column types ({first_line(exc, 160)}); "
+            "write every part with the same schema"
+        ) from None
 
 
 def _loaded(report: LoadReport) -> LoadSummary:
@@ -258,7 +388,10 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def _print_summary(summary: LoadSummary, out: TextIO) -> None:
+def _print_summary(summary: LoadSummary, output: str, out: TextIO) -> None:
+    if output == "json":
+        _print_json(summary.to_dict(), out)
+        return
     rows = [
         ("accepted", f"{summary.accepted:,}"),
         ("rejected", f"{summary.rejected:,}"),
@@ -271,34 +404,167 @@ def _print_summary(summary: LoadSummary, out: TextIO) -> None:
         ("retries", f"{summary.retries:,}"),
         ("duration", f"{summary.duration_s:,.1f} s"),
         ("events/s", f"{summary.events_per_s:,.0f}"),
-        ("results", str(summary.results)),
+        ("results", summary.results or "in memory"),
+        ("run", summary.run_id),
     ]
+    _print_rows(rows, out)
+
+
+def _print_rows(rows: Sequence[tuple[str, str]], out: TextIO, indent: str = "") -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
-        print(f"{name:<{width}}  {value}", file=out)
+        print(f"{indent}{name:<{width}}  {value}", file=out)
 
 
-def _print_dry_run(report: LoadReport, out: TextIO) -> None:
+def _print_json(value: dict[str, Any], out: TextIO) -> None:
+    print(json.dumps(value, ensure_ascii=False), file=out)
+
+
+def _print_dry_run(report: LoadReport, output: str, out: TextIO) -> None:
     summary = report.summary
     assert isinstance(summary, DryRunSummary)
+    # Read as Arrow: the CLI has no need of pandas.
+    rejects = report.read_results().column("message").slice(0, _DRY_RUN_REJECTS).to_pylist()
+    first = None
+    if report.first_request is not None:
+        batch_item = report.first_request.batch_item()
+        for entry in batch_item.values():  # the shape is what matters here, not a person's address
+            if "Address" in entry["Endpoint"]:
+                entry["Endpoint"]["Address"] = ADDRESS_PLACEHOLDER
+        first = {"BatchItem": batch_item}
+    if output == "json":
+        _print_json(summary.to_dict() | {"first_rejections": rejects, "first_request": first}, out)
+        return
     print(
         f"dry run: {summary.input_rows:,} rows read, {summary.valid_rows:,} valid "
         f"({summary.valid_events:,} events), {summary.rejected:,} rejected, "
         f"{summary.requests:,} requests; nothing sent",
         file=out,
     )
-    rejects = report.results.head(_DRY_RUN_REJECTS)
-    if len(rejects):
+    if rejects:
         print(f"rejected rows (first {len(rejects)} of {summary.rejected:,}):", file=out)
-        for message in rejects["message"]:  # each names its file, row, column and rule
+        for message in rejects:  # each names its file, row, column and rule
             print(f"  {message}", file=out)
-    if report.first_request is not None:
-        batch_item = report.first_request.batch_item()
-        for entry in batch_item.values():  # the shape is what matters here, not a person's address
-            if "Address" in entry["Endpoint"]:
-                entry["Endpoint"]["Address"] = ADDRESS_PLACEHOLDER
+    if first is not None:
         print("first request (PutEvents EventsRequest; addresses hidden):", file=out)
-        print(json.dumps({"BatchItem": batch_item}, indent=2, ensure_ascii=False), file=out)
+        print(json.dumps(first, indent=2, ensure_ascii=False), file=out)
+
+
+# pinpoint-load summarize ------------------------------------------------------------------------
+
+
+def _summarize_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinpoint-load summarize",
+        description="Sum up a results table written by pinpoint-load or load_events: rows by record type and "
+        "status, the most common reasons for rejected and failed rows, the time span of sent_at, and the runs.",
+    )
+    parser.add_argument("results", metavar="RESULTS", help="the results table (.parquet or .csv, local or URL)")
+    _output_flag(parser)
+    return parser
+
+
+def summarize_main(argv: Sequence[str]) -> int:
+    """``pinpoint-load summarize RESULTS``: the audit of a results table, read with pyarrow alone."""
+    parser = _summarize_parser()
+    args = parser.parse_args(argv)
+    _log_to_stderr()
+    from airflow_provider_pinpoint.results.journal import journal_paths
+    from airflow_provider_pinpoint.results.store import ResultsStore
+
+    try:
+        store = ResultsStore(args.results)
+    except PinpointLoaderError as exc:
+        parser.error(str(exc))
+    where = without_userinfo(store.location or "")
+    try:
+        summary = summarize(_read_results(store, where))
+        if journal_paths(store.fs, store.staging):
+            print(
+                f"pinpoint-load: a run was cut short at {where}: the rows it recorded are not in the "
+                "table yet; rerun it with --resume to finish it",
+                file=sys.stderr,
+            )
+    except PinpointLoaderError as exc:
+        print(f"pinpoint-load: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    if args.output == "json":
+        _print_json(summary, sys.stdout)
+    else:
+        _print_audit(summary, where, sys.stdout)
+    return EXIT_OK
+
+
+def _read_results(store: ResultsStore, where: str) -> pa.Table:
+    """The compacted table at the store's location; one line when there is none or it cannot be read."""
+    from airflow_provider_pinpoint.common.text import first_line
+
+    try:
+        return store.read()  # a file that is not a results table is an InputError already
+    except FileNotFoundError:
+        raise PinpointLoaderError(f"no results table at {where}") from None
+    except OSError as exc:
+        raise PinpointLoaderError(f"{where}: cannot read it as a results table ({first_line(exc, 160)})") from None
+
+
+def summarize(table: pa.Table) -> dict[str, Any]:
+    """A results table's rows by record type and status, the most common reasons for rejected and
+    failed rows (each message less its own ``<source> row N:`` prefix, so one rule broken on many
+    rows is one reason), the span of ``sent_at`` and the rows of each run: a JSON-able dict."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counts: dict[str, dict[str, int]] = {}
+    grouped = table.group_by(["record_type", "status"]).aggregate([([], "count_all")]).to_pylist()
+    for group in sorted(grouped, key=lambda g: (g["record_type"], g["status"])):
+        counts.setdefault(group["record_type"], {})[group["status"]] = group["count_all"]
+    bad = table.filter(pc.is_in(table.column("status"), pa.array(["rejected", "failed"])))
+    reasons: Counter[tuple[str, str]] = Counter()
+    for status, source, row, message in zip(
+        *(bad.column(name).to_pylist() for name in ("status", "source", "source_row", "message")), strict=True
+    ):
+        reasons[(status, _reason(message or "", source, row))] += 1
+    top = [
+        {"status": status, "rows": rows, "reason": reason}
+        for (status, reason), rows in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:_TOP_REASONS]
+    ]
+    span = pc.min_max(table.column("sent_at")).as_py() if table.num_rows else {"min": None, "max": None}
+    # In the order they sent (run ids sort by their start only to the second); runs that sent nothing last.
+    runs = table.group_by("run_id").aggregate([([], "count_all"), ("sent_at", "min")]).to_pylist()
+    runs.sort(key=lambda run: (run["sent_at_min"] is None, run["sent_at_min"] or 0, run["run_id"]))
+    return {
+        "rows": table.num_rows,
+        "counts": counts,
+        "top_reasons": top,
+        "first_sent_at": None if span["min"] is None else span["min"].isoformat(),
+        "last_sent_at": None if span["max"] is None else span["max"].isoformat(),
+        "runs": [{"run_id": run["run_id"], "rows": run["count_all"]} for run in runs],
+    }
+
+
+def _reason(message: str, source: str | None, row: int | None) -> str:
+    """A message without the ``<file> row N: `` it starts with when that names its own row (the
+    file as the message names it: the source's last part or parts)."""
+    head, found, rest = message.partition(f" row {row}: ")
+    if found and source is not None and source.endswith(head):
+        return rest
+    return message or "(no message)"
+
+
+def _print_audit(summary: dict[str, Any], location: str, out: TextIO) -> None:
+    print(f"results: {location}, {summary['rows']:,} rows", file=out)
+    for record_type, statuses in summary["counts"].items():
+        text = ", ".join(f"{rows:,} {status}" for status, rows in statuses.items())
+        print(f"  {record_type}s: {text}", file=out)
+    if summary["top_reasons"]:
+        print(f"most common reasons (top {len(summary['top_reasons'])}):", file=out)
+        for reason in summary["top_reasons"]:
+            print(f"  {reason['rows']:>9,}  {reason['status']:<8}  {reason['reason']}", file=out)
+    if summary["first_sent_at"] is not None:
+        print(f"sent from {summary['first_sent_at']} to {summary['last_sent_at']}", file=out)
+    print(f"runs ({len(summary['runs'])}):", file=out)
+    for run in summary["runs"]:
+        print(f"  {run['run_id']}  {run['rows']:,} rows", file=out)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ resumes: rows already accepted or rejected there are skipped, everything else is
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -237,6 +238,7 @@ class _Run:
         first: Request | None = None
         requests = items = events = 0
         rejected: list[pa.RecordBatch] = []
+        meter = self._progress(0, dry_run=True)
         for out in self._prepared(None):
             if isinstance(out, Request):
                 if first is None:
@@ -244,8 +246,11 @@ class _Run:
                 requests += 1
                 items += len(out)
                 events += out.event_count
+                meter.update(accepted=len(out))
             elif out:
                 rejected.append(rejections_batch(out, self.run_id))
+                meter.update(rejected=len(out))
+        meter.close()
         table = pa.Table.from_batches(rejected, schema=RESULTS_SCHEMA)
         summary = DryRunSummary(
             run_id=self.run_id,
@@ -301,7 +306,7 @@ class _Run:
         location = None if store.location is None else without_userinfo(store.location)
         summary = self._summary(counts, stats, skipped, location, stopped)
         report = LoadReport(summary, store.read)
-        log.info("done: %s", summary.to_dict())
+        log.info("done: %s", " ".join(f"{key}={_text(value)}" for key, value in summary.to_dict().items()))
         self._check_reject_ratio(summary, report)
         return report
 
@@ -382,15 +387,16 @@ class _Run:
         writer.close()
         meter.close()
         try:
-            return store.compact()
+            with meter.phase("writing the results table"):
+                return store.compact()
         except PinpointLoaderError as exc:
             if not quietly:
                 raise
             log.warning("the results table was not compacted after the run stopped (%s); rerun to resume", exc)
             return {}
 
-    def _progress(self, skipped: int) -> Progress:
-        meter = Progress(enabled=self.progress)
+    def _progress(self, skipped: int, *, dry_run: bool = False) -> Progress:
+        meter = Progress(enabled=self.progress, dry_run=dry_run)
         meter.skipped = skipped
         if self.progress is not False:
             rows = [count_rows(self.events), count_rows(self.endpoints)]
@@ -468,6 +474,11 @@ def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -
             "storage_options apply to fsspec URLs (s3://..., gs://...), but no input or results location is one"
         )
     return [with_storage_options(location, storage_options) for location in locations]
+
+
+def _text(value: Any) -> str:
+    """A summary value for a log line: text as is, anything else as JSON (``null``, ``false``, ``12.5``)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _where(store: ResultsStore) -> str:

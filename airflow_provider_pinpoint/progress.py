@@ -1,10 +1,12 @@
-"""Progress of a run: a live line with events/s in a terminal or notebook, a log line otherwise.
+"""Progress of a run: a live line with rows/s, events/s and the time left in a terminal or notebook,
+a log line otherwise.
 
 Airflow task logs (and anything else that is not a terminal) get a ``logging`` line at most every
 ``log_every_s`` seconds while rows are decided, and one at the end, rather than a redrawn bar,
 which would fill the log with carriage returns; the operator asks for log lines explicitly
 (``"log"``), since ``airflow dags test`` may run the task in a terminal. Only counts are shown:
-never an id, never an address.
+never an id, never an address. A dry run counts rows checked (valid / rejected) instead of sent;
+a :meth:`Progress.phase` (writing the results table) gets a line when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
 import pyarrow.parquet as pq
@@ -37,7 +41,8 @@ class Progress:
     """Counts rows as they are decided; thread-safe; draws at most every ``redraw_s`` seconds.
 
     ``enabled``: None picks a live line on a terminal or in a notebook and log lines elsewhere;
-    True forces the live line; ``"log"`` forces log lines; False shows nothing.
+    True forces the live line; ``"log"`` forces log lines; False shows nothing. ``dry_run``: rows are
+    checked, not sent: ``update(accepted=...)`` counts valid rows.
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class Progress:
         stream: TextIO | None = None,
         redraw_s: float = 0.25,
         log_every_s: float = 10.0,
+        dry_run: bool = False,
     ) -> None:
         self._stream = stream or sys.stderr
         self._live = interactive(self._stream) if enabled is None else enabled is True
@@ -54,6 +60,7 @@ class Progress:
         self._width = 0
         self._redraw_s = redraw_s
         self._log_every_s = log_every_s
+        self._dry_run = dry_run
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._shown_at = self._started
@@ -82,18 +89,43 @@ class Progress:
 
     def line(self, now: float | None = None) -> str:
         elapsed = max((now or time.monotonic()) - self._started, 1e-9)
-        rate = self.events_accepted / elapsed
         done = self.accepted + self.rejected + self.failed
+        row_rate = done / elapsed
         skipped = f", {self.skipped:,} skipped (done before)" if self.skipped else ""
-        counts = (
-            f"{done:,} rows: {self.accepted:,} accepted, {self.rejected:,} rejected, {self.failed:,} failed"
-            f"{skipped} | {rate:,.0f} events/s | {elapsed:,.0f} s"
-        )
+        if self._dry_run:
+            counts = f"{done:,} rows checked: {self.accepted:,} valid, {self.rejected:,} rejected"
+            rates = f"{row_rate:,.0f} rows/s"
+        else:
+            counts = f"{done:,} rows: {self.accepted:,} accepted, {self.rejected:,} rejected, {self.failed:,} failed"
+            rates = f"{row_rate:,.0f} rows/s, {self.events_accepted / elapsed:,.0f} events/s"
+        counts = f"{counts}{skipped} | {rates} | {duration(elapsed)}"
         if not self.total:
             return counts
         share = min(done / self.total, 1.0)
         filled = round(share * _BAR_WIDTH)
-        return f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} of {self.total:,} | {counts}"
+        left = ""
+        if 0 < done < self.total:
+            left = f" | {duration((self.total - done) / row_rate)} left"
+        return f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} of {self.total:,}{left} | {counts}"
+
+    @contextmanager
+    def phase(self, what: str) -> Iterator[None]:
+        """A step after the rows are decided (``what``: "writing the results table"): a line when it
+        starts and one with its duration when it ends, so a long final step does not look like a hang."""
+        started = time.monotonic()
+        self._say(f"{what} ...")
+        yield
+        self._say(f"{what}: done in {duration(time.monotonic() - started)}")
+
+    def _say(self, text: str) -> None:
+        if self._silent:
+            return
+        with self._lock:
+            if self._live:
+                self._stream.write(text + "\n")
+                self._stream.flush()
+            else:
+                log.info("progress: %s", text)
 
     def _show(self, now: float, *, final: bool) -> None:
         if self._silent:
@@ -105,6 +137,18 @@ class Progress:
             self._stream.flush()
         else:
             log.info("progress: %s", self.line(now))
+
+
+def duration(seconds: float) -> str:
+    """Seconds for people: ``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def count_rows(source: Any) -> int | None:

@@ -37,6 +37,11 @@ FLAGS = (
     "--max-reject-ratio",
     "--resume",
     "--dry-run",
+    "--profile",
+    "--limit",
+    "--output",
+    "--version",
+    "pinpoint-load summarize RESULTS",
 )
 # Columns that describe the outcome, not the particular run.
 OUTCOME = ["record_type", "endpoint_id", "event_id", "source", "source_row", "status", "status_code", "message"]
@@ -262,3 +267,166 @@ def test_resume_after_sigkill_delivers_everything_with_duplicates_bounded_by_the
     print(f"arrived before the kill: {arrived_before}, recorded: {recorded_before}, duplicates: {duplicates}")
     assert duplicates <= max_in_flight * 100
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
+def run_cli(*argv, env=None):
+    """The CLI in its own process, as a shell runs it: stdout and stderr apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_provider_pinpoint.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or (os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}),
+    )
+
+
+def test_version_names_the_package_python_and_the_libraries(capsys):
+    from airflow_provider_pinpoint import __version__
+
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    words = capsys.readouterr().out.split()
+    assert words[0] == f"pinpoint-load/{__version__}" and words[1].startswith("Python/3.")
+    assert {word.split("/")[0] for word in words[2:]} == {"boto3", "pyarrow"}
+
+
+def test_output_json_puts_one_object_on_stdout_and_readable_lines_on_stderr(emulator, tmp_path):
+    done = run_cli(*args(emulator, tmp_path / "results.parquet", "--output", "json"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert done.stdout.count("\n") == 1
+    assert summary["input_rows"] == INPUT_ROWS and summary["results"] == str(tmp_path / "results.parquet")
+    assert summary["accepted"] + summary["rejected"] + summary["failed"] == INPUT_ROWS
+    # Logs are lines for people: no dict or other Python repr.
+    assert "done: run_id=" in done.stderr and "stopped=false" in done.stderr
+    assert "{'" not in done.stderr and "None" not in done.stderr and "False" not in done.stderr
+
+
+def test_text_output_has_no_python_reprs(emulator, tmp_path):
+    done = run_cli(*args(emulator, tmp_path / "results.parquet"))
+    assert done.returncode == 0, done.stderr
+    for text in (done.stdout, done.stderr):
+        assert "{'" not in text and "None" not in text and "False" not in text
+
+
+def test_dry_run_needs_no_results_and_prints_json_with_progress_on_stderr(emulator, tmp_path):
+    argv = args(emulator, tmp_path / "unused.parquet", "--dry-run", "--output", "json")
+    at = argv.index("--results")
+    del argv[at : at + 2]
+    argv.remove("--no-progress")
+    done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["dry_run"] is True and summary["input_rows"] == INPUT_ROWS
+    assert summary["rejected"] == len(summary["first_rejections"]) > 0
+    addresses = {entry["Endpoint"].get("Address") for entry in summary["first_request"]["BatchItem"].values()}
+    assert addresses - {None} == {"<address hidden>"}
+    # Not a terminal: the progress is a log line, with the rows checked.
+    assert f"{INPUT_ROWS:,} rows checked: {summary['valid_rows']:,} valid" in done.stderr
+    assert emulator.stats()["requests"] == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_load_without_results_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--application-id", APP, "--events", str(EVENTS)])
+    assert caught.value.code == 2
+    assert "only --dry-run can do without" in capsys.readouterr().err
+
+
+def test_progress_reports_writing_the_results_table(emulator, tmp_path):
+    argv = args(emulator, tmp_path / "results.parquet")
+    argv.remove("--no-progress")
+    done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
+    assert "rows/s" in done.stderr
+    assert "writing the results table ..." in done.stderr and "writing the results table: done in" in done.stderr
+
+
+def test_profile_picks_the_credentials_of_a_named_profile(emulator, tmp_path, monkeypatch):
+    (tmp_path / "credentials").write_text("[loader]\naws_access_key_id = profilekey\naws_secret_access_key = secret\n")
+    (tmp_path / "config").write_text("[profile loader]\nregion = us-east-1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    argv = args(emulator, tmp_path / "results.parquet")
+    at = argv.index("--region")
+    del argv[at : at + 2]  # the profile's region
+    without = run_cli(*argv, env=env)
+    assert without.returncode == 1 and emulator.stats()["requests"] == 0
+
+    done = run_cli(*argv, "--profile", "loader", env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == INPUT_ROWS
+
+    unknown = run_cli(*argv, "--profile", "nobody", "--resume", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines() == [
+        "pinpoint-load: the profile nobody is not in the AWS configuration (the profiles configured are loader); "
+        "check --profile"
+    ]
+    from_env = run_cli(*argv, "--resume", env=env | {"AWS_PROFILE": "nobody"})
+    assert from_env.returncode == 1 and "Traceback" not in from_env.stderr
+    assert from_env.stderr.strip().splitlines()[-1].endswith("check AWS_PROFILE")
+
+
+def test_limit_loads_the_first_rows_of_each_table_and_a_later_run_resumes_with_the_rest(emulator, tmp_path, capsys):
+    # CSV events (read as text) and Parquet endpoints, under their own file names and row numbers.
+    results = tmp_path / "results.parquet"
+    argv = args(emulator, results)
+    argv[argv.index(str(EVENTS))] = str(SAMPLE / "events.csv")
+    assert main([*argv, "--limit", "30", "--output", "json"]) == 0
+    trial = json.loads(capsys.readouterr().out)
+    assert trial["input_rows"] == 60
+    frame = pd.read_parquet(results)
+    for record_type, source in (("event", "events.csv"), ("endpoint", "endpoints.parquet")):
+        rows = frame[frame["record_type"] == record_type]
+        assert set(rows["source"].map(lambda s: Path(s).name)) == {source}
+        assert sorted(rows["source_row"]) == list(range(1, 31))
+    assert emulator.stats()["requests"] > 0
+
+    assert main([*argv, "--resume", "--output", "json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["skipped"] == trial["accepted"] + trial["rejected"] and full["input_rows"] == INPUT_ROWS
+    frame = pd.read_parquet(results)
+    assert len(frame) == INPUT_ROWS and not frame.duplicated(["record_type", "source", "source_row"]).any()
+    assert all(e["receive_count"] == 1 for e in emulator.events(APP))
+
+
+def test_summarize_counts_reasons_time_span_and_runs(emulator, tmp_path, capsys):
+    results = tmp_path / "results.csv"
+    assert main(args(emulator, results, "--limit", "30")) == 0
+    assert main(args(emulator, results, "--resume")) == 0
+    capsys.readouterr()
+    frame = pd.read_csv(results)
+
+    assert main(["summarize", str(results), "--output", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == INPUT_ROWS == sum(n for counts in summary["counts"].values() for n in counts.values())
+    assert (
+        summary["counts"]["event"]["rejected"]
+        == ((frame["record_type"] == "event") & (frame["status"] == "rejected")).sum()
+    )
+    assert [run["rows"] for run in summary["runs"]] == [60, INPUT_ROWS - 60]
+    assert summary["first_sent_at"] < summary["last_sent_at"]
+    reasons = [reason["reason"] for reason in summary["top_reasons"]]
+    assert "EventType is empty; Pinpoint requires it for every event" in reasons
+    assert len(reasons) == min(10, (frame["status"] != "accepted").sum())
+
+    assert main(["summarize", str(results)]) == 0
+    text = capsys.readouterr().out
+    assert f"{INPUT_ROWS:,} rows" in text and "most common reasons" in text and "runs (2)" in text
+    assert "{'" not in text
+
+
+def test_summarize_of_a_missing_or_broken_table_exits_1_with_one_line(tmp_path, capsys):
+    results = tmp_path / "results.parquet"
+    assert main(["summarize", str(results)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pinpoint-load: no results table at {results}"]
+    results.write_bytes(b"PAR1 this is not parquet")
+    assert main(["summarize", str(results)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{results} exists but is not a results table" in err[0]

@@ -61,7 +61,55 @@ def test_with_a_known_total_the_line_is_a_bar():
     meter = Progress(stream=screen, redraw_s=0.0)
     meter.total = 400
     meter.update(accepted=100, events_accepted=90)
-    assert "[######..................]  25% of 400 | 100 rows" in screen.getvalue()
+    assert "[######..................]  25% of 400 | " in screen.getvalue()
+
+
+def test_with_a_known_total_the_line_says_rows_per_second_and_the_time_left():
+    meter = Progress(enabled=False)
+    meter.total = 10_000
+    meter.update(accepted=900, rejected=100, events_accepted=800)
+    line = meter.line(meter._started + 20)
+    assert "10% of 10,000 | 3 min 00 s left | 1,000 rows: 900 accepted" in line
+    assert "50 rows/s, 40 events/s | 20 s" in line
+    meter.update(accepted=9_000)
+    assert "left" not in meter.line(meter._started + 40)
+
+
+def test_a_dry_run_counts_rows_checked():
+    meter = Progress(enabled=False, dry_run=True)
+    meter.total = 100
+    meter.update(accepted=40)
+    meter.update(rejected=10)
+    line = meter.line(meter._started + 5)
+    assert "50% of 100 | 5 s left | 50 rows checked: 40 valid, 10 rejected | 10 rows/s | 5 s" in line
+    assert "accepted" not in line and "events/s" not in line
+
+
+def test_a_phase_gets_a_line_when_it_starts_and_when_it_ends(caplog):
+    screen = Terminal()
+    with Progress(stream=screen).phase("writing the results table"):
+        assert screen.getvalue() == "writing the results table ...\n"
+    assert screen.getvalue().endswith("writing the results table: done in 0 s\n")
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
+        with Progress(enabled="log").phase("writing the results table"):
+            pass
+    assert [r.getMessage() for r in caplog.records] == [
+        "progress: writing the results table ...",
+        "progress: writing the results table: done in 0 s",
+    ]
+    silent = Terminal()
+    with Progress(enabled=False, stream=silent).phase("writing the results table"):
+        pass
+    assert silent.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.4, "0 s"), (59.4, "59 s"), (65, "1 min 05 s"), (3600 * 2 + 7 * 60 + 3, "2 h 07 min")]
+)
+def test_durations_read_like_a_clock(seconds, text):
+    from airflow_provider_pinpoint.progress import duration
+
+    assert duration(seconds) == text
 
 
 @pytest.mark.filterwarnings("ignore:UPath 'dir' filesystem not explicitly implemented")

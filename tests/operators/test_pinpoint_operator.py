@@ -182,8 +182,11 @@ def test_the_task_log_gets_progress_lines_with_counts(emulator, emulator_conn_id
     with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint.progress"):
         summary = op.execute(context())
     lines = [record.getMessage() for record in caplog.records if record.name == "airflow_provider_pinpoint.progress"]
-    assert lines and lines[-1].startswith("progress: ")
-    assert f"{summary['accepted']:,} accepted" in lines[-1] and "\r" not in lines[-1]
+    assert lines and all(line.startswith("progress: ") and "\r" not in line for line in lines)
+    # The last counts, then the results table being written.
+    assert f"{summary['accepted']:,} accepted" in lines[-3]
+    assert lines[-2] == "progress: writing the results table ..."
+    assert lines[-1].startswith("progress: writing the results table: done in ")
 
 
 def test_outlet_assets_get_the_counts_in_their_event_extra(emulator, emulator_conn_id, tmp_path):
