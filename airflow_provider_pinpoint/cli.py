@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -509,46 +508,29 @@ def _read_results(store: ResultsStore, where: str) -> pa.Table:
 
 def summarize(table: pa.Table) -> dict[str, Any]:
     """A results table's rows by record type and status, the most common reasons for rejected and
-    failed rows (each message less its own ``<source> row N:`` prefix, so one rule broken on many
-    rows is one reason), the span of ``sent_at`` and the rows of each run: a JSON-able dict."""
-    import pyarrow as pa
+    failed rows (grouped as the notebook's summary groups them, :mod:`~airflow_provider_pinpoint.results.digest`),
+    the span of ``sent_at`` and the rows of each run: a JSON-able dict."""
     import pyarrow.compute as pc
 
-    counts: dict[str, dict[str, int]] = {}
-    grouped = table.group_by(["record_type", "status"]).aggregate([([], "count_all")]).to_pylist()
-    for group in sorted(grouped, key=lambda g: (g["record_type"], g["status"])):
-        counts.setdefault(group["record_type"], {})[group["status"]] = group["count_all"]
-    bad = table.filter(pc.is_in(table.column("status"), pa.array(["rejected", "failed"])))
-    reasons: Counter[tuple[str, str]] = Counter()
-    for status, source, row, message in zip(
-        *(bad.column(name).to_pylist() for name in ("status", "source", "source_row", "message")), strict=True
-    ):
-        reasons[(status, _reason(message or "", source, row))] += 1
-    top = [
-        {"status": status, "rows": rows, "reason": reason}
-        for (status, reason), rows in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:_TOP_REASONS]
-    ]
+    from airflow_provider_pinpoint.results.digest import digest
+
+    summed = digest(table, top=_TOP_REASONS)
+    ranked = [(rows, status, reason) for status, top in summed.reasons.items() for rows, reason in top]
+    ranked.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
     span = pc.min_max(table.column("sent_at")).as_py() if table.num_rows else {"min": None, "max": None}
     # In the order they sent (run ids sort by their start only to the second); runs that sent nothing last.
     runs = table.group_by("run_id").aggregate([([], "count_all"), ("sent_at", "min")]).to_pylist()
     runs.sort(key=lambda run: (run["sent_at_min"] is None, run["sent_at_min"] or 0, run["run_id"]))
     return {
         "rows": table.num_rows,
-        "counts": counts,
-        "top_reasons": top,
+        "counts": summed.counts,
+        "top_reasons": [
+            {"status": status, "rows": rows, "reason": reason} for rows, status, reason in ranked[:_TOP_REASONS]
+        ],
         "first_sent_at": None if span["min"] is None else span["min"].isoformat(),
         "last_sent_at": None if span["max"] is None else span["max"].isoformat(),
         "runs": [{"run_id": run["run_id"], "rows": run["count_all"]} for run in runs],
     }
-
-
-def _reason(message: str, source: str | None, row: int | None) -> str:
-    """A message without the ``<file> row N: `` it starts with when that names its own row (the
-    file as the message names it: the source's last part or parts)."""
-    head, found, rest = message.partition(f" row {row}: ")
-    if found and source is not None and source.endswith(head):
-        return rest
-    return message or "(no message)"
 
 
 def _print_audit(summary: dict[str, Any], location: str, out: TextIO) -> None:
