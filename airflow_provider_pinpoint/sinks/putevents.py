@@ -22,7 +22,7 @@ from typing import Any
 import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import one_line, without_userinfo
+from airflow_provider_pinpoint.common.text import one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
@@ -142,7 +142,9 @@ class PutEventsTransport:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         error = response.get("Error", {})
-        message = one_line(error.get("Message") or error.get("Code") or "no message")
+        # Errors are logged and printed: a service (or a proxy) that quotes what it refused must not put an
+        # address there, as it may not in the results table.
+        message = scrubbed(one_line(error.get("Message") or error.get("Code") or "no message"))
         target = self.describe_target(application_id)
         if status == 401:
             return FatalServiceError(

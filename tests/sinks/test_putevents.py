@@ -261,3 +261,14 @@ def test_no_credentials_is_fatal_and_says_where_to_put_them(emulator, monkeypatc
     client = boto3.session.Session().client("pinpoint", endpoint_url=emulator.url, region_name="us-east-1")
     with pytest.raises(FatalServiceError, match="No AWS credentials found"):
         PutEventsTransport(client).send(APP, Request(make_items(1, 1)))
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 429, 500])
+def test_a_service_message_that_quotes_an_address_reaches_no_error_text(answering_server, status):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "User jane.doe@example.com at +1 555 010 4477 is refused"}'
+    with pytest.raises((FatalServiceError, BadRequest, RetryableError)) as caught:
+        send(url, Request(make_items(1, 1)))
+    text = str(caught.value) + getattr(caught.value, "message", "")
+    assert "jane.doe@example.com" not in text and "555 010 4477" not in text
+    assert "is refused" in text
