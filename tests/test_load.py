@@ -395,3 +395,13 @@ def test_a_rate_or_count_that_is_no_number_is_refused_before_anything_is_sent(em
             **option,
         )
     assert emulator.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "option", [{"region_name": "not a region!"}, {"endpoint_url": "no scheme here"}], ids=["region", "endpoint"]
+)
+def test_a_client_that_cannot_be_made_fails_in_one_line(option, tmp_path):
+    events = pa.table({"EndpointId": ["a"], "EventType": ["e"], "Timestamp": ["2026-11-24T00:00:00Z"]})
+    options = {"region_name": "us-east-1", **option}
+    with pytest.raises(PinpointLoaderError, match="Cannot make the AWS client"):
+        load_events(events, application_id=APP, results=str(tmp_path / "r.parquet"), **options)

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from airflow_provider_pinpoint.common.text import without_userinfo
+from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def make_client(
     import boto3
     import botocore.exceptions
 
-    session = session or boto3.session.Session()
     try:
+        session = session or boto3.session.Session()
         return session.client(
             service,
             endpoint_url=None if endpoint_url is None else without_userinfo(endpoint_url),
@@ -71,3 +71,6 @@ def make_client(
         raise PinpointLoaderError(
             "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
         ) from None
+    # A malformed region or endpoint URL, no such profile: one line, as every loader error.
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+        raise PinpointLoaderError(f"Cannot make the AWS client: {type(exc).__name__}: {first_line(exc)}") from None

@@ -22,7 +22,7 @@ from typing import Any
 import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import one_line, scrubbed, without_userinfo
+from airflow_provider_pinpoint.common.text import first_line, one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
@@ -135,6 +135,13 @@ class PutEventsTransport:
             ) from None
         except botocore.exceptions.ParamValidationError as exc:
             raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            # The client could not make the request at all (credentials that cannot be retrieved, an
+            # endpoint it cannot resolve...): every other request would fail the same way.
+            raise FatalServiceError(
+                f"The AWS client could not send to {self.describe_target(application_id)}: "
+                f"{type(exc).__name__}: {scrubbed(first_line(exc))}"
+            ) from None
         return Response(answer.status_code, answer.request_id, answer.results)
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:

@@ -272,3 +272,23 @@ def test_a_service_message_that_quotes_an_address_reaches_no_error_text(answerin
     text = str(caught.value) + getattr(caught.value, "message", "")
     assert "jane.doe@example.com" not in text and "555 010 4477" not in text
     assert "is refused" in text
+
+
+def test_a_client_that_cannot_make_the_request_stops_the_run_in_one_line(emulator, tmp_path):
+    """Credentials that cannot be retrieved (a failing credential_process, SSO, a role) fail every request alike."""
+    import botocore.exceptions
+
+    client = emulator_client(emulator.url)
+
+    def put_events(**_):
+        raise botocore.exceptions.CredentialRetrievalError(
+            provider="custom-process", error_msg="exit 1 jane@example.com"
+        )
+
+    client.put_events = put_events
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame({"EndpointId": ["e1"], "EventType": ["x"], "Timestamp": ["2026-01-01T00:00:00Z"]})
+    with pytest.raises(FatalServiceError, match="CredentialRetrievalError") as caught:
+        load_events(events, application_id=APP, client=client, results=str(results))
+    assert "jane@example.com" not in str(caught.value)
+    assert pd.read_parquet(results)["status"].tolist() == ["failed"]
