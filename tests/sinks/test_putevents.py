@@ -223,7 +223,17 @@ def test_a_per_item_4xx_that_does_not_say_the_item_is_invalid_is_resent_then_fai
     assert table[["status", "status_code", "attempts"]].values.tolist() == [["failed", code, 2]]
 
 
-@pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>bad gateway</html>",
+        b"[1, 2]",
+        b'"Results"',
+        b"",
+        b'{"Results":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+    ],
+    ids=["html", "list", "text", "empty", "nested too deep"],
+)
 def test_a_2xx_answer_that_is_not_a_json_object_is_retryable(answering_server, body):
     url, answer = answering_server
     answer["body"] = body
