@@ -126,7 +126,7 @@ class PutEventsTransport:
             raise self._classify(application_id, exc) from None
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
             raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except ResponseParserError:
+        except (ResponseParserError, RecursionError, UnicodeDecodeError):  # botocore's error parser raises the last two
             raise RetryableError("the service's answer could not be parsed") from None
         except botocore.exceptions.NoCredentialsError:
             raise FatalServiceError(

@@ -231,8 +231,9 @@ def test_a_per_item_4xx_that_does_not_say_the_item_is_invalid_is_resent_then_fai
         b'"Results"',
         b"",
         b'{"Results":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+        b'{"Results": "\xff\xfe"}',
     ],
-    ids=["html", "list", "text", "empty", "nested too deep"],
+    ids=["html", "list", "text", "empty", "nested too deep", "not UTF-8"],
 )
 def test_a_2xx_answer_that_is_not_a_json_object_is_retryable(answering_server, body):
     url, answer = answering_server
@@ -302,3 +303,11 @@ def test_a_client_that_cannot_make_the_request_stops_the_run_in_one_line(emulato
         load_events(events, application_id=APP, client=client, results=str(results))
     assert "jane@example.com" not in str(caught.value)
     assert pd.read_parquet(results)["status"].tolist() == ["failed"]
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_an_error_answer_nested_too_deep_to_parse_is_retryable(answering_server, status):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001
+    with pytest.raises(RetryableError, match="could not be parsed"):
+        send(url, Request(make_items(1, 1)))
