@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sized
@@ -279,8 +281,12 @@ class _Run:
         stop_event: threading.Event | None,
     ) -> LoadReport:
         """Send everything not done yet and write the results; the report of the whole table."""
-        if requests_per_second <= 0 or max_in_flight < 1 or max_attempts < 1:
-            raise InputError("requests_per_second must be > 0, max_in_flight and max_attempts >= 1")
+        if not _positive_number(requests_per_second) or not _whole_at_least_1(max_in_flight, max_attempts):
+            # NaN passed "<= 0" and turned the rate limit off; text failed with a TypeError.
+            raise InputError(
+                "requests_per_second must be a finite number > 0, max_in_flight and max_attempts whole numbers >= 1; "
+                f"got {requests_per_second!r}, {max_in_flight!r}, {max_attempts!r}"
+            )
         store = ResultsStore(results)
         # One run at a time per results location, from before it reads what to skip until the table is
         # compacted: two runs would both send the rows neither had recorded yet.
@@ -479,6 +485,16 @@ def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -
 def _text(value: Any) -> str:
     """A summary value for a log line: text as is, anything else as JSON (``null``, ``false``, ``12.5``)."""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < float(value) < math.inf
+
+
+def _whole_at_least_1(*values: Any) -> bool:
+    return all(
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1 for value in values
+    )
 
 
 def _where(store: ResultsStore) -> str:

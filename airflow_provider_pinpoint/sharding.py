@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import fsspec
@@ -153,12 +153,22 @@ def sum_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _span_s(summaries: list[Mapping[str, Any]]) -> float:
-    """Seconds from the first start to the last end; the sum of the durations when times are missing."""
-    if summaries and all(summary.get("started_at") and summary.get("finished_at") for summary in summaries):
-        start = min(datetime.fromisoformat(summary["started_at"]) for summary in summaries)
-        end = max(datetime.fromisoformat(summary["finished_at"]) for summary in summaries)
-        return (end - start).total_seconds()
+    """Seconds from the first start to the last end; the sum of the durations when a summary's times are
+    missing or unreadable (a naive time is UTC, as the loader writes them)."""
+    starts = [moment for summary in summaries if (moment := _instant(summary.get("started_at")))]
+    ends = [moment for summary in summaries if (moment := _instant(summary.get("finished_at")))]
+    if summaries and len(starts) == len(ends) == len(summaries):
+        return (max(ends) - min(starts)).total_seconds()
     return float(sum(summary.get("duration_s") or 0.0 for summary in summaries))
+
+
+def _instant(text: Any) -> datetime | None:
+    """An ISO 8601 time as an aware datetime; None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _read_all(source: Any, kind: Kind, **options: Any) -> Iterator[pa.RecordBatch]:

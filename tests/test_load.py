@@ -553,3 +553,40 @@ def test_the_error_that_stopped_a_run_is_not_hidden_by_a_failing_compaction(tmp_
     monkeypatch.setattr(ResultsStore, "compact", failing)
     with run_emulator(apps=["another-app"]) as emu, pytest.raises(FatalServiceError, match="HTTP 404"):
         load_events(EVENTS, application_id=APP, results=str(tmp_path / "r.parquet"), client=emulator_client(emu.url))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"requests_per_second": float("nan")},
+        {"requests_per_second": float("inf")},
+        {"requests_per_second": "5"},
+        {"max_in_flight": "8"},
+        {"max_in_flight": 2.5},
+        {"max_attempts": 1.5},
+        {"max_attempts": None},
+    ],
+    ids=repr,
+)
+def test_a_rate_or_count_that_is_no_number_is_refused_before_anything_is_sent(emulator, option, tmp_path):
+    """NaN passed the "<= 0" check and turned the rate limit off; text failed with a TypeError."""
+    events = pa.table({"EndpointId": ["a"], "EventType": ["e"], "Timestamp": ["2026-11-24T00:00:00Z"]})
+    with pytest.raises(InputError, match="requests_per_second must be a finite number"):
+        load_events(
+            events,
+            application_id=APP,
+            client=emulator_client(emulator.url),
+            results=str(tmp_path / "r.parquet"),
+            **option,
+        )
+    assert emulator.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "option", [{"region_name": "not a region!"}, {"endpoint_url": "no scheme here"}], ids=["region", "endpoint"]
+)
+def test_a_client_that_cannot_be_made_fails_in_one_line(option, tmp_path):
+    events = pa.table({"EndpointId": ["a"], "EventType": ["e"], "Timestamp": ["2026-11-24T00:00:00Z"]})
+    options = {"region_name": "us-east-1", **option}
+    with pytest.raises(PinpointLoaderError, match="Cannot make the AWS client"):
+        load_events(events, application_id=APP, results=str(tmp_path / "r.parquet"), **options)

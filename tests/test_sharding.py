@@ -239,3 +239,18 @@ def test_any_ids_in_any_case_land_in_exactly_one_shard(ids, shards):
                 owner.setdefault(endpoint_id.lower(), set()).add(shard["shard"])
     assert total == len(ids)
     assert all(len(found) == 1 for found in owner.values())
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("2026-11-24T10:00:00+00:00", "2026-11-24T10:00:04+00:00"), ("2026-11-24T10:00:00", "2026-11-24T10:00:05")),
+        (("2026-11-24T10:00:00+00:00", "2026-11-24T10:00:04+00:00"), ("yesterday", "today")),
+        (("2026-11-24T10:00:00+00:00", "2026-11-24T10:00:04+00:00"), (1764000000, 1764000005)),
+    ],
+    ids=["naive and aware", "not a time", "not text"],
+)
+def test_sum_summaries_takes_shard_times_it_cannot_compare(first, second):
+    odd = {**_shard_summary("r/1.parquet", *first, 50), "started_at": second[0], "finished_at": second[1]}
+    total = sum_summaries([_shard_summary("r/0.parquet", *first, 40), odd])
+    assert total["accepted"] == 16 and total["duration_s"] > 0

@@ -142,8 +142,7 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
         outside = _outside_years(array)
         if outside.any():
             array = with_validity(array, ~outside)
-        stamps = pc.cast(array.cast(pa.int64()), pa.timestamp(array.type.unit, tz="UTC"))
-        return pc.cast(stamps, TIMESTAMP, safe=False), outside
+        return _floored_to_ms(array), outside
     if pa.types.is_date(array.type):
         stamps = pc.cast(pc.cast(array, pa.timestamp("ms")), TIMESTAMP)
         outside = _outside_years(stamps)
@@ -164,6 +163,19 @@ def to_timestamp(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
         stamps = with_validity(stamps, ~_outside_years(stamps))
         return stamps, (valid_mask(text) & ~valid_mask(stamps)) | undecoded
     return pa.nulls(len(array), TIMESTAMP), valid_mask(array)
+
+
+def _floored_to_ms(stamps: pa.Array) -> pa.Array:
+    """Timestamps of any unit and zone as UTC milliseconds, finer units rounded down (toward the past):
+    Arrow's cast rounds toward 1970, which put 1969-12-31T23:59:59.9995 at 1970-01-01T00:00:00.000,
+    not at .999 as the same instant given as text or int96 is."""
+    values = stamps.cast(pa.int64())
+    per_ms = _UNITS_PER_MS.get(stamps.type.unit)
+    if per_ms is None:
+        return pc.cast(pc.cast(values, pa.timestamp(stamps.type.unit, tz="UTC")), TIMESTAMP, safe=False)
+    quotient = pc.divide(values, per_ms)  # toward zero
+    behind = pc.less(pc.subtract(values, pc.multiply(quotient, per_ms)), 0)
+    return pc.cast(pc.subtract(quotient, pc.cast(behind, pa.int64())), TIMESTAMP)
 
 
 def _outside_years(stamps: pa.Array) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from airflow_provider_pinpoint.common.text import without_userinfo
+from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,12 @@ def make_client(
 
     from airflow_provider_pinpoint.service_model import data_loader
 
-    if session is None:
-        botocore_session = botocore.session.get_session()
-        session = boto3.session.Session(botocore_session=botocore_session)
-        # After boto3 has added its resource files to the session's own loader: the shared one stays as it is.
-        botocore_session.register_component("data_loader", data_loader())
     try:
+        if session is None:
+            botocore_session = botocore.session.get_session()
+            session = boto3.session.Session(botocore_session=botocore_session)
+            # After boto3 has added its resource files to the session's own loader: the shared one stays as it is.
+            botocore_session.register_component("data_loader", data_loader())
         return session.client(
             service,
             endpoint_url=None if endpoint_url is None else without_userinfo(endpoint_url),
@@ -78,3 +78,6 @@ def make_client(
         raise PinpointLoaderError(
             "No AWS region: pass region_name (--region) or set AWS_REGION / AWS_DEFAULT_REGION."
         ) from None
+    # A malformed region or endpoint URL, no such profile: one line, as every loader error.
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+        raise PinpointLoaderError(f"Cannot make the AWS client: {type(exc).__name__}: {first_line(exc)}") from None

@@ -22,7 +22,7 @@ from typing import Any
 import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import one_line, without_userinfo
+from airflow_provider_pinpoint.common.text import first_line, one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
@@ -126,7 +126,7 @@ class PutEventsTransport:
             raise self._classify(application_id, exc) from None
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
             raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except ResponseParserError:
+        except (ResponseParserError, RecursionError, UnicodeDecodeError):  # botocore's error parser raises the last two
             raise RetryableError("the service's answer could not be parsed") from None
         except botocore.exceptions.NoCredentialsError:
             raise FatalServiceError(
@@ -135,6 +135,13 @@ class PutEventsTransport:
             ) from None
         except botocore.exceptions.ParamValidationError as exc:
             raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            # The client could not make the request at all (credentials that cannot be retrieved, an
+            # endpoint it cannot resolve...): every other request would fail the same way.
+            raise FatalServiceError(
+                f"The AWS client could not send to {self.describe_target(application_id)}: "
+                f"{type(exc).__name__}: {scrubbed(first_line(exc))}"
+            ) from None
         return Response(answer.status_code, answer.request_id, answer.results)
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
@@ -142,7 +149,9 @@ class PutEventsTransport:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         error = response.get("Error", {})
-        message = one_line(error.get("Message") or error.get("Code") or "no message")
+        # Errors are logged and printed: a service (or a proxy) that quotes what it refused must not put an
+        # address there, as it may not in the results table.
+        message = scrubbed(one_line(error.get("Message") or error.get("Code") or "no message"))
         target = self.describe_target(application_id)
         if status == 401:
             return FatalServiceError(

@@ -105,7 +105,7 @@ def _take_results(response_dict: dict, customized_response_dict: dict, **_: Any)
         return
     try:
         events_response = _decoder.decode(response_dict["body"])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # bytes not UTF-8, or nested too deep
         events_response = None
     if not isinstance(events_response, dict):
         # botocore's parser would return an empty answer for text that is not JSON and crash with an

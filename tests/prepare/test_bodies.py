@@ -59,6 +59,20 @@ def test_timestamps_of_any_type_become_iso_utc_with_milliseconds(values):
     assert _event_maps(Timestamp=values)[0]["Timestamp"] == "2026-01-02T03:04:05.678Z"
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array([-500], pa.timestamp("us")),
+        pa.array([-500_000], pa.timestamp("ns", "UTC")),
+        pa.array(["1969-12-31T23:59:59.9995Z"]),
+    ],
+    ids=["us", "ns", "text"],
+)
+def test_an_instant_before_1970_keeps_its_millisecond_in_every_unit(values):
+    """Sub-millisecond digits are dropped the same way for every type: the same instant, the same text."""
+    assert _event_maps(Timestamp=values)[0]["Timestamp"] == "1969-12-31T23:59:59.999Z"
+
+
 def test_dates_and_pandas_datetimes_become_timestamps():
     frame = pd.DataFrame({"t": pd.to_datetime(["2026-03-04 05:06:07"])})
     stamps = pa.Table.from_pandas(frame).column("t")

@@ -62,3 +62,29 @@ def test_own_bookkeeping_dropped_by_the_mapping_gives_every_row_its_results_row(
     assert sorted(results["source_row"]) == list(range(1, 11))
     assert set(results["source"]) == {str(path)}
     assert (results["status"] == "accepted").all()
+
+
+@pytest.mark.parametrize(("carrying", "plain"), [("a.parquet", "b.parquet"), ("b.parquet", "a.parquet")])
+def test_own_bookkeeping_naming_a_row_of_a_plain_file_of_the_same_directory_is_refused(
+    emulator, tmp_path, carrying, plain
+):
+    """A directory of shard files (with their own _source) and plain ones: a carried pair may be the very
+    name the loader gives a plain file's row, read before or after it; both would share one results row."""
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pq.write_table(events_with_bookkeeping([1, 2]).drop_columns(["_source", "_source_row"]), folder / plain)
+    carried = events_with_bookkeeping([5, 2]).set_column(3, "_source", pa.array([str(folder / plain)] * 2))
+    pq.write_table(carried, folder / carrying)
+    with pytest.raises(InputError, match=r"data row 2 (repeats|has) the _source and _source_row"):
+        load(folder, emulator, tmp_path)
+    assert len(emulator.events(APP)) <= 2  # the file read first may have gone; the one that repeats its names not
+
+
+def test_own_bookkeeping_beside_plain_files_of_other_names_loads(emulator, tmp_path):
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pq.write_table(events_with_bookkeeping([1, 2]).drop_columns(["_source", "_source_row"]), folder / "a.parquet")
+    pq.write_table(events_with_bookkeeping([1, 2]), folder / "b.parquet")
+    load(folder, emulator, tmp_path)
+    results = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(results) == 4 and (results["status"] == "accepted").all()

@@ -705,6 +705,13 @@ def test_a_dataframe_address_column_mixing_types_is_named_without_its_values():
     )
 
 
+def test_a_dataframe_column_with_a_lone_surrogate_says_so_without_the_value():
+    frame = pd.DataFrame({"Id": ["a", "b"], "Address": pd.Series(["ok", "jane\udcff@example.com"], dtype=object)})
+    with pytest.raises(InputError, match="column 'Address' holds text that is not valid Unicode") as caught:
+        read_table(frame, kind="endpoints")
+    assert "jane" not in str(caught.value)
+
+
 def test_a_csv_value_pyarrow_cannot_convert_is_not_quoted(tmp_path):
     path = write(
         tmp_path / "events.csv",

@@ -223,7 +223,18 @@ def test_a_per_item_4xx_that_does_not_say_the_item_is_invalid_is_resent_then_fai
     assert table[["status", "status_code", "attempts"]].values.tolist() == [["failed", code, 2]]
 
 
-@pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]", b'"Results"', b""], ids=repr)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>bad gateway</html>",
+        b"[1, 2]",
+        b'"Results"',
+        b"",
+        b'{"Results":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+        b'{"Results": "\xff\xfe"}',
+    ],
+    ids=["html", "list", "text", "empty", "nested too deep", "not UTF-8"],
+)
 def test_a_2xx_answer_that_is_not_a_json_object_is_retryable(answering_server, body):
     url, answer = answering_server
     answer["body"] = body
@@ -261,3 +272,42 @@ def test_no_credentials_is_fatal_and_says_where_to_put_them(emulator, monkeypatc
     client = boto3.session.Session().client("pinpoint", endpoint_url=emulator.url, region_name="us-east-1")
     with pytest.raises(FatalServiceError, match="No AWS credentials found"):
         PutEventsTransport(client).send(APP, Request(make_items(1, 1)))
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 429, 500])
+def test_a_service_message_that_quotes_an_address_reaches_no_error_text(answering_server, status):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message": "User jane.doe@example.com at +1 555 010 4477 is refused"}'
+    with pytest.raises((FatalServiceError, BadRequest, RetryableError)) as caught:
+        send(url, Request(make_items(1, 1)))
+    text = str(caught.value) + getattr(caught.value, "message", "")
+    assert "jane.doe@example.com" not in text and "555 010 4477" not in text
+    assert "is refused" in text
+
+
+def test_a_client_that_cannot_make_the_request_stops_the_run_in_one_line(emulator, tmp_path):
+    """Credentials that cannot be retrieved (a failing credential_process, SSO, a role) fail every request alike."""
+    import botocore.exceptions
+
+    client = emulator_client(emulator.url)
+
+    def put_events(**_):
+        raise botocore.exceptions.CredentialRetrievalError(
+            provider="custom-process", error_msg="exit 1 jane@example.com"
+        )
+
+    client.put_events = put_events
+    results = tmp_path / "results.parquet"
+    events = pd.DataFrame({"EndpointId": ["e1"], "EventType": ["x"], "Timestamp": ["2026-01-01T00:00:00Z"]})
+    with pytest.raises(FatalServiceError, match="CredentialRetrievalError") as caught:
+        load_events(events, application_id=APP, client=client, results=str(results))
+    assert "jane@example.com" not in str(caught.value)
+    assert pd.read_parquet(results)["status"].tolist() == ["failed"]
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_an_error_answer_nested_too_deep_to_parse_is_retryable(answering_server, status):
+    url, answer = answering_server
+    answer["status"], answer["body"] = status, b'{"message":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001
+    with pytest.raises(RetryableError, match="could not be parsed"):
+        send(url, Request(make_items(1, 1)))

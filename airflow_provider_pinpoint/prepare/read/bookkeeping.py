@@ -27,6 +27,16 @@ class CarriedRows:
 
     def __init__(self) -> None:
         self._seen = HashSet()
+        self._names: set[str] = set()  # the _source values the input brought
+        self._generated: dict[str, int] = {}  # the _source names the loader gave files of the input: rows so far
+
+    def generated(self, batch: pa.RecordBatch, where: str, rows_before: int, source: str) -> None:
+        """A batch of a file of the same input without its own bookkeeping, named ``source`` by the
+        loader: its rows must not be named by the input's own pairs either (a directory of shard
+        files and plain ones)."""
+        if source in self._names:
+            self.check(batch, where, rows_before)
+        self._generated[source] = rows_before + batch.num_rows
 
     def check(self, batch: pa.RecordBatch, where: str, rows_before: int) -> None:
         """Raise InputError naming the column and data row where the pairs stop naming each row once."""
@@ -49,6 +59,15 @@ class CarriedRows:
             raise InputError(
                 f"{where}: column {SOURCE_ROW} is below 1 in data row {self._row(below, rows_before)}; {_WHAT_TO_DO}"
             )
+        names = set(pc.unique(sources).to_pylist()) - self._names
+        for name in names & self._generated.keys():
+            taken = as_mask(pc.and_(pc.equal(sources, name), pc.less_equal(rows, self._generated[name])))
+            if taken.any():
+                raise InputError(
+                    f"{where}: data row {self._row(taken, rows_before)} has the {SOURCE} and {SOURCE_ROW} the loader "
+                    f"gave a row of another file of this input; {_WHAT_TO_DO}"
+                )
+        self._names |= names
         keys = pc.binary_join_element_wise(sources, pc.cast(rows, pa.string()), "\x1f")
         hashes = hashed(keys)
         repeated = repeats(keys) | self._seen.contains(hashes)

@@ -46,7 +46,7 @@ class Plan:
     split: frozenset[str]  # convention names whose strings are split by the delimiter
     delimiter: str | None
     source: str | None  # None: the input brings its own _source/_source_row
-    carried: CarriedRows | None  # checks them, when it does
+    carried: CarriedRows  # checks them, when it does, and that no other file's rows get them
 
     def inputs(self) -> list[Any]:
         """The input columns to read, in output order."""
@@ -69,7 +69,9 @@ class Plan:
                 pa.array(np.arange(rows_before + 1, rows_before + batch.num_rows + 1, dtype=np.int64)),
             ]
         out = pa.RecordBatch.from_arrays(arrays, names=names)
-        if self.carried is not None:
+        if self.source is not None:
+            self.carried.generated(out, where, rows_before, self.source)
+        else:
             self.carried.check(out, where, rows_before)
         return out
 
@@ -102,7 +104,7 @@ def plan(names: list[str], keys: list[Any], options: ReadOptions, *, where: str,
         split=split,
         delimiter=options.csv_list_delimiter,
         source=None if bookkeeping else source,
-        carried=options.carried if bookkeeping else None,
+        carried=options.carried,
     )
 
 

@@ -57,9 +57,14 @@ def _unconvertible(frame: Any, options: ReadOptions, exc: BaseException) -> Inpu
     for name in frame.columns:
         try:
             pa.array(frame[name], from_pandas=True)
-        except (pa.ArrowException, ValueError, TypeError):
+        except (pa.ArrowException, ValueError, TypeError) as column_error:
             kinds = ", ".join(sorted({type(value).__name__ for value in frame[name].dropna()}))
             shown = "a column that looks like data" if looks_like_data(str(name)) else f"column {str(name)!r}"
+            if isinstance(column_error, UnicodeError):  # one kind, text, yet not convertible: say why
+                return InputError(
+                    f"{where}: {shown} holds text that is not valid Unicode (a lone surrogate, as from bytes "
+                    "decoded with errors='surrogateescape'); decode it properly or drop those values"
+                )
             return InputError(
                 f"{where}: {shown} mixes values Arrow cannot convert to one type ({kinds}); give it one type"
             )
