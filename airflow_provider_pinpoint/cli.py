@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -179,8 +180,8 @@ def _version() -> str:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    if not 0 < value < math.inf:  # nan and inf too: a rate of nan would switch the limit off
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
     return value
 
 
@@ -228,11 +229,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr()
     out = sys.stdout
 
-    from airflow_provider_pinpoint.common.arrow import hide_pandas
-    from airflow_provider_pinpoint.load import load_events
-    from airflow_provider_pinpoint.results.store import ResultsStore
+    from airflow_provider_pinpoint.common.arrow import hide_pandas, show_pandas
 
     hide_pandas()  # no DataFrame comes through a shell
+    try:
+        return _load(args, parser, out)
+    finally:
+        show_pandas()  # for whoever calls main() in-process and imports pandas afterwards
+
+
+def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    """Load (or dry-run) as the parsed flags say; the exit code."""
+    from airflow_provider_pinpoint.load import load_events
+    from airflow_provider_pinpoint.results.store import ResultsStore
 
     try:
         store = ResultsStore(args.results)

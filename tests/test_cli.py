@@ -430,3 +430,22 @@ def test_summarize_of_a_missing_or_broken_table_exits_1_with_one_line(tmp_path, 
     assert main(["summarize", str(results)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{results} exists but is not a results table" in err[0]
+
+
+def test_main_leaves_pandas_importable_for_whoever_called_it(emulator, tmp_path):
+    # In a fresh interpreter: main() hides pandas from pyarrow while it runs, and must not for good.
+    script = (
+        "import sys; from airflow_provider_pinpoint.cli import main; "
+        f"code = main({args(emulator, tmp_path / 'results.parquet')!r}); "
+        "import pandas; sys.exit(code)"
+    )
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
+def test_a_rate_that_is_no_positive_number_is_a_usage_error(emulator, tmp_path, rate):
+    with pytest.raises(SystemExit) as caught:
+        main([*args(emulator, tmp_path / "results.parquet"), "--requests-per-second", rate])
+    assert caught.value.code == 2

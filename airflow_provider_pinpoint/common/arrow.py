@@ -70,10 +70,15 @@ def hide_pandas() -> None:
         sys.meta_path.insert(0, _HIDDEN)
 
 
-def import_pandas() -> ModuleType:
-    """pandas, for the rare paths that need it, hidden or not."""
+def show_pandas() -> None:
+    """End :func:`hide_pandas`."""
     if _HIDDEN in sys.meta_path:
         sys.meta_path.remove(_HIDDEN)
+
+
+def import_pandas() -> ModuleType:
+    """pandas, for the rare paths that need it, hidden or not."""
+    show_pandas()
     import pandas
 
     return pandas

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from airflow_provider_pinpoint.common.text import SCRUBBED, scrubbed, shortened
+from airflow_provider_pinpoint.common.text import SCRUBBED, one_line, scrubbed, shortened
 from airflow_provider_pinpoint.prepare.requests import EVENT, ITEM_SCHEMA, Item, Request
 
 ACCEPTED = "accepted"
@@ -136,7 +136,7 @@ class Outcomes:
 
 def _stored_message(result: ItemResult) -> str | None:
     """The message as the results table keeps it: without anything that looks like an address (a
-    service may quote the item it refused), the item's own address included, and capped in length."""
+    service may quote the item it refused), the item's own address included, on one line and capped in length."""
     message = result.message
     if not message:
         return message
@@ -145,7 +145,7 @@ def _stored_message(result: ItemResult) -> str | None:
         address = json.loads(item.body).get("Address")
         if isinstance(address, str) and address:
             message = message.replace(address, SCRUBBED)
-    return capped(scrubbed(message))
+    return one_line(scrubbed(message), MESSAGE_CHARS)
 
 
 def stamped(decided: Outcomes, run_ids: pa.Array) -> pa.RecordBatch:

@@ -67,3 +67,11 @@ def test_a_service_message_keeps_no_address_the_input_holds():
     )
     messages = [row.message for row in decided.rows()]
     assert messages == ["Address <value> is not a valid number", "Endpoint of <value> is opted out"]
+
+
+def test_a_service_message_is_stored_on_one_line():
+    [item] = make_items(0, 1) or make_items(1, 0)
+    decided = Outcomes.of_results(
+        [ItemResult(item, REJECTED, 400, "Invalid event:\nEventType is\r\nmissing\n", 1, "r", NOW)]
+    )
+    assert [row.message for row in decided.rows()] == ["Invalid event: EventType is missing"]
