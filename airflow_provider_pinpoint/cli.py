@@ -345,9 +345,7 @@ def _head(source: str, kind: Literal["events", "endpoints"], args: argparse.Name
     """The first ``--limit`` rows of one input, mapped and with their ``_source`` / ``_source_row``."""
     import pyarrow as pa
 
-    from airflow_provider_pinpoint.common.text import first_line
-    from airflow_provider_pinpoint.errors import InputError
-    from airflow_provider_pinpoint.prepare.read import describe_source, read_batches
+    from airflow_provider_pinpoint.prepare.read import read_batches, unified
 
     limit: int = args.limit
     tables = []
@@ -364,13 +362,7 @@ def _head(source: str, kind: Literal["events", "endpoints"], args: argparse.Name
         rows += tables[-1].num_rows
         if rows >= limit:
             break
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
-        raise InputError(
-            f"{describe_source(source)}: its files disagree on column types ({first_line(exc, 160)}); "
-            "write every part with the same schema"
-        ) from None
+    return unified(tables, source)
 
 
 def _loaded(report: LoadReport) -> LoadSummary:

@@ -112,6 +112,12 @@ def read_table(
         pa.Table.from_batches([batch])
         for batch in _batches(source, kind, column_mapping, csv_list_delimiter, batch_rows, skip)
     ]
+    return unified(tables, source)
+
+
+def unified(tables: list[pa.Table], source: Any) -> pa.Table:
+    """Parts of ``source`` read as tables, as one table: columns one part lacks are null there, types
+    widened where Arrow can; other disagreements are an InputError naming the input."""
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
