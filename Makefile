@@ -54,7 +54,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint test-lean
+test: install lint test-lean test-lowest
 	$(BIN)/python -m pytest -q
 
 # The lean install: no Airflow may be importable there, and the CLI and notebook tests pass without it.
