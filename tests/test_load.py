@@ -399,7 +399,7 @@ def test_results_go_through_a_path_objects_own_filesystem_and_resume_from_it(emu
     credentials, here a root directory): the table must be written through it, not by its URL."""
     import json
 
-    UPath = pytest.importorskip("upath").UPath  # comes with Airflow: absent from the lean install
+    from upath import UPath
 
     location = UPath("dir://out/results.parquet", path=str(tmp_path), target_protocol="file")
     options = {"application_id": APP, "results": location, "client": emulator_client(emulator.url), "progress": False}
