@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
 
 import airflow_provider_pinpoint
 
@@ -16,3 +23,15 @@ def test_entry_point_is_registered():
         e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_pinpoint")
     ]
     assert ep.load() is airflow_provider_pinpoint.get_provider_info
+
+
+@pytest.mark.airflow
+def test_airflow_providers_list_shows_the_provider(tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    done = subprocess.run(
+        [airflow, "providers", "list", "-o", "json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = {provider["package_name"]: provider for provider in json.loads(done.stdout)}
+    assert listed["airflow-provider-pinpoint"]["version"] == airflow_provider_pinpoint.__version__
