@@ -469,6 +469,7 @@ def summarize_main(argv: Sequence[str]) -> int:
     parser = _summarize_parser()
     args = parser.parse_args(argv)
     _log_to_stderr()
+    from airflow_provider_pinpoint.results.digest import audit
     from airflow_provider_pinpoint.results.journal import journal_paths
     from airflow_provider_pinpoint.results.store import ResultsStore
 
@@ -478,7 +479,7 @@ def summarize_main(argv: Sequence[str]) -> int:
         parser.error(str(exc))
     where = without_userinfo(store.location or "")
     try:
-        summary = summarize(_read_results(store, where))
+        summary = audit(_read_results(store, where), top=_TOP_REASONS)
         if journal_paths(store.fs, store.staging):
             print(
                 f"pinpoint-load: a run was cut short at {where}: the rows it recorded are not in the "
@@ -505,33 +506,6 @@ def _read_results(store: ResultsStore, where: str) -> pa.Table:
         raise PinpointLoaderError(f"no results table at {where}") from None
     except OSError as exc:
         raise PinpointLoaderError(f"{where}: cannot read it as a results table ({first_line(exc, 160)})") from None
-
-
-def summarize(table: pa.Table) -> dict[str, Any]:
-    """A results table's rows by record type and status, the most common reasons for rejected and
-    failed rows (grouped as the notebook's summary groups them, :mod:`~airflow_provider_pinpoint.results.digest`),
-    the span of ``sent_at`` and the rows of each run: a JSON-able dict."""
-    import pyarrow.compute as pc
-
-    from airflow_provider_pinpoint.results.digest import digest
-
-    summed = digest(table, top=_TOP_REASONS)
-    ranked = [(rows, status, reason) for status, top in summed.reasons.items() for rows, reason in top]
-    ranked.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
-    span = pc.min_max(table.column("sent_at")).as_py() if table.num_rows else {"min": None, "max": None}
-    # In the order they sent (run ids sort by their start only to the second); runs that sent nothing last.
-    runs = table.group_by("run_id").aggregate([([], "count_all"), ("sent_at", "min")]).to_pylist()
-    runs.sort(key=lambda run: (run["sent_at_min"] is None, run["sent_at_min"] or 0, run["run_id"]))
-    return {
-        "rows": table.num_rows,
-        "counts": summed.counts,
-        "top_reasons": [
-            {"status": status, "rows": rows, "reason": reason} for rows, status, reason in ranked[:_TOP_REASONS]
-        ],
-        "first_sent_at": None if span["min"] is None else span["min"].isoformat(),
-        "last_sent_at": None if span["max"] is None else span["max"].isoformat(),
-        "runs": [{"run_id": run["run_id"], "rows": run["count_all"]} for run in runs],
-    }
 
 
 def _print_audit(summary: dict[str, Any], location: str, out: TextIO) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,3 +81,23 @@ def digest_html(headline: str, summed: Digest) -> str:
             f"<table><thead><tr><th>rows</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>"
         )
     return '<div class="pinpoint-load-report">' + "".join(parts) + "</div>"
+
+
+def audit(table: pa.Table, *, top: int = 10) -> dict[str, Any]:
+    """What ``pinpoint-load summarize`` shows: the :func:`digest` counts, the ``top`` reasons over rejected
+    and failed rows together, the span of ``sent_at`` and the rows of each run, as a JSON-able dict."""
+    summed = digest(table, top=top)
+    ranked = [(rows, status, reason) for status, top in summed.reasons.items() for rows, reason in top]
+    ranked.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
+    span = pc.min_max(table.column("sent_at")).as_py() if table.num_rows else {"min": None, "max": None}
+    # In the order they sent (run ids sort by their start only to the second); runs that sent nothing last.
+    runs = table.group_by("run_id").aggregate([([], "count_all"), ("sent_at", "min")]).to_pylist()
+    runs.sort(key=lambda run: (run["sent_at_min"] is None, run["sent_at_min"] or 0, run["run_id"]))
+    return {
+        "rows": table.num_rows,
+        "counts": summed.counts,
+        "top_reasons": [{"status": status, "rows": rows, "reason": reason} for rows, status, reason in ranked[:top]],
+        "first_sent_at": None if span["min"] is None else span["min"].isoformat(),
+        "last_sent_at": None if span["max"] is None else span["max"].isoformat(),
+        "runs": [{"run_id": run["run_id"], "rows": run["count_all"]} for run in runs],
+    }
