@@ -590,3 +590,17 @@ def test_a_client_that_cannot_be_made_fails_in_one_line(option, tmp_path):
     options = {"region_name": "us-east-1", **option}
     with pytest.raises(PinpointLoaderError, match="Cannot make the AWS client"):
         load_events(events, application_id=APP, results=str(tmp_path / "r.parquet"), **options)
+
+
+def test_a_stop_says_which_failed_rows_had_been_sent_before(emulator, tmp_path):
+    # Every item answered 429/500 within a 202: items wait in the retry pool when the stop comes.
+    emulator.configure(item_error_rate=1.0)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    report = load(emulator, tmp_path, stop_event=stop, max_attempts=50)
+    rows = report.results
+    failed = rows[rows["status"] == "failed"]
+    sent_before = failed[failed["attempts"] > 0]
+    assert len(sent_before) and sent_before["message"].str.startswith("not sent again: the run was stopped").all()
+    never_sent = failed[failed["attempts"] == 0]
+    assert never_sent["message"].str.startswith("not sent: the run was stopped").all()

@@ -127,7 +127,8 @@ class Sender:
         finally:
             feed.close()
             pool.shutdown(wait=True)
-            self._decide(self._retries.take_all() + feed.unsent(), FAILED, self._stop_reason())
+            self._decide(self._retries.take_all(), FAILED, self._stop_reason(again=True))
+            self._decide(feed.unsent(), FAILED, self._stop_reason())
         if self._fatal is not None:
             raise self._fatal
         if self._crash is not None:
@@ -139,10 +140,12 @@ class Sender:
             self._stop.set()
         return self._stop.is_set()
 
-    def _stop_reason(self) -> str:
+    def _stop_reason(self, *, again: bool = False) -> str:
+        """Why items a stop caught were not sent (``again``: they had been sent before, without a final answer)."""
+        what = "not sent again" if again else "not sent"
         if self._fatal is not None:
-            return f"not sent: {self._fatal}"
-        return "not sent: the run was stopped"
+            return f"{what}: {self._fatal}"
+        return f"{what}: the run was stopped"
 
     def _submit(self, pool: ThreadPoolExecutor, request: Request, *, retry: bool) -> None:
         with self._changed:
@@ -208,7 +211,9 @@ class Sender:
                     self._gave_up(exhausted, last, sent_at)
                     continue
             if self._stopping() or not self._limiter.acquire(self._stopping):
-                self._decide(request.items if items is None else items, FAILED, self._stop_reason())
+                self._decide(
+                    request.items if items is None else items, FAILED, self._stop_reason(again=items is not None)
+                )
                 return
             if items is None:
                 outgoing = request
@@ -241,7 +246,7 @@ class Sender:
                 retry = True
                 attempts = retries.most(items)
                 if attempts < retries.max_attempts and not self._sleep(retries.backoff(attempts)):
-                    self._decide(items, FAILED, self._stop_reason())
+                    self._decide(items, FAILED, self._stop_reason(again=True))
                     return
                 continue
             if items is None:
@@ -313,7 +318,7 @@ class Sender:
     def _gave_up(self, items: list[Item], last: RetryableError | None, sent_at: datetime | None) -> None:
         """Items out of attempts: failed, with the last error."""
         message = (
-            f"gave up after {self._retries.max_attempts} attempts: {(last.message if last else '') or 'no answer'}"
+            f"gave up after {_attempts(self._retries.max_attempts)}: {(last.message if last else '') or 'no answer'}"
         )
         self._decide(items, FAILED, message, last, sent_at)
 
@@ -348,3 +353,7 @@ class Sender:
             self.stats.failed += outcomes.failed
             self.stats.events_accepted += outcomes.events_accepted
         self._record_callback(outcomes)
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
