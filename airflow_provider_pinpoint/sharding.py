@@ -13,6 +13,8 @@ shard's results still name the user's file and row, not the shard file.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +28,12 @@ import pyarrow.parquet as pq
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.columns import SOURCE
 from airflow_provider_pinpoint.prepare.read import check_mapping, describe_source, read_batches
+from airflow_provider_pinpoint.progress import duration
+
+log = logging.getLogger(__name__)
+
+# How often a long plan logs how far it got.
+PROGRESS_EVERY_S = 10.0
 
 Kind = Literal["events", "endpoints"]
 
@@ -211,8 +219,19 @@ def _partition(
     writers = _ShardWriters(fs, root, kind)
     counts = np.zeros(shards, dtype=np.int64)
     column = ENDPOINT_ID_COLUMN[kind]
+    started = shown = time.monotonic()
     try:
         for batch in batches:
+            now = time.monotonic()
+            if now - shown >= PROGRESS_EVERY_S:  # a long plan must not look like a hang in the task log
+                shown = now
+                done = int(counts.sum())
+                log.info(
+                    "planning shards: %s rows of %s partitioned (%s rows/s)",
+                    f"{done:,}",
+                    kind,
+                    f"{done / (now - started):,.0f}",
+                )
             if column not in batch.schema.names:
                 source = batch.column("_source")[0].as_py() if batch.num_rows else kind
                 raise InputError(
@@ -230,6 +249,13 @@ def _partition(
             counts += per_shard
     finally:
         writers.close()
+    log.info(
+        "planning shards: %s rows of %s in %s shards, in %s",
+        f"{int(counts.sum()):,}",
+        kind,
+        int(np.count_nonzero(counts)),
+        duration(time.monotonic() - started),
+    )
     return counts
 
 

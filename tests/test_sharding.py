@@ -254,3 +254,15 @@ def test_sum_summaries_takes_shard_times_it_cannot_compare(first, second):
     odd = {**_shard_summary("r/1.parquet", *first, 50), "started_at": second[0], "finished_at": second[1]}
     total = sum_summaries([_shard_summary("r/0.parquet", *first, 40), odd])
     assert total["accepted"] == 16 and total["duration_s"] > 0
+
+
+def test_a_long_plan_says_how_far_it_got(tables, tmp_path, monkeypatch, caplog):
+    from airflow_provider_pinpoint import sharding
+
+    monkeypatch.setattr(sharding, "PROGRESS_EVERY_S", 0.0)  # a line at every batch instead of every 10 s
+    events, endpoints = tables
+    with caplog.at_level("INFO", logger="airflow_provider_pinpoint.sharding"):
+        plan_shards(events, endpoints, staging=str(tmp_path / "staging"), shards=2, batch_rows=50)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("planning shards: ") and " rows of events partitioned (" in line for line in lines)
+    assert "planning shards: 605 rows of events in 2 shards, in 0 s" in lines
