@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from airflow_provider_pinpoint import __version__, quotas
@@ -169,6 +168,8 @@ def _output_flag(parser: argparse.ArgumentParser) -> None:
 
 def _version() -> str:
     """Like ``aws --version``: this tool's version, then Python's and the libraries' that do the work."""
+    from importlib import metadata  # here: importing it costs every load's start some 25 ms of CPU
+
     versions = [f"pinpoint-load/{__version__}", f"Python/{sys.version.split()[0]}"]
     for name in ("boto3", "pyarrow"):
         try:
