@@ -49,34 +49,14 @@ PHASES = (
 
 
 def _child(out: str, argv: list[str]) -> None:
-    import cProfile
-    import threading
-
-    profilers = []
-
-    def start_in_thread(frame, event, arg) -> None:
-        profiler = cProfile.Profile(time.thread_time)
-        profilers.append(profiler)
-        profiler.enable()
-
-    main = cProfile.Profile(time.thread_time)
-    threading.setprofile(start_in_thread)
+    from run import _profiled  # the harness's own all-threads profiler
 
     def run() -> int:
         from airflow_provider_pinpoint import cli
 
         return cli.main(argv)
 
-    try:
-        code = main.runcall(run)
-    finally:
-        threading.setprofile(None)
-    stats = pstats.Stats(main)
-    for profiler in profilers:
-        profiler.disable()
-        stats.add(profiler)
-    stats.dump_stats(out)
-    sys.exit(code)
+    sys.exit(_profiled(run, out))
 
 
 def _matching(stats: pstats.Stats, file_part: str, name: str | None) -> tuple[float, int]:
