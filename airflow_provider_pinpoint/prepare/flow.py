@@ -65,7 +65,9 @@ def prepare(
     Events are read and validated ``batch_rows`` at a time and packed ``pack_rows`` at a time: a
     packed part's requests hold the text of its events and of the endpoint rows they take, two or
     three times over until they are sent, and early in a load over many endpoints nearly every
-    event takes one, so smaller packed parts lower the peak memory.
+    event takes one, so smaller packed parts lower the peak memory. A part's last request, short,
+    is carried into the next part (:class:`~airflow_provider_pinpoint.prepare.packing.EventPacker`),
+    so the parts cost no extra requests.
     """
     if events is None and endpoints is None:
         raise InputError("nothing to load: give an events table, an endpoints table, or both")
@@ -86,21 +88,19 @@ def prepare(
             yield rejections
     if events is not None:
         batches = iter(read_batches(events, kind="events", batch_rows=batch_rows, **read))
+        packer = packing.EventPacker(pending, **limits)
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
                 yield columns.rejections
             items, sizes = columns.items(), columns.sizes
             del columns  # the requests hold their own copy of the rows: the batch's columns can go
             for start in range(0, items.num_rows, pack_rows):
-                yield from _handed_on(
-                    packing.pack_events(
-                        items.slice(start, pack_rows), sizes[start : start + pack_rows], pending, **limits
-                    )
-                )
+                yield from _handed_on(packer.pack(items.slice(start, pack_rows), sizes[start : start + pack_rows]))
             del items, sizes
             # Arrow's allocator keeps what a batch freed for reuse; on a long load that is the
             # high-water mark of every batch so far, held for the whole load: hand it back.
             pa.default_memory_pool().release_unused()
+        yield from _handed_on(packer.finish())
     yield from packing.pack_endpoints(pending.take_rest(), **limits)
 
 

@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.common.compressed import CompressedStrings
 from airflow_provider_pinpoint.prepare.requests import (
     ENDPOINT,
+    EVENT,
     EVENT_OVERHEAD,
+    ITEM_SCHEMA,
     NEEDS_JSON_ESCAPE,
     Request,
     endpoint_entry_size,
@@ -136,6 +138,56 @@ def endpoint_wire_sizes(bodies: pa.Array) -> np.ndarray:
     return pc.binary_length(bodies).to_numpy(zero_copy_only=False).astype(np.int64) - 2
 
 
+class EventPacker:
+    """Packs event items into requests part after part, every request full but the load's last.
+
+    A part's requests are cut greedily over its events, laid out grouped by endpoint: each request
+    takes events until the next one would break the event or byte limit, and may cut an endpoint's
+    events between two requests (the endpoint's entry then appears in both, its ``Endpoint`` data in
+    the first). A part's last request is not sent short: its rows are carried to the front of the
+    next part, so when only the event count binds a load makes exactly ceil(events / max_events)
+    requests. Within an endpoint, events keep their input order from request to request; requests
+    go out concurrently, so nothing is promised about the order the service sees them in (nor is
+    anything documented about an order it keeps).
+    """
+
+    def __init__(self, endpoints: PendingEndpoints, *, max_events: int, max_bytes: int) -> None:
+        self._endpoints = endpoints
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._carry: pa.RecordBatch | None = None  # the last request's rows, laid out (heads and events)
+        self._carry_sizes = np.zeros(0, dtype=np.int64)
+
+    def pack(self, events: pa.RecordBatch, sizes: np.ndarray) -> list[Request]:
+        """The full requests these events (and those carried) make; the last request is carried on."""
+        return self._pack(events, sizes, final=False)
+
+    def finish(self) -> list[Request]:
+        """The request carried from the last part, if any (the end of the input)."""
+        return self._pack(pa.RecordBatch.from_pylist([], schema=ITEM_SCHEMA), np.zeros(0, dtype=np.int64), final=True)
+
+    def _pack(self, events: pa.RecordBatch, sizes: np.ndarray, *, final: bool) -> list[Request]:
+        carried_heads = None
+        if self._carry is not None:
+            is_event = pc.equal(self._carry.column("record_type"), EVENT)
+            carried_heads = self._carry.filter(pc.invert(is_event))
+            events = pa.concat_batches([self._carry.filter(is_event), events])
+            sizes = np.concatenate([self._carry_sizes, sizes])
+            self._carry = None
+        if not events.num_rows:
+            return []
+        layout, cuts, ordered_sizes, first_event = _laid_out(
+            events, sizes, self._endpoints, carried_heads, self._max_events, self._max_bytes
+        )
+        if not final and events.num_rows - first_event[-1] < self._max_events:
+            # A copy: a slice would hold the whole part's layout until the next part comes.
+            self._carry = layout.take(pa.array(np.arange(cuts[-1], layout.num_rows)))
+            self._carry_sizes = ordered_sizes[first_event[-1] :]
+            layout = layout.slice(0, cuts[-1])
+            cuts = cuts[:-1]
+        return requests_of(layout, cuts)
+
+
 def pack_events(
     events: pa.RecordBatch,
     sizes: np.ndarray,
@@ -148,22 +200,43 @@ def pack_events(
 
     ``sizes`` are the items' :func:`event_wire_sizes`. ``endpoints`` holds the endpoint rows not
     sent yet: an endpoint's item is taken out and goes first in the request that carries its first
-    events.
+    events. Every request but the last is full (see :class:`EventPacker`).
     """
-    if not events.num_rows:
-        return []
+    return EventPacker(endpoints, max_events=max_events, max_bytes=max_bytes)._pack(events, sizes, final=True)
+
+
+def _laid_out(
+    events: pa.RecordBatch,
+    sizes: np.ndarray,
+    endpoints: PendingEndpoints,
+    carried_heads: pa.RecordBatch | None,
+    max_events: int,
+    max_bytes: int,
+) -> tuple[pa.RecordBatch, list[int], np.ndarray, list[int]]:
+    """The items in their final order (each endpoint's own item, if it has one, then its events, by
+    endpoint in order of first appearance), where each request starts in that layout, the events'
+    sizes in that order, and the index of each request's first event among them."""
     encoded = pc.dictionary_encode(events.column("endpoint_id"))
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     group_ids = encoded.dictionary
     counts = np.bincount(codes, minlength=len(group_ids))
     order = np.argsort(codes, kind="stable")
     has_head, heads = endpoints.take(group_ids)
+    if carried_heads is not None and carried_heads.num_rows:
+        # Heads already taken for the carried events: merged in, in the order of their groups.
+        taken_at = np.flatnonzero(has_head)
+        carried_at = pc.index_in(carried_heads.column("endpoint_id"), value_set=group_ids).to_numpy(
+            zero_copy_only=False
+        )
+        has_head[carried_at] = True
+        heads = pa.concat_batches([heads, carried_heads]).take(
+            pa.array(np.argsort(np.concatenate([taken_at, carried_at]), kind="stable"))
+        )
     head_sizes = np.zeros(len(group_ids), dtype=np.int64)
     head_sizes[has_head] = endpoint_wire_sizes(heads.column("body"))
     entry_sizes = _entry_sizes(group_ids)
     ordered_sizes = sizes[order]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    wholes = entry_sizes + head_sizes + np.add.reduceat(ordered_sizes, starts) - 1
 
     # The final layout: each group's head (if any), then its events in input order.
     n = events.num_rows
@@ -179,53 +252,53 @@ def pack_events(
     del heads
     layout = both.take(pa.array(picks))
     del both
-    group_slots = starts + heads_through - has_head
 
-    # Greedy packing, one step per request: the furthest group that keeps the request within the
-    # event, entry and byte limits is found by binary search over running totals. Groups too big
-    # for one request are spread over several on their own.
-    events_before = np.concatenate(([0], np.cumsum(counts)))
-    bytes_before = np.concatenate(([0], np.cumsum(wholes)))
-    big = np.flatnonzero((counts > max_events) | (_START + wholes > max_bytes)).tolist()
-    cuts: list[int] = []
-    group, groups, next_big = 0, len(counts), 0
-    while group < groups:
-        cuts.append(int(group_slots[group]))
-        while next_big < len(big) and big[next_big] < group:
-            next_big += 1
-        if next_big < len(big) and big[next_big] == group:
-            _spread(
-                cuts,
-                int(group_slots[group] + has_head[group]),
-                ordered_sizes[starts[group] : starts[group] + counts[group]].tolist(),
-                _START + int(entry_sizes[group] + head_sizes[group]) - 1,
-                _START + int(entry_sizes[group]) - 1,
-                max_events,
-                max_bytes,
-            )
-            group += 1
-            continue
-        stop = min(
-            int(np.searchsorted(events_before, events_before[group] + max_events, side="right")) - 1,
-            int(np.searchsorted(bytes_before, bytes_before[group] + max_bytes - _START, side="right")) - 1,
-            group + max_events,
-            big[next_big] if next_big < len(big) else groups,
-        )
-        group = max(stop, group + 1)
-    return requests_of(layout, cuts)
+    firsts = _cuts(ordered_sizes, starts, entry_sizes, head_sizes, max_events, max_bytes)
+    # A request that starts at an endpoint's first event starts at that endpoint's own item.
+    group_of = np.searchsorted(starts, firsts, side="right") - 1
+    at_start = firsts == starts[group_of]
+    slots = firsts + heads_through[group_of] - (has_head[group_of] & at_start)
+    return layout, slots.tolist(), ordered_sizes, firsts.tolist()
 
 
-def _spread(
-    cuts: list[int], first_slot: int, sizes: list[int], size: int, fresh: int, max_events: int, max_bytes: int
-) -> None:
-    """Cut one endpoint's events into requests of their own (the first one carries its Endpoint data)."""
-    events = 0
-    for offset, event_size in enumerate(sizes):
-        if events and (events + 1 > max_events or size + event_size > max_bytes):
-            cuts.append(first_slot + offset)
-            events, size = 0, fresh
-        events += 1
-        size += event_size
+def _cuts(
+    sizes: np.ndarray,
+    starts: np.ndarray,
+    entry_sizes: np.ndarray,
+    head_sizes: np.ndarray,
+    max_events: int,
+    max_bytes: int,
+) -> np.ndarray:
+    """Where each request starts among the events (laid out by group, ``sizes`` in that order):
+    greedily, each request takes events until the next would break the event or byte limit.
+
+    An event that opens its group's entry in a request costs the entry too (less the comma its
+    last event gives back), and the group's own item if it is the group's first event. Greedy
+    cutting is the fewest requests for this order, since any run of events within a feasible
+    request is feasible too. When no request is bound by bytes the cuts are every ``max_events``
+    events, found without a loop.
+    """
+    n = len(sizes)
+    opening = entry_sizes - 1  # an entry's bytes in a request, its last event's comma given back
+    cost = sizes.astype(np.int64)
+    cost[starts] += opening + head_sizes
+    before = np.concatenate(([0], np.cumsum(cost)))
+    group_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
+    # A request that starts within a group opens that group's entry again (without its own item).
+    reopen = opening[group_of]
+    reopen[starts] = 0
+    budget = max_bytes - _START
+    firsts = np.arange(0, n, max_events)
+    ends = np.minimum(firsts + max_events, n)
+    if np.all(before[ends] - before[firsts] + reopen[firsts] <= budget):
+        return firsts
+    out: list[int] = []
+    first = 0
+    while first < n:
+        out.append(first)
+        fits = int(np.searchsorted(before, before[first] - reopen[first] + budget, side="right")) - 1
+        first = max(first + 1, min(first + max_events, fits, n))
+    return np.asarray(out, dtype=np.int64)
 
 
 def pack_endpoints(chunks: Iterable[pa.RecordBatch], *, max_events: int, max_bytes: int) -> Iterator[Request]:

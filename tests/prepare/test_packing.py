@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pyarrow as pa
 import pytest
@@ -143,3 +144,94 @@ def test_endpoints_left_waiting_come_out_in_table_order_once():
         ("e3", 3),
     ]
     assert list(endpoints.take_rest()) == []
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"a key twice in one JSON object: {keys}"
+    return dict(pairs)
+
+
+def _packed_in_parts(
+    events: list[Item], endpoints: list[Item], parts: list[int], max_events: int, max_bytes: int
+) -> list[Request]:
+    """What the loader does: one packer over consecutive parts of the events, then the carried request."""
+    columns = item_columns(events)
+    sizes = packing.event_wire_sizes(columns.column("event_id"), columns.column("body"))
+    packer = packing.EventPacker(_pending(*endpoints), max_events=max_events, max_bytes=max_bytes)
+    requests: list[Request] = []
+    start = 0
+    for length in parts:
+        requests += packer.pack(columns.slice(start, length), sizes[start : start + length])
+        start += length
+    return requests + packer.finish()
+
+
+@st.composite
+def _load(draw) -> tuple[list[Item], list[Item], list[int]]:
+    """Events of a few endpoints (some with an endpoint row waiting), and how they are cut into parts."""
+    endpoints = draw(st.integers(1, 30))
+    count = draw(st.integers(1, 250))
+    owners = draw(st.lists(st.integers(0, endpoints - 1), min_size=count, max_size=count))
+    lengths = draw(st.lists(st.integers(0, 120), min_size=count, max_size=count))
+    events = [
+        _event(f"ep-{owner}", n, '{"AppTitle":"' + "x" * length + '"}')
+        for n, (owner, length) in enumerate(zip(owners, lengths, strict=True))
+    ]
+    with_rows = draw(st.sets(st.integers(0, endpoints - 1)))
+    heads = [_endpoint(f"ep-{e}", e) for e in sorted(with_rows)]
+    part = draw(st.sampled_from([3, 7, 64, 16_384]))
+    return events, heads, [part] * (count // part) + ([count % part] if count % part else [])
+
+
+def _check_quotas_and_accounting(
+    requests: list[Request], events: list[Item], heads: list[Item], max_events: int, max_bytes: int
+):
+    placed = [item for request in requests for item in request.items]
+    assert sorted(i.source_row for i in placed if i.record_type == EVENT) == list(range(len(events)))
+    with_events = {e.endpoint_id for e in events}
+    assert sorted(i.source_row for i in placed if i.record_type == ENDPOINT) == sorted(
+        h.source_row for h in heads if h.endpoint_id in with_events
+    )
+    first_request_of: dict[str, int] = {}
+    last_row: dict[str, int] = {}
+    for number, request in enumerate(requests):
+        assert 1 <= request.event_count <= max_events
+        assert len(request.body()) == request_size(request.items) <= max_bytes
+        assert _same_body_item_by_item(request)
+        body = json.loads(request.body(), object_pairs_hook=_no_duplicate_keys)["BatchItem"]
+        assert len(body) <= max_events
+        assert sum(len(entry["Events"]) for entry in body.values()) == request.event_count
+        for item in request.items:
+            if item.record_type == ENDPOINT:
+                # An endpoint's own row goes with its first events, in the same request.
+                assert item.endpoint_id not in first_request_of
+                assert body[item.endpoint_id]["Endpoint"] == json.loads(item.body)
+            else:
+                first_request_of.setdefault(item.endpoint_id, number)
+                # Each endpoint's events go out in input order, request after request.
+                assert item.source_row > last_row.get(item.endpoint_id, -1)
+                last_row[item.endpoint_id] = item.source_row
+
+
+@settings(max_examples=40, deadline=None)
+@given(load=_load(), max_events=st.sampled_from([1, 3, 10, 100]))
+def test_when_only_the_count_binds_a_load_takes_exactly_ceil_events_over_the_limit(load, max_events):
+    events, heads, parts = load
+    requests = _packed_in_parts(events, heads, parts, max_events, 4 * 1024 * 1024)
+    _check_quotas_and_accounting(requests, events, heads, max_events, 4 * 1024 * 1024)
+    assert len(requests) == -(-len(events) // max_events)
+    assert all(request.event_count == max_events for request in requests[:-1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(load=_load(), max_events=st.sampled_from([3, 10, 100]), max_bytes=st.sampled_from([400, 900, 2_500]))
+def test_under_a_byte_limit_every_request_but_the_last_is_full(load, max_events, max_bytes):
+    events, heads, parts = load
+    requests = _packed_in_parts(events, heads, parts, max_events, max_bytes)
+    _check_quotas_and_accounting(requests, events, heads, max_events, max_bytes)
+    # Full: one more event (the one that opens the next request, with its endpoint's row if that
+    # went with it) would break the event or the byte limit.
+    for request, after in pairwise(requests):
+        grown = [*request.items, *after.items[: 2 if after.items[0].record_type == ENDPOINT else 1]]
+        assert request.event_count == max_events or request_size(grown) > max_bytes
