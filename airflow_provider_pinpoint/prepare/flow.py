@@ -14,7 +14,7 @@ input order, so what validation carries across batches stays deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +31,9 @@ from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodi
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
 from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
+
+# Rows of the first events batch validated on their own, so that the first requests go out early.
+_FIRST_ROWS = 1_024
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,7 +90,7 @@ def prepare(
         if rejections:
             yield rejections
     if events is not None:
-        batches = iter(read_batches(events, kind="events", batch_rows=batch_rows, **read))
+        batches = _small_first(read_batches(events, kind="events", batch_rows=batch_rows, **read), _FIRST_ROWS)
         packer = packing.EventPacker(pending, **limits)
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
             if columns.rejections:
@@ -179,6 +182,19 @@ def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _Even
     event_ids = event_ids_for(given.filter(keep) if given is not None else None, endpoint_ids, bodies, sources, rows)
     sizes = packing.event_wire_sizes(event_ids, bodies)
     return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
+
+
+def _small_first(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches, the first one cut after ``rows`` rows: its first requests are ready to send while
+    the rest of a large first batch is still being validated (the sender starts sooner). Batches are
+    validated in order whatever their sizes, so the cut changes no outcome."""
+    iterator = iter(batches)
+    for first in iterator:
+        yield first.slice(0, rows)
+        if first.num_rows > rows:
+            yield first.slice(rows)
+        break
+    yield from iterator
 
 
 def _handed_on(requests: list[Request]) -> Iterator[Request]:
