@@ -260,3 +260,35 @@ def test_several_senders_on_one_client_each_get_the_results(client):
 
     assert list(first.send("app-1", BODY).results) == ["end-é1"]
     assert list(second.send("app-1", BODY).results) == ["end-é1"]
+
+
+def _plain_client(url: str, user_agent_extra: str | None = None):
+    return boto3.client(
+        "pinpoint",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": 3}, user_agent_extra=user_agent_extra
+        ),
+    )
+
+
+@pytest.mark.parametrize("extra", [None, "my-dag/1.0"])
+def test_the_user_agent_sent_is_the_one_botocore_builds_and_is_built_once_per_feature_set(server, extra, monkeypatch):
+    from botocore.useragent import UserAgentString
+
+    plain = _plain_client(server.url, extra)
+    plain.put_events(ApplicationId="app-1", EventsRequest={"BatchItem": {}})
+    expected = server.received[-1][2]["User-Agent"]
+
+    builds = []
+    build = UserAgentString.to_string
+    monkeypatch.setattr(UserAgentString, "to_string", lambda self: builds.append(1) or build(self))
+    raw = RawPutEvents(_plain_client(server.url, extra))
+    for _ in range(3):
+        raw.send("app-1", BODY)
+    assert [headers["User-Agent"] for _, _, headers, _ in server.received[-3:]] == [expected] * 3
+    assert (extra or "") in expected
+    assert 1 <= len(builds) <= 2  # the header without, then with, the call's late features: once each
