@@ -9,12 +9,15 @@ additive increase, multiplicative decrease, the way TCP finds a link's capacity.
 on purpose: every 429 costs an attempt of each row in the request, so a limiter that returned to
 an unattainable rate within seconds would spend the rows' retry budget on throttling.
 
-The bucket holds a few tens of milliseconds' worth of requests (``burst_s``), never less than one.
-With room for only one, a worker that wakes late (at 200 requests/s the interval between requests
-is 5 ms, Python's GIL switch interval) loses the time it was late, and next to busy threads the
-average fell to two thirds of the rate. With the small reserve the late worker makes up for it and
-the long-run average holds the rate, while no second can exceed it by more than the reserve. At the
-documented 15 requests/s the reserve is one request: every request is paced evenly.
+The bucket holds a few tens of milliseconds' worth of requests (``burst_s``), never less than one
+and a half. With room for only one, a worker that wakes late loses the time it was late: at 200
+requests/s (an interval of 5 ms, Python's GIL switch interval) next to busy threads the average
+fell to two thirds of the rate, and at 15 requests/s on a busy machine every wake-up a few
+milliseconds late added up to 10-15% over a run. With the reserve the late worker makes up for it
+and the long-run average holds the rate, while no second can exceed it by more than the reserve.
+Half a request of reserve adds nothing to the most requests any one-second window can hold at a
+whole-number rate (the floor of reserve + rate: rate + 1, as with a reserve of one), and after an
+idle spell only one request starts at once, the next half an interval later.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-# The bucket's reserve, in seconds' worth of requests at the current rate (at least one request).
+# The bucket's reserve, in seconds' worth of requests at the current rate, and its floor in requests.
 BURST_S = 0.025
+MIN_RESERVE = 1.5
 
 
 class RateLimiter:
     """A thread-safe token bucket measured in requests per second.
 
-    The bucket holds ``burst_s`` seconds' worth of requests at the current rate, and at least one:
-    that many may start back to back after an idle or late spell.
+    The bucket holds ``burst_s`` seconds' worth of requests at the current rate, and at least
+    :data:`MIN_RESERVE`: that many may start back to back after a late spell.
     """
 
     def __init__(
@@ -75,7 +79,7 @@ class RateLimiter:
         return self._cut_rate + climbed
 
     def _burst_at(self, rate: float) -> float:
-        return max(1.0, self._burst_s * rate)
+        return max(MIN_RESERVE, self._burst_s * rate)
 
     def _refill(self, now: float) -> None:
         rate = self._rate_at(now)

@@ -24,6 +24,8 @@ def test_paces_requests_at_the_configured_rate():
     clock = Clock()
     limiter = RateLimiter(10, clock=clock)
     drain(limiter)
+    clock.now += limiter.try_acquire()  # what is left of the reserve: less than a request
+    assert limiter.try_acquire() == 0.0
     assert limiter.try_acquire() == pytest.approx(0.1)
     clock.now += 0.1
     assert limiter.try_acquire() == 0.0
@@ -35,7 +37,33 @@ def test_at_the_documented_quota_every_request_is_paced():
     assert limiter.try_acquire() == 0.0
     clock.now += 1.0  # idle for a second: still only one request may start at once
     assert limiter.try_acquire() == 0.0
-    assert limiter.try_acquire() == pytest.approx(1 / 15)
+    assert limiter.try_acquire() == pytest.approx(0.5 / 15)  # the next one half an interval later
+
+
+def test_at_the_documented_quota_a_worker_that_always_wakes_late_keeps_the_pace():
+    clock = Clock()
+    limiter = RateLimiter(15, clock=clock)
+    started = 0
+    while started < 150:
+        wait = limiter.try_acquire()
+        if wait == 0.0:
+            started += 1
+        else:
+            clock.now += wait + 0.02  # every wake-up 20 ms after the slot, as on a busy machine
+    # 149 intervals of 1/15 s after the first, plus at most one late wake-up: not 150 of them.
+    assert clock.now - 100.0 <= 149 / 15 + 0.02 + 1e-9
+
+
+def test_no_second_holds_more_than_one_request_over_the_documented_quota():
+    clock = Clock()
+    limiter = RateLimiter(15, clock=clock)
+    clock.now += 5.0  # idle: the reserve is full
+    started = []
+    for step in range(20_000):  # 10 simulated seconds in 0.5 ms steps, a worker always asking
+        clock.now = 105.0 + step * 0.0005
+        while limiter.try_acquire() == 0.0:
+            started.append(clock.now)
+    assert max(sum(1 for t in started if s <= t < s + 1.0) for s in started) == 16
 
 
 def test_a_late_worker_makes_up_the_time_it_was_late():
