@@ -34,11 +34,11 @@ FIXED = (
     ("imports (all `import`s the run makes)", "<frozen importlib._bootstrap>", "_find_and_load"),
     ("boto3 session + client creation", "botocore/session.py", "create_client"),
     ("thread start (Thread.start, calling side)", "threading.py", "start"),
-    ("reading the input (Parquet)", "prepare/reading.py", None),
-    ("given-id uniqueness check", "prepare/validate.py", "_check_duplicate_event_ids"),
+    ("reading the input (Parquet)", "prepare/read/parquet.py", "read_parquet"),
+    ("given-id uniqueness check", "prepare/validation/event_rules.py", "_check_duplicate_event_ids"),
     ("results: compaction (whole)", "results/store.py", "compact"),
     ("results: Parquet writing inside compaction", "pyarrow/parquet/core.py", "write_batch"),
-    ("results: journal writes (per answer)", "results/store.py", "add"),
+    ("results: journal writes (per answer)", "results/journal.py", "add_outcomes"),
 )
 PHASES = (
     ("prepare: read, validate, reshape, pack, bodies", "prepare/flow.py", "prepare"),
