@@ -88,7 +88,7 @@ def throughput(data: dict, out: Path) -> Path | None:
         names.append(f"{scenario}\n{loader['events']:,} events / {loader['endpoints']:,} endpoints{extra}")
     ax.set_xticks(range(len(scenarios)), names, fontsize=8)
     ax.set_ylabel("events/s (wall)")
-    ax.set_ylim(0, max(r["events_per_s"] for r in runs) * 1.25)
+    ax.set_ylim(0, max(r["events_per_s"] for r in runs) * 1.45)
     rounds = max(
         sum(1 for r in runs if r["scenario"] == s and r["contender"] == c) for s in scenarios for c in contenders
     )
