@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,9 @@ from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodi
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
 from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
+
+if TYPE_CHECKING:  # the state is imported only by a run that uses one
+    from airflow_provider_pinpoint.state.sync import Sync, Unsent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,13 +62,17 @@ def prepare(
     skip: Mapping[str, Collection[int]] | None = None,
     batch_rows: int = 65_536,
     pack_rows: int = 16_384,
-) -> Iterator[Request | list[Rejection]]:
+    sync: Sync | None = None,
+) -> Iterator[Request | list[Rejection] | Unsent]:
     """Yield PutEvents requests and lists of rejections for the given tables (either may be absent).
 
     Events are read and validated ``batch_rows`` at a time and packed ``pack_rows`` at a time: a
     packed part's requests hold the text of its events and of the endpoint rows they take, two or
     three times over until they are sent, and early in a load over many endpoints nearly every
     event takes one, so smaller packed parts lower the peak memory.
+
+    ``sync``: the sync state; rows it says need no sending come out as
+    :class:`~airflow_provider_pinpoint.state.Unsent` instead of in a request.
     """
     if events is None and endpoints is None:
         raise InputError("nothing to load: give an events table, an endpoints table, or both")
@@ -81,14 +88,18 @@ def prepare(
     pending = packing.PendingEndpoints.empty()
     state = validation.EventState()
     if endpoints is not None:
-        rejections, pending = _endpoints(endpoints, read, batch_rows, state)
+        rejections, pending, unchanged = _endpoints(endpoints, read, batch_rows, state, sync)
         if rejections:
             yield rejections
+        if unchanged is not None:
+            yield unchanged
     if events is not None:
         batches = iter(read_batches(events, kind="events", batch_rows=batch_rows, **read))
-        for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
+        for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state, sync)):
             if columns.rejections:
                 yield columns.rejections
+            if columns.unsent is not None:
+                yield columns.unsent
             items, sizes = columns.items(), columns.sizes
             del columns  # the requests hold their own copy of the rows: the batch's columns can go
             for start in range(0, items.num_rows, pack_rows):
@@ -105,8 +116,8 @@ def prepare(
 
 
 def _endpoints(
-    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState
-) -> tuple[list[Rejection], packing.PendingEndpoints]:
+    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState, sync: Sync | None
+) -> tuple[list[Rejection], packing.PendingEndpoints, Unsent | None]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
     The table is read whole (the files of a directory are unified into one schema first), then
@@ -132,20 +143,32 @@ def _endpoints(
             columns = tuple(column.filter(keep) for column in columns)
         kept.append(columns[:3])
         bodies.extend(columns[3])
+        if sync is not None:
+            sync.add_endpoints(columns[0], columns[3])
         del checked, text, columns
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen
     if not kept:
-        return rejections, packing.PendingEndpoints.empty()
+        return rejections, packing.PendingEndpoints.empty(), None
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
     sources = pc.dictionary_encode(sources)
     validation.accepted_endpoints(ids, sources, rows, state)
+    unchanged = None
+    if sync is not None:  # after validation took them all in: events still find their endpoint valid
+        same = sync.unchanged_endpoints()
+        if same.any():
+            unchanged = sync.unsent(
+                sync.UNCHANGED, ENDPOINT, ids.filter(same), None, sources.filter(same), rows.filter(same)
+            )
+            keep = np.flatnonzero(~same)
+            ids, sources, rows = (column.take(pa.array(keep)) for column in (ids, sources, rows))
+            bodies = bodies.subset(keep)
     pending = packing.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
-    return rejections, pending
+    return rejections, pending, unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +182,14 @@ class _EventColumns:
     rows: pa.Array
     bodies: pa.Array
     sizes: np.ndarray
+    unsent: Unsent | None = None  # rows the sync state takes out
 
     def items(self) -> pa.RecordBatch:
         """The good rows as event items (:data:`batch.ITEM_SCHEMA`)."""
         return item_batch(EVENT, self.endpoint_ids, self.event_ids, self.sources, self.rows, self.bodies)
 
 
-def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _EventColumns:
+def _event_columns(batch: pa.RecordBatch, state: validation.EventState, sync: Sync | None) -> _EventColumns:
     checked = validation.events(batch, state)
     bodies = event_bodies(checked.columns, len(checked))
     validation.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
@@ -177,8 +201,19 @@ def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _Even
     rows = checked.rows.filter(keep)
     given = checked.columns.get("EventId")
     event_ids = event_ids_for(given.filter(keep) if given is not None else None, endpoint_ids, bodies, sources, rows)
+    unsent = None
+    if sync is not None:
+        sent = sync.already_sent(endpoint_ids, event_ids)
+        if sent.any():
+            unsent = sync.unsent(
+                sync.ALREADY_SENT, EVENT, *(c.filter(sent) for c in (endpoint_ids, event_ids, sources, rows))
+            )
+            keep = pa.array(~sent)
+            endpoint_ids, event_ids, sources, rows, bodies = (
+                c.filter(keep) for c in (endpoint_ids, event_ids, sources, rows, bodies)
+            )
     sizes = packing.event_wire_sizes(event_ids, bodies)
-    return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
+    return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes, unsent)
 
 
 def _handed_on(requests: list[Request]) -> Iterator[Request]:
