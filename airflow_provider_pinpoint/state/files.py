@@ -19,6 +19,7 @@ new one, never half of one.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import re
@@ -35,6 +36,8 @@ from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
 from airflow_provider_pinpoint.results.lock import Holder, LocationBusy, LocationLock
 from airflow_provider_pinpoint.state.keys import HASH_TYPE
+
+log = logging.getLogger(__name__)
 
 # Event ids older than this are forgotten (an event loaded again after that is sent again).
 DEFAULT_RETENTION_DAYS = 30
@@ -182,6 +185,16 @@ class _StateLock(LocationLock):
             f"the sync state at {self._location} is in use by {who}; wait for it to end, or give each run "
             "at once its own state part"
         )
+
+    def _took_over(self, holder: Holder | None) -> None:
+        if holder is not None and holder.run_id != self._me.run_id:
+            log.warning(
+                "the sync state at %s was held by run %s (since %s), which is gone; run %s takes it over",
+                self._location,
+                holder.run_id,
+                holder.since,
+                self._me.run_id,
+            )
 
 
 def describe(location: Any) -> dict[str, Any]:
