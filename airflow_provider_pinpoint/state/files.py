@@ -2,13 +2,13 @@
 
 Layout under the state location, per destination::
 
-    <state>/<sink>/<application id>/endpoints/<part>.parquet           endpoint_id, key, body_hash, accepted_at
-    <state>/<sink>/<application id>/endpoints/<part>.pending.parquet   keys about to change (body_hash null)
+    <state>/<sink>/<application id>/endpoints/<part>.parquet           endpoint_id, body_hash, accepted_at
+    <state>/<sink>/<application id>/endpoints/<part>.pending.parquet   endpoints about to change (body_hash null)
     <state>/<sink>/<application id>/events/<part>.parquet              endpoint_id, event_id, key, accepted_at
     <state>/<sink>/<application id>/.<part>.lock
 
-``key`` is the 16-byte hash of the endpoint id (of the endpoint id and event id for events),
-``body_hash`` that of the body last accepted (null: the endpoint must go again). A run writes only
+``body_hash`` is the 16-byte blake2b hash of the body last accepted (null: the endpoint must go
+again); an event's ``key`` that of its endpoint id and event id, which is what lookups hold in memory. A run writes only
 its own part (``main`` unless given, e.g. one per shard, so that shards run at once) and reads every
 part: where parts disagree about an endpoint, the latest ``accepted_at`` wins.
 
@@ -45,9 +45,7 @@ DEFAULT_PART = "main"
 DEFAULT_SINK = "pinpoint"
 
 _TIME = pa.timestamp("ms", tz="UTC")
-ENDPOINTS_SCHEMA = pa.schema(
-    [("endpoint_id", pa.string()), ("key", HASH_TYPE), ("body_hash", HASH_TYPE), ("accepted_at", _TIME)]
-)
+ENDPOINTS_SCHEMA = pa.schema([("endpoint_id", pa.string()), ("body_hash", HASH_TYPE), ("accepted_at", _TIME)])
 EVENTS_SCHEMA = pa.schema(
     [("endpoint_id", pa.string()), ("event_id", pa.string()), ("key", HASH_TYPE), ("accepted_at", _TIME)]
 )

@@ -6,7 +6,9 @@ make a collision (which could only ever make a changed row look unchanged) vanis
 
 from __future__ import annotations
 
+from functools import partial
 from hashlib import blake2b
+from operator import methodcaller
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +18,12 @@ HASH_TYPE = pa.binary(HASH_BYTES)
 
 
 def _digests(values: list[bytes]) -> np.ndarray:
-    joined = b"".join([blake2b(value, digest_size=HASH_BYTES).digest() for value in values])
+    joined = b"".join(map(_DIGEST, map(_HASHER, values)))  # no Python frame per row
     return np.frombuffer(joined, dtype=np.uint64).reshape(-1, 2)
+
+
+_HASHER = partial(blake2b, digest_size=HASH_BYTES)
+_DIGEST = methodcaller("digest")
 
 
 def _bytes(strings: pa.Array) -> list[bytes]:

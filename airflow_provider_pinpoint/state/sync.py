@@ -65,7 +65,6 @@ class Sync:
         self._lock = threading.Lock()
         self._slices: list[tuple[pa.Array, np.ndarray]] = []  # accepted endpoint rows: ids, body hashes
         self._candidate_ids = pa.array([], pa.string())
-        self._candidate_keys = np.zeros((0, 2), dtype=np.uint64)
         self._candidate_bodies = np.zeros((0, 2), dtype=np.uint64)
         self._pending_ms = 0
         self._events: SortedKeys | None = None
@@ -86,29 +85,25 @@ class Sync:
         ids = pa.concat_arrays([pa.array(part).cast(pa.string()) for part, _ in self._slices])
         bodies = np.concatenate([hashes for _, hashes in self._slices])
         self._slices = []
-        keys = text_hashes(ids)
-        same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(keys, bodies)
+        same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(ids, bodies)
         changed = np.flatnonzero(~same)
         self._candidate_ids = ids.take(pa.array(changed))
-        self._candidate_keys = keys[changed]
         self._candidate_bodies = bodies[changed]
         self._write_pending()
         return same
 
-    def _match(self, keys: np.ndarray, bodies: np.ndarray) -> np.ndarray:
-        """Whether each endpoint's latest entry, over every part, holds this body."""
-        wanted = SortedKeys(keys)
-        bodies = bodies[wanted.order]
-        best = np.full(len(keys), -1, dtype=np.int64)
-        same = np.zeros(len(keys), dtype=bool)
+    def _match(self, ids: pa.Array, bodies: np.ndarray) -> np.ndarray:
+        """Whether each endpoint's latest entry, over every part, holds this body (ids matched by
+        Arrow's hash join; a repeated input id matches only its first row, so the others go)."""
+        best = np.full(len(ids), -1, dtype=np.int64)
+        same = np.zeros(len(ids), dtype=bool)
         for path in self.files.endpoint_files():
-            for batch in self.files.batches(path, ["key", "body_hash", "accepted_at"]):
-                stored, _ = from_arrow(batch.column(0))
-                at = wanted.find(stored)
-                hit = at >= 0
+            for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
+                found = pc.index_in(batch.column(0), value_set=ids)
+                hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
                 if not hit.any():
                     continue
-                at = at[hit]
+                at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
                 body, valid = from_arrow(batch.column(1))
                 equal = valid[hit] & (body[hit] == bodies[at]).all(axis=1)
                 stamp = _millis(batch.column(2))[hit]
@@ -117,19 +112,15 @@ class Sync:
                 newer = stamp > best[at]
                 best[at[newer]] = stamp[newer]
                 same[at[newer]] = equal[newer]
-        result = np.zeros(len(keys), dtype=bool)
-        result[wanted.order] = same
-        return result
+        return same
 
     def _write_pending(self) -> None:
         path = self.files.own("endpoints", pending=True)
-        if not len(self._candidate_keys):
+        if not len(self._candidate_ids):
             return
         self._pending_ms = int(time.time() * 1000)
-        earlier = self._kept_rows(
-            path, ["endpoint_id", "key", "body_hash", "accepted_at"], SortedKeys(self._candidate_keys)
-        )
-        fresh = _endpoint_rows(self._candidate_ids, self._candidate_keys, None, self._pending_ms)
+        earlier = self._kept_rows(path, self._candidate_ids)
+        fresh = _endpoint_rows(self._candidate_ids, None, self._pending_ms)
         self.files.replace(path, ENDPOINTS_SCHEMA, _chain(earlier, [fresh]))
 
     def already_sent(self, endpoint_ids: pa.Array, event_ids: pa.Array) -> np.ndarray:
@@ -175,7 +166,7 @@ class Sync:
         stamp = max(int(time.time() * 1000), self._pending_ms + 1)
         written = {"endpoints": 0, "events": 0}
         pending = self.files.own("endpoints", pending=True)
-        has_pending = bool(len(self._candidate_keys)) or pending in self.files.endpoint_files()
+        has_pending = bool(len(self._candidate_ids)) or pending in self.files.endpoint_files()
         if has_pending or self.full_refresh:
             written["endpoints"] = self._commit_endpoints(stamp, pending)
             self.files.remove(pending)
@@ -186,30 +177,20 @@ class Sync:
         return written
 
     def _commit_endpoints(self, stamp: int, pending: str) -> int:
-        candidates = SortedKeys(self._candidate_keys)
-        ids = (
-            pa.concat_arrays([a.cast(pa.string()) for a in self._accepted_endpoints])
-            if self._accepted_endpoints
-            else None
-        )
-        accepted = np.zeros(len(self._candidate_keys), dtype=bool)
-        if ids is not None and len(ids):
-            at = candidates.find(text_hashes(ids))
-            accepted[candidates.order[at[at >= 0]]] = True
-        columns = ["endpoint_id", "key", "body_hash", "accepted_at"]
-        own = [] if self.full_refresh else self._kept_rows(self.files.own("endpoints"), columns, candidates)
+        candidates = self._candidate_ids
+        accepted = np.zeros(len(candidates), dtype=bool)
+        if self._accepted_endpoints:
+            ids = pa.concat_arrays([a.cast(pa.string()) for a in self._accepted_endpoints])
+            found = pc.index_in(ids, value_set=candidates)
+            accepted[found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)] = True
+        own = [] if self.full_refresh else self._kept_rows(self.files.own("endpoints"), candidates)
         # Endpoints a crashed run was about to send stay marked "send again".
-        earlier_pending = self._kept_rows(pending, columns, candidates)
+        earlier_pending = self._kept_rows(pending, candidates)
         sent_ok = np.flatnonzero(accepted)
         not_ok = np.flatnonzero(~accepted)
         fresh = [
-            _endpoint_rows(
-                self._candidate_ids.take(pa.array(sent_ok)),
-                self._candidate_keys[sent_ok],
-                self._candidate_bodies[sent_ok],
-                stamp,
-            ),
-            _endpoint_rows(self._candidate_ids.take(pa.array(not_ok)), self._candidate_keys[not_ok], None, stamp),
+            _endpoint_rows(candidates.take(pa.array(sent_ok)), self._candidate_bodies[sent_ok], stamp),
+            _endpoint_rows(candidates.take(pa.array(not_ok)), None, stamp),
         ]
         return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, fresh))
 
@@ -245,13 +226,12 @@ class Sync:
             )
         return self.files.replace(self.files.own("events"), EVENTS_SCHEMA, _chain(kept(), fresh))
 
-    def _kept_rows(self, path: str, columns: list[str], without: SortedKeys) -> Iterator[pa.RecordBatch]:
-        """The rows of one of this part's endpoint files whose key is not in ``without``."""
+    def _kept_rows(self, path: str, without: pa.Array) -> Iterator[pa.RecordBatch]:
+        """The rows of one of this part's endpoint files whose endpoint id is not in ``without``."""
         if path not in self.files.endpoint_files():
             return
-        for batch in self.files.batches(path, columns):
-            keys, _ = from_arrow(batch.column(1))
-            yield batch.filter(pa.array(without.find(keys) < 0))
+        for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            yield batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=without)))
 
     # Results rows -----------------------------------------------------------------------------
 
@@ -292,12 +272,10 @@ def _plain(sources: pa.Array) -> pa.Array:
     return sources.cast(pa.string())
 
 
-def _endpoint_rows(ids: pa.Array, keys: np.ndarray, bodies: np.ndarray | None, stamp: int) -> pa.RecordBatch:
-    n = len(keys)
+def _endpoint_rows(ids: pa.Array, bodies: np.ndarray | None, stamp: int) -> pa.RecordBatch:
+    n = len(ids)
     body = pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type) if bodies is None else to_arrow(bodies)
-    return pa.RecordBatch.from_arrays(
-        [ids.cast(pa.string()), to_arrow(keys), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA
-    )
+    return pa.RecordBatch.from_arrays([ids.cast(pa.string()), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA)
 
 
 def _stamps(stamp: int, n: int) -> pa.Array:
