@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         "--state-retention-days",
         type=_positive_float,
         metavar="DAYS",
-        help="with --state: forget event ids accepted longer ago than this (default: 30)",
+        help="with --state: forget event ids accepted longer ago than this (default: 7)",
     )
     parser.add_argument(
         "--state-part",

@@ -157,7 +157,7 @@ def load_events(
     endpoints whose body was accepted before are not sent (``unchanged``), nor events accepted
     before (``already_sent``); the state advances from the rows accepted once the results are
     written. ``full_refresh`` ignores what it holds and rebuilds it from this run;
-    ``state_retention_days`` (default 30) is how long event ids are remembered; ``state_part``
+    ``state_retention_days`` (default 7) is how long event ids are remembered; ``state_part``
     names this run's own file in it (runs at once on one state, e.g. shards, each need their own).
     See docs/sync.md.
 

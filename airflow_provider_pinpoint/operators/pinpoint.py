@@ -89,7 +89,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         in the results and the summary). See docs/sync.md. (templated)
     :param full_refresh: with ``state``: send everything and rebuild this task's part of it; a bool,
         or a template rendering to "True" / "False". (templated)
-    :param state_retention_days: with ``state``: forget event ids accepted longer ago (default 30).
+    :param state_retention_days: with ``state``: forget event ids accepted longer ago (default 7).
     :param state_part: with ``state``: this task's own file in it (default ``main``); tasks that run
         at once on one state (mapped shards) each need their own, e.g. the shard number. (templated)
     :param aws_conn_id: The Airflow connection used for AWS credentials.

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, DECISION_SCHEMA, UNCHANGED, Outcomes
-from airflow_provider_pinpoint.state.files import ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
+from airflow_provider_pinpoint.state.files import DEFAULT_RETENTION_DAYS, ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
 from airflow_provider_pinpoint.state.keys import SortedKeys, event_keys, from_arrow, text_hashes, to_arrow
 
 REASONS = {
@@ -57,7 +57,9 @@ class Sync:
     UNCHANGED = UNCHANGED
     ALREADY_SENT = ALREADY_SENT
 
-    def __init__(self, files: StateFiles, *, full_refresh: bool = False, retention_days: float = 30) -> None:
+    def __init__(
+        self, files: StateFiles, *, full_refresh: bool = False, retention_days: float = DEFAULT_RETENTION_DAYS
+    ) -> None:
         self.files = files
         self.full_refresh = full_refresh
         self.started_ms = int(time.time() * 1000)
