@@ -91,8 +91,7 @@ def prepare(
         rejections, pending, unchanged = _endpoints(endpoints, read, batch_rows, state, sync)
         if rejections:
             yield rejections
-        if unchanged is not None:
-            yield unchanged
+        yield from unchanged
     if events is not None:
         batches = iter(read_batches(events, kind="events", batch_rows=batch_rows, **read))
         for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state, sync)):
@@ -117,7 +116,7 @@ def prepare(
 
 def _endpoints(
     source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState, sync: Sync | None
-) -> tuple[list[Rejection], packing.PendingEndpoints, Unsent | None]:
+) -> tuple[list[Rejection], packing.PendingEndpoints, Iterator[Unsent]]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
     The table is read whole (the files of a directory are unified into one schema first), then
@@ -149,18 +148,24 @@ def _endpoints(
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen
     if not kept:
-        return rejections, packing.PendingEndpoints.empty(), None
+        return rejections, packing.PendingEndpoints.empty(), iter(())
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
     sources = pc.dictionary_encode(sources)
     validation.accepted_endpoints(ids, sources, rows, state)
-    unchanged = None
+    unchanged: Iterator[Unsent] = iter(())
     if sync is not None:  # after validation took them all in: events still find their endpoint valid
         same = sync.unchanged_endpoints()
         if same.any():
             unchanged = sync.unsent(
-                sync.UNCHANGED, ENDPOINT, ids.filter(same), None, sources.filter(same), rows.filter(same)
+                sync.UNCHANGED,
+                ENDPOINT,
+                ids.filter(same),
+                None,
+                sources.filter(same),
+                rows.filter(same),
+                chunk=batch_rows,
             )
             keep = np.flatnonzero(~same)
             ids, sources, rows = (column.take(pa.array(keep)) for column in (ids, sources, rows))
@@ -205,9 +210,8 @@ def _event_columns(batch: pa.RecordBatch, state: validation.EventState, sync: Sy
     if sync is not None:
         sent = sync.already_sent(endpoint_ids, event_ids)
         if sent.any():
-            unsent = sync.unsent(
-                sync.ALREADY_SENT, EVENT, *(c.filter(sent) for c in (endpoint_ids, event_ids, sources, rows))
-            )
+            taken = (c.filter(sent) for c in (endpoint_ids, event_ids, sources, rows))
+            unsent = next(sync.unsent(sync.ALREADY_SENT, EVENT, *taken, chunk=len(sent)))
             keep = pa.array(~sent)
             endpoint_ids, event_ids, sources, rows, bodies = (
                 c.filter(keep) for c in (endpoint_ids, event_ids, sources, rows, bodies)

@@ -245,27 +245,33 @@ class Sync:
         event_ids: pa.Array | None,
         sources: pa.Array,
         rows: pa.Array,
-    ) -> Unsent:
-        """Results rows for rows not sent because of the state."""
-        n = len(endpoint_ids)
-        text = pa.string()
-        batch = pa.RecordBatch.from_arrays(
-            [
-                pa.repeat(pa.scalar(record_type, text), n),
-                endpoint_ids.cast(text),
-                pa.nulls(n, text) if event_ids is None else event_ids.cast(text),
-                _plain(sources),
-                rows.cast(pa.int64()),
-                pa.repeat(pa.scalar(status, text), n),
-                pa.nulls(n, pa.int32()),
-                pa.repeat(pa.scalar(REASONS[status], text), n),
-                pa.repeat(pa.scalar(0, pa.int32()), n),
-                pa.nulls(n, text),
-                pa.nulls(n, DECISION_SCHEMA.field("sent_at").type),
-            ],
-            schema=DECISION_SCHEMA,
-        )
-        return Unsent(status, Outcomes(batch, 0, 0, 0, 0))
+        *,
+        chunk: int,
+    ) -> Iterator[Unsent]:
+        """Results rows for rows not sent because of the state, ``chunk`` rows a piece, made as they
+        are taken (a day's unchanged endpoints are most of the table: made at once, their rows
+        took the table's size again)."""
+        for start in range(0, len(endpoint_ids), max(chunk, 1)):
+            part = slice(start, start + chunk)
+            n = len(endpoint_ids[part])
+            text = pa.string()
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    pa.repeat(pa.scalar(record_type, text), n),
+                    endpoint_ids[part].cast(text),
+                    pa.nulls(n, text) if event_ids is None else event_ids[part].cast(text),
+                    _plain(sources[part]),
+                    rows[part].cast(pa.int64()),
+                    pa.repeat(pa.scalar(status, text), n),
+                    pa.nulls(n, pa.int32()),
+                    pa.repeat(pa.scalar(REASONS[status], text), n),
+                    pa.repeat(pa.scalar(0, pa.int32()), n),
+                    pa.nulls(n, text),
+                    pa.nulls(n, DECISION_SCHEMA.field("sent_at").type),
+                ],
+                schema=DECISION_SCHEMA,
+            )
+            yield Unsent(status, Outcomes(batch, 0, 0, 0, 0))
 
 
 def _plain(sources: pa.Array) -> pa.Array:
