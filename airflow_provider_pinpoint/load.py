@@ -519,9 +519,15 @@ def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -
 
 
 def _sync(
-    state: Any, application_id: str, full_refresh: bool, retention_days: float | None, part: str | None
+    state: Any,
+    application_id: str,
+    full_refresh: bool,
+    retention_days: float | None,
+    part: str | None,
+    sink: str = "pinpoint",
 ) -> Sync | None:
-    """The run's sync state, or None without one (then ``full_refresh`` and the rest must be unset)."""
+    """The run's sync state for the destination (``sink``, ``application_id``), or None without
+    one (then ``full_refresh`` and the rest must be unset)."""
     if state is None:
         if full_refresh or retention_days is not None or part is not None:
             raise InputError("full_refresh, state_retention_days and state_part need a state location (state=...)")
@@ -531,7 +537,7 @@ def _sync(
     days = DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
     if not _positive_number(days):
         raise InputError(f"state_retention_days must be a number of days > 0, not {retention_days!r}")
-    files = StateFiles(state, application_id=application_id, part=part or "main")
+    files = StateFiles(state, application_id=application_id, sink=sink, part=part or "main")
     return Sync(files, full_refresh=bool(full_refresh), retention_days=float(days))
 
 

@@ -45,23 +45,34 @@ UNLIMITED_RPS = 1_000_000.0
 TARGET_REQUESTS = 0.025
 TARGET_CPU = 0.20
 TARGET_PEAK_MB = 1024.0
+_CHUNK = 1_000_000
 
 
 def write_days(directory: Path, endpoints: int, changed: float, seed: int) -> tuple[Path, Path, int]:
-    """Day 1's endpoints table and day 2's, where a ``changed`` share of the rows has another lifetime value."""
+    """Day 1's endpoints table and day 2's, where a ``changed`` share of the rows has another lifetime
+    value; written a million rows at a time (datagen's columns, ids numbered across the chunks)."""
     import datagen
 
     rng = np.random.default_rng(seed)
-    table = datagen._endpoints_table(rng, endpoints, 2)
     day1, day2 = directory / f"day1-{endpoints}.parquet", directory / f"day2-{endpoints}.parquet"
-    pq.write_table(table, day1)
     picked = np.zeros(endpoints, dtype=bool)
     picked[rng.choice(endpoints, int(round(endpoints * changed)), replace=False)] = True
-    value = table.column("Metrics.lifetime_value")
-    moved = pc.if_else(pa.array(picked), pc.add(value, 1.0), value)
-    pq.write_table(
-        table.set_column(table.schema.get_field_index("Metrics.lifetime_value"), "Metrics.lifetime_value", moved), day2
-    )
+    writers: list[pq.ParquetWriter] = []
+    try:
+        for start in range(0, endpoints, _CHUNK):
+            n = min(_CHUNK, endpoints - start)
+            table = datagen._endpoints_table(rng, n, 2)
+            table = table.set_column(0, "Id", datagen._ids("ep-", start, start + n, 9))
+            value = table.column("Metrics.lifetime_value")
+            moved = pc.if_else(pa.array(picked[start : start + n]), pc.add(value, 1.0), value)
+            at = table.schema.get_field_index("Metrics.lifetime_value")
+            if not writers:
+                writers = [pq.ParquetWriter(day1, table.schema), pq.ParquetWriter(day2, table.schema)]
+            writers[0].write_table(table)
+            writers[1].write_table(table.set_column(at, "Metrics.lifetime_value", moved))
+    finally:
+        for writer in writers:
+            writer.close()
     return day1, day2, int(picked.sum())
 
 
