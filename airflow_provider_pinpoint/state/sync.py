@@ -72,6 +72,9 @@ class Sync:
         self._events: SortedKeys | None = None
         self._accepted_endpoints: list[pa.Array] = []
         self._accepted_events: list[tuple[pa.Array, pa.Array]] = []
+        # What this run's input had: a full refresh rebuilds only the kinds of rows it saw.
+        self._saw_endpoints = False
+        self._saw_events = False
 
     # Before sending ---------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class Sync:
     def unchanged_endpoints(self) -> np.ndarray:
         """Which of the endpoints added (in the order added) are unchanged; the others are written
         to the pending file before this returns, so that they are sent again after any crash."""
+        self._saw_endpoints = True
         if not self._slices:
             return np.zeros(0, dtype=bool)
         ids = pa.concat_arrays([pa.array(part).cast(pa.string()) for part, _ in self._slices])
@@ -128,6 +132,7 @@ class Sync:
     def already_sent(self, endpoint_ids: pa.Array, event_ids: pa.Array) -> np.ndarray:
         """Which of these events were accepted before (within the retention)."""
         with self._lock:
+            self._saw_events = True
             if self._events is None:
                 self._events = self._load_events()
         if not len(self._events) or not len(event_ids):
@@ -169,11 +174,11 @@ class Sync:
         written = {"endpoints": 0, "events": 0}
         pending = self.files.own("endpoints", pending=True)
         has_pending = bool(len(self._candidate_ids)) or pending in self.files.endpoint_files()
-        if has_pending or self.full_refresh:
+        if has_pending or (self.full_refresh and self._saw_endpoints):
             written["endpoints"] = self._commit_endpoints(stamp, pending)
             self.files.remove(pending)
         expired = self._expired_events()
-        if self._accepted_events or self.full_refresh or expired:
+        if self._accepted_events or (self.full_refresh and self._saw_events) or expired:
             written["events"] = self._commit_events(stamp)
         self.files.remove_leftovers()
         return written

@@ -200,3 +200,10 @@ def test_an_application_id_that_is_no_file_name_is_refused(tmp_path):
             application_id="../elsewhere",
             state=str(tmp_path / "state"),
         )
+
+
+def test_a_full_refresh_of_events_alone_keeps_what_the_state_holds_for_endpoints(loads):
+    loads(events(10, 2), endpoints(10))
+    loads(events(10, 2), None, full_refresh=True)
+    after = loads(events(10, 2), endpoints(10))
+    assert (after.summary.unchanged, after.summary.already_sent, after.summary.requests) == (10, 20, 0)
