@@ -9,6 +9,8 @@ the emulator in another process (validation off, no rate limit) and the loader u
 
 Reported: requests and client CPU of ``sync`` against ``full`` (targets: <= 2.5% and <= 20%).
 
+With ``--padded-state N``, instead of the daily comparison, the daily sync of ``--endpoints`` runs
+against a state padded to N endpoints (other endpoints' entries): a shard's view of a large state.
 With ``--state-endpoints N`` it also seeds a state of N endpoints (their exact bodies hashed by the
 loader's own preparation, nothing sent) and measures a sync of the N-endpoint table with
 ``--changed`` of it changed: peak RSS (target: <= 1 GB) and the state's size on disk. With
@@ -234,6 +236,51 @@ def large_state(work: Path, url: str, endpoints: int, changed: float, seed: int,
     return out
 
 
+def padded_state(work: Path, url: str, endpoints: int, state_endpoints: int, changed: float, seed: int) -> dict:
+    """A daily sync of ``endpoints`` (one shard's worth) against a state of ``state_endpoints``: the
+    state is seeded from the day's table, then padded with other endpoints' entries (random hashes)
+    up to that size, so that the whole state is read as a sync reads it. Peak RSS and size on disk."""
+    import datagen
+
+    from airflow_provider_pinpoint.state.files import ENDPOINTS_SCHEMA
+
+    day1, day2, moved = write_days(work, endpoints, changed, seed)
+    state = work / f"state-padded-{state_endpoints}"
+    run_child({"kind": "seed", "endpoints": str(day1), "state": str(state)})
+    main = state / "pinpoint" / APP / "endpoints" / "main.parquet"
+    real = pq.read_table(main)
+    rng = np.random.default_rng(seed + 1)
+    with pq.ParquetWriter(main.with_suffix(".tmp"), ENDPOINTS_SCHEMA, compression="zstd") as writer:
+        writer.write_table(real.cast(ENDPOINTS_SCHEMA))
+        for start in range(endpoints, state_endpoints, _CHUNK):
+            n = min(_CHUNK, state_endpoints - start)
+            hashes = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(rng.bytes(16 * n))])
+            stamps = pa.repeat(real.column("accepted_at")[0], n)
+            writer.write_table(
+                pa.table([datagen._ids("ep-", start, start + n, 9), hashes, stamps], schema=ENDPOINTS_SCHEMA)
+            )
+    os.replace(main.with_suffix(".tmp"), main)
+    size = main.stat().st_size
+    print(f"  state of {state_endpoints:,} endpoints: {size / 2**20:.1f} MB on disk", flush=True)
+    figures = run_child(
+        {
+            "kind": "load",
+            "endpoints": str(day2),
+            "results": str(work / "results-padded.parquet"),
+            "url": url,
+            "state": str(state),
+        }
+    )
+    print(_line("sync", figures), flush=True)
+    peak = figures["peak_rss_mb"]
+    print(
+        f"  a {endpoints:,}-endpoint sync against it: peak RSS {peak:,.0f} MB "
+        f"(target <= {TARGET_PEAK_MB:,.0f}): {_verdict(peak <= TARGET_PEAK_MB)}"
+    )
+    assert figures["summary"]["accepted"] == moved
+    return {"endpoints": endpoints, "state_endpoints": state_endpoints, "state_bytes": size, "sync": figures}
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT MET"
 
@@ -248,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-endpoints", type=int, default=0, help="also a sync against a state this large")
     parser.add_argument("--state-shards", type=int, default=0, help="also sync the large table in this many shards")
     parser.add_argument("--no-single", action="store_true", help="skip the one-process sync of the large table")
+    parser.add_argument(
+        "--padded-state",
+        type=int,
+        default=0,
+        help="also a daily sync of --endpoints against a state padded to this many endpoints (one shard's view)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
@@ -262,13 +315,18 @@ def main(argv: list[str] | None = None) -> int:
         run_emulator(validate=False, subprocess=True) as emu,
     ):
         work = Path(tmp)
-        if args.endpoints:
+        if args.endpoints and not args.padded_state:
             print(f"[daily sync: {args.endpoints:,} endpoints]", flush=True)
             figures["daily"] = daily(work, emu.url, args.endpoints, args.changed, args.seed)
         if args.state_endpoints:
             print(f"[large state: {args.state_endpoints:,} endpoints]", flush=True)
             figures["large"] = large_state(
                 work, emu.url, args.state_endpoints, args.changed, args.seed, args.state_shards, not args.no_single
+            )
+        if args.padded_state:
+            print(f"[{args.endpoints:,} endpoints against a {args.padded_state:,}-endpoint state]", flush=True)
+            figures["padded"] = padded_state(
+                work, emu.url, args.endpoints, args.padded_state, args.changed, args.seed + 2
             )
     figures["load_average_after"] = os.getloadavg()
     print(f"  load average {figures['load_average_before'][0]:.1f} -> {figures['load_average_after'][0]:.1f}")
