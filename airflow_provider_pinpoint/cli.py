@@ -1,5 +1,6 @@
 """``pinpoint-load``: load endpoint and event tables into a Pinpoint application from a shell;
-``pinpoint-load summarize RESULTS``: counts, top reasons and time span of a results table.
+``pinpoint-load summarize RESULTS``: counts, top reasons and time span of a results table;
+``pinpoint-load state show STATE``: what a sync state holds.
 
 Exit codes: 0 the run completed; 1 a fatal error (unreadable input, bad credentials or profile,
 unknown application, or the run was interrupted), printed as one line without a traceback; 2 a
@@ -56,6 +57,7 @@ Credentials, role and region come from the standard AWS chain (environment, prof
 --profile (or AWS_PROFILE) picks a profile.
 
 pinpoint-load summarize RESULTS [--output json] sums up a results table (see its --help).
+pinpoint-load state show STATE [--output json] says what a sync state holds (see docs/sync.md).
 """
 
 
@@ -151,6 +153,27 @@ def _parser() -> argparse.ArgumentParser:
         help="a trial load: only the first N rows of each table are read (and held in memory); a later run "
         "without --limit, with --resume and the same --results, sends the rest",
     )
+    parser.add_argument(
+        "--state",
+        metavar="PATH",
+        help="a sync state (a directory, local or URL) kept per application: endpoints whose body was accepted "
+        "before and events accepted before are not sent (unchanged / already_sent in the results)",
+    )
+    parser.add_argument(
+        "--full-refresh", action="store_true", help="with --state: send everything and rebuild this run's state"
+    )
+    parser.add_argument(
+        "--state-retention-days",
+        type=_positive_float,
+        metavar="DAYS",
+        help="with --state: forget event ids accepted longer ago than this (default: 7)",
+    )
+    parser.add_argument(
+        "--state-part",
+        metavar="NAME",
+        help="with --state: this run's own file in the state (default: main); runs at once on one state, "
+        "e.g. shards, each need their own",
+    )
     _output_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     return parser
@@ -221,12 +244,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["summarize"]:
         return summarize_main(argv[1:])
+    if argv[:2] == ["state", "show"]:
+        return state_show_main(argv[2:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.events is None and args.endpoints is None:
         parser.error("give --events, --endpoints or both")
     if args.results is None and not args.dry_run:
         parser.error("give --results (where the results table goes); only --dry-run can do without")
+    if args.state is None and (args.full_refresh or args.state_retention_days or args.state_part):
+        parser.error("--full-refresh, --state-retention-days and --state-part go with --state")
     _log_to_stderr()
     out = sys.stdout
 
@@ -279,6 +306,7 @@ def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO
                 dry_run=args.dry_run,
                 progress=False if args.no_progress else None,
                 stop_event=stop,
+                **_state_options(args),
             )
         finally:
             restore()
@@ -298,6 +326,18 @@ def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO
         print("pinpoint-load: interrupted before the end; rerun with --resume to finish", file=sys.stderr)
         return EXIT_FATAL
     return EXIT_OK
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The sync state's options for load_events (none without --state; a dry run reads no state)."""
+    if args.state is None or args.dry_run:
+        return {}
+    return {
+        "state": args.state,
+        "full_refresh": args.full_refresh,
+        "state_retention_days": args.state_retention_days,
+        "state_part": args.state_part,
+    }
 
 
 def _log_to_stderr() -> None:
@@ -398,6 +438,9 @@ def _print_summary(summary: LoadSummary, output: str, out: TextIO) -> None:
         ("rejected", f"{summary.rejected:,}"),
         ("failed", f"{summary.failed:,}"),
     ]
+    if summary.unchanged or summary.already_sent:
+        rows.append(("unchanged (endpoints)", f"{summary.unchanged:,}"))
+        rows.append(("already sent (events)", f"{summary.already_sent:,}"))
     if summary.skipped:
         rows.append(("skipped (done before)", f"{summary.skipped:,}"))
     rows += [
@@ -523,6 +566,45 @@ def _print_audit(summary: dict[str, Any], location: str, out: TextIO) -> None:
     print(f"runs ({len(summary['runs'])}):", file=out)
     for run in summary["runs"]:
         print(f"  {run['run_id']}  {run['rows']:,} rows", file=out)
+
+
+# pinpoint-load state show ----------------------------------------------------------------------
+
+
+def state_show_main(argv: Sequence[str]) -> int:
+    """``pinpoint-load state show STATE``: per destination, the endpoints and events the state holds."""
+    parser = argparse.ArgumentParser(
+        prog="pinpoint-load state show",
+        description="Say what a sync state holds: per sink and application, the endpoints with a body, those "
+        "marked to send again, the event ids, the time span of accepted_at, the files and their size.",
+    )
+    parser.add_argument("state", metavar="STATE", help="the state location given as --state")
+    _output_flag(parser)
+    args = parser.parse_args(argv)
+    from airflow_provider_pinpoint.state import describe
+
+    try:
+        held = describe(args.state)
+    except PinpointLoaderError as exc:
+        print(f"pinpoint-load: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    if args.output == "json":
+        _print_json(held, sys.stdout)
+        return EXIT_OK
+    print(f"state: {held['state']}", file=sys.stdout)
+    if not held["destinations"]:
+        print("  empty (no run has written it yet)", file=sys.stdout)
+    for entry in held["destinations"]:
+        print(f"  {entry['sink']} / {entry['application_id']}:", file=sys.stdout)
+        rows = [
+            ("endpoints", f"{entry['endpoints']:,}"),
+            ("to send again", f"{entry['to_send_again']:,}"),
+            ("events", f"{entry['events']:,}"),
+            ("accepted", f"{entry.get('oldest', '-')} .. {entry.get('newest', '-')}"),
+            ("files", f"{', '.join(entry['files'])} ({entry['bytes']:,} bytes)"),
+        ]
+        _print_rows(rows, sys.stdout, indent="    ")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

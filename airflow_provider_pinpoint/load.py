@@ -14,6 +14,7 @@ import numbers
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sized
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,9 +32,11 @@ from airflow_provider_pinpoint.results.digest import Digest, digest, digest_html
 from airflow_provider_pinpoint.results.journal import ResultsWriter
 from airflow_provider_pinpoint.results.rows import (
     ACCEPTED,
+    ALREADY_SENT,
     FAILED,
     REJECTED,
     RESULTS_SCHEMA,
+    UNCHANGED,
     Outcomes,
     rejections_batch,
 )
@@ -46,6 +49,8 @@ from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from airflow_provider_pinpoint.state.sync import Sync
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,10 @@ def load_events(
     run_id: str | None = None,
     stop_event: threading.Event | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    state: Any = None,
+    full_refresh: bool = False,
+    state_retention_days: float | None = None,
+    state_part: str | None = None,
 ) -> LoadReport:
     """Load endpoint and event tables into a Pinpoint application; return a :class:`LoadReport`.
 
@@ -144,6 +153,14 @@ def load_events(
     to fsspec for every URL among the inputs and ``results`` (as in pandas, e.g. s3fs's ``key``,
     ``secret``, ``endpoint_url``); never logged or summarised.
 
+    ``state``: a sync state location (a local directory or fsspec URL) kept per destination:
+    endpoints whose body was accepted before are not sent (``unchanged``), nor events accepted
+    before (``already_sent``); the state advances from the rows accepted once the results are
+    written. ``full_refresh`` ignores what it holds and rebuilds it from this run;
+    ``state_retention_days`` (default 7) is how long event ids are remembered; ``state_part``
+    names this run's own file in it (runs at once on one state, e.g. shards, each need their own).
+    See docs/sync.md.
+
     Raises :class:`~airflow_provider_pinpoint.errors.FatalServiceError` (401/403/404/407, a
     redirect, or no credentials found: nothing more is sent), :class:`~airflow_provider_pinpoint.errors.InputError`,
     :class:`~airflow_provider_pinpoint.results.store.ResultsWriteError` (the results could not be written:
@@ -153,7 +170,7 @@ def load_events(
     subclasses of ``PinpointLoaderError``.
     """
     if storage_options:  # as in pandas, an empty dict is no options
-        events, endpoints, results = _with_storage_options(storage_options, events, endpoints, results)
+        events, endpoints, results, state = _with_storage_options(storage_options, events, endpoints, results, state)
     run = _Run(
         events,
         endpoints,
@@ -167,6 +184,7 @@ def load_events(
     )
     if dry_run:
         return run.dry_run()
+    run.sync = _sync(state, application_id, full_refresh, state_retention_days, state_part)
     return run.load(
         results,
         client=client,
@@ -221,8 +239,9 @@ class _Run:
         self._lock = threading.Lock()
         self._read = 0  # rows taken from the input this run
         self._recorded = 0  # rows written to the results this run
+        self.sync: Sync | None = None  # the sync state, when the run uses one
 
-    def _prepared(self, skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
+    def _prepared(self, skip: Mapping[str, Collection[int]] | None, sync: Sync | None = None) -> Iterator[Any]:
         from airflow_provider_pinpoint.prepare.flow import prepare
 
         return prepare(
@@ -231,6 +250,7 @@ class _Run:
             column_mapping=self.column_mapping,
             csv_list_delimiter=self.csv_list_delimiter,
             skip=skip,
+            sync=sync,
         )
 
     # A dry run ------------------------------------------------------------------------------------
@@ -289,8 +309,10 @@ class _Run:
             )
         store = ResultsStore(results)
         # One run at a time per results location, from before it reads what to skip until the table is
-        # compacted: two runs would both send the rows neither had recorded yet.
-        with store.lock(self.run_id):
+        # compacted: two runs would both send the rows neither had recorded yet. Likewise per part of
+        # a sync state, until it has advanced.
+        state_lock = nullcontext() if self.sync is None else self.sync.files.lock(self.run_id)
+        with state_lock, store.lock(self.run_id):
             skip = store.done_rows() if store.exists() else None
             skipped = sum(len(rows) for rows in (skip or {}).values())
             if self.on_invalid == "fail":
@@ -307,6 +329,8 @@ class _Run:
                 max_attempts=max_attempts,
                 stop_event=stop_event,
             )
+            if self.sync is not None and counts:  # the results are durable: the state may advance
+                self.sync.commit()
         self._check_accounting(store, sum(counts.values()), skipped)
         stopped = stop_event is not None and stop_event.is_set()
         location = None if store.location is None else without_userinfo(store.location)
@@ -348,8 +372,15 @@ class _Run:
         writer = store.writer(self.run_id)
         meter = self._progress(skipped)
 
+        sync = self.sync
+        unsent_type: Any = ()  # what the sync state took out comes as Unsent
+        if sync is not None:
+            from airflow_provider_pinpoint.state.sync import Unsent as unsent_type
+
         def record(decided: Outcomes) -> None:
             self._write(writer.add_outcomes, decided, where)
+            if sync is not None:
+                sync.observe(decided)
             meter.update(
                 accepted=decided.accepted,
                 rejected=decided.rejected,
@@ -358,11 +389,14 @@ class _Run:
             )
 
         def requests() -> Iterator[Request]:
-            for out in self._prepared(skip):
+            for out in self._prepared(skip, sync):
                 with self._lock:
                     self._read += len(out)
                 if isinstance(out, Request):
                     yield out
+                elif isinstance(out, unsent_type):
+                    self._write(writer.add_outcomes, out.outcomes, where)
+                    meter.update(unsent=len(out))
                 else:
                     self._write(writer.add_rejections, out, where)
                     meter.update(rejected=len(out))
@@ -454,6 +488,8 @@ class _Run:
             stopped=stopped,
             started_at=self.started_at.isoformat(),
             finished_at=datetime.now(UTC).isoformat(),
+            unchanged=counts.get(UNCHANGED, 0),
+            already_sent=counts.get(ALREADY_SENT, 0),
         )
 
     def _check_reject_ratio(self, summary: LoadSummary, report: LoadReport) -> None:
@@ -480,6 +516,29 @@ def _with_storage_options(storage_options: Mapping[str, Any], *locations: Any) -
             "storage_options apply to fsspec URLs (s3://..., gs://...), but no input or results location is one"
         )
     return [with_storage_options(location, storage_options) for location in locations]
+
+
+def _sync(
+    state: Any,
+    application_id: str,
+    full_refresh: bool,
+    retention_days: float | None,
+    part: str | None,
+    sink: str = "pinpoint",
+) -> Sync | None:
+    """The run's sync state for the destination (``sink``, ``application_id``), or None without
+    one (then ``full_refresh`` and the rest must be unset)."""
+    if state is None:
+        if full_refresh or retention_days is not None or part is not None:
+            raise InputError("full_refresh, state_retention_days and state_part need a state location (state=...)")
+        return None
+    from airflow_provider_pinpoint.state import DEFAULT_RETENTION_DAYS, StateFiles, Sync
+
+    days = DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
+    if not _positive_number(days):
+        raise InputError(f"state_retention_days must be a number of days > 0, not {retention_days!r}")
+    files = StateFiles(state, application_id=application_id, sink=sink, part=part or "main")
+    return Sync(files, full_refresh=bool(full_refresh), retention_days=float(days))
 
 
 def _text(value: Any) -> str:

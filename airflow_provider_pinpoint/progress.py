@@ -69,10 +69,14 @@ class Progress:
         self.failed = 0
         self.events_accepted = 0
         self.skipped = 0
+        self.unsent = 0  # rows the sync state took out (unchanged, already sent)
         self.total: int | None = None  # rows this run will decide, when known up front
 
-    def update(self, *, accepted: int = 0, rejected: int = 0, failed: int = 0, events_accepted: int = 0) -> None:
+    def update(
+        self, *, accepted: int = 0, rejected: int = 0, failed: int = 0, events_accepted: int = 0, unsent: int = 0
+    ) -> None:
         with self._lock:
+            self.unsent += unsent
             self.accepted += accepted
             self.rejected += rejected
             self.failed += failed
@@ -89,7 +93,7 @@ class Progress:
 
     def line(self, now: float | None = None) -> str:
         elapsed = max((now or time.monotonic()) - self._started, 1e-9)
-        done = self.accepted + self.rejected + self.failed
+        done = self.accepted + self.rejected + self.failed + self.unsent
         row_rate = done / elapsed
         skipped = f", {self.skipped:,} skipped (done before)" if self.skipped else ""
         if self._dry_run:
@@ -98,7 +102,8 @@ class Progress:
         else:
             counts = f"{done:,} rows: {self.accepted:,} accepted, {self.rejected:,} rejected, {self.failed:,} failed"
             rates = f"{row_rate:,.0f} rows/s, {self.events_accepted / elapsed:,.0f} events/s"
-        counts = f"{counts}{skipped} | {rates} | {duration(elapsed)}"
+        unsent = f", {self.unsent:,} unchanged or already sent" if self.unsent else ""
+        counts = f"{counts}{unsent}{skipped} | {rates} | {duration(elapsed)}"
         if not self.total:
             return counts
         share = min(done / self.total, 1.0)

@@ -44,7 +44,18 @@ ENDPOINT_ID_COLUMN: dict[Kind, str] = {"endpoints": "Id", "events": "EndpointId"
 _IN_MEMORY = ("DataFrame", "Arrow table")
 
 # Counters that add up across shards; anything else in a summary is handled by name below.
-_ADDITIVE = ("input_rows", "accepted", "rejected", "failed", "skipped", "requests", "retries", "events_accepted")
+_ADDITIVE = (
+    "input_rows",
+    "accepted",
+    "rejected",
+    "failed",
+    "skipped",
+    "requests",
+    "retries",
+    "events_accepted",
+    "unchanged",
+    "already_sent",
+)
 
 
 def shard_of(endpoint_id: str | None, shards: int) -> int:

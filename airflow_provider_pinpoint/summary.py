@@ -46,6 +46,8 @@ class LoadSummary(_ByKey):
     stopped: bool  # the run was stopped before the end (resume to finish)
     started_at: str  # ISO 8601, UTC
     finished_at: str
+    unchanged: int = 0  # endpoints not sent: the sync state holds the same body
+    already_sent: int = 0  # events not sent: the sync state has them accepted before
 
 
 @dataclass(frozen=True, slots=True)

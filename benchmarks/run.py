@@ -24,6 +24,9 @@ reported. Scenarios:
   same rate, for at least ``--rate-seconds``; reported as achieved requests/s against the limit.
 - ``memory``: the loader's peak RSS on a small and a 10x larger input (no latency, no rate limit).
 - ``stages``: ``stages.py`` in a child: client CPU per event of each stage on its own.
+- ``sync``: ``sync.py`` in a child: a daily sync of ``--sync-endpoints`` endpoints (default 200,000)
+  with 2% changed against a full sync, requests and client CPU side by side (its own emulator);
+  run ``sync.py`` alone for 1,000,000 endpoints and a 10,000,000-endpoint state.
 
 Every loader run is also checked for exact packing: PutEvents requests answered against
 ceil(events / 100). Each rate scenario also gives its wall time against requests / rate.
@@ -54,7 +57,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
-SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages")
+SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages", "sync")
 EVENTS_PER_REQUEST = 100
 BIN = Path(sys.executable).parent
 # Targets printed next to the figures (issues 6 and 18).
@@ -78,6 +81,7 @@ class Sizes:
     stages_events: int = 200_000
     stages_endpoints: int = 20_000
     stages_repeat: int = 3
+    sync_endpoints: int = 200_000
 
 
 QUICK = Sizes(
@@ -92,6 +96,7 @@ QUICK = Sizes(
     stages_events=20_000,
     stages_endpoints=2_000,
     stages_repeat=1,
+    sync_endpoints=20_000,
 )
 
 
@@ -496,6 +501,8 @@ def run_scenarios(args) -> tuple[list[Run], dict | None]:
                     (work_dir / f"results-{scenario}-loader-{events}.parquet").unlink(missing_ok=True)
             elif scenario == "stages":
                 stages = _stages(work_dir, args)
+            elif scenario == "sync":
+                args.sync_figures = _sync(work_dir, args)
     return runs, stages
 
 
@@ -624,6 +631,18 @@ def _stages(work_dir: Path, args) -> dict:
     for line in process.stdout.splitlines():
         print(f"    {line}", flush=True)
     return stages
+
+
+def _sync(work_dir: Path, args) -> dict:
+    """``sync.py`` in a child (it starts its own emulator and children); its lines printed, its figures returned."""
+    out = work_dir / "sync.json"
+    command = [sys.executable, str(HERE / "sync.py"), "--endpoints", str(args.sizes.sync_endpoints), "--json", str(out)]
+    process = subprocess.run(command, capture_output=True, text=True, env=_child_env(), cwd=HERE)
+    if process.returncode != 0:
+        raise RuntimeError(f"sync.py failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    for line in process.stdout.splitlines():
+        print(f"    {line}", flush=True)
+    return json.loads(out.read_text())
 
 
 def _verdict(met: bool) -> str:
@@ -833,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages-events", type=int, help="stages: events (default 200,000)")
     parser.add_argument("--stages-endpoints", type=int, help="stages: endpoints (default 20,000)")
     parser.add_argument("--stages-repeat", type=int, help="stages: runs, the lowest kept per stage (default 3)")
+    parser.add_argument("--sync-endpoints", type=int, help="sync: endpoints of the daily sync (default 200,000)")
     parser.add_argument(
         "--repeat", type=int, default=1, help="throughput and cli: rounds of every contender, interleaved (default 1)"
     )
@@ -876,6 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages_events",
         "stages_endpoints",
         "stages_repeat",
+        "sync_endpoints",
         "latency_ms",
         "rate_seconds",
     ):

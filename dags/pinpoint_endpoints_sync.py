@@ -1,7 +1,9 @@
 """Endpoints only: push the day's endpoints table (attributes, opt-outs, user ids) without events.
 
 Each endpoint goes as ``Endpoint: {...}`` with ``Events: {}``; the results table says which
-endpoints were accepted or rejected, and why. The day a run loads is chosen as in
+endpoints were accepted or rejected, and why. A sync state (``state_dir``) remembers the body last
+accepted for each endpoint: only new and changed endpoints are sent, the others are recorded as
+``unchanged`` (see docs/sync.md). The day a run loads is chosen as in
 ``pinpoint_daily_load``: the ``day`` param, else the logical date (the day that has just ended, for
 a scheduled run), else the day before the run was triggered.
 """
@@ -51,6 +53,8 @@ with DAG(
         "day": Param(None, type=["null", "string"], format="date", description="load this day instead"),
         "data_dir": Param(DATA_DIR, type="string"),
         "results_dir": Param(os.path.join(OUTPUT_DIR, "results"), type="string"),
+        "state_dir": Param(os.path.join(OUTPUT_DIR, "state"), type="string"),
+        "full_refresh": Param(False, type="boolean", description="send every endpoint and rebuild the state"),
     },
     doc_md=__doc__,
 ):
@@ -61,6 +65,8 @@ with DAG(
         endpoints="{{ params.data_dir }}/endpoints/date=" + DAY,
         results="{{ params.results_dir }}/date=" + DAY + "/results.parquet",
         results_asset="{{ params.results_dir }}",  # one asset for every day's results
+        state="{{ params.state_dir }}",  # what was accepted before: only changed endpoints go
+        full_refresh="{{ params.full_refresh }}",
         requests_per_second=ACCOUNT_REQUESTS_PER_SECOND,
         pool=POOL,
         pool_size=POOL_SIZE,

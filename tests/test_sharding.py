@@ -164,6 +164,7 @@ def test_shard_of_is_case_insensitive_and_the_same_in_every_process():
 
 def _shard_summary(results: str, started_at: str, finished_at: str, events: int) -> dict:
     counts = {"input_rows": 10, "accepted": 8, "rejected": 1, "failed": 1, "skipped": 3, "requests": 2, "retries": 1}
+    counts |= {"unchanged": 4, "already_sent": 5}  # rows the sync state took out
     duration = (datetime.fromisoformat(finished_at) - datetime.fromisoformat(started_at)).total_seconds()
     return {
         **counts,
@@ -193,6 +194,8 @@ def test_sum_summaries_adds_counts_over_the_span_of_shards_side_by_side():
         "requests": 4,
         "retries": 2,
         "events_accepted": 80,
+        "unchanged": 8,
+        "already_sent": 10,
         "events_per_s": 16.0,
         "duration_s": 5.0,
         "results": ["r/shard=0.parquet", "r/shard=1.parquet"],

@@ -31,6 +31,8 @@ _ASSET_EXTRA_KEYS = (
     "rejected",
     "failed",
     "skipped",
+    "unchanged",
+    "already_sent",
     "requests",
     "retries",
     "results",
@@ -82,6 +84,14 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
     :param on_invalid: ``"reject"`` (send the good rows) or ``"fail"`` (send nothing if any row is
         invalid).
     :param dry_run: validate and pack, send nothing.
+    :param state: a sync state location (directory, local or URL): endpoints whose body was
+        accepted before and events accepted before are not sent (``unchanged`` / ``already_sent``
+        in the results and the summary). See docs/sync.md. (templated)
+    :param full_refresh: with ``state``: send everything and rebuild this task's part of it; a bool,
+        or a template rendering to "True" / "False". (templated)
+    :param state_retention_days: with ``state``: forget event ids accepted longer ago (default 7).
+    :param state_part: with ``state``: this task's own file in it (default ``main``); tasks that run
+        at once on one state (mapped shards) each need their own, e.g. the shard number. (templated)
     :param aws_conn_id: The Airflow connection used for AWS credentials.
         If this is ``None`` or empty then the default boto3 behaviour is used. If
         running Airflow in a distributed manner and aws_conn_id is None or
@@ -96,7 +106,16 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
 
     aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
-        "application_id", "events", "endpoints", "results", "results_asset", "column_mapping", "pool_size"
+        "application_id",
+        "events",
+        "endpoints",
+        "results",
+        "results_asset",
+        "column_mapping",
+        "pool_size",
+        "state",
+        "state_part",
+        "full_refresh",
     )
     template_fields_renderers = {"column_mapping": "json"}
 
@@ -117,6 +136,10 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         max_reject_ratio: float | None = None,
         on_invalid: Literal["reject", "fail"] = "reject",
         dry_run: bool = False,
+        state: Any = None,
+        full_refresh: bool = False,
+        state_retention_days: float | None = None,
+        state_part: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,6 +159,10 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         # Not ``self.dry_run``: that is BaseOperator's method (render the templates only), which the
         # flag would shadow.
         self.validate_only = dry_run
+        self.state = state
+        self.full_refresh = full_refresh
+        self.state_retention_days = state_retention_days
+        self.state_part = state_part
         self._stop_event: threading.Event | None = None
         self._endpoint_url: str | None = None
 
@@ -167,6 +194,10 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 progress="log",
                 run_id=context["run_id"],
                 stop_event=self._stop_event,
+                state=self.state or None,
+                full_refresh=_flag(self.full_refresh, "full_refresh"),
+                state_retention_days=self.state_retention_days,
+                state_part=None if self.state_part is None else str(self.state_part),
             )
         except RejectRatioExceeded as err:
             self.log.info("Summary: %s", json.dumps(err.report.summary.to_dict()))
@@ -260,6 +291,18 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         if self.results:
             outputs.append(Dataset(*_ol_name(self.results)))
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A bool argument that may arrive as rendered template text ("True", "false")."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise AirflowFailException(f"{name} must be true or false, not {value!r}")
 
 
 def _is_location(source: Any) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,9 @@ from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodi
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
 from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
+
+if TYPE_CHECKING:  # the state is imported only by a run that uses one
+    from airflow_provider_pinpoint.state.sync import Sync, Unsent
 
 # Rows of the first events batch validated on their own, so that the first requests go out early.
 _FIRST_ROWS = 1_024
@@ -62,7 +65,8 @@ def prepare(
     skip: Mapping[str, Collection[int]] | None = None,
     batch_rows: int = 65_536,
     pack_rows: int = 16_384,
-) -> Iterator[Request | list[Rejection]]:
+    sync: Sync | None = None,
+) -> Iterator[Request | list[Rejection] | Unsent]:
     """Yield PutEvents requests and lists of rejections for the given tables (either may be absent).
 
     Events are read and validated ``batch_rows`` at a time and packed ``pack_rows`` at a time: a
@@ -71,6 +75,9 @@ def prepare(
     event takes one, so smaller packed parts lower the peak memory. A part's last request, short,
     is carried into the next part (:class:`~airflow_provider_pinpoint.prepare.packing.EventPacker`),
     so the parts cost no extra requests.
+
+    ``sync``: the sync state; rows it says need no sending come out as
+    :class:`~airflow_provider_pinpoint.state.Unsent` instead of in a request.
     """
     if events is None and endpoints is None:
         raise InputError("nothing to load: give an events table, an endpoints table, or both")
@@ -86,15 +93,18 @@ def prepare(
     pending = packing.PendingEndpoints.empty()
     state = validation.EventState()
     if endpoints is not None:
-        rejections, pending = _endpoints(endpoints, read, batch_rows, state)
+        rejections, pending, unchanged = _endpoints(endpoints, read, batch_rows, state, sync)
         if rejections:
             yield rejections
+        yield from unchanged
     if events is not None:
         batches = _small_first(read_batches(events, kind="events", batch_rows=batch_rows, **read), _FIRST_ROWS)
         packer = packing.EventPacker(pending, **limits)
-        for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state)):
+        for columns in _one_ahead(batches, lambda batch: _event_columns(batch, state, sync)):
             if columns.rejections:
                 yield columns.rejections
+            if columns.unsent is not None:
+                yield columns.unsent
             items, sizes = columns.items(), columns.sizes
             del columns  # the requests hold their own copy of the rows: the batch's columns can go
             for start in range(0, items.num_rows, pack_rows):
@@ -108,8 +118,8 @@ def prepare(
 
 
 def _endpoints(
-    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState
-) -> tuple[list[Rejection], packing.PendingEndpoints]:
+    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState, sync: Sync | None
+) -> tuple[list[Rejection], packing.PendingEndpoints, Iterator[Unsent]]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
     The table is read whole (the files of a directory are unified into one schema first), then
@@ -135,20 +145,38 @@ def _endpoints(
             columns = tuple(column.filter(keep) for column in columns)
         kept.append(columns[:3])
         bodies.extend(columns[3])
+        if sync is not None:
+            sync.add_endpoints(columns[0], columns[3])
         del checked, text, columns
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen
     if not kept:
-        return rejections, packing.PendingEndpoints.empty()
+        return rejections, packing.PendingEndpoints.empty(), iter(())
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
     sources = pc.dictionary_encode(sources)
     validation.accepted_endpoints(ids, sources, rows, state)
+    unchanged: Iterator[Unsent] = iter(())
+    if sync is not None:  # after validation took them all in: events still find their endpoint valid
+        same = sync.unchanged_endpoints()
+        if same.any():
+            unchanged = sync.unsent(
+                sync.UNCHANGED,
+                ENDPOINT,
+                ids.filter(same),
+                None,
+                sources.filter(same),
+                rows.filter(same),
+                chunk=batch_rows,
+            )
+            keep = np.flatnonzero(~same)
+            ids, sources, rows = (column.take(pa.array(keep)) for column in (ids, sources, rows))
+            bodies = bodies.subset(keep)
     pending = packing.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
-    return rejections, pending
+    return rejections, pending, unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +190,14 @@ class _EventColumns:
     rows: pa.Array
     bodies: pa.Array
     sizes: np.ndarray
+    unsent: Unsent | None = None  # rows the sync state takes out
 
     def items(self) -> pa.RecordBatch:
         """The good rows as event items (:data:`batch.ITEM_SCHEMA`)."""
         return item_batch(EVENT, self.endpoint_ids, self.event_ids, self.sources, self.rows, self.bodies)
 
 
-def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _EventColumns:
+def _event_columns(batch: pa.RecordBatch, state: validation.EventState, sync: Sync | None) -> _EventColumns:
     checked = validation.events(batch, state)
     bodies = event_bodies(checked.columns, len(checked))
     validation.check_size(checked, bodies, quotas.MAX_EVENT_BYTES, "event")
@@ -180,8 +209,18 @@ def _event_columns(batch: pa.RecordBatch, state: validation.EventState) -> _Even
     rows = checked.rows.filter(keep)
     given = checked.columns.get("EventId")
     event_ids = event_ids_for(given.filter(keep) if given is not None else None, endpoint_ids, bodies, sources, rows)
+    unsent = None
+    if sync is not None:
+        sent = sync.already_sent(endpoint_ids, event_ids)
+        if sent.any():
+            taken = (c.filter(sent) for c in (endpoint_ids, event_ids, sources, rows))
+            unsent = next(sync.unsent(sync.ALREADY_SENT, EVENT, *taken, chunk=len(sent)))
+            keep = pa.array(~sent)
+            endpoint_ids, event_ids, sources, rows, bodies = (
+                c.filter(keep) for c in (endpoint_ids, event_ids, sources, rows, bodies)
+            )
     sizes = packing.event_wire_sizes(event_ids, bodies)
-    return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes)
+    return _EventColumns(rejections, endpoint_ids, event_ids, sources, rows, bodies, sizes, unsent)
 
 
 def _small_first(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.common.text import ELLIPSIS
-from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, REJECTED
+from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, FAILED, REJECTED, UNCHANGED
 
 # The statuses shown first, in this order; any other a table holds follows by name.
-_STATUS_ORDER = (ACCEPTED, REJECTED, FAILED)
+_STATUS_ORDER = (ACCEPTED, REJECTED, FAILED, UNCHANGED, ALREADY_SENT)
 
 _ROW_PREFIX = re.compile(r"^.*? row \d+: ")
 _QUOTED = re.compile(r"'[^']*'")

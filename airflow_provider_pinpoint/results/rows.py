@@ -23,6 +23,9 @@ from airflow_provider_pinpoint.prepare.requests import EVENT, ITEM_SCHEMA, Item,
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 FAILED = "failed"
+# Not sent because the sync state says the destination has them (see airflow_provider_pinpoint.state).
+UNCHANGED = "unchanged"  # an endpoint whose body is the one last accepted
+ALREADY_SENT = "already_sent"  # an event accepted in an earlier run
 
 # The longest message a results row keeps.
 MESSAGE_CHARS = 500
@@ -43,7 +46,7 @@ DECISION_SCHEMA = pa.schema(
 # A row of the results table: the decision stamped with the run that made it.
 RESULTS_SCHEMA = pa.schema([("run_id", pa.string()), *DECISION_SCHEMA])
 COLUMNS = tuple(RESULTS_SCHEMA.names)
-FINAL_STATUSES = (ACCEPTED, REJECTED)
+FINAL_STATUSES = (ACCEPTED, REJECTED, UNCHANGED, ALREADY_SENT)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from airflow_provider_pinpoint.emulator import EmulatorClient
+from airflow_provider_pinpoint.state import describe
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
 
@@ -70,6 +71,8 @@ def dag_runs(tmp_path_factory: pytest.TempPathFactory, emulator_server: Emulator
         conf = {"application_id": run.application_id, "results_dir": str(run.out / "results")}
         if dag_id == "pinpoint_backfill_sharded":
             conf |= {"shards": 3, "staging_dir": str(run.out / "staging")}
+        if dag_id == "pinpoint_endpoints_sync":
+            conf |= {"state_dir": str(run.out / "state")}
         env = {**airflow_env(home), "AIRFLOW_CONN_PINPOINT_DEFAULT": json.dumps(connection)}
         command = [AIRFLOW, "dags", "test", dag_id, "2026-11-24", "--conf", json.dumps(conf)]
         processes[dag_id] = subprocess.Popen(
@@ -119,6 +122,12 @@ def test_endpoints_sync_sends_endpoints_and_no_events(dag_runs, emulator_server)
     assert emulator_server.events(run.application_id) == []
     results = pd.read_parquet(run.out / "results" / "date=2026-11-24" / "results.parquet")
     assert rows(results, "endpoint") == len(results) == len(endpoints)
+    # The sync state now holds every endpoint accepted, so the next day's run sends only the changed ones.
+    [held] = describe(run.out / "state")["destinations"]
+    assert (held["application_id"], held["endpoints"]) == (
+        run.application_id,
+        int((results["status"] == "accepted").sum()),
+    )
 
 
 def test_sharded_backfill_sends_every_day_once_and_results_name_the_original_rows(dag_runs, emulator_server):

@@ -1,0 +1,310 @@
+"""One run's use of the sync state: take out what needs no sending, then advance the state.
+
+Before sending (:class:`Sync`, called by ``prepare``): endpoints whose body hashes to the one last
+accepted are taken out as ``unchanged``, events whose (endpoint id, event id) was accepted before as
+``already_sent``; both become results rows with their reason, never requests.
+
+Crash safety, in order:
+
+1. Before any request can go, the endpoints about to be sent are written to this part's pending
+   file, which every reader takes as "send again": a kill after that point cannot leave an entry
+   claiming the destination holds a body it may no longer hold.
+2. While sending, the rows accepted are noted (:meth:`Sync.observe`); nothing is written.
+3. Only after the results table is compacted (durable) does :meth:`Sync.commit` write the new
+   part files (each in one step) and drop the pending file. Endpoints sent but not accepted stay
+   marked "send again"; rejected and failed rows are never recorded as delivered.
+
+A kill at any point therefore leaves a state that can cause resends, never a skipped row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, DECISION_SCHEMA, UNCHANGED, Outcomes
+from airflow_provider_pinpoint.state.files import DEFAULT_RETENTION_DAYS, ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
+from airflow_provider_pinpoint.state.keys import SortedKeys, event_keys, from_arrow, text_hashes, to_arrow
+
+REASONS = {
+    UNCHANGED: "not sent: the same body was accepted for this endpoint before (sync state)",
+    ALREADY_SENT: "not sent: this event id was accepted for this endpoint before (sync state)",
+}
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    """Rows the state says need no sending: results rows with ``status`` and its reason."""
+
+    status: str
+    outcomes: Outcomes
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+
+class Sync:
+    """The state of one destination as one run uses it (see the module docstring)."""
+
+    UNCHANGED = UNCHANGED
+    ALREADY_SENT = ALREADY_SENT
+
+    def __init__(
+        self, files: StateFiles, *, full_refresh: bool = False, retention_days: float = DEFAULT_RETENTION_DAYS
+    ) -> None:
+        self.files = files
+        self.full_refresh = full_refresh
+        self.started_ms = int(time.time() * 1000)
+        self.cutoff_ms = self.started_ms - int(retention_days * _DAY_MS)
+        self._lock = threading.Lock()
+        self._slices: list[tuple[pa.Array, np.ndarray]] = []  # accepted endpoint rows: ids, body hashes
+        self._candidate_ids = pa.array([], pa.string())
+        self._candidate_bodies = np.zeros((0, 2), dtype=np.uint64)
+        self._pending_ms = 0
+        self._events: SortedKeys | None = None
+        self._accepted_endpoints: list[pa.Array] = []
+        self._accepted_events: list[tuple[pa.Array, pa.Array]] = []
+        # What this run's input had: a full refresh rebuilds only the kinds of rows it saw.
+        self._saw_endpoints = False
+        self._saw_events = False
+
+    # Before sending ---------------------------------------------------------------------------
+
+    def add_endpoints(self, ids: pa.Array, bodies: pa.Array) -> None:
+        """A slice of valid endpoint rows (ids and the exact bodies that would be sent)."""
+        self._slices.append((ids, text_hashes(bodies)))
+
+    def unchanged_endpoints(self) -> np.ndarray:
+        """Which of the endpoints added (in the order added) are unchanged; the others are written
+        to the pending file before this returns, so that they are sent again after any crash."""
+        self._saw_endpoints = True
+        if not self._slices:
+            return np.zeros(0, dtype=bool)
+        ids = pa.concat_arrays([pa.array(part).cast(pa.string()) for part, _ in self._slices])
+        bodies = np.concatenate([hashes for _, hashes in self._slices])
+        self._slices = []
+        same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(ids, bodies)
+        changed = np.flatnonzero(~same)
+        self._candidate_ids = ids.take(pa.array(changed))
+        self._candidate_bodies = bodies[changed]
+        self._write_pending()
+        return same
+
+    def _match(self, ids: pa.Array, bodies: np.ndarray) -> np.ndarray:
+        """Whether each endpoint's latest entry, over every part, holds this body (ids matched by
+        Arrow's hash join; a repeated input id matches only its first row, so the others go)."""
+        best = np.full(len(ids), -1, dtype=np.int64)
+        same = np.zeros(len(ids), dtype=bool)
+        for path in self.files.endpoint_files():
+            for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
+                found = pc.index_in(batch.column(0), value_set=ids)
+                hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
+                if not hit.any():
+                    continue
+                at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
+                body, valid = from_arrow(batch.column(1))
+                equal = valid[hit] & (body[hit] == bodies[at]).all(axis=1)
+                stamp = _millis(batch.column(2))[hit]
+                tie = stamp == best[at]
+                same[at[tie]] &= equal[tie]
+                newer = stamp > best[at]
+                best[at[newer]] = stamp[newer]
+                same[at[newer]] = equal[newer]
+        return same
+
+    def _write_pending(self) -> None:
+        path = self.files.own("endpoints", pending=True)
+        if not len(self._candidate_ids):
+            return
+        self._pending_ms = int(time.time() * 1000)
+        earlier = self._kept_rows(path, self._candidate_ids)
+        fresh = _endpoint_rows(self._candidate_ids, None, self._pending_ms)
+        self.files.replace(path, ENDPOINTS_SCHEMA, _chain(earlier, [fresh]))
+
+    def already_sent(self, endpoint_ids: pa.Array, event_ids: pa.Array) -> np.ndarray:
+        """Which of these events were accepted before (within the retention)."""
+        with self._lock:
+            self._saw_events = True
+            if self._events is None:
+                self._events = self._load_events()
+        if not len(self._events) or not len(event_ids):
+            return np.zeros(len(event_ids), dtype=bool)
+        return self._events.find(event_keys(endpoint_ids, event_ids)) >= 0
+
+    def _load_events(self) -> SortedKeys:
+        if self.full_refresh:
+            return SortedKeys(np.zeros((0, 2), dtype=np.uint64))
+        parts = []
+        for path in self.files.event_files():
+            for batch in self.files.batches(path, ["key", "accepted_at"]):
+                keys, _ = from_arrow(batch.column(0))
+                parts.append(keys[_millis(batch.column(1)) >= self.cutoff_ms])
+        return SortedKeys(np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64))
+
+    # While sending ----------------------------------------------------------------------------
+
+    def observe(self, decided: Outcomes) -> None:
+        """Note the rows accepted in ``decided`` (already written to the results journal)."""
+        if not decided.accepted:
+            return
+        batch = decided.batch
+        accepted = batch.filter(pc.equal(batch.column("status"), ACCEPTED))
+        is_event = pc.equal(accepted.column("record_type"), "event")
+        events = accepted.filter(is_event)
+        endpoints = accepted.filter(pc.invert(is_event))
+        with self._lock:
+            if endpoints.num_rows:
+                self._accepted_endpoints.append(endpoints.column("endpoint_id"))
+            if events.num_rows:
+                self._accepted_events.append((events.column("endpoint_id"), events.column("event_id")))
+
+    # After the results are durable ------------------------------------------------------------
+
+    def commit(self) -> dict[str, int]:
+        """Write this run's part of the state from the rows accepted; drop the pending file."""
+        stamp = max(int(time.time() * 1000), self._pending_ms + 1)
+        written = {"endpoints": 0, "events": 0}
+        pending = self.files.own("endpoints", pending=True)
+        has_pending = bool(len(self._candidate_ids)) or pending in self.files.endpoint_files()
+        if has_pending or (self.full_refresh and self._saw_endpoints):
+            written["endpoints"] = self._commit_endpoints(stamp, pending)
+            self.files.remove(pending)
+        expired = self._expired_events()
+        if self._accepted_events or (self.full_refresh and self._saw_events) or expired:
+            written["events"] = self._commit_events(stamp)
+        self.files.remove_leftovers()
+        return written
+
+    def _commit_endpoints(self, stamp: int, pending: str) -> int:
+        candidates = self._candidate_ids
+        accepted = np.zeros(len(candidates), dtype=bool)
+        if self._accepted_endpoints:
+            ids = pa.concat_arrays([a.cast(pa.string()) for a in self._accepted_endpoints])
+            found = pc.index_in(ids, value_set=candidates)
+            accepted[found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)] = True
+        own = [] if self.full_refresh else self._kept_rows(self.files.own("endpoints"), candidates)
+        # Endpoints a crashed run was about to send stay marked "send again".
+        earlier_pending = self._kept_rows(pending, candidates)
+        sent_ok = np.flatnonzero(accepted)
+        not_ok = np.flatnonzero(~accepted)
+        fresh = [
+            _endpoint_rows(candidates.take(pa.array(sent_ok)), self._candidate_bodies[sent_ok], stamp),
+            _endpoint_rows(candidates.take(pa.array(not_ok)), None, stamp),
+        ]
+        return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, fresh))
+
+    def _expired_events(self) -> bool:
+        path = self.files.own("events")
+        if path not in self.files.event_files():
+            return False
+        for batch in self.files.batches(path, ["accepted_at"]):
+            if len(batch) and int(pc.min(_millis_array(batch.column(0))).as_py()) < self.cutoff_ms:
+                return True
+        return False
+
+    def _commit_events(self, stamp: int) -> int:
+        def kept() -> Iterator[pa.RecordBatch]:
+            if self.full_refresh:
+                return
+            for batch in self.files.batches(self.files.own("events"), list(EVENTS_SCHEMA.names)):
+                yield batch.filter(pa.array(_millis(batch.column(3)) >= self.cutoff_ms))
+
+        fresh = []
+        for endpoint_ids, event_ids in self._accepted_events:
+            keys = event_keys(endpoint_ids, event_ids)
+            fresh.append(
+                pa.RecordBatch.from_arrays(
+                    [
+                        endpoint_ids.cast(pa.string()),
+                        event_ids.cast(pa.string()),
+                        to_arrow(keys),
+                        _stamps(stamp, len(keys)),
+                    ],
+                    schema=EVENTS_SCHEMA,
+                )
+            )
+        return self.files.replace(self.files.own("events"), EVENTS_SCHEMA, _chain(kept(), fresh))
+
+    def _kept_rows(self, path: str, without: pa.Array) -> Iterator[pa.RecordBatch]:
+        """The rows of one of this part's endpoint files whose endpoint id is not in ``without``."""
+        if path not in self.files.endpoint_files():
+            return
+        for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            yield batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=without)))
+
+    # Results rows -----------------------------------------------------------------------------
+
+    @staticmethod
+    def unsent(
+        status: str,
+        record_type: str,
+        endpoint_ids: pa.Array,
+        event_ids: pa.Array | None,
+        sources: pa.Array,
+        rows: pa.Array,
+        *,
+        chunk: int,
+    ) -> Iterator[Unsent]:
+        """Results rows for rows not sent because of the state, ``chunk`` rows a piece, made as they
+        are taken (a day's unchanged endpoints are most of the table: made at once, their rows
+        took the table's size again)."""
+        for start in range(0, len(endpoint_ids), max(chunk, 1)):
+            part = slice(start, start + chunk)
+            n = len(endpoint_ids[part])
+            text = pa.string()
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    pa.repeat(pa.scalar(record_type, text), n),
+                    endpoint_ids[part].cast(text),
+                    pa.nulls(n, text) if event_ids is None else event_ids[part].cast(text),
+                    _plain(sources[part]),
+                    rows[part].cast(pa.int64()),
+                    pa.repeat(pa.scalar(status, text), n),
+                    pa.nulls(n, pa.int32()),
+                    pa.repeat(pa.scalar(REASONS[status], text), n),
+                    pa.repeat(pa.scalar(0, pa.int32()), n),
+                    pa.nulls(n, text),
+                    pa.nulls(n, DECISION_SCHEMA.field("sent_at").type),
+                ],
+                schema=DECISION_SCHEMA,
+            )
+            yield Unsent(status, Outcomes(batch, 0, 0, 0, 0))
+
+
+def _plain(sources: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(sources.type):
+        sources = sources.dictionary_decode()
+    return sources.cast(pa.string())
+
+
+def _endpoint_rows(ids: pa.Array, bodies: np.ndarray | None, stamp: int) -> pa.RecordBatch:
+    n = len(ids)
+    body = pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type) if bodies is None else to_arrow(bodies)
+    return pa.RecordBatch.from_arrays([ids.cast(pa.string()), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA)
+
+
+def _stamps(stamp: int, n: int) -> pa.Array:
+    return pa.repeat(
+        pa.scalar(datetime.fromtimestamp(stamp / 1000, UTC), ENDPOINTS_SCHEMA.field("accepted_at").type), n
+    )
+
+
+def _millis_array(column: pa.Array) -> pa.Array:
+    return column.cast(pa.int64())
+
+
+def _millis(column: pa.Array) -> np.ndarray:
+    return _millis_array(column).to_numpy(zero_copy_only=False)
+
+
+def _chain(*groups: object) -> Iterator[pa.RecordBatch]:
+    for group in groups:
+        yield from group  # type: ignore[misc]
