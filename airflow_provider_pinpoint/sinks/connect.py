@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.record_packing import FIREHOSE, KINESIS, RecordLimits
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT
 from airflow_provider_pinpoint.results.rows import ACCEPTED, Outcomes
@@ -75,6 +76,11 @@ def ready_sink(
 ) -> Iterator[ReadySink]:
     """The sink for ``target`` through ``client`` (a boto3 client of the sink's service), for the block;
     a stream transport waiting for its budget gives up waiting when ``stop_event`` is set."""
+    service = getattr(client.meta.service_model, "service_name", target.service)
+    if service != target.service:
+        raise InputError(
+            f"client is a boto3 {service!r} client; sink={target.sink!r} sends with a {target.service!r} one"
+        )
     url = str(client.meta.endpoint_url)
     if target.sink == "pinpoint":
         rps = rates.requests_per_second or quotas.DEFAULT_REQUESTS_PER_SECOND

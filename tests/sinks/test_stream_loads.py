@@ -22,6 +22,7 @@ from tests.helpers.moto_server import (
     create_stream,
     decoded,
     delivered_lines,
+    moto_client,
     stream_records,
     unique_name,
 )
@@ -319,3 +320,16 @@ def test_rules_only_pinpoint_enforces_do_not_reject_rows_on_a_stream(moto_server
 def test_a_missing_or_misplaced_stream_name_is_an_input_error(options: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_events(EVENTS, application_id=APP, dry_run=True, **options)
+
+
+def test_a_client_of_another_service_is_an_input_error(moto_server: str) -> None:
+    with pytest.raises(
+        InputError, match="client is a boto3 'firehose' client; sink='kinesis' sends with a 'kinesis' one"
+    ):
+        load_events(
+            EVENTS,
+            application_id=APP,
+            sink="kinesis",
+            stream_name="s",
+            client=moto_client(moto_server, "firehose"),
+        )
