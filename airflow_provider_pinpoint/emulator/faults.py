@@ -104,9 +104,9 @@ _REQUIRED_BUDGETS = frozenset({"shard_records_per_second", "shard_bytes_per_seco
 
 
 def _positive(name: str, value: object) -> float:
-    if value is None or isinstance(value, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(f"{name} must be a positive number, not {value!r}")
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     if not 0 < number < float("inf"):
         raise ValueError(f"{name} must be a positive number, not {value!r}")
     return number

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 
 class Budget:
-    """``records_per_second`` and ``bytes_per_second`` with a burst of one second's worth of each."""
+    """``records_per_second`` and ``bytes_per_second`` with a burst of one second's worth of each
+    (at least one record, so that a budget below one a second still lets a record through now and then)."""
 
-    __slots__ = ("bytes", "bytes_per_second", "records", "records_per_second", "_last")
+    __slots__ = ("_last", "bytes", "bytes_per_second", "record_burst", "records", "records_per_second")
 
     def __init__(self, records_per_second: float | None, bytes_per_second: float | None, now: float) -> None:
         self.records_per_second = records_per_second
         self.bytes_per_second = bytes_per_second
-        self.records = records_per_second if records_per_second is not None else 0.0
+        self.record_burst = max(1.0, records_per_second) if records_per_second is not None else 0.0
+        self.records = self.record_burst
         self.bytes = bytes_per_second if bytes_per_second is not None else 0.0
         self._last = now
 
@@ -30,7 +32,7 @@ class Budget:
         elapsed = max(0.0, now - self._last)
         self._last = now
         if self.records_per_second is not None:
-            self.records = min(self.records_per_second, self.records + elapsed * self.records_per_second)
+            self.records = min(self.record_burst, self.records + elapsed * self.records_per_second)
         if self.bytes_per_second is not None:
             self.bytes = min(self.bytes_per_second, self.bytes + elapsed * self.bytes_per_second)
 
