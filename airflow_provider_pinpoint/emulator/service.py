@@ -151,7 +151,7 @@ class Emulator:
         answer = self._put_events(app, headers, body, too_large)
         if self.settings.latency_ms:
             self._count_fault(fault_kinds.LATENCY)
-            answer.delay_s = self.faults.latency_s()
+            answer.delay_s += self.faults.latency_s()
         return answer
 
     def _put_events(self, app: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
@@ -184,7 +184,7 @@ class Emulator:
         results = self._process(app, batch_item)
         if faults.lose_response():
             self._count_fault(fault_kinds.LOST_RESPONSE)
-            return wire.Answer(None, close=True)
+            return wire.Answer(None, close=True, delay_s=self.settings.lost_response_delay_ms / 1000.0)
         return wire.json_answer(202, {"Results": results})
 
     def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
