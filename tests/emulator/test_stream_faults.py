@@ -103,6 +103,7 @@ def test_a_lost_answer_is_a_connection_error_but_the_records_were_written(emulat
         kinesis.put_records(StreamName=stream, Records=kinesis_records(3))
     assert [r["data"] for r in emulator.kinesis_records(stream)] == [b"record 0", b"record 1", b"record 2"]
     assert emulator.streams()["stats"]["faults"] == {"lost_response": 1}
+    assert emulator.streams()["stats"]["records_unanswered"] == 3
 
 
 def test_a_lost_firehose_answer_also_applies_the_write(emulator, firehose, delivery):
@@ -169,5 +170,11 @@ def test_putevents_faults_are_not_counted_with_the_streams(emulator, kinesis, st
     emulator.configure(item_error_rate=1.0, rate_limit=0.001)
     kinesis.put_records(StreamName=stream, Records=kinesis_records(5))
     kinesis.put_records(StreamName=stream, Records=kinesis_records(5))
-    assert emulator.streams()["stats"] == {"requests": 2, "records_accepted": 10, "records_failed": 0, "faults": {}}
+    assert emulator.streams()["stats"] == {
+        "requests": 2,
+        "records_accepted": 10,
+        "records_failed": 0,
+        "records_unanswered": 0,
+        "faults": {},
+    }
     assert emulator.stats()["faults"] == {}

@@ -8,7 +8,8 @@ from airflow_provider_pinpoint.emulator.faults import Faults, Settings
 
 
 def empty_stats() -> dict:
-    return {"requests": 0, "records_accepted": 0, "records_failed": 0, "faults": {}}
+    """``records_unanswered``: records written by requests whose answer was lost (each may come again)."""
+    return {"requests": 0, "records_accepted": 0, "records_failed": 0, "records_unanswered": 0, "faults": {}}
 
 
 @dataclass(slots=True)

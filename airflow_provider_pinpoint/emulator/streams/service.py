@@ -107,11 +107,13 @@ class Streams:
             if faults.unavailable():
                 call.count_fault(fault_kinds.UNAVAILABLE)
                 raise api.unavailable()
+            written = call.stats["records_accepted"]
             result = handler(payload, call)
         except ServiceError as error:
             return protocol.error_answer(error)
         if faults.lose_response():
             call.count_fault(fault_kinds.LOST_RESPONSE)
+            call.stats["records_unanswered"] += call.stats["records_accepted"] - written
             return wire.Answer(None, close=True, delay_s=call.settings.lost_response_delay_ms / 1000.0)
         return protocol.answer(result)
 
