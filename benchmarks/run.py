@@ -24,6 +24,8 @@ reported. Scenarios:
   same rate, for at least ``--rate-seconds``; reported as achieved requests/s against the limit.
 - ``memory``: the loader's peak RSS on a small and a 10x larger input (no latency, no rate limit).
 - ``stages``: ``stages.py`` in a child: client CPU per event of each stage on its own.
+- ``kinesis``: ``kinesis_sink.py``: the Kinesis sink's records/s against its stream's shard capacity,
+  its client CPU per record against PutEvents' per event on the same data, and a hot key.
 
 Every loader run is also checked for exact packing: PutEvents requests answered against
 ceil(events / 100). Each rate scenario also gives its wall time against requests / rate.
@@ -54,7 +56,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
-SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages")
+SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages", "kinesis")
 EVENTS_PER_REQUEST = 100
 BIN = Path(sys.executable).parent
 # Targets printed next to the figures (issues 6 and 18).
@@ -467,6 +469,11 @@ def run_scenarios(args) -> tuple[list[Run], dict | None]:
                     (work_dir / f"results-{scenario}-loader-{events}.parquet").unlink(missing_ok=True)
             elif scenario == "stages":
                 stages = _stages(work_dir, args)
+            elif scenario == "kinesis":
+                import kinesis_sink
+
+                sizes_k = kinesis_sink.QUICK if args.quick else kinesis_sink.Sizes()
+                args.kinesis = kinesis_sink.run(emu, work_dir / "kinesis", sizes_k, args.seed)
     return runs, stages
 
 
@@ -653,6 +660,10 @@ def report(runs: list[Run], stages: dict | None, args) -> str:
             f"{stages['repeat']}, load avg {stages['load_average'][0]:.1f}->{stages['load_average'][1]:.1f}): "
             f"client CPU µs/event: {per_event}"
         )
+    if getattr(args, "kinesis", None):
+        import kinesis_sink
+
+        lines += kinesis_sink.report(args.kinesis)
     return "\n".join(lines)
 
 
@@ -736,6 +747,7 @@ def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_aver
         ],
         "stages": stages,
         "startup": getattr(args, "startup", None),
+        "kinesis": getattr(args, "kinesis", None),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")

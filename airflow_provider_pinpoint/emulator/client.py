@@ -59,7 +59,8 @@ class EmulatorClient:
     def kinesis_records(self, stream_name: str) -> list[dict]:
         """Every record a Kinesis stream holds, shard by shard in order of arrival.
 
-        Each entry: ``shard_id``, ``sequence_number``, ``partition_key`` and ``data`` (bytes). A
+        Each entry: ``shard_id``, ``sequence_number``, ``partition_key``, ``arrival`` (epoch seconds)
+        and ``data`` (bytes). A
         record written twice (a resend) is there twice, as in the service.
         """
         records = self._call("GET", f"streams/kinesis/{quote(stream_name, safe='')}/records")

@@ -314,10 +314,11 @@ class Kinesis:
                 "shard_id": shard.shard_id,
                 "sequence_number": str(sequence),
                 "partition_key": partition_key,
+                "arrival": arrival,
                 "data": protocol.encode_blob(data),
             }
             for shard in stream.shards.shards
-            for sequence, _, partition_key, data in shard.records
+            for sequence, arrival, partition_key, data in shard.records
         ]
 
 
