@@ -119,7 +119,8 @@ class Emulator:
         if len(parts) == 4 and parts[0] == "v1" and parts[1] == "apps" and parts[3] == "events":
             if method != "POST":
                 return wire.error_answer(wire.METHOD_NOT_ALLOWED, f"Method {method} is not allowed here")
-            return self.put_events(parts[2], headers, body, too_large)
+            # A stray X-Amz-Target raised the server's body cap to the streams' one: PutEvents keeps its own.
+            return self.put_events(parts[2], headers, body, too_large or len(body) > quotas.MAX_REQUEST_BYTES)
         if parts and parts[0] == "_emulator":
             if method not in _READ_METHODS and not is_json(headers.get("content-type", "")):
                 return wire.json_answer(

@@ -204,3 +204,20 @@ def test_an_unknown_operation_is_refused_by_name(kinesis):
     with pytest.raises(ClientError) as raised:
         kinesis.list_stream_consumers(StreamARN="arn:aws:kinesis:us-east-1:123456789012:stream/events")
     assert raised.value.response["Error"]["Code"] == "UnknownOperationException"
+
+
+def test_a_stream_body_over_8_mib_is_refused_413_without_being_kept(emulator, kinesis):
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.PutRecords"}
+    headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=testing/x"
+    status, body = exchange(emulator.url, "POST", "/", b" " * (8 * MIB + 1), headers)
+    assert status == 413
+    assert b"RequestEntityTooLargeException" in body
+
+
+def test_putevents_keeps_its_4_mb_cap_even_with_a_stray_target_header(emulator):
+    headers = {"Content-Type": "application/json", "X-Amz-Target": "Kinesis_20131202.PutRecords"}
+    headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=testing/x"
+    status, body = exchange(emulator.url, "POST", "/v1/apps/app-1/events", b" " * (4 * MIB + 1), headers)
+    assert status == 413
+    assert b"exceeds" in body
