@@ -83,7 +83,7 @@ def _child(spec: dict) -> None:
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
         # The counts only: the summary also names the results file, a path of this machine.
-        "counts": {key: value for key, value in dict(report.summary).items() if isinstance(value, int)},
+        "counts": {key: value for key, value in report.summary.to_dict().items() if isinstance(value, int)},
     }
     print(RESULT_PREFIX + json.dumps(figures, default=str), flush=True)
 
@@ -141,6 +141,7 @@ def _kinesis_run(emu, name: str, events: Path, count: int, shards: int, work_dir
     )
     kinesis.create_stream(StreamName=name, ShardCount=shards)
     print(f"  kinesis ({name}): {count:,} events into {shards} shard(s) ...", flush=True)
+    load_before = os.getloadavg()[0]
     figures = _run_child(
         {
             "sink": "kinesis",
@@ -166,6 +167,7 @@ def _kinesis_run(emu, name: str, events: Path, count: int, shards: int, work_dir
         record_bytes=sum(len(record["data"]) + len(record["partition_key"]) for record in records)
         / max(1, len(records)),
         per_shard=emu.streams()["kinesis"][name]["shards"],
+        load_average=(load_before, os.getloadavg()[0]),
     )
     return figures
 
@@ -173,11 +175,16 @@ def _kinesis_run(emu, name: str, events: Path, count: int, shards: int, work_dir
 def _putevents_run(emu, events: Path, count: int, work_dir: Path) -> dict:
     emu.reset()
     print(f"  putevents: {count:,} events ...", flush=True)
+    load_before = os.getloadavg()[0]
     figures = _run_child(
         {"sink": "putevents", "events": str(events), "url": emu.url, "results": str(work_dir / "pe.parquet")}
     )
     stats = emu.stats()
-    figures.update(events=count, missing=count - (stats["events_accepted"] - stats["events_duplicated"]))
+    figures.update(
+        events=count,
+        missing=count - (stats["events_accepted"] - stats["events_duplicated"]),
+        load_average=(load_before, os.getloadavg()[0]),
+    )
     return figures
 
 
@@ -210,8 +217,8 @@ def report(figures: dict) -> list[str]:
     byte_share = window_rate * kinesis["record_bytes"] / (shards * SHARD_BYTES_PER_SECOND)
     cpu_record = kinesis["cpu_s"] * 1e6 / kinesis["events"]
     cpu_event = putevents["cpu_s"] * 1e6 / putevents["events"]
-    # The shard with the most records needs that many / 1,000 seconds at least: the load's ceiling.
-    hot_bound = min(capacity, SHARD_RECORDS_PER_SECOND * hot["records"] / max(hot["per_shard"].values()))
+    even_bound = _busiest_shard_bound(kinesis)
+    hot_bound = _busiest_shard_bound(hot)
     hot_rate = hot["events"] / hot["wall_s"]
     lines = [
         f"kinesis sink, {kinesis['events']:,} events of {figures['sizes']['endpoints']:,} evenly spread keys into "
@@ -222,19 +229,32 @@ def report(figures: dict) -> list[str]:
         f"{window_rate / capacity:.1%} of capacity (the shards' one-second burst allows up to "
         f"{(kinesis['window_s'] + 1) / max(kinesis['window_s'], 1e-9):.0%}); bytes {byte_share:.0%} of the byte capacity "
         f"({kinesis['record_bytes']:.0f} bytes/record)",
-        f"  records refused by the shard budget and resent: {kinesis['over_budget']:,}; per shard {kinesis['per_shard']}",
+        f"  MD5 spreads the keys unevenly: the busiest shard holds {max(kinesis['per_shard'].values()):,} records, "
+        f"which bounds the load at about {even_bound:,.0f} records/s (without the burst); per shard {kinesis['per_shard']}",
+        f"  records refused by the shard budget and resent: {kinesis['over_budget']:,}; load average {_load(kinesis)}",
         f"  delivered: {_delivered(kinesis)}; duplicates {kinesis['duplicates']:,}",
         f"client CPU: kinesis {cpu_record:.1f} µs/record, putevents {cpu_event:.1f} µs/event on the same file "
         f"(putevents {putevents['events'] / putevents['wall_s']:,.0f} events/s unthrottled; "
         f"target kinesis <= putevents: {_verdict(cpu_record <= cpu_event)}; "
-        f"putevents delivered: {_delivered(putevents)})",
+        f"putevents delivered: {_delivered(putevents)}; load average {_load(putevents)})",
         f"hot key: {hot['hot_records']:,} of {hot['events']:,} events ({hot['hot_records'] / hot['events']:.0%}) on one endpoint: "
         f"{hot_rate:,.0f} records/s over the load ({hot_rate / capacity:.0%} of capacity); the hot shard bounds it at "
         f"about {hot_bound:,.0f} records/s; {hot['over_budget']:,} records refused by the budget and resent; "
         f"per shard {hot['per_shard']}; delivered: {_delivered(hot)}; "
-        f"duplicates {hot['duplicates']:,}",
+        f"duplicates {hot['duplicates']:,}; load average {_load(hot)}",
     ]
     return lines
+
+
+def _busiest_shard_bound(figures: dict) -> float:
+    """Records/s the load cannot exceed (burst aside): its busiest shard takes 1,000 records a second."""
+    busiest = max(figures["per_shard"].values())
+    return min(figures["shards"] * SHARD_RECORDS_PER_SECOND, SHARD_RECORDS_PER_SECOND * figures["records"] / busiest)
+
+
+def _load(figures: dict) -> str:
+    before, after = figures["load_average"]
+    return f"{before:.1f}->{after:.1f}"
 
 
 def _delivered(figures: dict) -> str:
