@@ -29,9 +29,10 @@ OVER_BUDGET = "over_budget"
 class Settings:
     """What a running emulator does; all faults off by default.
 
-    ``latency_ms``, ``error_rate``, ``drop_rate`` and ``lost_response_rate`` apply to PutEvents and
-    to the Kinesis and Firehose writes alike; ``rate_limit`` and ``item_error_rate`` to PutEvents
-    only; the rest to the stream writes only (see ``emulator.streams``).
+    ``latency_ms``, ``error_rate``, ``drop_rate``, ``lost_response_rate`` and
+    ``lost_response_delay_ms`` apply to PutEvents and to the Kinesis and Firehose writes alike;
+    ``rate_limit`` and ``item_error_rate`` to PutEvents only; the rest to the stream writes only
+    (see ``emulator.streams``).
     """
 
     validate: bool = True

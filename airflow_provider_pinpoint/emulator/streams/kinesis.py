@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
@@ -44,7 +44,6 @@ class Stream:
     shards: ShardMap
     mode: str
     next_sequence: int = _FIRST_SEQUENCE
-    records: int = field(default=0)
 
     @property
     def arn(self) -> str:
@@ -237,7 +236,6 @@ class Kinesis:
     def _append(stream: Stream, shard: Shard, partition_key: str, data: bytes, now: float) -> str:
         sequence = stream.next_sequence
         stream.next_sequence += 1
-        stream.records += 1
         shard.records.append((sequence, now, partition_key, data))
         return str(sequence)
 
