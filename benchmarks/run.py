@@ -27,6 +27,8 @@ reported. Scenarios:
 - ``sync``: ``sync.py`` in a child: a daily sync of ``--sync-endpoints`` endpoints (default 200,000)
   with 2% changed against a full sync, requests and client CPU side by side (its own emulator);
   run ``sync.py`` alone for 1,000,000 endpoints and a 10,000,000-endpoint state.
+- ``kinesis``: ``kinesis_sink.py``: the Kinesis sink's records/s against its stream's shard capacity,
+  its client CPU per record against PutEvents' per event on the same data, and a hot key.
 
 Every loader run is also checked for exact packing: PutEvents requests answered against
 ceil(events / 100). Each rate scenario also gives its wall time against requests / rate.
@@ -57,7 +59,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
-SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages", "sync")
+SCENARIOS = ("throughput", "cli", "rate15", "rate200", "memory", "stages", "sync", "kinesis")
 EVENTS_PER_REQUEST = 100
 BIN = Path(sys.executable).parent
 # Targets printed next to the figures (issues 6 and 18).
@@ -503,6 +505,11 @@ def run_scenarios(args) -> tuple[list[Run], dict | None]:
                 stages = _stages(work_dir, args)
             elif scenario == "sync":
                 args.sync_figures = _sync(work_dir, args)
+            elif scenario == "kinesis":
+                import kinesis_sink
+
+                sizes_k = kinesis_sink.QUICK if args.quick else kinesis_sink.Sizes()
+                args.kinesis = kinesis_sink.run(emu, work_dir / "kinesis", sizes_k, args.seed)
     return runs, stages
 
 
@@ -701,6 +708,10 @@ def report(runs: list[Run], stages: dict | None, args) -> str:
             f"{stages['repeat']}, load avg {stages['load_average'][0]:.1f}->{stages['load_average'][1]:.1f}): "
             f"client CPU µs/event: {per_event}"
         )
+    if getattr(args, "kinesis", None):
+        import kinesis_sink
+
+        lines += kinesis_sink.report(args.kinesis)
     return "\n".join(lines)
 
 
@@ -784,6 +795,7 @@ def write_json(path: Path, runs: list[Run], stages: dict | None, args, load_aver
         ],
         "stages": stages,
         "startup": getattr(args, "startup", None),
+        "kinesis": getattr(args, "kinesis", None),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")

@@ -6,6 +6,7 @@ hand with ``pinpoint-emulator``: tests and notebooks never reach into the server
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -49,6 +50,30 @@ class EmulatorClient:
     def endpoints(self, app_id: str) -> dict[str, dict]:
         """Endpoint id -> the Endpoint map as last updated (only endpoints sent with a non-empty map)."""
         return self._call("GET", f"apps/{quote(app_id, safe='')}/endpoints")
+
+    def streams(self) -> dict:
+        """Kinesis and Firehose: ``stats`` (write requests, records accepted and failed, faults by
+        kind), ``kinesis`` (stream -> records per shard) and ``firehose`` (delivery stream -> records)."""
+        return self._call("GET", "streams")
+
+    def kinesis_records(self, stream_name: str) -> list[dict]:
+        """Every record a Kinesis stream holds, shard by shard in order of arrival.
+
+        Each entry: ``shard_id``, ``sequence_number``, ``partition_key``, ``arrival`` (epoch seconds)
+        and ``data`` (bytes). A
+        record written twice (a resend) is there twice, as in the service.
+        """
+        records = self._call("GET", f"streams/kinesis/{quote(stream_name, safe='')}/records")
+        for record in records:
+            record["data"] = base64.b64decode(record["data"])
+        return records
+
+    def firehose_records(self, delivery_stream_name: str) -> list[dict]:
+        """Every record delivered to a Firehose delivery stream in order: ``record_id`` and ``data`` (bytes)."""
+        records = self._call("GET", f"streams/firehose/{quote(delivery_stream_name, safe='')}/records")
+        for record in records:
+            record["data"] = base64.b64decode(record["data"])
+        return records
 
     def config(self) -> dict:
         """Current settings (validation and faults) and the declared applications."""

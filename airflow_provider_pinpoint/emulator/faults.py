@@ -18,11 +18,22 @@ LATENCY = "latency"
 DROP = "drop"
 LOST_RESPONSE = "lost_response"
 ITEM_ERROR = "item_error"
+# Kinds met only by the Kinesis and Firehose writes.
+THROTTLE = "throttle"
+UNAVAILABLE = "unavailable"
+RECORD_ERROR = "record_error"
+OVER_BUDGET = "over_budget"
 
 
 @dataclass(slots=True)
 class Settings:
-    """What a running emulator does; all faults off by default."""
+    """What a running emulator does; all faults off by default.
+
+    ``latency_ms``, ``error_rate``, ``drop_rate``, ``lost_response_rate`` and
+    ``lost_response_delay_ms`` apply to PutEvents and to the Kinesis and Firehose writes alike;
+    ``rate_limit`` and ``item_error_rate`` to PutEvents only; the rest to the stream writes only
+    (see ``emulator.streams``).
+    """
 
     validate: bool = True
     rate_limit: float | None = None  # requests per second, token bucket; None: unlimited
@@ -31,6 +42,18 @@ class Settings:
     drop_rate: float = 0.0  # fraction of connections closed before the request is processed
     lost_response_rate: float = 0.0  # fraction processed and recorded, then closed without an answer
     item_error_rate: float = 0.0  # fraction of events answered 429 or 500 inside a 202
+    # A lost response is withheld this long before the connection closes; past the client's read
+    # timeout it is a timeout rather than a reset. 0: closed at once.
+    lost_response_delay_ms: float = 0.0
+    # Kinesis: the write budget of every shard (the service's own: 1,000 records and 1 MiB a second).
+    shard_records_per_second: float = 1000.0
+    shard_bytes_per_second: float = 1024.0 * 1024.0
+    # Firehose: the write budget of every delivery stream; None: unlimited.
+    firehose_records_per_second: float | None = None
+    firehose_bytes_per_second: float | None = None
+    record_error_rate: float = 0.0  # fraction of stream records failed with InternalFailure inside a 200
+    throttle_rate: float = 0.0  # fraction of stream writes refused whole as throttled
+    unavailable_rate: float = 0.0  # fraction of stream writes answered 503
     seed: int = 0
 
     def updated(self, **changes: object) -> Settings:
@@ -40,7 +63,7 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown emulator setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         values = asdict(self) | changes
-        for name in ("error_rate", "drop_rate", "lost_response_rate", "item_error_rate"):
+        for name in _RATES:
             values[name] = float(values[name])
             if not 0.0 <= values[name] <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {values[name]}")
@@ -48,15 +71,46 @@ class Settings:
             values["rate_limit"] = float(values["rate_limit"])
             if values["rate_limit"] <= 0:
                 raise ValueError(f"rate_limit must be positive, not {values['rate_limit']}")
-        values["latency_ms"] = float(values["latency_ms"])
-        if values["latency_ms"] < 0:
-            raise ValueError(f"latency_ms must not be negative, not {values['latency_ms']}")
+        for name in ("latency_ms", "lost_response_delay_ms"):
+            values[name] = float(values[name])
+            if not values[name] >= 0:
+                raise ValueError(f"{name} must not be negative, not {values[name]}")
+        for name in _BUDGETS:
+            if values[name] is not None or name in _REQUIRED_BUDGETS:
+                values[name] = _positive(name, values[name])
         values["seed"] = int(values["seed"])
         values["validate"] = bool(values["validate"])
         return Settings(**values)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+_RATES = (
+    "error_rate",
+    "drop_rate",
+    "lost_response_rate",
+    "item_error_rate",
+    "record_error_rate",
+    "throttle_rate",
+    "unavailable_rate",
+)
+_BUDGETS = (
+    "shard_records_per_second",
+    "shard_bytes_per_second",
+    "firehose_records_per_second",
+    "firehose_bytes_per_second",
+)
+_REQUIRED_BUDGETS = frozenset({"shard_records_per_second", "shard_bytes_per_second"})
+
+
+def _positive(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    return number
 
 
 class TokenBucket:
@@ -107,6 +161,15 @@ class Faults:
         if self._chance(self.settings.item_error_rate):
             return 429 if self._rng.random() < 0.5 else 500
         return None
+
+    def record_error(self) -> bool:
+        return self._chance(self.settings.record_error_rate)
+
+    def throttle_stream(self) -> bool:
+        return self._chance(self.settings.throttle_rate)
+
+    def unavailable(self) -> bool:
+        return self._chance(self.settings.unavailable_rate)
 
     def latency_s(self) -> float:
         mean = self.settings.latency_ms

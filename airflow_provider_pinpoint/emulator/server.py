@@ -21,11 +21,15 @@ import httptools
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.emulator import wire
 from airflow_provider_pinpoint.emulator.service import Emulator
+from airflow_provider_pinpoint.emulator.streams.protocol import STREAM_MAX_BODY
 
 # Headers the emulator looks at; everything else is parsed and ignored.
-_WANTED_HEADERS = frozenset({b"authorization", b"content-type", b"expect", b"host"})
+_WANTED_HEADERS = frozenset({b"authorization", b"content-type", b"expect", b"host", b"x-amz-target"})
 # Bodies larger than this are not kept in memory; the request is answered 413.
 _MAX_BODY = quotas.MAX_REQUEST_BYTES
+# The same for Kinesis and Firehose calls (named by X-Amz-Target), whose 5 MiB of records travel
+# base64-encoded inside JSON.
+_MAX_STREAM_BODY = STREAM_MAX_BODY
 # After a refusal the connection keeps reading (and dropping) for this long, so the client, which
 # may still be sending, reads the answer instead of a reset.
 _LINGER_S = 2.0
@@ -117,6 +121,7 @@ class HttpProtocol(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body_parts: list[bytes] = []
         self.body_size = 0
+        self.max_body = _MAX_BODY
 
     @property
     def busy(self) -> bool:
@@ -195,19 +200,21 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
+        if "x-amz-target" in self.headers:
+            self.max_body = _MAX_STREAM_BODY
         if self.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
-        if self.body_size <= _MAX_BODY:
+        if self.body_size <= self.max_body:
             self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
         self._in_request = False
         self._headers_done = False
         self._cancel_timer()
-        too_large = self.body_size > _MAX_BODY
+        too_large = self.body_size > self.max_body
         self._waiting.append(
             _Request(
                 self.parser.get_method().decode(),

@@ -26,6 +26,7 @@ from airflow_provider_pinpoint.emulator import faults as fault_kinds
 from airflow_provider_pinpoint.emulator import wire
 from airflow_provider_pinpoint.emulator.faults import Faults, Settings
 from airflow_provider_pinpoint.emulator.store import MemoryStore
+from airflow_provider_pinpoint.emulator.streams.service import Streams
 from airflow_provider_pinpoint.emulator.validation import DROPPED, check_endpoint, check_endpoint_id, check_event
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -77,6 +78,8 @@ class Emulator:
         # Off: only loopback names are accepted in Host. On when serving other machines, whose
         # clients name this one however they reach it.
         self.allow_remote = allow_remote
+        # Kinesis and Firehose, on the same port (in memory only, whatever the store).
+        self.streams = Streams()
         self._initial = settings
         self.configure(settings)
 
@@ -87,6 +90,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget records and statistics, and turn every fault off."""
         self.store.reset()
+        self.streams.reset()
         self.configure(Settings(validate=self._initial.validate, seed=self._initial.seed))
 
     def _count_fault(self, kind: str, n: int = 1) -> None:
@@ -105,11 +109,18 @@ class Emulator:
                     "localhost, 127.0.0.1 and [::1] only, unless started with --allow-remote"
                 },
             )
+        target = headers.get("x-amz-target")
+        if target is not None and path == "/":
+            if method != "POST":
+                return wire.error_answer(wire.METHOD_NOT_ALLOWED, f"Method {method} is not allowed here")
+            problem = self._auth_problem(headers)
+            return self.streams.handle(target, problem, body, too_large, self.faults, self.settings)
         parts = [unquote(part) for part in path.split("/")[1:]]
         if len(parts) == 4 and parts[0] == "v1" and parts[1] == "apps" and parts[3] == "events":
             if method != "POST":
                 return wire.error_answer(wire.METHOD_NOT_ALLOWED, f"Method {method} is not allowed here")
-            return self.put_events(parts[2], headers, body, too_large)
+            # A stray X-Amz-Target raised the server's body cap to the streams' one: PutEvents keeps its own.
+            return self.put_events(parts[2], headers, body, too_large or len(body) > quotas.MAX_REQUEST_BYTES)
         if parts and parts[0] == "_emulator":
             if method not in _READ_METHODS and not is_json(headers.get("content-type", "")):
                 return wire.json_answer(
@@ -141,7 +152,7 @@ class Emulator:
         answer = self._put_events(app, headers, body, too_large)
         if self.settings.latency_ms:
             self._count_fault(fault_kinds.LATENCY)
-            answer.delay_s = self.faults.latency_s()
+            answer.delay_s += self.faults.latency_s()
         return answer
 
     def _put_events(self, app: str, headers: dict[str, str], body: bytes, too_large: bool) -> wire.Answer:
@@ -174,7 +185,7 @@ class Emulator:
         results = self._process(app, batch_item)
         if faults.lose_response():
             self._count_fault(fault_kinds.LOST_RESPONSE)
-            return wire.Answer(None, close=True)
+            return wire.Answer(None, close=True, delay_s=self.settings.lost_response_delay_ms / 1000.0)
         return wire.json_answer(202, {"Results": results})
 
     def _process(self, app: str, batch_item: dict[str, wire.EventsBatch]) -> dict:
@@ -266,6 +277,10 @@ class Emulator:
         if route == ("POST", "reset"):
             self.reset()
             return wire.json_answer(200, self._config())
+        if parts and parts[0] == "streams" and method == "GET":
+            streams = self.streams.inspect(parts)
+            if streams is not None:
+                return streams
         if len(parts) == 3 and parts[0] == "apps" and method == "GET":
             if parts[2] == "events":
                 return wire.Answer(200, self._events_json(parts[1]), [("x-amzn-RequestId", wire.new_request_id())])

@@ -41,6 +41,7 @@ REASONS = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -88,6 +89,7 @@ class Answer:
     headers: list[tuple[str, str]] = field(default_factory=list)
     delay_s: float = 0.0
     close: bool = False
+    content_type: str = "application/json"
 
 
 def json_answer(status: int, payload: object, request_id: str | None = None) -> Answer:
@@ -114,7 +116,7 @@ def serialise_head(answer: Answer, keep_alive: bool) -> bytes:
     if status is None:
         raise ValueError("an answer without a status closes the connection; it has no head to send")
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
-    lines.append("Content-Type: application/json")
+    lines.append(f"Content-Type: {answer.content_type}")
     lines.append(f"Content-Length: {len(answer.body)}")
     lines.extend(f"{name}: {value}" for name, value in answer.headers)
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")

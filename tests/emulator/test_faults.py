@@ -6,8 +6,10 @@ import json
 import socket
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
-from botocore.exceptions import ConnectionClosedError
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from airflow_provider_pinpoint.emulator.faults import TokenBucket
 from tests.helpers.wire import APP, event
@@ -132,3 +134,18 @@ def test_pipelined_requests_are_answered_in_order_behind_a_delayed_answer(emulat
         while received.count(b"HTTP/1.1 202") < 2 or not received.endswith(b"}}}}"):
             received += sock.recv(65536)
     assert received.index(b"ep-first") < received.index(b"ep-second")
+
+
+def test_a_lost_response_held_past_the_read_timeout_is_a_timeout_and_the_events_are_recorded(emulator):
+    emulator.configure(lost_response_rate=1.0, lost_response_delay_ms=1500)
+    impatient = boto3.client(
+        "pinpoint",
+        endpoint_url=emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=0.3),
+    )
+    with pytest.raises(ReadTimeoutError):
+        impatient.put_events(ApplicationId=APP, EventsRequest=one_event_request())
+    assert [entry["event_id"] for entry in emulator.events(APP)] == ["ev-1"]
