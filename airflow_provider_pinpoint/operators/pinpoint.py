@@ -1,4 +1,8 @@
-"""Load endpoints and events tables into Amazon Pinpoint from a DAG."""
+"""Load endpoints and events tables into Amazon Pinpoint from a DAG.
+
+:class:`PinpointLoadBaseOperator` is the task every sink's operator shares (rate and pool share,
+results, resume, assets, lineage, failures); the sink's operator names its hook and destination.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.amazon.aws.utils.mixins import AwsHookType, aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
-from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+from airflow_provider_pinpoint.hooks.pinpoint import SINGLE_ATTEMPT, PinpointHook
 from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
@@ -37,8 +41,8 @@ _ASSET_EXTRA_KEYS = (
 )
 
 
-class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
-    """Send an endpoints table and/or an events table to Amazon Pinpoint with PutEvents.
+class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
+    """Send an endpoints table and/or an events table to a sink: the task each sink's operator runs.
 
     The work is done by :func:`airflow_provider_pinpoint.load_events`: rows are validated, packed
     into requests within the service quotas, sent under a rate limit with retries, and every input
@@ -94,7 +98,6 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     """
 
-    aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
         "application_id", "events", "endpoints", "results", "results_asset", "column_mapping", "pool_size"
     )
@@ -145,7 +148,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         from airflow_provider_pinpoint.load import load_events
 
         requests_per_second = self._requests_per_second()
-        client = self.hook.conn
+        client = self._client()
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
@@ -167,6 +170,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 progress="log",
                 run_id=context["run_id"],
                 stop_event=self._stop_event,
+                **self._sink_arguments(),
             )
         except RejectRatioExceeded as err:
             self.log.info("Summary: %s", json.dumps(err.report.summary.to_dict()))
@@ -174,7 +178,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
         summary = report.summary.to_dict()
-        self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
+        self.log.info("Loaded into %s. Summary: %s", self._destination(), json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(
                 f"Stopped on request after {summary.get('accepted')} accepted rows; {self._retry_hint()}"
@@ -187,6 +191,23 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         if not self.validate_only:
             self._record_asset_events(context, summary)
         return summary
+
+    def _client(self) -> Any:
+        """The hook's boto3 client, one attempt per call unless the connection or operator set retries."""
+        config = None if self.hook.config.retries is not None else self.hook.config.merge(SINGLE_ATTEMPT)
+        return self.hook.get_client_type(region_name=self.hook.region_name, config=config)
+
+    def _sink_arguments(self) -> dict[str, Any]:
+        """The ``load_events`` arguments that choose the sink (PutEvents: none, it is the default)."""
+        return {}
+
+    def _destination(self) -> str:
+        """Where the rows go, for the task log."""
+        return f"application {self.application_id}"
+
+    def _destination_dataset(self) -> tuple[str, str]:
+        """The (namespace, name) of the destination in lineage: the service endpoint and the application."""
+        return self._endpoint_url or "pinpoint", f"apps/{self.application_id}"
 
     def _requests_per_second(self) -> float:
         """This task's rate: ``requests_per_second``, or the most that keeps its pool slots' share.
@@ -256,10 +277,20 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         inputs = [Dataset(*_ol_name(source)) for source in (self.events, self.endpoints) if _is_location(source)]
-        outputs = [Dataset(namespace=self._endpoint_url or "pinpoint", name=f"apps/{self.application_id}")]
+        outputs = [Dataset(*self._destination_dataset())]
         if self.results:
             outputs.append(Dataset(*_ol_name(self.results)))
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+class PinpointPutEventsOperator(PinpointLoadBaseOperator[PinpointHook]):
+    """Send an endpoints table and/or an events table to Amazon Pinpoint with PutEvents.
+
+    The parameters, the summary it returns and the ways it fails are those of
+    :class:`PinpointLoadBaseOperator`; ``requests_per_second`` is in PutEvents requests.
+    """
+
+    aws_hook_class = PinpointHook
 
 
 def _is_location(source: Any) -> bool:
