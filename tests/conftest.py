@@ -1,5 +1,6 @@
 """Fixtures shared by every test area: one emulator per session (reset before each test), a boto3
-client for it, the results journal as written, and Airflow connections given as users give them."""
+client for it, moto's server for the Kinesis and Firehose sinks (``moto_server``, its base URL), the
+results journal as written, and Airflow connections given as users give them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from airflow_provider_pinpoint.emulator import EmulatorClient, run_emulator
 from airflow_provider_pinpoint.results.journal import ResultsWriter
 from tests.helpers.items import emulator_client
+from tests.helpers.moto_server import moto_server
+
+__all__ = ["moto_server"]
 
 
 @pytest.fixture(scope="session")
