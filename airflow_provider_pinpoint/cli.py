@@ -84,7 +84,19 @@ def _parser() -> argparse.ArgumentParser:
         "(required, except with --dry-run)",
     )
     parser.add_argument(
-        "--endpoint-url", metavar="URL", help="send to this PutEvents-compatible endpoint (e.g. the emulator)"
+        "--sink",
+        choices=("pinpoint", "kinesis", "firehose"),
+        default="pinpoint",
+        help="where the rows go: pinpoint (PutEvents, the default), kinesis (a Kinesis data stream, with "
+        "--stream-name) or firehose (a Firehose delivery stream, with --delivery-stream); kinesis and firehose "
+        "get one record of Pinpoint's event-stream JSON per row",
+    )
+    parser.add_argument("--stream-name", metavar="NAME", help="the Kinesis data stream (--sink kinesis)")
+    parser.add_argument("--delivery-stream", metavar="NAME", help="the Firehose delivery stream (--sink firehose)")
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="send to this endpoint of the chosen sink's service (e.g. the emulator, or a local Kinesis)",
     )
     parser.add_argument("--region", metavar="R", help="AWS region (default: from the AWS configuration)")
     parser.add_argument(
@@ -93,10 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--requests-per-second",
         type=_positive_float,
-        default=quotas.DEFAULT_REQUESTS_PER_SECOND,
         metavar="N",
-        help="request rate shared by all threads; slowed down automatically when throttled (default: %(default)s, "
-        "the documented PutEvents quota)",
+        help="request rate shared by all threads; slowed down automatically when throttled (default: "
+        f"{quotas.DEFAULT_REQUESTS_PER_SECOND:g}, the documented PutEvents quota; kinesis: no cap; firehose: 1000)",
+    )
+    parser.add_argument(
+        "--records-per-second",
+        type=_positive_float,
+        metavar="N",
+        help="kinesis/firehose: records per second (default: kinesis 1000 per open shard of the stream; "
+        "firehose 100000); slowed down when throttled",
+    )
+    parser.add_argument(
+        "--bytes-per-second",
+        type=_positive_float,
+        metavar="N",
+        help="kinesis/firehose: record bytes per second (default: kinesis 1 MiB per open shard; firehose 1 MiB)",
     )
     parser.add_argument(
         "--max-in-flight", type=_positive_int, default=8, metavar="N", help="requests sent concurrently (default: 8)"
@@ -227,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --events, --endpoints or both")
     if args.results is None and not args.dry_run:
         parser.error("give --results (where the results table goes); only --dry-run can do without")
+    from airflow_provider_pinpoint.sinks.target import SinkTarget
+
+    try:
+        SinkTarget.of(args.sink, args.stream_name, args.delivery_stream)
+    except PinpointLoaderError as exc:
+        parser.error(str(exc))
     _log_to_stderr()
     out = sys.stdout
 
@@ -269,7 +299,12 @@ def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO
                 session=session,
                 endpoint_url=args.endpoint_url,
                 region_name=args.region,
+                sink=args.sink,
+                stream_name=args.stream_name,
+                delivery_stream_name=args.delivery_stream,
                 requests_per_second=args.requests_per_second,
+                records_per_second=args.records_per_second,
+                bytes_per_second=args.bytes_per_second,
                 max_in_flight=args.max_in_flight,
                 max_attempts=args.max_attempts,
                 column_mapping=mapping,

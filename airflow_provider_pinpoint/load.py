@@ -42,6 +42,7 @@ from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
+from airflow_provider_pinpoint.sinks.target import Sink, SinkTarget
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
 if TYPE_CHECKING:
@@ -120,7 +121,12 @@ def load_events(
     session: Any = None,
     endpoint_url: str | None = None,
     region_name: str | None = None,
-    requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+    sink: Sink = "pinpoint",
+    stream_name: str | None = None,
+    delivery_stream_name: str | None = None,
+    requests_per_second: float | None = None,
+    records_per_second: float | None = None,
+    bytes_per_second: float | None = None,
     max_in_flight: int = 8,
     max_attempts: int = 8,
     column_mapping: Mapping[str, Any] | None = None,
@@ -140,7 +146,17 @@ def load_events(
     ``.csv``; a local path, an fsspec URL or an ``ObjectStoragePath``, written with its connection);
     running again with the same location resumes. The client is
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
-    ``endpoint_url`` and ``region_name`` and botocore's own retries off. ``storage_options``: passed
+    ``endpoint_url`` and ``region_name`` and botocore's own retries off.
+
+    ``sink`` chooses the destination: ``"pinpoint"`` (PutEvents, the default), ``"kinesis"`` (a Kinesis
+    data stream, ``stream_name`` required) or ``"firehose"`` (a Firehose delivery stream,
+    ``delivery_stream_name`` required); on the last two every row goes as one record of Pinpoint's
+    event-stream JSON (see docs/migration.md), and ``client``, ``endpoint_url`` and ``region_name`` are
+    those of that service. ``requests_per_second`` (default: 15, the PutEvents quota; no request cap on
+    Kinesis; 1,000 on Firehose), ``records_per_second`` and ``bytes_per_second`` (Kinesis: by default
+    1,000 records and 1 MiB per second per open shard of the stream; Firehose: 100,000 and 1 MiB, the
+    smallest regions' quota) set the sending rate; each is slowed down when the service throttles.
+    ``storage_options``: passed
     to fsspec for every URL among the inputs and ``results`` (as in pandas, e.g. s3fs's ``key``,
     ``secret``, ``endpoint_url``); never logged or summarised.
 
@@ -152,6 +168,7 @@ def load_events(
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
+    target = SinkTarget.of(sink, stream_name, delivery_stream_name)
     if storage_options:  # as in pandas, an empty dict is no options
         events, endpoints, results = _with_storage_options(storage_options, events, endpoints, results)
     run = _Run(
@@ -167,13 +184,15 @@ def load_events(
     )
     if dry_run:
         return run.dry_run()
+    if target.sink != "pinpoint":
+        raise NotImplementedError(f"the {target.sink} sink is not built yet")
     return run.load(
         results,
         client=client,
         session=session,
         endpoint_url=endpoint_url,
         region_name=region_name,
-        requests_per_second=requests_per_second,
+        requests_per_second=quotas.DEFAULT_REQUESTS_PER_SECOND if requests_per_second is None else requests_per_second,
         max_in_flight=max_in_flight,
         max_attempts=max_attempts,
         stop_event=stop_event,
