@@ -113,7 +113,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         results_asset: Any = None,
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
-        requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+        requests_per_second: float | None = quotas.DEFAULT_REQUESTS_PER_SECOND,
         pool_size: int | str | None = None,
         max_in_flight: int = 8,
         max_attempts: int = 8,
@@ -147,7 +147,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
 
-        requests_per_second = self._requests_per_second()
+        rates = self._rates()
         client = self._client()
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
@@ -159,7 +159,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
                 application_id=self.application_id,
                 results=self.results,
                 client=client,
-                requests_per_second=requests_per_second,
+                **rates,
                 max_in_flight=self.max_in_flight,
                 max_attempts=self.max_attempts,
                 column_mapping=self.column_mapping,
@@ -209,16 +209,18 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         """The (namespace, name) of the destination in lineage: the service endpoint and the application."""
         return self._endpoint_url or "pinpoint", f"apps/{self.application_id}"
 
-    def _requests_per_second(self) -> float:
-        """This task's rate: ``requests_per_second``, or the most that keeps its pool slots' share.
+    def _rates(self) -> dict[str, Any]:
+        """The rate arguments of ``load_events``: ``requests_per_second``, or its pool slots' share."""
+        pool_size = self._pool_size()
+        if pool_size is None:
+            return {"requests_per_second": self.requests_per_second}
+        rate = quotas.DEFAULT_REQUESTS_PER_SECOND if self.requests_per_second is None else self.requests_per_second
+        return {"requests_per_second": self._shared_rate(rate, "requests", pool_size)}
 
-        The share is ``requests_per_second * pool_slots / pool_size`` requests in any one second.
-        The rate limiter may start with a reserve of one request (or ``BURST_S`` seconds' worth) on
-        top of its rate, so the rate is the share less that reserve: the tasks that run at once then
-        stay within the quota in every second, not only on average.
-        """
+    def _pool_size(self) -> int | None:
+        """``pool_size`` as a whole number of slots, or None when the task does not share its pool's rate."""
         if self.pool_size is None or self.pool_size == "":
-            return self.requests_per_second
+            return None
         try:
             pool_size = int(self.pool_size)
         except ValueError:
@@ -228,23 +230,35 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
                 f"pool_size {pool_size} is smaller than this task's pool_slots {self.pool_slots}: "
                 f"give the size of pool {self.pool!r}."
             )
-        share = self.requests_per_second * self.pool_slots / pool_size
-        rate = share - max(1.0, share * BURST_S)
-        if rate <= 0:
+        return pool_size
+
+    def _shared_rate(self, rate: float, unit: str, pool_size: int) -> float:
+        """The most of ``rate`` (``unit`` per second) that keeps this task within its pool slots' share.
+
+        The share is ``rate * pool_slots / pool_size`` in any one second. The rate limiter may start
+        with a reserve of one unit (or ``BURST_S`` seconds' worth) on top of its rate, so the rate is
+        the share less that reserve: the tasks that run at once then stay within the quota in every
+        second, not only on average.
+        """
+        share = rate * self.pool_slots / pool_size
+        shared = share - max(1.0, share * BURST_S)
+        if shared <= 0:
             raise AirflowFailException(
                 f"pool_size {pool_size}: that many slots of pool {self.pool!r} cannot share "
-                f"{self.requests_per_second:g} requests/s, as each running task may send a request in any "
-                f"second. Give the pool at most {int(self.requests_per_second // 2)} slots."
+                f"{rate:g} {unit}/s, as each running task may send a request in any "
+                f"second. Give the pool at most {int(rate // 2)} slots."
             )
         self.log.info(
-            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %g requests/s.",
-            rate,
+            "Sending at %.3g %s/s: %d of the %d slots of pool %s, which share %g %s/s.",
+            shared,
+            unit,
             self.pool_slots,
             pool_size,
             self.pool,
-            self.requests_per_second,
+            rate,
+            unit,
         )
-        return rate
+        return shared
 
     def _retry_hint(self) -> str:
         if self.results:
