@@ -1,0 +1,82 @@
+"""The Kinesis example DAG, run as a user runs it: ``airflow dags test`` on a SQLite metadata DB, into a
+stream on moto's server, with the ``aws`` connection (its ``endpoint_url``) given as an
+``AIRFLOW_CONN_*`` environment variable. Every record is read back from the stream's shards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.dags.test_example_dags import AIRFLOW, DAILY, airflow_env
+from tests.helpers.moto_server import create_stream, decoded, stream_records
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
+
+DAY = "2026-11-24"
+
+
+@dataclass
+class KinesisRun:
+    stream: str
+    results: Path
+    log: str
+    returncode: int
+
+
+@pytest.fixture(scope="module")
+def kinesis_run(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> KinesisRun:
+    home = tmp_path_factory.mktemp("airflow_home_kinesis")
+    env = airflow_env(home)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    stream = create_stream(moto_server, shards=2)
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }
+    out = tmp_path_factory.mktemp("kinesis")
+    conf = {"stream_name": stream, "application_id": "kinesis-app", "results_dir": str(out / "results")}
+    done = subprocess.run(
+        [AIRFLOW, "dags", "test", "pinpoint_to_kinesis", DAY, "--conf", json.dumps(conf)],
+        env={**env, "AIRFLOW_CONN_KINESIS_DEFAULT": json.dumps(connection)},
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    return KinesisRun(
+        stream, out / "results" / f"date={DAY}" / "results.parquet", done.stdout + done.stderr, done.returncode
+    )
+
+
+def test_the_days_events_reach_the_stream_once_each_as_the_input_says(kinesis_run, moto_server):
+    assert kinesis_run.returncode == 0 and "state=success" in kinesis_run.log, kinesis_run.log[-4000:]
+    events = pd.read_parquet(DAILY / "events" / f"date={DAY}")
+    results = pd.read_parquet(kinesis_run.results)
+    event_ids = set(results.loc[results["record_type"] == "event", "event_id"])
+    read = stream_records(moto_server, kinesis_run.stream)
+    records = [
+        (raw, record) for raw, record in zip(read, decoded(read), strict=True) if record.get("event_id") in event_ids
+    ]
+    assert len(records) == len(event_ids) == len(events)
+    by_id = {record["event_id"]: (raw, record) for raw, record in records}
+    for event_id, row in events.dropna(subset=["EventId"]).set_index("EventId").iterrows():
+        raw, record = by_id[event_id]
+        assert raw["partition_key"] == record["client"]["client_id"] == row["EndpointId"]
+        assert (record["event_type"], record["application"]["app_id"]) == (row["EventType"], "kinesis-app")
+        assert record["event_timestamp"] == int(pd.Timestamp(row["Timestamp"]).timestamp() * 1000)
+
+
+def test_the_results_table_has_one_accepted_row_per_input_row(kinesis_run):
+    assert kinesis_run.returncode == 0, kinesis_run.log[-4000:]
+    results = pd.read_parquet(kinesis_run.results)
+    endpoints = pd.read_parquet(DAILY / "endpoints" / f"date={DAY}")
+    events = pd.read_parquet(DAILY / "events" / f"date={DAY}")
+    assert results["record_type"].value_counts().to_dict() == {"event": len(events), "endpoint": len(endpoints)}
+    assert set(results["status"]) == {"accepted"}
+    assert not results.duplicated(["source", "source_row"]).any()
