@@ -245,7 +245,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         if shared <= 0:
             raise AirflowFailException(
                 f"pool_size {pool_size}: that many slots of pool {self.pool!r} cannot share "
-                f"{rate:g} {unit}/s, as each running task may send a request in any "
+                f"{rate:g} {unit}/s, as each running task may send one in any "
                 f"second. Give the pool at most {int(rate // 2)} slots."
             )
         self.log.info(
@@ -286,7 +286,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
                 context["outlet_events"][outlet].add(asset, extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Inputs: the tables read. Outputs: the Pinpoint application and the results table."""
+        """Inputs: the tables read. Outputs: the destination (the Pinpoint application, the stream) and the results table."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
