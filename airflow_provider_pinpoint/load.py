@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
@@ -41,12 +40,13 @@ from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteEr
 from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
-from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport
-from airflow_provider_pinpoint.sinks.target import Sink, SinkTarget
+from airflow_provider_pinpoint.sinks.target import Rates, Sink, SinkTarget
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from airflow_provider_pinpoint.sinks.connect import ReadySink
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,7 @@ def load_events(
         events,
         endpoints,
         application_id=application_id,
+        target=target,
         column_mapping=column_mapping,
         csv_list_delimiter=csv_list_delimiter,
         max_reject_ratio=max_reject_ratio,
@@ -184,15 +185,13 @@ def load_events(
     )
     if dry_run:
         return run.dry_run()
-    if target.sink != "pinpoint":
-        raise NotImplementedError(f"the {target.sink} sink is not built yet")
     return run.load(
         results,
         client=client,
         session=session,
         endpoint_url=endpoint_url,
         region_name=region_name,
-        requests_per_second=quotas.DEFAULT_REQUESTS_PER_SECOND if requests_per_second is None else requests_per_second,
+        rates=Rates(requests_per_second, records_per_second, bytes_per_second),
         max_in_flight=max_in_flight,
         max_attempts=max_attempts,
         stop_event=stop_event,
@@ -209,6 +208,7 @@ class _Run:
         endpoints: Any,
         *,
         application_id: str,
+        target: SinkTarget,
         column_mapping: Mapping[str, Any] | None,
         csv_list_delimiter: str | None,
         max_reject_ratio: float | None,
@@ -229,6 +229,7 @@ class _Run:
         self.events = events
         self.endpoints = endpoints
         self.application_id = application_id
+        self.target = target
         self.column_mapping = column_mapping
         self.csv_list_delimiter = csv_list_delimiter
         self.max_reject_ratio = max_reject_ratio
@@ -242,6 +243,20 @@ class _Run:
         self._recorded = 0  # rows written to the results this run
 
     def _prepared(self, skip: Mapping[str, Collection[int]] | None) -> Iterator[Request | list]:
+        if self.target.sink != "pinpoint":
+            from airflow_provider_pinpoint.prepare.stream_flow import prepare_records
+            from airflow_provider_pinpoint.sinks.connect import limits_of
+
+            return prepare_records(
+                self.events,
+                self.endpoints,
+                application_id=self.application_id,
+                limits=limits_of(self.target),
+                loaded_at_ms=int(self.started_at.timestamp() * 1000),
+                column_mapping=self.column_mapping,
+                csv_list_delimiter=self.csv_list_delimiter,
+                skip=skip,
+            )
         from airflow_provider_pinpoint.prepare.flow import prepare
 
         return prepare(
@@ -294,17 +309,21 @@ class _Run:
         session: Any,
         endpoint_url: str | None,
         region_name: str | None,
-        requests_per_second: float,
+        rates: Rates,
         max_in_flight: int,
         max_attempts: int,
         stop_event: threading.Event | None,
     ) -> LoadReport:
         """Send everything not done yet and write the results; the report of the whole table."""
-        if not _positive_number(requests_per_second) or not _whole_at_least_1(max_in_flight, max_attempts):
+        given = (rates.requests_per_second, rates.records_per_second, rates.bytes_per_second)
+        if not all(rate is None or _positive_number(rate) for rate in given) or not _whole_at_least_1(
+            max_in_flight, max_attempts
+        ):
             # NaN passed "<= 0" and turned the rate limit off; text failed with a TypeError.
             raise InputError(
-                "requests_per_second must be a finite number > 0, max_in_flight and max_attempts whole numbers >= 1; "
-                f"got {requests_per_second!r}, {max_in_flight!r}, {max_attempts!r}"
+                "requests_per_second must be a finite number > 0 (records_per_second and bytes_per_second too) or "
+                "None, max_in_flight and max_attempts whole numbers >= 1; "
+                f"got {given[0]!r}, {given[1]!r}, {given[2]!r}, {max_in_flight!r}, {max_attempts!r}"
             )
         store = ResultsStore(results)
         # One run at a time per results location, from before it reads what to skip until the table is
@@ -314,18 +333,19 @@ class _Run:
             skipped = sum(len(rows) for rows in (skip or {}).values())
             if self.on_invalid == "fail":
                 self._fail_on_invalid(skip)
-            client = make_client(client, session, endpoint_url, region_name, max_in_flight)
-            stats, counts = self._send(
-                store,
-                skip,
-                skipped,
-                PutEventsTransport(client),
-                str(client.meta.endpoint_url),
-                requests_per_second=requests_per_second,
-                max_in_flight=max_in_flight,
-                max_attempts=max_attempts,
-                stop_event=stop_event,
-            )
+            client = make_client(client, session, endpoint_url, region_name, max_in_flight, service=self.target.service)
+            from airflow_provider_pinpoint.sinks.connect import ready_sink
+
+            with ready_sink(self.target, client, rates, stop_event) as sink:
+                stats, counts = self._send(
+                    store,
+                    skip,
+                    skipped,
+                    sink,
+                    max_in_flight=max_in_flight,
+                    max_attempts=max_attempts,
+                    stop_event=stop_event,
+                )
         self._check_accounting(store, sum(counts.values()), skipped)
         stopped = stop_event is not None and stop_event.is_set()
         location = None if store.location is None else without_userinfo(store.location)
@@ -350,10 +370,8 @@ class _Run:
         store: ResultsStore,
         skip: Mapping[str, Collection[int]] | None,
         skipped: int,
-        transport: PutEventsTransport,
-        target: str,
+        sink: ReadySink,
         *,
-        requests_per_second: float,
         max_in_flight: int,
         max_attempts: int,
         stop_event: threading.Event | None,
@@ -361,6 +379,7 @@ class _Run:
         """Send and record every row; then compact the results (also when sending failed): this run's
         sending statistics and the results table's rows by status."""
         where = _where(store)
+        transport = sink.transport
         log.info(
             "loading into %s; results: %s; run %s", transport.describe_target(self.application_id), where, self.run_id
         )
@@ -368,6 +387,7 @@ class _Run:
         meter = self._progress(skipped)
 
         def record(decided: Outcomes) -> None:
+            decided = sink.noted(decided)
             self._write(writer.add_outcomes, decided, where)
             meter.update(
                 accepted=decided.accepted,
@@ -386,7 +406,7 @@ class _Run:
                     self._write(writer.add_rejections, out, where)
                     meter.update(rejected=len(out))
 
-        with shared_limiter(target, requests_per_second) as limiter:
+        with shared_limiter(sink.target, sink.requests_per_second) as limiter:
             sender = Sender(
                 transport,
                 self.application_id,
@@ -394,6 +414,8 @@ class _Run:
                 limiter=limiter,
                 max_in_flight=max_in_flight,
                 max_attempts=max_attempts,
+                max_events_per_request=sink.max_items,
+                max_request_bytes=sink.max_bytes,
                 stop_event=stop_event,
             )
             try:

@@ -51,7 +51,7 @@ def needs_escape(strings: pa.Array) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Json:
+class Json:
     """The JSON text of one member's value in every row: ``opening`` (joined to the key), then ``parts``.
 
     ``present`` marks the rows that have the value; every part is null elsewhere, so the parts of
@@ -73,22 +73,22 @@ def constant(text: str, present: np.ndarray) -> pa.Array:
     )
 
 
-def _value(values: pa.Array) -> _Json:
+def json_value(values: pa.Array) -> Json:
     present = valid_mask(values)
     if pa.types.is_timestamp(values.type):
         text, _ = coerce.to_iso(values, "", '"')
-        return _Json('"', [text], present)
+        return Json('"', [text], present)
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
-        return _Json("", [pc.cast(values, pa.string())], present)
+        return Json("", [pc.cast(values, pa.string())], present)
     if pa.types.is_list(values.type):
         offsets = pc.subtract(values.offsets, values.offsets[0])
         quoted = pc.binary_join_element_wise('"', escaped(values.flatten()), '"', "")
         lists = pa.ListArray.from_arrays(offsets, quoted, mask=values.is_null())
-        return _Json("[", [pc.binary_join(lists, ","), constant("]", present)], present)
-    return _Json('"', [escaped(values), constant('"', present)], present)
+        return Json("[", [pc.binary_join(lists, ","), constant("]", present)], present)
+    return Json('"', [escaped(values), constant('"', present)], present)
 
 
-def _object(members: list[tuple[str, _Json]], length: int) -> _Json:
+def json_object(members: list[tuple[str, Json]], length: int) -> Json:
     """A JSON object from its members' text: a comma goes before a member only in rows where an
     earlier member is present, so no row needs trimming afterwards."""
     parts: list[pa.Array] = []
@@ -105,28 +105,28 @@ def _object(members: list[tuple[str, _Json]], length: int) -> _Json:
         parts.extend(value.parts)
         earlier |= value.present
     parts.append(constant("}", earlier))
-    return _Json("{", parts, earlier)
+    return Json("{", parts, earlier)
 
 
-def _members(shape: Shape, prefix: str, columns: Mapping[str, pa.Array], length: int) -> list[tuple[str, _Json]]:
+def _members(shape: Shape, prefix: str, columns: Mapping[str, pa.Array], length: int) -> list[tuple[str, Json]]:
     members = []
     for name, member_shape in shape.members.items():
         path = prefix + name
         if member_shape.type_name == "structure":
             inner = _members(member_shape, path + ".", columns, length)
             if inner:
-                members.append((name, _object(inner, length)))
+                members.append((name, json_object(inner, length)))
         elif member_shape.type_name == "map":
             family = path + "."
             entries = [
-                (column[len(family) :], _value(values))
+                (column[len(family) :], json_value(values))
                 for column, values in columns.items()
                 if column.startswith(family)
             ]
             if entries:
-                members.append((name, _object(entries, length)))
+                members.append((name, json_object(entries, length)))
         elif path in columns:
-            members.append((name, _value(columns[path])))
+            members.append((name, json_value(columns[path])))
     return members
 
 
@@ -146,7 +146,7 @@ def _bodies(shape_name: str, columns: Mapping[str, pa.Array], length: int) -> pa
                 for rows in [min(_SLICE_ROWS, length - start)]
             ]
         )
-    body = _object(_members(service_model.shape(shape_name), "", columns, length), length)
+    body = json_object(_members(service_model.shape(shape_name), "", columns, length), length)
     everywhere = np.ones(length, dtype=bool)
     parts = [constant("{", everywhere), *body.parts[:-1], constant("}", everywhere)]
     return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")

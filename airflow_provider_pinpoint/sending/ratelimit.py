@@ -82,20 +82,26 @@ class RateLimiter:
         self._tokens = min(self._burst_at(rate), self._tokens + (now - self._last_refill) * rate)
         self._last_refill = now
 
-    def try_acquire(self) -> float:
-        """Take a token if one is there (returns 0.0), else return the seconds until one will be."""
+    def try_acquire(self, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens if they are there (returns 0.0), else return the seconds until they will be.
+
+        A limiter counting records or bytes rather than requests takes many tokens at once: a cost
+        above the bucket's reserve waits for a full bucket and leaves it in debt, which the next
+        caller waits out, so the long-run rate still holds."""
         with self._lock:
             now = self._clock()
             self._refill(now)
-            if self._tokens >= 1.0 - 1e-9:  # float drift must not cost a whole wait
-                self._tokens -= 1.0
+            rate = self._rate_at(now)
+            need = min(cost, self._burst_at(rate))
+            if self._tokens >= need - 1e-9:  # float drift must not cost a whole wait
+                self._tokens -= cost
                 return 0.0
-            return (1.0 - self._tokens) / self._rate_at(now)
+            return (need - self._tokens) / rate
 
-    def acquire(self, stopped: Callable[[], bool] | None = None) -> bool:
-        """Block until a request may start; False as soon as ``stopped()`` says the run is over."""
+    def acquire(self, stopped: Callable[[], bool] | None = None, cost: float = 1.0) -> bool:
+        """Block until a request (of ``cost`` tokens) may start; False as soon as ``stopped()`` says the run is over."""
         while True:
-            wait = self.try_acquire()
+            wait = self.try_acquire(cost)
             if wait == 0.0:
                 return True
             if stopped is not None and stopped():

@@ -50,3 +50,12 @@ class SinkTarget:
         if stream_name is not None or delivery_stream_name is not None:
             raise InputError("stream_name and delivery_stream_name are for sink='kinesis' and sink='firehose'")
         return cls("pinpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """The sending rates the user asked for; None leaves each to the sink's default."""
+
+    requests_per_second: float | None = None
+    records_per_second: float | None = None
+    bytes_per_second: float | None = None

@@ -3,8 +3,13 @@ a stream or a delivery stream and read back every record that reached it.
 
 moto is a development dependency only (the lean install has no moto): nothing here imports it at
 module level, so ``tests/conftest.py`` can export the fixture everywhere. The server runs as a
-subprocess (``python -m moto.server``), not a thread of the test process, so it does not compete
-with the loader for the test process's GIL and is stopped, whatever happens, at the end of the session.
+subprocess, not a thread of the test process, so it does not compete with the loader for the test
+process's GIL and is stopped, whatever happens, at the end of the session.
+
+It is moto's own application (what ``moto_server`` runs) served one request at a time: moto's
+Kinesis numbers a shard's records without a lock, so two PutRecords answered at once on one shard
+can get the same sequence number, and one record silently replaces the other. Served in turn,
+the loader still sends with all its threads, and every record it was told was stored is there.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 _START_TIMEOUT_S = 30.0
 
 
+# moto.server.main without its threads (see the module's docstring).
+_SERVE = """
+import sys
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -41,7 +55,7 @@ def moto_server() -> Iterator[str]:
     pytest.importorskip("moto.server", reason="moto[server] is a development dependency")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", _SERVE, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

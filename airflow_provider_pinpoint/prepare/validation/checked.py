@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,10 @@ from airflow_provider_pinpoint.common.arrow import as_mask, single_chunk, valid_
 from airflow_provider_pinpoint.common.text import shown
 from airflow_provider_pinpoint.prepare import coerce, columns
 from airflow_provider_pinpoint.prepare.columns import SOURCE, SOURCE_ROW, Kind
+
+# Which rule set applies: every rule PutEvents enforces, or those that still hold for the Kinesis and
+# Firehose sinks (types, timestamps, required fields, one row per endpoint, unique event ids).
+Rules = Literal["putevents", "stream"]
 
 
 def source_label(source: str) -> str:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas, service_model
 from airflow_provider_pinpoint.common.arrow import as_mask, repeats
 from airflow_provider_pinpoint.common.text import shown
-from airflow_provider_pinpoint.prepare.validation.checked import Checked, normalised
+from airflow_provider_pinpoint.prepare.validation.checked import Checked, Rules, normalised
 from airflow_provider_pinpoint.prepare.validation.rules import (
     all_distinct,
     check_endpoint_id,
@@ -46,42 +46,47 @@ def _timezones() -> pa.Array:
     return pa.array(sorted(zoneinfo.available_timezones()), pa.string())
 
 
-def endpoints(table: pa.Table, seen: EndpointsSeen | None = None) -> Checked:
+def endpoints(table: pa.Table, seen: EndpointsSeen | None = None, *, rules: Rules = "putevents") -> Checked:
     """Validate an endpoints table, or one slice of it after the slices before it (``seen``).
 
     Ids are compared across all the table's rows, and a user's endpoints counted over all of them:
-    a slice's rows are checked against what ``seen`` kept of the slices before it.
+    a slice's rows are checked against what ``seen`` kept of the slices before it. ``rules="stream"``
+    (the Kinesis and Firehose sinks) leaves out what only Pinpoint enforces: its endpoint id
+    characters, attribute name and value lengths, per-application caps and endpoints per user.
     """
     seen = EndpointsSeen() if seen is None else seen
     checked = normalised(table, "endpoints")
-    check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id")
+    pinpoint = rules == "putevents"
+    check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id", pinpoint_characters=pinpoint)
     check_enum(checked, "ChannelType", service_model.channel_types())
     check_enum(checked, "EndpointStatus", service_model.ENDPOINT_STATUS_VALUES)
     check_enum(checked, "OptOut", service_model.OPT_OUT_VALUES)
     _check_formats(checked)
-    check_lengths(
-        checked,
-        "Attributes.",
-        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
-        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
-        "characters per endpoint attribute value",
-    )
-    check_lengths(
-        checked,
-        "User.UserAttributes.",
-        quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
-        quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
-        "characters per user attribute value",
-    )
-    check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
-    check_key_cap(
-        checked,
-        ("Attributes.", "Metrics.", "User.UserAttributes."),
-        quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
-        "endpoint attribute or metric",
-    )
+    if pinpoint:
+        check_lengths(
+            checked,
+            "Attributes.",
+            quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+            quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+            "characters per endpoint attribute value",
+        )
+        check_lengths(
+            checked,
+            "User.UserAttributes.",
+            quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH,
+            quotas.MAX_ENDPOINT_ATTRIBUTE_VALUE_LENGTH,
+            "characters per user attribute value",
+        )
+        check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
+        check_key_cap(
+            checked,
+            ("Attributes.", "Metrics.", "User.UserAttributes."),
+            quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
+            "endpoint attribute or metric",
+        )
     _check_case_collisions(checked, seen)
-    _check_endpoints_per_user(checked, seen)
+    if pinpoint:
+        _check_endpoints_per_user(checked, seen)
     return checked
 
 

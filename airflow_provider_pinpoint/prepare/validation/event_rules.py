@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.arrow import repeats
 from airflow_provider_pinpoint.common.text import shown
-from airflow_provider_pinpoint.prepare.validation.checked import Checked, normalised
+from airflow_provider_pinpoint.prepare.validation.checked import Checked, Rules, normalised
 from airflow_provider_pinpoint.prepare.validation.rules import (
     all_distinct,
     check_endpoint_id,
@@ -19,27 +19,33 @@ from airflow_provider_pinpoint.prepare.validation.rules import (
 from airflow_provider_pinpoint.prepare.validation.state import EventState, hashed
 
 
-def events(batch: pa.RecordBatch | pa.Table, state: EventState) -> Checked:
-    """Validate one batch of events; ``state`` carries what earlier batches established."""
+def events(batch: pa.RecordBatch | pa.Table, state: EventState, *, rules: Rules = "putevents") -> Checked:
+    """Validate one batch of events; ``state`` carries what earlier batches established.
+
+    ``rules="stream"`` (the Kinesis and Firehose sinks) leaves out what only Pinpoint enforces: its
+    endpoint id characters, key lengths and counts, per-application caps and case-insensitive ids.
+    """
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     checked = normalised(table, "events")
-    check_endpoint_id(checked, "EndpointId", "every event needs the id of its endpoint")
+    pinpoint = rules == "putevents"
+    check_endpoint_id(checked, "EndpointId", "every event needs the id of its endpoint", pinpoint_characters=pinpoint)
     for name in ("EventType", "Timestamp"):
         checked.reject(~checked.present(name), name, "is empty; Pinpoint requires it for every event")
     _check_session(checked)
-    check_lengths(
-        checked,
-        "Attributes.",
-        quotas.MAX_EVENT_KEY_LENGTH,
-        quotas.MAX_EVENT_ATTRIBUTE_VALUE_LENGTH,
-        "drops events whose attribute values exceed",
-    )
-    check_lengths(checked, "Metrics.", quotas.MAX_EVENT_KEY_LENGTH, None, "")
-    _check_key_count(checked)
-    check_key_cap(checked, ("Attributes.",), quotas.MAX_EVENT_ATTRIBUTE_KEYS_PER_APP, "event attribute")
-    check_key_cap(checked, ("Metrics.",), quotas.MAX_EVENT_METRIC_KEYS_PER_APP, "event metric")
-    _check_event_spellings(checked, state)
-    _check_event_types(checked, state)
+    if pinpoint:
+        check_lengths(
+            checked,
+            "Attributes.",
+            quotas.MAX_EVENT_KEY_LENGTH,
+            quotas.MAX_EVENT_ATTRIBUTE_VALUE_LENGTH,
+            "drops events whose attribute values exceed",
+        )
+        check_lengths(checked, "Metrics.", quotas.MAX_EVENT_KEY_LENGTH, None, "")
+        _check_key_count(checked)
+        check_key_cap(checked, ("Attributes.",), quotas.MAX_EVENT_ATTRIBUTE_KEYS_PER_APP, "event attribute")
+        check_key_cap(checked, ("Metrics.",), quotas.MAX_EVENT_METRIC_KEYS_PER_APP, "event metric")
+        _check_event_spellings(checked, state)
+        _check_event_types(checked, state)
     _check_duplicate_event_ids(checked, state)
     return checked
 

@@ -16,13 +16,16 @@ from airflow_provider_pinpoint.prepare.validation.checked import Checked
 _FORBIDDEN_ID = "[" + re.escape("".join(sorted(quotas.ENDPOINT_ID_FORBIDDEN_CHARACTERS))) + "]"
 
 
-def check_endpoint_id(checked: Checked, name: str, what: str) -> None:
+def check_endpoint_id(checked: Checked, name: str, what: str, *, pinpoint_characters: bool = True) -> None:
+    """The id is there; and, for PutEvents (``pinpoint_characters``), free of the characters Pinpoint refuses."""
     ids = checked.columns.get(name)
     if ids is None:
         checked.columns[name] = pa.nulls(len(checked), pa.string())
         checked.reject(np.ones(len(checked), dtype=bool), name, f"is missing; {what}")
         return
     checked.reject(~checked.present(name), name, f"is empty; {what}")
+    if not pinpoint_characters:
+        return
     checked.reject(
         pc.match_substring_regex(ids, _FORBIDDEN_ID),
         name,
