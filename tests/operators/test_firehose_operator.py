@@ -78,14 +78,21 @@ def test_execute_delivers_one_json_line_per_event_to_s3_and_the_results_account_
         assert line["application"]["app_id"] == "app-1"
 
 
-def test_a_missing_delivery_stream_fails_the_task_at_once_with_one_line_naming_it(moto_conn_id, moto_server, tmp_path):
+def test_a_missing_delivery_stream_fails_the_task_at_once_with_one_line_naming_it(
+    aws_connection, moto_server, tmp_path
+):
     missing = unique_name("no-such-delivery")
-    op = operator(moto_conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
+    # A gateway URL with credentials in it: the message may name the endpoint, never the credentials.
+    host = moto_server.removeprefix("http://")
+    conn_id = aws_connection(
+        "firehose_userinfo", endpoint_url=f"http://gateway-user:gateway-secret@{host}", region_name="us-east-1"
+    )
+    op = operator(conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
     with pytest.raises(AirflowFailException) as raised:
         op.execute(context())
     message = str(raised.value)
     assert missing in message and "\n" not in message
-    assert moto_server.removeprefix("http://") not in message
+    assert "gateway-secret" not in message and "gateway-user" not in message
 
 
 def test_lineage_names_the_delivery_stream(moto_server, moto_conn_id, tmp_path):

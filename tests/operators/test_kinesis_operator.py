@@ -120,14 +120,19 @@ def test_execute_puts_one_record_per_event_keyed_by_endpoint_and_the_results_acc
         assert record["application"]["app_id"] == "app-1"
 
 
-def test_a_missing_stream_fails_the_task_at_once_with_one_line_naming_it(moto_conn_id, moto_server, tmp_path):
+def test_a_missing_stream_fails_the_task_at_once_with_one_line_naming_it(aws_connection, moto_server, tmp_path):
     missing = unique_name("no-such-stream")
-    op = operator(moto_conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
+    # A gateway URL with credentials in it: the message may name the endpoint, never the credentials.
+    host = moto_server.removeprefix("http://")
+    conn_id = aws_connection(
+        "kinesis_userinfo", endpoint_url=f"http://gateway-user:gateway-secret@{host}", region_name="us-east-1"
+    )
+    op = operator(conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
     with pytest.raises(AirflowFailException) as raised:
         op.execute(context())
     message = str(raised.value)
     assert missing in message and "\n" not in message
-    assert moto_server.removeprefix("http://") not in message
+    assert "gateway-secret" not in message and "gateway-user" not in message
 
 
 def test_a_rerun_with_the_same_results_puts_nothing_again(moto_server, moto_conn_id, tmp_path):
@@ -135,7 +140,7 @@ def test_a_rerun_with_the_same_results_puts_nothing_again(moto_server, moto_conn
     op = operator(moto_conn_id, stream, events=EVENTS, results=str(tmp_path / "results.parquet"))
     first = op.execute(context())
     second = op.execute(context())
-    assert second["skipped"] == first["input_rows"] and second["accepted"] == 0
+    assert second["skipped"] == first["input_rows"] and second["requests"] == 0
     assert len(stream_records(moto_server, stream)) == first["accepted"]
 
 
