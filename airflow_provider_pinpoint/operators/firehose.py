@@ -13,8 +13,9 @@ from airflow_provider_pinpoint.operators.streams import PinpointStreamLoadBaseOp
 class PinpointEventsToFirehoseOperator(PinpointStreamLoadBaseOperator[FirehoseHook]):
     """Send an endpoints table and/or an events table to a Firehose delivery stream, as Pinpoint's event stream did.
 
-    Each event becomes one newline-terminated record in Pinpoint's documented app-event stream JSON
-    (plus ``event_id`` for de-duplication), so the objects Firehose delivers to S3 are JSON Lines;
+    Each event row becomes one newline-terminated record in Pinpoint's documented app-event stream
+    JSON (plus ``event_id`` for de-duplication), each endpoint row one ``_endpoint.update`` record, so
+    the objects Firehose delivers to S3 are JSON Lines;
     see ``docs/migration.md``. The boto3 ``firehose`` client comes from the amazon provider's
     ``FirehoseHook``, so the ``aws`` connection works as for its other operators (``endpoint_url``
     or ``service_config.firehose.endpoint_url`` in the extra). Validation, the results table,

@@ -13,8 +13,9 @@ from airflow_provider_pinpoint.operators.streams import PinpointStreamLoadBaseOp
 class PinpointEventsToKinesisOperator(PinpointStreamLoadBaseOperator[KinesisHook]):
     """Send an endpoints table and/or an events table to a Kinesis data stream, as Pinpoint's event stream did.
 
-    Each event becomes one record in Pinpoint's documented app-event stream JSON (plus ``event_id``
-    for de-duplication), with the endpoint id as partition key; see ``docs/migration.md``. The
+    Each event row becomes one record in Pinpoint's documented app-event stream JSON (plus
+    ``event_id`` for de-duplication), each endpoint row one ``_endpoint.update`` record, with the
+    endpoint id as partition key; see ``docs/migration.md``. The
     boto3 ``kinesis`` client comes from the amazon provider's ``KinesisHook``, so the ``aws``
     connection works as for its other operators (``endpoint_url`` or
     ``service_config.kinesis.endpoint_url`` in the extra). Validation, the results table, resume,

@@ -72,6 +72,16 @@ def test_the_days_events_reach_the_stream_once_each_as_the_input_says(kinesis_ru
         assert record["event_timestamp"] == int(pd.Timestamp(row["Timestamp"]).timestamp() * 1000)
 
 
+def test_each_endpoint_row_reaches_the_stream_as_one_endpoint_update_without_its_address(kinesis_run, moto_server):
+    assert kinesis_run.returncode == 0, kinesis_run.log[-4000:]
+    endpoints = pd.read_parquet(DAILY / "endpoints" / f"date={DAY}")
+    read = stream_records(moto_server, kinesis_run.stream)
+    updates = [record for record in decoded(read) if record["event_type"] == "_endpoint.update"]
+    assert sorted(record["client"]["client_id"] for record in updates) == sorted(endpoints["Id"])
+    addresses = set(endpoints["Address"].dropna())
+    assert addresses and not any(address in record["data"].decode() for record in read for address in addresses)
+
+
 def test_the_results_table_has_one_accepted_row_per_input_row(kinesis_run):
     assert kinesis_run.returncode == 0, kinesis_run.log[-4000:]
     results = pd.read_parquet(kinesis_run.results)
