@@ -1,9 +1,11 @@
-"""`make demo`: the daily example DAG, run by real Airflow against a local Pinpoint emulator.
+"""`make demo`: the daily example DAGs, run by real Airflow against local servers: PutEvents and Kinesis.
 
-Starts the emulator on a free loopback port, prepares a SQLite Airflow home in ./airflow_home
-(git-ignored), runs ``airflow dags test pinpoint_daily_load 2026-11-24`` with the ``aws`` connection
-given as an AIRFLOW_CONN_* variable pointing at the emulator, then prints the load summary, where
-the results table is and what the emulator received. The emulator is always stopped.
+Prepares a SQLite Airflow home in ./airflow_home (git-ignored), starts the Pinpoint emulator and
+moto's server (Kinesis) on free loopback ports, and runs both ``airflow dags test pinpoint_daily_load
+2026-11-24`` and ``airflow dags test pinpoint_to_kinesis 2026-11-24`` at once (each with its own copy
+of the migrated DB), the ``aws`` connections given as AIRFLOW_CONN_* variables pointing at the
+servers. Then it prints each load's summary, where the results tables are, what the emulator
+received, and a few records read back from the stream's shards. Both servers are always stopped.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,15 +30,25 @@ REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = REPO / "airflow_home"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "pinpoint_daily_load"
+KINESIS_DAG_ID = "pinpoint_to_kinesis"
 LOGICAL_DATE = "2026-11-24"
 APPLICATION_ID = "demo-app"
+STREAM = "pinpoint-events"
+SHARDS = 2
+EVENTS_SHOWN = 2
+ENDPOINT_RECORD = "_endpoint.update"  # the event type of the record an endpoint row becomes
 SUMMARY_MARK = "Summary: "
+# Demo credentials: the local servers accept any.
+CREDENTIALS = {"login": "demo-access-key", "password": "demo-secret-key"}
+REGION = "us-east-1"
 
 
 def main() -> int:
     started = time.monotonic()
     results_dir = AIRFLOW_HOME / "results"
-    shutil.rmtree(results_dir, ignore_errors=True)  # a fresh demo sends everything, rather than resuming
+    kinesis_results_dir = AIRFLOW_HOME / "kinesis-results"
+    for directory in (results_dir, kinesis_results_dir):  # a fresh demo sends everything, rather than resuming
+        shutil.rmtree(directory, ignore_errors=True)
     AIRFLOW_HOME.mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -43,34 +59,138 @@ def main() -> int:
     step(f"Airflow home {AIRFLOW_HOME.relative_to(REPO)}/: airflow db migrate (SQLite)")
     if not run([AIRFLOW, "db", "migrate"], env, AIRFLOW_HOME / "db-migrate.log"):
         return 1
-    with run_emulator(subprocess=True) as emulator:
-        step(f"Pinpoint emulator serving on {emulator.url}")
-        connection = {
-            "conn_type": "aws",
-            "login": "demo-access-key",
-            "password": "demo-secret-key",
-            "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"},
-        }
-        env["AIRFLOW_CONN_PINPOINT_DEFAULT"] = json.dumps(connection)
+    # The two DAG runs go at once, each on its own copy of the migrated DB (SQLite takes one writer).
+    kinesis_db = AIRFLOW_HOME / "kinesis.db"
+    shutil.copy(AIRFLOW_HOME / "airflow.db", kinesis_db)
+    kinesis_env = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{kinesis_db}"}
+    with run_emulator(subprocess=True) as emulator, moto_server() as moto_url:
+        step(f"Pinpoint emulator serving on {emulator.url}; moto's server (Kinesis) on another loopback port")
+        env["AIRFLOW_CONN_PINPOINT_DEFAULT"] = json.dumps(aws_connection(emulator.url))
+        kinesis_env["AIRFLOW_CONN_KINESIS_DEFAULT"] = json.dumps(aws_connection(moto_url))
+        kinesis = kinesis_client(moto_url)
+        kinesis.create_stream(StreamName=STREAM, ShardCount=SHARDS)
+        kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+        step(f"Kinesis stream {STREAM} created ({SHARDS} shards)")
         conf = {"application_id": APPLICATION_ID, "results_dir": str(results_dir)}
-        step(f"airflow dags test {DAG_ID} {LOGICAL_DATE}")
-        log = AIRFLOW_HOME / "dags-test.log"
-        if not run([AIRFLOW, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps(conf)], env, log):
+        kinesis_conf = {**conf, "stream_name": STREAM, "results_dir": str(kinesis_results_dir)}
+        log, kinesis_log = AIRFLOW_HOME / "dags-test.log", AIRFLOW_HOME / "dags-test-kinesis.log"
+        step(f"airflow dags test {DAG_ID} {LOGICAL_DATE}  and  airflow dags test {KINESIS_DAG_ID} {LOGICAL_DATE}")
+        ok = run_together(
+            [
+                ([AIRFLOW, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps(conf)], env, log),
+                (
+                    [AIRFLOW, "dags", "test", KINESIS_DAG_ID, LOGICAL_DATE, "--conf", json.dumps(kinesis_conf)],
+                    kinesis_env,
+                    kinesis_log,
+                ),
+            ]
+        )
+        if not ok:
             return 1
-        summary = summary_from(log.read_text())
+        summary, kinesis_summary = summary_from(log.read_text()), summary_from(kinesis_log.read_text())
         stats = emulator.stats()
         received = len(emulator.events(APPLICATION_ID)), len(emulator.endpoints(APPLICATION_ID))
+        records = first_records(kinesis, STREAM)
     results = results_dir / f"date={LOGICAL_DATE}" / "results.parquet"
-    step("Summary (the task's XCom)")
+    kinesis_results = kinesis_results_dir / f"date={LOGICAL_DATE}" / "results.parquet"
+    step("PutEvents: summary (the task's XCom)")
+    show_summary(summary)
+    show_results(results)
+    step(f"Emulator received for {APPLICATION_ID}: {received[0]} events, {received[1]} endpoints")
+    print("  " + json.dumps(stats))
+    step(f"Kinesis: summary (the task's XCom), stream {STREAM}")
+    show_summary(kinesis_summary)
+    show_results(kinesis_results)
+    step(f"{len(records)} records of the stream's first shard, read back with GetRecords (no addresses)")
+    for partition_key, record in records:
+        print(f"  partition key {partition_key}:")
+        print("    " + json.dumps(without_addresses(record), sort_keys=True))
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Task logs: {log.relative_to(REPO)}, ")
+    print(f"{kinesis_log.relative_to(REPO)}")
+    return 0
+
+
+def aws_connection(url: str) -> dict[str, Any]:
+    """An ``aws`` connection to a local server, as an AIRFLOW_CONN_* variable holds it."""
+    return {"conn_type": "aws", **CREDENTIALS, "extra": {"endpoint_url": url, "region_name": REGION}}
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server (``python -m moto.server``) on a free loopback port; yields its URL, stops it after."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print("moto's server stopped")
+
+
+def kinesis_client(url: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "kinesis",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["login"],
+        aws_secret_access_key=CREDENTIALS["password"],
+    )
+
+
+def first_records(kinesis: Any, stream: str) -> list[tuple[str, dict[str, Any]]]:
+    """(partition key, decoded JSON) of a few records of the stream's first shard: the first
+    ``EVENTS_SHOWN`` events and the first endpoint record (``_endpoint.update``)."""
+    [shard, *_] = kinesis.list_shards(StreamName=stream)["Shards"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    answer = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+    records = [(record["PartitionKey"], json.loads(record["Data"])) for record in answer["Records"]]
+    events = [record for record in records if record[1].get("event_type") != ENDPOINT_RECORD]
+    endpoints = [record for record in records if record[1].get("event_type") == ENDPOINT_RECORD]
+    return events[:EVENTS_SHOWN] + endpoints[:1]
+
+
+def without_addresses(value: Any) -> Any:
+    """The record with any endpoint address (email, phone number, device token) left out, for printing."""
+    if isinstance(value, dict):
+        return {key: without_addresses(item) for key, item in value.items() if key.lower() != "address"}
+    if isinstance(value, list):
+        return [without_addresses(item) for item in value]
+    return value
+
+
+def show_summary(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         print(f"  {key:>12}: {value}")
+
+
+def show_results(results: Path) -> None:
     table = pd.read_parquet(results)
     step(f"Results table: {results.relative_to(REPO)} ({len(table)} rows, one per input row)")
     print(table.groupby(["record_type", "status"]).size().to_string())
-    step(f"Emulator received for {APPLICATION_ID}: {received[0]} events, {received[1]} endpoints")
-    print("  " + json.dumps(stats))
-    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Task log: {log.relative_to(REPO)}")
-    return 0
 
 
 def step(text: str) -> None:
@@ -87,6 +207,25 @@ def run(command: list[str], env: dict[str, str], log: Path) -> bool:
         print(f"  FAILED with exit code {code}; last lines of the log:\n")
         print("\n".join(log.read_text().splitlines()[-40:]))
     return code == 0
+
+
+def run_together(commands: list[tuple[list[str], dict[str, str], Path]]) -> bool:
+    """Run Airflow commands at once, each with its output in its log; on failure show the end of it."""
+    began = time.monotonic()
+    running = []
+    for command, env, log in commands:
+        out = log.open("w")
+        running.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), out, log))
+    ok = True
+    for process, out, log in running:
+        code = process.wait()
+        out.close()
+        if code != 0:
+            ok = False
+            print(f"  FAILED with exit code {code}; last lines of {log.relative_to(REPO)}:\n")
+            print("\n".join(log.read_text().splitlines()[-40:]))
+    print(f"  done in {time.monotonic() - began:.0f} s")
+    return ok
 
 
 def summary_from(log: str) -> dict:
