@@ -1,11 +1,14 @@
-"""`make demo`: the daily example DAGs, run by real Airflow against local servers: PutEvents and Kinesis.
+"""`make demo`: the daily example DAG, run by real Airflow against a local Pinpoint emulator; then the
+same tables into a Kinesis stream on moto's server.
 
-Prepares a SQLite Airflow home in ./airflow_home (git-ignored), starts the Pinpoint emulator and
-moto's server (Kinesis) on free loopback ports, and runs both ``airflow dags test pinpoint_daily_load
-2026-11-24`` and ``airflow dags test pinpoint_to_kinesis 2026-11-24`` at once (each with its own copy
-of the migrated DB), the ``aws`` connections given as AIRFLOW_CONN_* variables pointing at the
-servers. Then it prints each load's summary, where the results tables are, what the emulator
-received, and a few records read back from the stream's shards. Both servers are always stopped.
+Starts the emulator on a free loopback port, prepares a SQLite Airflow home in ./airflow_home
+(git-ignored), runs ``airflow dags test pinpoint_daily_load 2026-11-24`` with the ``aws`` connection
+given as an AIRFLOW_CONN_* variable pointing at the emulator, then prints the load summary, where
+the results table is and what the emulator received. Then it starts moto's server on a free
+loopback port, creates a Kinesis stream, loads the same day's tables into it with ``load_events``
+(a second Airflow start-up would double the demo's time; the ``pinpoint_to_kinesis`` DAG and its
+test show the operator), and prints the summary, where the results are and a few records read back.
+Both servers are always stopped.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from airflow_provider_pinpoint.emulator import run_emulator
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = REPO / "airflow_home"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAILY = REPO / "sample_data" / "daily"
 DAG_ID = "pinpoint_daily_load"
-KINESIS_DAG_ID = "pinpoint_to_kinesis"
 LOGICAL_DATE = "2026-11-24"
 APPLICATION_ID = "demo-app"
 STREAM = "pinpoint-events"
@@ -46,8 +49,8 @@ REGION = "us-east-1"
 def main() -> int:
     started = time.monotonic()
     results_dir = AIRFLOW_HOME / "results"
-    kinesis_results_dir = AIRFLOW_HOME / "kinesis-results"
-    for directory in (results_dir, kinesis_results_dir):  # a fresh demo sends everything, rather than resuming
+    kinesis_results = AIRFLOW_HOME / "kinesis-results" / f"date={LOGICAL_DATE}" / "results.parquet"
+    for directory in (results_dir, kinesis_results.parent.parent):  # a fresh demo sends everything again
         shutil.rmtree(directory, ignore_errors=True)
     AIRFLOW_HOME.mkdir(exist_ok=True)
     env = {
@@ -59,55 +62,61 @@ def main() -> int:
     step(f"Airflow home {AIRFLOW_HOME.relative_to(REPO)}/: airflow db migrate (SQLite)")
     if not run([AIRFLOW, "db", "migrate"], env, AIRFLOW_HOME / "db-migrate.log"):
         return 1
-    # The two DAG runs go at once, each on its own copy of the migrated DB (SQLite takes one writer).
-    kinesis_db = AIRFLOW_HOME / "kinesis.db"
-    shutil.copy(AIRFLOW_HOME / "airflow.db", kinesis_db)
-    kinesis_env = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{kinesis_db}"}
-    with run_emulator(subprocess=True) as emulator, moto_server() as moto_url:
-        step(f"Pinpoint emulator serving on {emulator.url}; moto's server (Kinesis) on another loopback port")
+    with run_emulator(subprocess=True) as emulator:
+        step(f"Pinpoint emulator serving on {emulator.url}")
         env["AIRFLOW_CONN_PINPOINT_DEFAULT"] = json.dumps(aws_connection(emulator.url))
-        kinesis_env["AIRFLOW_CONN_KINESIS_DEFAULT"] = json.dumps(aws_connection(moto_url))
-        kinesis = kinesis_client(moto_url)
-        kinesis.create_stream(StreamName=STREAM, ShardCount=SHARDS)
-        kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-        step(f"Kinesis stream {STREAM} created ({SHARDS} shards)")
         conf = {"application_id": APPLICATION_ID, "results_dir": str(results_dir)}
-        kinesis_conf = {**conf, "stream_name": STREAM, "results_dir": str(kinesis_results_dir)}
-        log, kinesis_log = AIRFLOW_HOME / "dags-test.log", AIRFLOW_HOME / "dags-test-kinesis.log"
-        step(f"airflow dags test {DAG_ID} {LOGICAL_DATE}  and  airflow dags test {KINESIS_DAG_ID} {LOGICAL_DATE}")
-        ok = run_together(
-            [
-                ([AIRFLOW, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps(conf)], env, log),
-                (
-                    [AIRFLOW, "dags", "test", KINESIS_DAG_ID, LOGICAL_DATE, "--conf", json.dumps(kinesis_conf)],
-                    kinesis_env,
-                    kinesis_log,
-                ),
-            ]
-        )
-        if not ok:
+        step(f"airflow dags test {DAG_ID} {LOGICAL_DATE}")
+        log = AIRFLOW_HOME / "dags-test.log"
+        if not run([AIRFLOW, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps(conf)], env, log):
             return 1
-        summary, kinesis_summary = summary_from(log.read_text()), summary_from(kinesis_log.read_text())
+        summary = summary_from(log.read_text())
         stats = emulator.stats()
         received = len(emulator.events(APPLICATION_ID)), len(emulator.endpoints(APPLICATION_ID))
-        records = first_records(kinesis, STREAM)
     results = results_dir / f"date={LOGICAL_DATE}" / "results.parquet"
-    kinesis_results = kinesis_results_dir / f"date={LOGICAL_DATE}" / "results.parquet"
-    step("PutEvents: summary (the task's XCom)")
+    step("Summary (the task's XCom)")
     show_summary(summary)
     show_results(results)
     step(f"Emulator received for {APPLICATION_ID}: {received[0]} events, {received[1]} endpoints")
     print("  " + json.dumps(stats))
-    step(f"Kinesis: summary (the task's XCom), stream {STREAM}")
-    show_summary(kinesis_summary)
-    show_results(kinesis_results)
+    kinesis_part(kinesis_results)
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Task log: {log.relative_to(REPO)}")
+    return 0
+
+
+def kinesis_part(results: Path) -> None:
+    """The same day's tables into a Kinesis stream on moto's server, as ``load_events`` in a notebook
+    (the example DAG ``pinpoint_to_kinesis`` does the same with the Kinesis operator), then a few
+    records read back from the stream."""
+    from airflow_provider_pinpoint import load_events
+
+    with moto_server() as moto_url:
+        kinesis = kinesis_client(moto_url)
+        kinesis.create_stream(StreamName=STREAM, ShardCount=SHARDS)
+        kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+        step(f"Kinesis: stream {STREAM} ({SHARDS} shards) on moto's server, on a free loopback port")
+        print(f"  load_events(..., sink='kinesis', stream_name='{STREAM}'): the tables of {LOGICAL_DATE}")
+        began = time.monotonic()
+        report = load_events(
+            DAILY / "events" / f"date={LOGICAL_DATE}",
+            DAILY / "endpoints" / f"date={LOGICAL_DATE}",
+            application_id=APPLICATION_ID,
+            results=results,
+            sink="kinesis",
+            stream_name=STREAM,
+            endpoint_url=moto_url,
+            session=kinesis_session(),
+            run_id="demo-kinesis",
+        )
+        print(f"  done in {time.monotonic() - began:.0f} s")
+        records = first_records(kinesis, STREAM)
+    step(f"Kinesis: summary, stream {STREAM}")
+    show_summary(report.summary.to_dict())
+    show_results(results)
     step(f"{len(records)} records of the stream's first shard, read back with GetRecords (no addresses)")
     for partition_key, record in records:
         print(f"  partition key {partition_key}:")
         print("    " + json.dumps(without_addresses(record), sort_keys=True))
-    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Task logs: {log.relative_to(REPO)}, ")
-    print(f"{kinesis_log.relative_to(REPO)}")
-    return 0
 
 
 def aws_connection(url: str) -> dict[str, Any]:
@@ -147,16 +156,17 @@ def moto_server() -> Iterator[str]:
         print("moto's server stopped")
 
 
-def kinesis_client(url: str) -> Any:
+def kinesis_session() -> Any:
+    """A boto3 session with the demo's credentials and region (moto accepts any)."""
     import boto3
 
-    return boto3.client(
-        "kinesis",
-        endpoint_url=url,
-        region_name=REGION,
-        aws_access_key_id=CREDENTIALS["login"],
-        aws_secret_access_key=CREDENTIALS["password"],
+    return boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["login"], aws_secret_access_key=CREDENTIALS["password"], region_name=REGION
     )
+
+
+def kinesis_client(url: str) -> Any:
+    return kinesis_session().client("kinesis", endpoint_url=url)
 
 
 def first_records(kinesis: Any, stream: str) -> list[tuple[str, dict[str, Any]]]:
@@ -207,25 +217,6 @@ def run(command: list[str], env: dict[str, str], log: Path) -> bool:
         print(f"  FAILED with exit code {code}; last lines of the log:\n")
         print("\n".join(log.read_text().splitlines()[-40:]))
     return code == 0
-
-
-def run_together(commands: list[tuple[list[str], dict[str, str], Path]]) -> bool:
-    """Run Airflow commands at once, each with its output in its log; on failure show the end of it."""
-    began = time.monotonic()
-    running = []
-    for command, env, log in commands:
-        out = log.open("w")
-        running.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), out, log))
-    ok = True
-    for process, out, log in running:
-        code = process.wait()
-        out.close()
-        if code != 0:
-            ok = False
-            print(f"  FAILED with exit code {code}; last lines of {log.relative_to(REPO)}:\n")
-            print("\n".join(log.read_text().splitlines()[-40:]))
-    print(f"  done in {time.monotonic() - began:.0f} s")
-    return ok
 
 
 def summary_from(log: str) -> dict:
