@@ -325,7 +325,7 @@ def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO
         print(f"pinpoint-load: {exc}", file=sys.stderr)
         return EXIT_FATAL
     if args.dry_run:
-        _print_dry_run(report, args.output, out)
+        _print_dry_run(report, args.output, out, args.sink)
         return EXIT_OK
     summary = _loaded(report)
     _print_summary(summary, args.output, out)
@@ -456,11 +456,14 @@ def _print_json(value: dict[str, Any], out: TextIO) -> None:
     print(json.dumps(value, ensure_ascii=False), file=out)
 
 
-def _print_dry_run(report: LoadReport, output: str, out: TextIO) -> None:
+def _print_dry_run(report: LoadReport, output: str, out: TextIO, sink: str = "pinpoint") -> None:
     summary = report.summary
     assert isinstance(summary, DryRunSummary)
     # Read as Arrow: the CLI has no need of pandas.
     rejects = report.read_results().column("message").slice(0, _DRY_RUN_REJECTS).to_pylist()
+    if sink != "pinpoint":
+        _print_first_record(report, summary, rejects, output, out)
+        return
     first = None
     if report.first_request is not None:
         batch_item = report.first_request.batch_item()
@@ -471,6 +474,13 @@ def _print_dry_run(report: LoadReport, output: str, out: TextIO) -> None:
     if output == "json":
         _print_json(summary.to_dict() | {"first_rejections": rejects, "first_request": first}, out)
         return
+    _print_dry_run_counts(summary, rejects, out)
+    if first is not None:
+        print("first request (PutEvents EventsRequest; addresses hidden):", file=out)
+        print(json.dumps(first, indent=2, ensure_ascii=False), file=out)
+
+
+def _print_dry_run_counts(summary: DryRunSummary, rejects: list[str], out: TextIO) -> None:
     print(
         f"dry run: {summary.input_rows:,} rows read, {summary.valid_rows:,} valid "
         f"({summary.valid_events:,} events), {summary.rejected:,} rejected, "
@@ -481,8 +491,27 @@ def _print_dry_run(report: LoadReport, output: str, out: TextIO) -> None:
         print(f"rejected rows (first {len(rejects)} of {summary.rejected:,}):", file=out)
         for message in rejects:  # each names its file, row, column and rule
             print(f"  {message}", file=out)
+
+
+def _print_first_record(
+    report: LoadReport, summary: DryRunSummary, rejects: list[str], output: str, out: TextIO
+) -> None:
+    """A stream sink's dry run: the counts, the rejects and the first record as it would be sent
+    (``arrival_timestamp`` is the time of the dry run; records carry no address)."""
+    import time
+
+    from airflow_provider_pinpoint.prepare.event_stream import with_arrival
+
+    first = None
+    if report.first_request is not None:
+        body = report.first_request.items[0].body.encode()
+        first = json.loads(with_arrival(body, time.time_ns() // 1_000_000))
+    if output == "json":
+        _print_json(summary.to_dict() | {"first_rejections": rejects, "first_record": first}, out)
+        return
+    _print_dry_run_counts(summary, rejects, out)
     if first is not None:
-        print("first request (PutEvents EventsRequest; addresses hidden):", file=out)
+        print("first record (Pinpoint event-stream JSON):", file=out)
         print(json.dumps(first, indent=2, ensure_ascii=False), file=out)
 
 

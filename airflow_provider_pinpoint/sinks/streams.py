@@ -100,7 +100,8 @@ class RecordsAnswer:
                 statuses.append((0, f"the answer had neither {success_key} nor ErrorCode for this record"))
             else:
                 status = THROTTLED_STATUS if code in THROTTLING_CODES else FAILED_STATUS
-                text = scrubbed(one_line(f"{code}: {entry.get('ErrorMessage') or 'no message'}"))
+                # The code is the service's own word; only the message may quote what it refused.
+                text = f"{code}: {scrubbed(one_line(str(entry.get('ErrorMessage') or 'no message')))}"
                 statuses.append((status, text))
         return cls(request_id, statuses, stored == sent)
 
