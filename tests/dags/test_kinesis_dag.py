@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.dags.test_example_dags import AIRFLOW, DAILY, airflow_env
+from tests.helpers.event_stream import expected_event
 from tests.helpers.moto_server import create_stream, decoded, stream_records
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
@@ -56,20 +57,30 @@ def kinesis_run(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> K
 
 def test_the_days_events_reach_the_stream_once_each_as_the_input_says(kinesis_run, moto_server):
     assert kinesis_run.returncode == 0 and "state=success" in kinesis_run.log, kinesis_run.log[-4000:]
-    events = pd.read_parquet(DAILY / "events" / f"date={DAY}")
     results = pd.read_parquet(kinesis_run.results)
-    event_ids = set(results.loc[results["record_type"] == "event", "event_id"])
+    # Each event record, compared with the input row the results table names for its event id.
+    sources = {source: pd.read_parquet(source).to_dict("records") for source in set(results["source"])}
+    event_rows = results[results["record_type"] == "event"]
+    inputs = {
+        event_id: sources[source][source_row - 1] | {"EventId": event_id}
+        for event_id, source, source_row in zip(
+            event_rows["event_id"], event_rows["source"], event_rows["source_row"], strict=True
+        )
+    }
+    endpoints = {row["Id"]: row for row in pd.read_parquet(DAILY / "endpoints" / f"date={DAY}").to_dict("records")}
     read = stream_records(moto_server, kinesis_run.stream)
-    records = [
-        (raw, record) for raw, record in zip(read, decoded(read), strict=True) if record.get("event_id") in event_ids
+    events = [
+        (raw, record)
+        for raw, record in zip(read, decoded(read), strict=True)
+        if record["event_type"] != "_endpoint.update"
     ]
-    assert len(records) == len(event_ids) == len(events)
-    by_id = {record["event_id"]: (raw, record) for raw, record in records}
-    for event_id, row in events.dropna(subset=["EventId"]).set_index("EventId").iterrows():
-        raw, record = by_id[event_id]
-        assert raw["partition_key"] == record["client"]["client_id"] == row["EndpointId"]
-        assert (record["event_type"], record["application"]["app_id"]) == (row["EventType"], "kinesis-app")
-        assert record["event_timestamp"] == int(pd.Timestamp(row["Timestamp"]).timestamp() * 1000)
+    assert sorted(record["event_id"] for _, record in events) == sorted(inputs)
+    assert len(inputs) == len(pd.read_parquet(DAILY / "events" / f"date={DAY}"))
+    for raw, record in events:
+        assert isinstance(record.pop("arrival_timestamp"), int)
+        row = inputs[record["event_id"]]
+        assert raw["partition_key"] == row["EndpointId"]
+        assert record == expected_event(row, endpoints.get(row["EndpointId"]), "kinesis-app")
 
 
 def test_each_endpoint_row_reaches_the_stream_as_one_endpoint_update_without_its_address(kinesis_run, moto_server):
