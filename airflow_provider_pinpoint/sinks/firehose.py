@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import botocore.exceptions
 
 from airflow_provider_pinpoint.common.text import one_line, scrubbed
-from airflow_provider_pinpoint.prepare.record_packing import MiB
-from airflow_provider_pinpoint.sinks.streams import RecordsAnswer, StreamTransport, request_id_of
+from airflow_provider_pinpoint.prepare.record_packing import MiB, RecordLimits
+from airflow_provider_pinpoint.sinks.raw_records import RawRecords
+from airflow_provider_pinpoint.sinks.streams import Budget, RecordsAnswer, StreamTransport, request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,12 @@ class FirehoseTransport(StreamTransport):
     flag = "the delivery stream name (--delivery-stream)"
     permission = "firehose:PutRecordBatch"
 
+    def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
+        super().__init__(client, stream, limits, budget)
+        self._raw = RawRecords(client, "PutRecordBatch", "DeliveryStreamName", stream)
+
     def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        response = self.client.put_record_batch(
-            DeliveryStreamName=self.stream, Records=[{"Data": data + b"\n"} for data in records]
-        )
+        response = self._raw.send([data + b"\n" for data in records], None)
         return RecordsAnswer.of(response.get("RequestResponses"), len(records), request_id_of(response), "RecordId")
 
 

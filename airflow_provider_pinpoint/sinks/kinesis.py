@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import botocore.exceptions
 
 from airflow_provider_pinpoint.common.text import one_line, scrubbed
-from airflow_provider_pinpoint.prepare.record_packing import MiB
-from airflow_provider_pinpoint.sinks.streams import RecordsAnswer, StreamTransport, request_id_of
+from airflow_provider_pinpoint.prepare.record_packing import MiB, RecordLimits
+from airflow_provider_pinpoint.sinks.raw_records import RawRecords
+from airflow_provider_pinpoint.sinks.streams import Budget, RecordsAnswer, StreamTransport, request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,12 @@ class KinesisTransport(StreamTransport):
     flag = "the stream name (--stream-name)"
     permission = "kinesis:PutRecords"
 
+    def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
+        super().__init__(client, stream, limits, budget)
+        self._raw = RawRecords(client, "PutRecords", "StreamName", stream)
+
     def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        response = self.client.put_records(
-            StreamName=self.stream,
-            Records=[{"Data": data, "PartitionKey": key} for data, key in zip(records, keys, strict=True)],
-        )
+        response = self._raw.send(records, keys)
         return RecordsAnswer.of(response.get("Records"), len(records), request_id_of(response), "SequenceNumber")
 
 
