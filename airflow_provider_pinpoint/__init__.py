@@ -26,13 +26,31 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon Pinpoint",
                 "external-doc-url": "https://docs.aws.amazon.com/pinpoint/latest/apireference/apps-application-id-events.html",
                 "tags": ["aws"],
-            }
+            },
+            {
+                "integration-name": "Amazon Kinesis Data Streams",
+                "external-doc-url": "https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html",
+                "tags": ["aws"],
+            },
+            {
+                "integration-name": "Amazon Data Firehose",
+                "external-doc-url": "https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html",
+                "tags": ["aws"],
+            },
         ],
         "hooks": [
             {"integration-name": "Amazon Pinpoint", "python-modules": ["airflow_provider_pinpoint.hooks.pinpoint"]}
         ],
         "operators": [
-            {"integration-name": "Amazon Pinpoint", "python-modules": ["airflow_provider_pinpoint.operators.pinpoint"]}
+            {"integration-name": "Amazon Pinpoint", "python-modules": ["airflow_provider_pinpoint.operators.pinpoint"]},
+            {
+                "integration-name": "Amazon Kinesis Data Streams",
+                "python-modules": ["airflow_provider_pinpoint.operators.kinesis"],
+            },
+            {
+                "integration-name": "Amazon Data Firehose",
+                "python-modules": ["airflow_provider_pinpoint.operators.firehose"],
+            },
         ],
     }
 

@@ -35,3 +35,16 @@ def test_airflow_providers_list_shows_the_provider(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     listed = {provider["package_name"]: provider for provider in json.loads(done.stdout)}
     assert listed["airflow-provider-pinpoint"]["version"] == airflow_provider_pinpoint.__version__
+
+
+@pytest.mark.airflow
+def test_every_module_the_provider_lists_imports_and_names_a_declared_integration():
+    import importlib
+
+    info = airflow_provider_pinpoint.get_provider_info()
+    integrations = {integration["integration-name"] for integration in info["integrations"]}
+    listed = [entry for kind in ("hooks", "operators") for entry in info[kind]]
+    assert {entry["integration-name"] for entry in listed} == integrations
+    for entry in listed:
+        for module in entry["python-modules"]:
+            importlib.import_module(module)

@@ -1,4 +1,8 @@
-"""Load endpoints and events tables into Amazon Pinpoint from a DAG."""
+"""Load endpoints and events tables into Amazon Pinpoint from a DAG.
+
+:class:`PinpointLoadBaseOperator` is the task every sink's operator shares (rate and pool share,
+results, resume, assets, lineage, failures); the sink's operator names its hook and destination.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.amazon.aws.utils.mixins import AwsHookType, aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
-from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+from airflow_provider_pinpoint.hooks.pinpoint import SINGLE_ATTEMPT, PinpointHook
 from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
@@ -39,8 +43,8 @@ _ASSET_EXTRA_KEYS = (
 )
 
 
-class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
-    """Send an endpoints table and/or an events table to Amazon Pinpoint with PutEvents.
+class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
+    """Send an endpoints table and/or an events table to a sink: the task each sink's operator runs.
 
     The work is done by :func:`airflow_provider_pinpoint.load_events`: rows are validated, packed
     into requests within the service quotas, sent under a rate limit with retries, and every input
@@ -104,7 +108,6 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     """
 
-    aws_hook_class = PinpointHook
     template_fields: Sequence[str] = aws_template_fields(
         "application_id",
         "events",
@@ -129,7 +132,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         results_asset: Any = None,
         column_mapping: Mapping[str, Any] | None = None,
         csv_list_delimiter: str | None = None,
-        requests_per_second: float = quotas.DEFAULT_REQUESTS_PER_SECOND,
+        requests_per_second: float | None = quotas.DEFAULT_REQUESTS_PER_SECOND,
         pool_size: int | str | None = None,
         max_in_flight: int = 8,
         max_attempts: int = 8,
@@ -171,8 +174,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
 
-        requests_per_second = self._requests_per_second()
-        client = self.hook.conn
+        rates = self._rates()
+        client = self._client()
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
@@ -183,7 +186,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 application_id=self.application_id,
                 results=self.results,
                 client=client,
-                requests_per_second=requests_per_second,
+                **rates,
                 max_in_flight=self.max_in_flight,
                 max_attempts=self.max_attempts,
                 column_mapping=self.column_mapping,
@@ -198,6 +201,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 full_refresh=_flag(self.full_refresh, "full_refresh"),
                 state_retention_days=self.state_retention_days,
                 state_part=None if self.state_part is None else str(self.state_part),
+                **self._sink_arguments(),
             )
         except RejectRatioExceeded as err:
             self.log.info("Summary: %s", json.dumps(err.report.summary.to_dict()))
@@ -205,7 +209,7 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
         summary = report.summary.to_dict()
-        self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
+        self.log.info("Loaded into %s. Summary: %s", self._destination(), json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
             raise AirflowException(
                 f"Stopped on request after {summary.get('accepted')} accepted rows; {self._retry_hint()}"
@@ -219,16 +223,35 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
             self._record_asset_events(context, summary)
         return summary
 
-    def _requests_per_second(self) -> float:
-        """This task's rate: ``requests_per_second``, or the most that keeps its pool slots' share.
+    def _client(self) -> Any:
+        """The hook's boto3 client, one attempt per call unless the connection or operator set retries."""
+        config = None if self.hook.config.retries is not None else self.hook.config.merge(SINGLE_ATTEMPT)
+        return self.hook.get_client_type(region_name=self.hook.region_name, config=config)
 
-        The share is ``requests_per_second * pool_slots / pool_size`` requests in any one second.
-        The rate limiter may start with a reserve of one request (or ``BURST_S`` seconds' worth) on
-        top of its rate, so the rate is the share less that reserve: the tasks that run at once then
-        stay within the quota in every second, not only on average.
-        """
+    def _sink_arguments(self) -> dict[str, Any]:
+        """The ``load_events`` arguments that choose the sink (PutEvents: none, it is the default)."""
+        return {}
+
+    def _destination(self) -> str:
+        """Where the rows go, for the task log."""
+        return f"application {self.application_id}"
+
+    def _destination_dataset(self) -> tuple[str, str]:
+        """The (namespace, name) of the destination in lineage: the service endpoint and the application."""
+        return self._endpoint_url or "pinpoint", f"apps/{self.application_id}"
+
+    def _rates(self) -> dict[str, Any]:
+        """The rate arguments of ``load_events``: ``requests_per_second``, or its pool slots' share."""
+        pool_size = self._pool_size()
+        if pool_size is None:
+            return {"requests_per_second": self.requests_per_second}
+        rate = quotas.DEFAULT_REQUESTS_PER_SECOND if self.requests_per_second is None else self.requests_per_second
+        return {"requests_per_second": self._shared_rate(rate, "requests", pool_size)}
+
+    def _pool_size(self) -> int | None:
+        """``pool_size`` as a whole number of slots, or None when the task does not share its pool's rate."""
         if self.pool_size is None or self.pool_size == "":
-            return self.requests_per_second
+            return None
         try:
             pool_size = int(self.pool_size)
         except ValueError:
@@ -238,23 +261,35 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 f"pool_size {pool_size} is smaller than this task's pool_slots {self.pool_slots}: "
                 f"give the size of pool {self.pool!r}."
             )
-        share = self.requests_per_second * self.pool_slots / pool_size
-        rate = share - max(1.0, share * BURST_S)
-        if rate <= 0:
+        return pool_size
+
+    def _shared_rate(self, rate: float, unit: str, pool_size: int) -> float:
+        """The most of ``rate`` (``unit`` per second) that keeps this task within its pool slots' share.
+
+        The share is ``rate * pool_slots / pool_size`` in any one second. The rate limiter may start
+        with a reserve of one unit (or ``BURST_S`` seconds' worth) on top of its rate, so the rate is
+        the share less that reserve: the tasks that run at once then stay within the quota in every
+        second, not only on average.
+        """
+        share = rate * self.pool_slots / pool_size
+        shared = share - max(1.0, share * BURST_S)
+        if shared <= 0:
             raise AirflowFailException(
                 f"pool_size {pool_size}: that many slots of pool {self.pool!r} cannot share "
-                f"{self.requests_per_second:g} requests/s, as each running task may send a request in any "
-                f"second. Give the pool at most {int(self.requests_per_second // 2)} slots."
+                f"{rate:g} {unit}/s, as each running task may send one in any "
+                f"second. Give the pool at most {int(rate // 2)} slots."
             )
         self.log.info(
-            "Sending at %.3g requests/s: %d of the %d slots of pool %s, which share %g requests/s.",
-            rate,
+            "Sending at %.3g %s/s: %d of the %d slots of pool %s, which share %g %s/s.",
+            shared,
+            unit,
             self.pool_slots,
             pool_size,
             self.pool,
-            self.requests_per_second,
+            rate,
+            unit,
         )
-        return rate
+        return shared
 
     def _retry_hint(self) -> str:
         if self.results:
@@ -282,15 +317,25 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
                 context["outlet_events"][outlet].add(asset, extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Inputs: the tables read. Outputs: the Pinpoint application and the results table."""
+        """Inputs: the tables read. Outputs: the destination (the Pinpoint application, the stream) and the results table."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         inputs = [Dataset(*_ol_name(source)) for source in (self.events, self.endpoints) if _is_location(source)]
-        outputs = [Dataset(namespace=self._endpoint_url or "pinpoint", name=f"apps/{self.application_id}")]
+        outputs = [Dataset(*self._destination_dataset())]
         if self.results:
             outputs.append(Dataset(*_ol_name(self.results)))
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+class PinpointPutEventsOperator(PinpointLoadBaseOperator[PinpointHook]):
+    """Send an endpoints table and/or an events table to Amazon Pinpoint with PutEvents.
+
+    The parameters, the summary it returns and the ways it fails are those of
+    :class:`PinpointLoadBaseOperator`; ``requests_per_second`` is in PutEvents requests.
+    """
+
+    aws_hook_class = PinpointHook
 
 
 def _flag(value: Any, name: str) -> bool:

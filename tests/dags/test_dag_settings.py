@@ -17,16 +17,18 @@ PUT_TASKS = {
     "pinpoint_daily_load": "put_events",
     "pinpoint_endpoints_sync": "put_endpoints",
 }
+# Every example DAG's load task: the PutEvents ones and the Kinesis one (which has no PutEvents quota pool).
+LOAD_TASKS = {**PUT_TASKS, "pinpoint_to_kinesis": "put_records"}
 
 
-@pytest.mark.parametrize(("dag_id", "task_id"), PUT_TASKS.items())
+@pytest.mark.parametrize(("dag_id", "task_id"), LOAD_TASKS.items())
 def test_a_failed_or_killed_load_task_is_retried_after_a_short_delay(dagbag, dag_id, task_id):
     task = dagbag.dags[dag_id].get_task(task_id)
     assert task.retries >= 2
     assert task.retry_delay <= timedelta(minutes=1)
 
 
-@pytest.mark.parametrize(("dag_id", "task_id"), PUT_TASKS.items())
+@pytest.mark.parametrize(("dag_id", "task_id"), LOAD_TASKS.items())
 def test_every_run_and_shard_names_the_same_results_asset(dagbag, dag_id, task_id):
     task = dagbag.dags[dag_id].get_task(task_id)
     kwargs = getattr(task, "partial_kwargs", None) or vars(task)
@@ -41,7 +43,7 @@ def params_parsed_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str,
         monkeypatch.setenv(name, value)
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors
-    return {dag_id: {key: bag.dags[dag_id].params[key] for key in bag.dags[dag_id].params} for dag_id in PUT_TASKS}
+    return {dag_id: {key: bag.dags[dag_id].params[key] for key in bag.dags[dag_id].params} for dag_id in LOAD_TASKS}
 
 
 def test_outputs_default_under_airflow_home_and_inputs_to_the_shipped_sample_data(monkeypatch, tmp_path):

@@ -16,7 +16,11 @@ from airflow.timetables.base import TimeRestriction
 
 pytestmark = pytest.mark.airflow
 
-DAILY = {"pinpoint_daily_load": "put_events", "pinpoint_endpoints_sync": "put_endpoints"}
+DAILY = {
+    "pinpoint_daily_load": "put_events",
+    "pinpoint_endpoints_sync": "put_endpoints",
+    "pinpoint_to_kinesis": "put_records",
+}
 
 
 def scheduled_run_at(dagbag: DagBag, dag_id: str, midnight: pendulum.DateTime) -> dict[str, Any]:

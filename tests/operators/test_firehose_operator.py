@@ -1,0 +1,103 @@
+"""PinpointEventsToFirehoseOperator without a metadata DB: the hook, execute against moto's server, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.providers.amazon.aws.hooks.firehose import FirehoseHook
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
+
+from airflow_provider_pinpoint.operators.firehose import PinpointEventsToFirehoseOperator
+from tests.helpers.moto_server import create_delivery_stream, delivered_lines, unique_name
+
+pytestmark = pytest.mark.airflow
+
+DAILY = Path(__file__).resolve().parents[2] / "sample_data" / "daily"
+EVENTS = str(DAILY / "events" / "date=2026-11-24")
+ENDPOINTS = str(DAILY / "endpoints" / "date=2026-11-24")
+
+
+def context():
+    """The part of a task's context the operator reads."""
+    return {"run_id": "manual__2026-11-24", "outlet_events": OutletEventAccessors()}
+
+
+@pytest.fixture
+def moto_conn_id(aws_connection, moto_server: str) -> str:
+    """A connection id whose ``endpoint_url`` is moto's server."""
+    return aws_connection("firehose_test", endpoint_url=moto_server, region_name="us-east-1")
+
+
+def operator(conn_id: str, delivery_stream_name: str, **kwargs) -> PinpointEventsToFirehoseOperator:
+    kwargs.setdefault("application_id", "app-1")
+    return PinpointEventsToFirehoseOperator(
+        task_id="put_record_batch", aws_conn_id=conn_id, delivery_stream_name=delivery_stream_name, **kwargs
+    )
+
+
+def test_init_only_stores_the_arguments_and_the_hook_is_bound_to_the_delivery_stream():
+    op = PinpointEventsToFirehoseOperator(
+        task_id="t", delivery_stream_name="d", application_id="app", events="e", aws_conn_id="c"
+    )
+    assert (op.delivery_stream_name, op.application_id, op.events, op.aws_conn_id) == ("d", "app", "e", "c")
+    assert isinstance(op.hook, FirehoseHook) and op.hook.delivery_stream == "d"
+
+
+def test_template_fields_are_rendered():
+    op = PinpointEventsToFirehoseOperator(
+        task_id="t", delivery_stream_name="{{ params.stream }}", application_id="{{ params.app }}", events="e"
+    )
+    op.render_template_fields({"params": {"stream": "d-1", "app": "a"}})
+    assert (op.delivery_stream_name, op.application_id) == ("d-1", "a")
+
+
+def test_execute_delivers_one_json_line_per_event_to_s3_and_the_results_account_for_every_row(
+    moto_server, moto_conn_id, tmp_path
+):
+    name, bucket = create_delivery_stream(moto_server)
+    results = tmp_path / "results.parquet"
+    summary = operator(moto_conn_id, name, events=EVENTS, endpoints=ENDPOINTS, results=str(results)).execute(context())
+    events = pd.read_parquet(EVENTS)
+    table = pd.read_parquet(results)
+    assert len(table) == summary["input_rows"] == len(events) + len(pd.read_parquet(ENDPOINTS))
+    assert summary["accepted"] == summary["input_rows"] and set(table["status"]) == {"accepted"}
+    assert json.loads(json.dumps(summary)) == summary
+
+    lines = delivered_lines(moto_server, bucket)
+    event_ids = set(table.loc[table["record_type"] == "event", "event_id"])
+    delivered = [line for line in lines if line.get("event_id") in event_ids]
+    assert len(delivered) == len(event_ids) == len(events)
+    by_id = {line["event_id"]: line for line in delivered}
+    for event_id, row in events.dropna(subset=["EventId"]).set_index("EventId").iterrows():
+        line = by_id[event_id]
+        assert (line["event_type"], line["client"]["client_id"]) == (row["EventType"], row["EndpointId"])
+        assert line["application"]["app_id"] == "app-1"
+
+
+def test_a_missing_delivery_stream_fails_the_task_at_once_with_one_line_naming_it(
+    aws_connection, moto_server, tmp_path
+):
+    missing = unique_name("no-such-delivery")
+    # A gateway URL with credentials in it: the message may name the endpoint, never the credentials.
+    host = moto_server.removeprefix("http://")
+    conn_id = aws_connection(
+        "firehose_userinfo", endpoint_url=f"http://gateway-user:gateway-secret@{host}", region_name="us-east-1"
+    )
+    op = operator(conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context())
+    message = str(raised.value)
+    assert missing in message and "\n" not in message
+    assert "gateway-secret" not in message and "gateway-user" not in message
+
+
+def test_lineage_names_the_delivery_stream(moto_server, moto_conn_id, tmp_path):
+    name, _ = create_delivery_stream(moto_server)
+    op = operator(moto_conn_id, name, events=EVENTS)
+    op.execute(context())
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [(moto_server, f"deliverystream/{name}")]
