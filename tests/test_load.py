@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -595,11 +596,21 @@ def test_a_client_that_cannot_be_made_fails_in_one_line(option, tmp_path):
         load_events(events, application_id=APP, results=str(tmp_path / "r.parquet"), **options)
 
 
+def _stop_after_requests(emulator, stop: threading.Event, requests: int, timeout_s: float = 60.0) -> None:
+    """Set ``stop`` once the emulator has received ``requests`` requests (or after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while emulator.stats()["requests"] < requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+
+
 def test_a_stop_says_which_failed_rows_had_been_sent_before(emulator, tmp_path):
     # Every item answered 429/500 within a 202: items wait in the retry pool when the stop comes.
     emulator.configure(item_error_rate=1.0)
     stop = threading.Event()
-    threading.Timer(1.0, stop.set).start()
+    # The stop comes once the emulator has answered a few requests (not after a fixed time, which a
+    # busy machine can reach before the first request goes out).
+    threading.Thread(target=_stop_after_requests, args=(emulator, stop, 3), daemon=True).start()
     report = load(emulator, tmp_path, stop_event=stop, max_attempts=50)
     rows = report.results
     failed = rows[rows["status"] == "failed"]
