@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--application-id", required=True, metavar="APP", help="the Pinpoint application (project) id")
     parser.add_argument(
         "--events",
@@ -166,9 +166,23 @@ def _output_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, worked out only when it is given: reading the libraries' installed metadata
+    costs about 6 ms of CPU, which argparse's own version action would spend on every run."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show program's version number and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        print(_version())
+        parser.exit()
+
+
 def _version() -> str:
     """Like ``aws --version``: this tool's version, then Python's and the libraries' that do the work."""
-    from importlib import metadata  # here: importing it costs every load's start some 25 ms of CPU
+    from importlib import metadata
 
     versions = [f"pinpoint-load/{__version__}", f"Python/{sys.version.split()[0]}"]
     for name in ("boto3", "pyarrow"):
