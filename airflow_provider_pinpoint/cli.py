@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from airflow_provider_pinpoint import __version__, quotas
+from airflow_provider_pinpoint.common.gc_pause import pause_for_start_up, start_up_done
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
@@ -232,7 +233,11 @@ def _json_or_file(text: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """``pinpoint-load``'s entry point; ``argv`` None means the process is this command's own."""
+    if argv is None:
+        argv = sys.argv[1:]
+        pause_for_start_up()  # until the client is made (see common/gc_pause.py)
+    argv = list(argv)
     if argv[:1] == ["summarize"]:
         return summarize_main(argv[1:])
     parser = _parser()
@@ -250,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _load(args, parser, out)
     finally:
+        start_up_done()  # if no client was made (a dry run, an error)
         show_pandas()  # for whoever calls main() in-process and imports pandas afterwards
 
 

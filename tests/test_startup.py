@@ -1,7 +1,9 @@
-"""What a load imports: pandas only when a DataFrame (or text Arrow cannot parse) needs it."""
+"""What a load's start costs: pandas imported only when a DataFrame (or text Arrow cannot parse)
+needs it, and no garbage collection in ``pinpoint-load`` until its client is made."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +91,72 @@ print(parsed.count("pinpoint/service-2"))
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, check=True
     )
     assert done.stdout.strip() == "1"
+
+
+# Runs pinpoint-load as its console script does (main() reading sys.argv), counting the collections
+# before and after the client is made; then reports the collector's state.
+_COMMAND = """
+import gc, json, sys
+import airflow_provider_pinpoint.load as load
+from airflow_provider_pinpoint.cli import main
+threshold = gc.get_threshold()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+made = []
+make_client = load.make_client
+def counting(*args, **kwargs):
+    client = make_client(*args, **kwargs)
+    made.append((len(collections), gc.get_threshold(), gc.get_freeze_count()))
+    return client
+load.make_client = counting
+sys.argv = ["pinpoint-load", *sys.argv[1:]]
+code = main()
+print(json.dumps({"code": code, "made": made, "threshold_before": threshold, "threshold_after": gc.get_threshold()}))
+"""
+
+
+def _command(emulator, *argv: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _COMMAND, "--application-id", APP, *argv]
+        + ["--endpoint-url", emulator.url, "--region", "us-east-1", "--no-progress", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_command_collects_no_garbage_until_its_client_is_made_and_then_as_before(emulator, tmp_path):
+    state = _command(
+        emulator, "--events", str(SAMPLE / "events.parquet"), "--results", str(tmp_path / "results.parquet")
+    )
+    assert state["code"] == 0
+    [(collections_before_client, threshold_at_client, frozen_at_client)] = state["made"]
+    assert collections_before_client == 0
+    assert frozen_at_client > 0  # what start-up made is out of later collections' sight
+    assert threshold_at_client == state["threshold_before"] == state["threshold_after"]
+
+
+def test_a_dry_run_that_makes_no_client_still_gets_the_collector_back(emulator):
+    state = _command(emulator, "--events", str(SAMPLE / "events.parquet"), "--dry-run")
+    assert state["code"] == 0 and state["made"] == []
+    assert state["threshold_after"] == state["threshold_before"]
+
+
+def test_main_called_in_process_and_the_library_leave_the_collector_alone(emulator, tmp_path):
+    probe = f"""
+import gc, sys
+from airflow_provider_pinpoint.cli import main
+from airflow_provider_pinpoint.sending.client import make_client
+threshold = gc.get_threshold()
+make_client(None, None, {emulator.url!r}, "us-east-1", 4)
+code = main(["--application-id", "app", "--events", {str(SAMPLE / "events.parquet")!r}, "--dry-run", "--no-progress"])
+print(code, gc.get_freeze_count(), gc.get_threshold() == threshold)
+"""
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    assert done.stdout.split()[-3:] == ["0", "0", "True"]
