@@ -70,6 +70,42 @@ def test_importing_the_operator_imports_neither_pandas_nor_pyarrow():
     assert done.stdout.strip() == "[]"
 
 
+# Runs the operator's execute() as a task process does, on files; reports whether pandas was imported.
+_TASK = """
+import sys
+from airflow.sdk.execution_time.context import OutletEventAccessors
+from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+operator = PinpointPutEventsOperator(
+    task_id="put_events", aws_conn_id="pinpoint_startup", application_id=sys.argv[1],
+    events=sys.argv[2], endpoints=sys.argv[3], results=sys.argv[4],
+)
+summary = operator.execute({"run_id": "manual__startup", "outlet_events": OutletEventAccessors()})
+print(summary["accepted"], summary["rejected"], summary["input_rows"], "pandas imported:", "pandas" in sys.modules)
+"""
+
+
+def test_the_operators_task_on_files_never_imports_pandas(emulator, tmp_path):
+    pytest.importorskip("airflow")
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _TASK, APP, str(SAMPLE / "events.parquet"), str(SAMPLE / "endpoints.parquet")]
+        + [str(tmp_path / "results.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=os.environ | {"AIRFLOW_CONN_PINPOINT_STARTUP": json.dumps(connection)},
+    )
+    assert done.returncode == 0, done.stderr
+    accepted, rejected, rows, *said = done.stdout.splitlines()[-1].split()  # the task logs on stdout before
+    assert int(accepted) > 0 and int(accepted) + int(rejected) == int(rows)
+    assert said == ["pandas", "imported:", "False"]
+
+
 def test_the_client_and_validation_parse_the_pinpoint_model_once():
     probe = """
 import os

@@ -140,7 +140,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self._endpoint_url: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
+        # The loader brings the reading/sending stack: imported here, not at DAG parse time.
+        from airflow_provider_pinpoint.common.arrow import hide_pandas, show_pandas
         from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
 
@@ -149,6 +150,9 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
+        # Files need no pandas, which pyarrow would import (as much CPU as a small load itself) only to
+        # look for pandas values; a DataFrame input has it imported already, and hiding it then does nothing.
+        hide_pandas()
         try:
             report = load_events(
                 self.events,
@@ -173,6 +177,8 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
+        finally:
+            show_pandas()
         summary = report.summary.to_dict()
         self.log.info("Loaded into application %s. Summary: %s", self.application_id, json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():
