@@ -70,22 +70,35 @@ def test_importing_the_operator_imports_neither_pandas_nor_pyarrow():
     assert done.stdout.strip() == "[]"
 
 
-# Runs the operator's execute() as a task process does, on files; reports whether pandas was imported.
+# Runs the operator's execute() as a task process does, on files, counting the collections before the
+# hook's client is made; then reports what was imported and the collector's state.
 _TASK = """
-import sys
+import gc, json, sys
 from airflow.sdk.execution_time.context import OutletEventAccessors
+from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
 operator = PinpointPutEventsOperator(
     task_id="put_events", aws_conn_id="pinpoint_startup", application_id=sys.argv[1],
     events=sys.argv[2], endpoints=sys.argv[3], results=sys.argv[4],
 )
+threshold = gc.get_threshold()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+made = []
+get_client_type = PinpointHook.get_client_type
+def counting(self, *args, **kwargs):
+    client = get_client_type(self, *args, **kwargs)
+    made.append(len(collections))
+    return client
+PinpointHook.get_client_type = counting
 summary = operator.execute({"run_id": "manual__startup", "outlet_events": OutletEventAccessors()})
-print(summary["accepted"], summary["rejected"], summary["input_rows"], "pandas imported:", "pandas" in sys.modules)
+print(json.dumps({"accepted": summary["accepted"], "rejected": summary["rejected"], "rows": summary["input_rows"],
+                  "pandas": "pandas" in sys.modules, "made": made, "threshold_before": threshold,
+                  "threshold_after": gc.get_threshold(), "frozen_after": gc.get_freeze_count()}))
 """
 
 
-def test_the_operators_task_on_files_never_imports_pandas(emulator, tmp_path):
-    pytest.importorskip("airflow")
+def _task(emulator, tmp_path) -> dict:
     connection = {
         "conn_type": "aws",
         "login": "testing",
@@ -101,9 +114,24 @@ def test_the_operators_task_on_files_never_imports_pandas(emulator, tmp_path):
         env=os.environ | {"AIRFLOW_CONN_PINPOINT_STARTUP": json.dumps(connection)},
     )
     assert done.returncode == 0, done.stderr
-    accepted, rejected, rows, *said = done.stdout.splitlines()[-1].split()  # the task logs on stdout before
-    assert int(accepted) > 0 and int(accepted) + int(rejected) == int(rows)
-    assert said == ["pandas", "imported:", "False"]
+    task = json.loads(done.stdout.splitlines()[-1])  # the task logs on stdout before
+    assert task["accepted"] > 0 and task["accepted"] + task["rejected"] == task["rows"]
+    return task
+
+
+def test_the_operators_task_on_files_never_imports_pandas(emulator, tmp_path):
+    pytest.importorskip("airflow")
+    assert _task(emulator, tmp_path)["pandas"] is False
+
+
+def test_the_operators_task_collects_no_garbage_until_its_client_is_made_and_leaves_the_collector_as_it_was(
+    emulator, tmp_path
+):
+    pytest.importorskip("airflow")
+    task = _task(emulator, tmp_path)
+    assert task["made"] == [0]
+    assert task["threshold_after"] == task["threshold_before"]
+    assert task["frozen_after"] == 0
 
 
 def test_the_client_and_validation_parse_the_pinpoint_model_once():

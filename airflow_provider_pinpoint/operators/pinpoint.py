@@ -140,13 +140,24 @@ class PinpointPutEventsOperator(AwsBaseOperator[PinpointHook]):
         self._endpoint_url: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_pinpoint.common.gc_pause import pause_for_task
+
+        end_pause = pause_for_task()  # no collections until the client is made (see common/gc_pause.py)
+        try:
+            return self._execute(context)
+        finally:
+            end_pause()
+
+    def _execute(self, context: Context) -> dict[str, Any]:
         # The loader brings the reading/sending stack: imported here, not at DAG parse time.
         from airflow_provider_pinpoint.common.arrow import hide_pandas, show_pandas
+        from airflow_provider_pinpoint.common.gc_pause import start_up_done
         from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
 
         requests_per_second = self._requests_per_second()
         client = self.hook.conn
+        start_up_done()
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
