@@ -234,12 +234,12 @@ def _json_or_file(text: str) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``pinpoint-load``'s entry point; ``argv`` None means the process is this command's own."""
-    if argv is None:
-        argv = sys.argv[1:]
-        pause_for_start_up()  # until the client is made (see common/gc_pause.py)
-    argv = list(argv)
+    owns_process = argv is None
+    argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["summarize"]:
         return summarize_main(argv[1:])
+    if owns_process:
+        pause_for_start_up()  # until the client is made (see common/gc_pause.py)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.events is None and args.endpoints is None:
