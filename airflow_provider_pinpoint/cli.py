@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from airflow_provider_pinpoint import __version__, quotas
+from airflow_provider_pinpoint.common.gc_pause import pause_for_start_up, start_up_done
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError, RejectRatioExceeded
 from airflow_provider_pinpoint.summary import DryRunSummary, LoadSummary
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--application-id", required=True, metavar="APP", help="the Pinpoint application (project) id")
     parser.add_argument(
         "--events",
@@ -213,9 +214,23 @@ def _output_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, worked out only when it is given: reading the libraries' installed metadata
+    costs about 6 ms of CPU, which argparse's own version action would spend on every run."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show program's version number and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        print(_version())
+        parser.exit()
+
+
 def _version() -> str:
     """Like ``aws --version``: this tool's version, then Python's and the libraries' that do the work."""
-    from importlib import metadata  # here: importing it costs every load's start some 25 ms of CPU
+    from importlib import metadata
 
     versions = [f"pinpoint-load/{__version__}", f"Python/{sys.version.split()[0]}"]
     for name in ("boto3", "pyarrow"):
@@ -265,11 +280,15 @@ def _json_or_file(text: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``pinpoint-load``'s entry point; ``argv`` None means the process is this command's own."""
+    owns_process = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["summarize"]:
         return summarize_main(argv[1:])
     if argv[:2] == ["state", "show"]:
         return state_show_main(argv[2:])
+    if owns_process:
+        pause_for_start_up()  # until the client is made (see common/gc_pause.py)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.events is None and args.endpoints is None:
@@ -295,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _load(args, parser, out)
     finally:
+        start_up_done()  # if no client was made (a dry run, an error)
         show_pandas()  # for whoever calls main() in-process and imports pandas afterwards
 
 

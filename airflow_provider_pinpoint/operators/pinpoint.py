@@ -170,15 +170,30 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         self._endpoint_url: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # The loader brings pandas and the reading/sending stack: imported here, not at DAG parse time.
+        from airflow_provider_pinpoint.common.gc_pause import pause_for_task
+
+        end_pause = pause_for_task()  # no collections until the client is made (see common/gc_pause.py)
+        try:
+            return self._execute(context)
+        finally:
+            end_pause()
+
+    def _execute(self, context: Context) -> dict[str, Any]:
+        # The loader brings the reading/sending stack: imported here, not at DAG parse time.
+        from airflow_provider_pinpoint.common.arrow import hide_pandas, show_pandas
+        from airflow_provider_pinpoint.common.gc_pause import start_up_done
         from airflow_provider_pinpoint.common.text import without_userinfo
         from airflow_provider_pinpoint.load import load_events
 
         rates = self._rates()
         client = self._client()
+        start_up_done()
         # Lineage names the endpoint: without any user:password@ a gateway URL may carry.
         self._endpoint_url = without_userinfo(client.meta.endpoint_url)
         self._stop_event = threading.Event()
+        # Files need no pandas, which pyarrow would import (as much CPU as a small load itself) only to
+        # look for pandas values; a DataFrame input has it imported already, and hiding it then does nothing.
+        hide_pandas()
         try:
             report = load_events(
                 self.events,
@@ -208,6 +223,8 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
             raise AirflowFailException(str(err)) from err
         except (FatalServiceError, InputError) as err:
             raise AirflowFailException(str(err)) from err
+        finally:
+            show_pandas()
         summary = report.summary.to_dict()
         self.log.info("Loaded into %s. Summary: %s", self._destination(), json.dumps(summary))
         if summary.get("stopped") or self._stop_event.is_set():

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.config import Config
 
+from airflow_provider_pinpoint.common.gc_pause import start_up_done
 from airflow_provider_pinpoint.common.text import first_line, without_userinfo
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 
@@ -68,7 +69,7 @@ def make_client(
             session = boto3.session.Session(botocore_session=botocore_session)
             # After boto3 has added its resource files to the session's own loader: the shared one stays as it is.
             botocore_session.register_component("data_loader", data_loader())
-        return session.client(
+        client = session.client(
             service,
             endpoint_url=None if endpoint_url is None else without_userinfo(endpoint_url),
             region_name=region_name,
@@ -81,3 +82,5 @@ def make_client(
     # A malformed region or endpoint URL, no such profile: one line, as every loader error.
     except (botocore.exceptions.BotoCoreError, ValueError) as exc:
         raise PinpointLoaderError(f"Cannot make the AWS client: {type(exc).__name__}: {first_line(exc)}") from None
+    start_up_done()  # the client is the last of what a command's start-up makes
+    return client
