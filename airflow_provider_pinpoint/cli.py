@@ -278,8 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --results (where the results table goes); only --dry-run can do without")
     if args.state is None and (args.full_refresh or args.state_retention_days or args.state_part):
         parser.error("--full-refresh, --state-retention-days and --state-part go with --state")
-    if args.state is not None and args.sink != "pinpoint":
-        parser.error("--state works with --sink pinpoint only for now")
     from airflow_provider_pinpoint.sinks.target import SinkTarget
 
     try:
