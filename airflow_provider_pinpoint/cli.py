@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state",
         metavar="PATH",
-        help="a sync state (a directory, local or URL) kept per application: endpoints whose body was accepted "
+        help="a sync state (a directory, local or URL) kept per sink and application: endpoints whose body was accepted "
         "before and events accepted before are not sent (unchanged / already_sent in the results)",
     )
     parser.add_argument(
