@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,17 @@ class StreamLoads:
         self.target = target
         self.runs = 0
 
-    def __call__(self, events_table: pa.Table | None = None, endpoints_table: pa.Table | None = None, **options):
+    def __call__(
+        self,
+        events_table: pa.Table | None = None,
+        endpoints_table: pa.Table | None = None,
+        *,
+        run: str | None = None,
+        **options: Any,
+    ):
+        """A run on its own input files and results table, or on those of ``run`` (to resume it)."""
         self.runs += 1
-        day = self.tmp / f"run{self.runs}"
+        day = self.tmp / (run or f"run{self.runs}")
         options.setdefault("state", self.state)
         return load_events(
             None if events_table is None else write(events_table, day / "events.parquet"),
@@ -207,3 +216,27 @@ def test_the_cli_takes_a_state_with_a_kinesis_sink(moto_server, stream, tmp_path
     assert (first["accepted"], first["unchanged"], first["already_sent"]) == (15, 0, 0)
     assert (second["accepted"], second["unchanged"], second["already_sent"], second["requests"]) == (0, 5, 10, 0)
     assert len(stream_records(moto_server, stream)) == 15
+
+
+def test_rows_a_stopped_run_did_not_deliver_go_on_the_resumed_run_and_then_nothing_does(loads, stream):
+    stop = threading.Event()
+    stop.set()  # the run stops before it sends anything: the rows it took are failed, none remembered
+    stopped = loads(events(10, 2), endpoints(10), run="resumed", stop_event=stop)
+    assert stopped.summary.stopped and by_status(stopped) == {("endpoint", "failed"): 10}
+    assert records_in(loads, stream) == []
+
+    resumed = loads(events(10, 2), endpoints(10), run="resumed")
+    again = loads(events(10, 2), endpoints(10))
+
+    assert by_status(resumed) == {("endpoint", "accepted"): 10, ("event", "accepted"): 20}
+    assert by_status(again) == {("endpoint", "unchanged"): 10, ("event", "already_sent"): 20}
+    assert len(records_in(loads, stream)) == 30
+
+
+def test_a_full_refresh_puts_every_record_again(loads, stream):
+    loads(events(5, 2), endpoints(5))
+
+    refreshed = loads(events(5, 2), endpoints(5), full_refresh=True)
+
+    assert by_status(refreshed) == {("endpoint", "accepted"): 5, ("event", "accepted"): 10}
+    assert len(records_in(loads, stream)) == 30
