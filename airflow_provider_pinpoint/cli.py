@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state",
         metavar="PATH",
-        help="a sync state (a directory, local or URL) kept per application: endpoints whose body was accepted "
+        help="a sync state (a directory, local or URL) kept per sink and application: endpoints whose body was accepted "
         "before and events accepted before are not sent (unchanged / already_sent in the results)",
     )
     parser.add_argument(
@@ -297,8 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --results (where the results table goes); only --dry-run can do without")
     if args.state is None and (args.full_refresh or args.state_retention_days or args.state_part):
         parser.error("--full-refresh, --state-retention-days and --state-part go with --state")
-    if args.state is not None and args.sink != "pinpoint":
-        parser.error("--state works with --sink pinpoint only for now")
     from airflow_provider_pinpoint.sinks.target import SinkTarget
 
     try:

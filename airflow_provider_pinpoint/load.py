@@ -274,6 +274,7 @@ class _Run:
                 column_mapping=self.column_mapping,
                 csv_list_delimiter=self.csv_list_delimiter,
                 skip=skip,
+                sync=sync,
             )
         from airflow_provider_pinpoint.prepare.flow import prepare
 
@@ -572,8 +573,6 @@ def _sync(
         if full_refresh or retention_days is not None or part is not None:
             raise InputError("full_refresh, state_retention_days and state_part need a state location (state=...)")
         return None
-    if sink != "pinpoint":
-        raise InputError(f"a sync state works with the pinpoint sink only for now, not with sink={sink!r}")
     from airflow_provider_pinpoint.state import DEFAULT_RETENTION_DAYS, StateFiles, Sync
 
     days = DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
