@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state",
         metavar="PATH",
-        help="a sync state (a directory, local or URL) kept per sink and application: endpoints whose body was accepted "
+        help="a sync state (a directory, local or URL) kept per destination (sink, stream) and application: endpoints whose body was accepted "
         "before and events accepted before are not sent (unchanged / already_sent in the results)",
     )
     parser.add_argument(
@@ -659,7 +659,7 @@ def state_show_main(argv: Sequence[str]) -> int:
     """``pinpoint-load state show STATE``: per destination, the endpoints and events the state holds."""
     parser = argparse.ArgumentParser(
         prog="pinpoint-load state show",
-        description="Say what a sync state holds: per sink and application, the endpoints with a body, those "
+        description="Say what a sync state holds: per destination (sink, stream) and application, the endpoints with a body, those "
         "marked to send again, the event ids, the time span of accepted_at, the files and their size.",
     )
     parser.add_argument("state", metavar="STATE", help="the state location given as --state")

@@ -201,7 +201,7 @@ def load_events(
     )
     if dry_run:
         return run.dry_run()
-    run.sync = _sync(state, application_id, full_refresh, state_retention_days, state_part, target.sink)
+    run.sync = _sync(state, application_id, full_refresh, state_retention_days, state_part, target.destination)
     return run.load(
         results,
         client=client,
@@ -567,7 +567,7 @@ def _sync(
     part: str | None,
     sink: str = "pinpoint",
 ) -> Sync | None:
-    """The run's sync state for the destination (``sink``, ``application_id``), or None without
+    """The run's sync state for the destination (``sink``: ``pinpoint``, ``kinesis.STREAM`` or ``firehose.STREAM``; ``application_id``), or None without
     one (then ``full_refresh`` and the rest must be unset)."""
     if state is None:
         if full_refresh or retention_days is not None or part is not None:

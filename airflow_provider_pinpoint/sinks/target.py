@@ -21,6 +21,12 @@ class SinkTarget:
     stream: str | None = None
 
     @property
+    def destination(self) -> str:
+        """The destination's name in a sync state: the sink, and for the streams the stream's name too
+        (``kinesis.NAME``), so two streams of one application keep apart what each accepted."""
+        return self.sink if self.stream is None else f"{self.sink}.{self.stream}"
+
+    @property
     def service(self) -> str:
         """The boto3 service name of the sink."""
         return SERVICES[self.sink]

@@ -177,7 +177,7 @@ def test_the_putevents_state_of_the_same_application_is_kept_apart(loads, stream
     held = {
         (d["sink"], d["application_id"]): (d["endpoints"], d["events"]) for d in describe(loads.state)["destinations"]
     }
-    assert held == {("kinesis", APP): (10, 20), ("pinpoint", APP): (10, 20)}
+    assert held == {(f"kinesis.{loads.target['stream_name']}", APP): (10, 20), ("pinpoint", APP): (10, 20)}
 
 
 def test_a_second_firehose_run_delivers_nothing_and_a_changed_endpoint_goes(moto_server, tmp_path):
@@ -240,3 +240,18 @@ def test_a_full_refresh_puts_every_record_again(loads, stream):
 
     assert by_status(refreshed) == {("endpoint", "accepted"): 5, ("event", "accepted"): 10}
     assert len(records_in(loads, stream)) == 30
+
+
+def test_each_stream_of_one_application_keeps_its_own_state(loads, stream, moto_server):
+    loads(events(10, 2), endpoints(10))
+    other = create_stream(moto_server, shards=1)
+    other_loads = StreamLoads(moto_server, loads.tmp / "other", sink="kinesis", stream_name=other)
+    other_loads.state = loads.state  # the same state location
+
+    into_other = other_loads(events(10, 2), endpoints(10))
+
+    # What the first stream accepted keeps nothing from the second: every record goes there once.
+    assert by_status(into_other) == {("endpoint", "accepted"): 10, ("event", "accepted"): 20}
+    assert len(records_in(loads, other)) == 30
+    again = other_loads(events(10, 2), endpoints(10))
+    assert by_status(again) == {("endpoint", "unchanged"): 10, ("event", "already_sent"): 20}
