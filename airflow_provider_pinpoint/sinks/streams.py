@@ -12,7 +12,6 @@ the budget; the rest follows the HTTP status as for PutEvents.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -20,14 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
-from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import first_line, one_line, scrubbed, without_userinfo
+from airflow_provider_pinpoint.common.text import one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.record_packing import RecordLimits, request_bytes
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter, shared_limiter
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks import client_errors
 
 # A per-record error code that means "too fast": counted as 429, so the engine resends the record
 # and slows down when most of a request was throttled.
@@ -196,22 +195,8 @@ class StreamTransport:
             if isinstance(error, Throttled):
                 self.budget.throttled()
             raise error from None
-        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-            raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except (ResponseParserError, RecursionError, UnicodeDecodeError):
-            raise RetryableError("the service's answer could not be parsed") from None
-        except botocore.exceptions.NoCredentialsError:
-            raise FatalServiceError(
-                "No AWS credentials found: configure a profile, environment variables, an instance role "
-                "or pass a boto3 session/client."
-            ) from None
-        except botocore.exceptions.ParamValidationError as exc:
-            raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise FatalServiceError(
-                f"The AWS client could not send to {self.describe_target(application_id)}: "
-                f"{type(exc).__name__}: {scrubbed(first_line(exc))}"
-            ) from None
+        except client_errors.NOT_ANSWERED as exc:
+            raise client_errors.not_answered(exc, lambda: self.describe_target(application_id)) from None
         if answer.throttled * 2 > len(request):
             self.budget.throttled()
         return answer
@@ -256,10 +241,3 @@ class StreamTransport:
 
 def request_id_of(response: dict[str, Any]) -> str | None:
     return response.get("ResponseMetadata", {}).get("RequestId")
-
-
-def _without_values(report: str) -> str:
-    """botocore's validation report quotes the offending values: keep only the rules."""
-    return one_line(
-        "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
-    )
