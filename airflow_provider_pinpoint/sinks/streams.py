@@ -27,6 +27,7 @@ from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter, shared_limiter
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks import client_errors
+from airflow_provider_pinpoint.sinks.raw_records import RawRecords
 
 # A per-record error code that means "too fast": counted as 429, so the engine resends the record
 # and slows down when most of a request was throttled.
@@ -151,12 +152,17 @@ class StreamTransport:
     """The send path both sinks share: check the request against the quotas, wait for the budget,
     stamp each record's arrival time, call the service once and classify what came back.
 
-    Subclasses name the service and make the call (:meth:`_put`)."""
+    Subclasses name the service, its batch put and the members of its request and answer, and may
+    reshape the records first (:meth:`_payload`)."""
 
     service = ""  # "Kinesis" or "Firehose", for messages
     what = ""  # "stream" or "delivery stream"
     flag = ""  # the option that names it
     permission = ""  # the IAM action the call needs
+    operation = ""  # the batch put: "PutRecords" or "PutRecordBatch"
+    name_member = ""  # the request member that names the stream
+    results_member = ""  # the answer's list of per-record results
+    id_member = ""  # what a stored record's result carries
 
     def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
         self.client = client
@@ -164,6 +170,7 @@ class StreamTransport:
         self.limits = limits
         self.budget = budget
         self.stopped: Callable[[], bool] | None = None  # the engine's stop, when the load sets it
+        self._raw = RawRecords(client, self.operation, self.name_member, stream)
 
     def describe_target(self, application_id: str) -> str:
         """Where records go, for messages: the stream, region and endpoint (no credentials)."""
@@ -202,7 +209,14 @@ class StreamTransport:
         return answer
 
     def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        raise NotImplementedError
+        response = self._raw.send(*self._payload(records, keys))
+        return RecordsAnswer.of(
+            response.get(self.results_member), len(records), request_id_of(response), self.id_member
+        )
+
+    def _payload(self, records: Sequence[bytes], keys: Sequence[str]) -> tuple[Sequence[bytes], Sequence[str] | None]:
+        """The records and partition keys as the service takes them."""
+        return records, keys
 
     def classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
         response = exc.response
