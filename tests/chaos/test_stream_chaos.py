@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -40,6 +39,7 @@ import pytest
 
 from airflow_provider_pinpoint.emulator import EmulatorClient
 from airflow_provider_pinpoint.load import load_events
+from tests.chaos import runs
 from tests.chaos.data import TABLE, Dataset
 
 APP = "chaos-streams"
@@ -276,46 +276,15 @@ def test_every_valid_row_reaches_the_stream_under_faults(
 
 def _cli(sink: str, data: Dataset, emu: EmulatorClient, results: Path, *extra: str) -> list[str]:
     stream = ["--stream-name", STREAM] if sink == "kinesis" else ["--delivery-stream", STREAM]
-    return [
-        str(Path(sys.executable).with_name("pinpoint-load")),
-        "--sink",
-        sink,
-        *stream,
-        "--application-id",
-        APP,
-        "--events",
-        str(data.events),
-        "--endpoints",
-        str(data.endpoints),
-        "--results",
-        str(results),
-        "--endpoint-url",
-        emu.url,
-        "--region",
-        "us-east-1",
-        "--records-per-second",
-        str(CRASH_RECORDS_PER_SECOND),
-        "--max-in-flight",
-        str(CRASH_IN_FLIGHT),
-        "--no-progress",
-        *extra,
-    ]
+    rate = ("--records-per-second", str(CRASH_RECORDS_PER_SECOND), "--max-in-flight", str(CRASH_IN_FLIGHT))
+    return runs.cli(APP, data, emu.url, results, "--sink", sink, *stream, *rate, "--no-progress", *extra)
 
 
 def _kill_when_written(process: subprocess.Popen, emu: EmulatorClient, threshold: int, timeout: float) -> int:
     """SIGKILL ``process`` once the stream holds ``threshold`` records; return that count."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        written = emu.streams()["stats"]["records_accepted"]
-        if written >= threshold:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-            return written
-        assert process.poll() is None, f"the run ended before the kill point ({written} of {threshold} records)"
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    raise AssertionError(f"the kill point ({threshold} records written) was not reached in {timeout} s")
+    return runs.kill_when(
+        process, lambda: emu.streams()["stats"]["records_accepted"], threshold, timeout, "records", "written"
+    )
 
 
 def _crash_params() -> list:
