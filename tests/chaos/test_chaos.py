@@ -28,7 +28,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.emulator import EmulatorClient
 from airflow_provider_pinpoint.load import load_events
 from tests.chaos import runs
-from tests.chaos.data import TABLE, Dataset
+from tests.chaos.data import TABLE, Dataset, results_rows
 
 APP = "chaos"
 FULL = 20_000
@@ -113,15 +113,7 @@ def _iso(value) -> str:
 
 def reconcile(emu: EmulatorClient, data: Dataset, results: Path, duplicate_bound: int) -> dict:
     """Check the results table against the input and the emulator's record; return the counts."""
-    table = pq.read_table(results).to_pylist()
-    keys = sorted((row["record_type"], Path(row["source"]).name, row["source_row"]) for row in table)
-    valid = data.event_count - data.bad_events
-    expected = sorted(
-        [("endpoint", data.endpoints.name, r) for r in range(1, data.endpoint_count + 1)]
-        + [("event", "part-0.parquet", r) for r in range(1, valid + 1)]
-        + [("event", "part-1.parquet", r) for r in range(1, data.bad_events + 1)]
-    )
-    assert keys == expected, "the results table does not hold exactly one row per input row"
+    table = results_rows(results, data)
 
     status = {s: [row for row in table if row["status"] == s] for s in ("accepted", "rejected", "failed")}
     assert status["failed"] == [], status["failed"][:3]
