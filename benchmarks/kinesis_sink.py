@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import children
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,31 +91,11 @@ def _child(spec: dict) -> None:
 def _child_env() -> dict[str, str]:
     """Test credentials only, and no shared AWS config."""
     env = dict(os.environ)
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    env.pop("AWS_SESSION_TOKEN", None)
-    env.pop("AWS_PROFILE", None)
-    return env
+    return children.without_aws_setup(env)
 
 
 def _run_child(spec: dict) -> dict:
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=_child_env(),
-        cwd=HERE,
-    )
-    for line in process.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError(f"{spec['sink']} run failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    return children.run(Path(__file__).resolve(), spec, _child_env(), HERE, RESULT_PREFIX, spec["sink"])
 
 
 # -- parent side ---------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import children
+
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED_RPS = 1_000_000.0  # the loader's rate limit when the scenario has none
@@ -248,31 +250,11 @@ def _child_env() -> dict[str, str]:
     if PYCACHE is not None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    env.pop("AWS_SESSION_TOKEN", None)
-    env.pop("AWS_PROFILE", None)
-    return env
+    return children.without_aws_setup(env)
 
 
 def _run_child(spec: dict) -> dict:
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=_child_env(),
-        cwd=HERE,
-    )
-    for line in process.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError(f"{spec['contender']} run failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    return children.run(Path(__file__).resolve(), spec, _child_env(), HERE, RESULT_PREFIX, spec["contender"])
 
 
 def _run_cli(spec: dict) -> dict:

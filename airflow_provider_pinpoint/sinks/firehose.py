@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import botocore.exceptions
 
 from airflow_provider_pinpoint.common.text import one_line, scrubbed
-from airflow_provider_pinpoint.prepare.record_packing import MiB, RecordLimits
-from airflow_provider_pinpoint.sinks.raw_records import RawRecords
-from airflow_provider_pinpoint.sinks.streams import Budget, RecordsAnswer, StreamTransport, request_id_of
+from airflow_provider_pinpoint.prepare.record_packing import MiB
+from airflow_provider_pinpoint.sinks.streams import StreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +31,14 @@ class FirehoseTransport(StreamTransport):
     what = "delivery stream"
     flag = "the delivery stream name (--delivery-stream)"
     permission = "firehose:PutRecordBatch"
+    operation = "PutRecordBatch"
+    name_member = "DeliveryStreamName"
+    results_member = "RequestResponses"
+    id_member = "RecordId"
 
-    def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
-        super().__init__(client, stream, limits, budget)
-        self._raw = RawRecords(client, "PutRecordBatch", "DeliveryStreamName", stream)
-
-    def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        response = self._raw.send([data + b"\n" for data in records], None)
-        return RecordsAnswer.of(response.get("RequestResponses"), len(records), request_id_of(response), "RecordId")
+    def _payload(self, records: Sequence[bytes], keys: Sequence[str]) -> tuple[Sequence[bytes], Sequence[str] | None]:
+        """Each record ends in a newline, so what Firehose delivers is JSON Lines; it takes no keys."""
+        return [data + b"\n" for data in records], None
 
 
 def check_exists(transport: FirehoseTransport) -> None:

@@ -8,15 +8,12 @@ stream's open shards (``DescribeStreamSummary``): 1,000 records and 1 MiB per se
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 import botocore.exceptions
 
 from airflow_provider_pinpoint.common.text import one_line, scrubbed
-from airflow_provider_pinpoint.prepare.record_packing import MiB, RecordLimits
-from airflow_provider_pinpoint.sinks.raw_records import RawRecords
-from airflow_provider_pinpoint.sinks.streams import Budget, RecordsAnswer, StreamTransport, request_id_of
+from airflow_provider_pinpoint.prepare.record_packing import MiB
+from airflow_provider_pinpoint.sinks.streams import StreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +28,10 @@ class KinesisTransport(StreamTransport):
     what = "stream"
     flag = "the stream name (--stream-name)"
     permission = "kinesis:PutRecords"
-
-    def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
-        super().__init__(client, stream, limits, budget)
-        self._raw = RawRecords(client, "PutRecords", "StreamName", stream)
-
-    def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        response = self._raw.send(records, keys)
-        return RecordsAnswer.of(response.get("Records"), len(records), request_id_of(response), "SequenceNumber")
+    operation = "PutRecords"
+    name_member = "StreamName"
+    results_member = "Records"
+    id_member = "SequenceNumber"
 
 
 def open_shards(transport: KinesisTransport) -> int | None:

@@ -15,17 +15,16 @@ seam in :mod:`airflow_provider_pinpoint.sending`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
-from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import first_line, one_line, scrubbed, without_userinfo
+from airflow_provider_pinpoint.common.text import one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks import client_errors
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 
 
@@ -124,24 +123,8 @@ class PutEventsTransport:
             answer = self._raw.send(application_id, request.body())
         except botocore.exceptions.ClientError as exc:
             raise self._classify(application_id, exc) from None
-        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-            raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except (ResponseParserError, RecursionError, UnicodeDecodeError):  # botocore's error parser raises the last two
-            raise RetryableError("the service's answer could not be parsed") from None
-        except botocore.exceptions.NoCredentialsError:
-            raise FatalServiceError(
-                "No AWS credentials found: configure a profile, environment variables, an instance role "
-                "or pass a boto3 session/client."
-            ) from None
-        except botocore.exceptions.ParamValidationError as exc:
-            raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            # The client could not make the request at all (credentials that cannot be retrieved, an
-            # endpoint it cannot resolve...): every other request would fail the same way.
-            raise FatalServiceError(
-                f"The AWS client could not send to {self.describe_target(application_id)}: "
-                f"{type(exc).__name__}: {scrubbed(first_line(exc))}"
-            ) from None
+        except client_errors.NOT_ANSWERED as exc:
+            raise client_errors.not_answered(exc, lambda: self.describe_target(application_id)) from None
         return Response(answer.status_code, answer.request_id, answer.results)
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
@@ -182,10 +165,3 @@ class PutEventsTransport:
         if status is not None and 400 <= status < 500 and status not in (408, 429):
             return BadRequest(message, status, request_id)
         return RetryableError(message, status, request_id)
-
-
-def _without_values(report: str) -> str:
-    """botocore's validation report quotes the offending values, which may be addresses: keep only the rules."""
-    return one_line(
-        "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
-    )

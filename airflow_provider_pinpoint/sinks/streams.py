@@ -12,7 +12,6 @@ the budget; the rest follows the HTTP status as for PutEvents.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -20,14 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
-from botocore.parsers import ResponseParserError
 
-from airflow_provider_pinpoint.common.text import first_line, one_line, scrubbed, without_userinfo
+from airflow_provider_pinpoint.common.text import one_line, scrubbed, without_userinfo
 from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.record_packing import RecordLimits, request_bytes
 from airflow_provider_pinpoint.prepare.requests import Request
 from airflow_provider_pinpoint.sending.ratelimit import RateLimiter, shared_limiter
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
+from airflow_provider_pinpoint.sinks import client_errors
+from airflow_provider_pinpoint.sinks.raw_records import RawRecords
 
 # A per-record error code that means "too fast": counted as 429, so the engine resends the record
 # and slows down when most of a request was throttled.
@@ -152,12 +152,17 @@ class StreamTransport:
     """The send path both sinks share: check the request against the quotas, wait for the budget,
     stamp each record's arrival time, call the service once and classify what came back.
 
-    Subclasses name the service and make the call (:meth:`_put`)."""
+    Subclasses name the service, its batch put and the members of its request and answer, and may
+    reshape the records first (:meth:`_payload`)."""
 
     service = ""  # "Kinesis" or "Firehose", for messages
     what = ""  # "stream" or "delivery stream"
     flag = ""  # the option that names it
     permission = ""  # the IAM action the call needs
+    operation = ""  # the batch put: "PutRecords" or "PutRecordBatch"
+    name_member = ""  # the request member that names the stream
+    results_member = ""  # the answer's list of per-record results
+    id_member = ""  # what a stored record's result carries
 
     def __init__(self, client: Any, stream: str, limits: RecordLimits, budget: Budget) -> None:
         self.client = client
@@ -165,6 +170,7 @@ class StreamTransport:
         self.limits = limits
         self.budget = budget
         self.stopped: Callable[[], bool] | None = None  # the engine's stop, when the load sets it
+        self._raw = RawRecords(client, self.operation, self.name_member, stream)
 
     def describe_target(self, application_id: str) -> str:
         """Where records go, for messages: the stream, region and endpoint (no credentials)."""
@@ -196,28 +202,21 @@ class StreamTransport:
             if isinstance(error, Throttled):
                 self.budget.throttled()
             raise error from None
-        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-            raise RetryableError(f"no answer from the service: {type(exc).__name__}") from None
-        except (ResponseParserError, RecursionError, UnicodeDecodeError):
-            raise RetryableError("the service's answer could not be parsed") from None
-        except botocore.exceptions.NoCredentialsError:
-            raise FatalServiceError(
-                "No AWS credentials found: configure a profile, environment variables, an instance role "
-                "or pass a boto3 session/client."
-            ) from None
-        except botocore.exceptions.ParamValidationError as exc:
-            raise BadRequest(f"refused by boto3's parameter validation: {_without_values(str(exc))}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise FatalServiceError(
-                f"The AWS client could not send to {self.describe_target(application_id)}: "
-                f"{type(exc).__name__}: {scrubbed(first_line(exc))}"
-            ) from None
+        except client_errors.NOT_ANSWERED as exc:
+            raise client_errors.not_answered(exc, lambda: self.describe_target(application_id)) from None
         if answer.throttled * 2 > len(request):
             self.budget.throttled()
         return answer
 
     def _put(self, records: Sequence[bytes], keys: Sequence[str]) -> RecordsAnswer:
-        raise NotImplementedError
+        response = self._raw.send(*self._payload(records, keys))
+        return RecordsAnswer.of(
+            response.get(self.results_member), len(records), request_id_of(response), self.id_member
+        )
+
+    def _payload(self, records: Sequence[bytes], keys: Sequence[str]) -> tuple[Sequence[bytes], Sequence[str] | None]:
+        """The records and partition keys as the service takes them."""
+        return records, keys
 
     def classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
         response = exc.response
@@ -256,10 +255,3 @@ class StreamTransport:
 
 def request_id_of(response: dict[str, Any]) -> str | None:
     return response.get("ResponseMetadata", {}).get("RequestId")
-
-
-def _without_values(report: str) -> str:
-    """botocore's validation report quotes the offending values: keep only the rules."""
-    return one_line(
-        "; ".join(re.sub(r",? value: .*", "", line) for line in report.splitlines()[1:]) or "invalid parameters"
-    )

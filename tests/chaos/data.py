@@ -1,4 +1,5 @@
-"""The chaos suite's seeded dataset and the table of measured scenarios (printed at the end of the run)."""
+"""The chaos suite's seeded dataset, the check that a results table holds one row per input row, and
+the table of measured scenarios (printed at the end of the run)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def make_dataset(directory: Path, events: int, seed: int) -> Dataset:
     )
     pq.write_table(bad, parts / "part-1.parquet")
     return Dataset(parts, generated.endpoints, events + BAD_EVENTS, generated.endpoint_count, BAD_EVENTS)
+
+
+def results_rows(results: Path, data: Dataset) -> list[dict]:
+    """The rows of a load's results table, checked to be exactly one per input row of ``data``."""
+    table = pq.read_table(results).to_pylist()
+    keys = sorted((row["record_type"], Path(row["source"]).name, row["source_row"]) for row in table)
+    valid = data.event_count - data.bad_events
+    expected = sorted(
+        [("endpoint", data.endpoints.name, r) for r in range(1, data.endpoint_count + 1)]
+        + [("event", "part-0.parquet", r) for r in range(1, valid + 1)]
+        + [("event", "part-1.parquet", r) for r in range(1, data.bad_events + 1)]
+    )
+    assert keys == expected, "the results table does not hold exactly one row per input row"
+    return table

@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -28,7 +27,8 @@ import pytest
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.emulator import EmulatorClient
 from airflow_provider_pinpoint.load import load_events
-from tests.chaos.data import TABLE, Dataset
+from tests.chaos import runs
+from tests.chaos.data import TABLE, Dataset, results_rows
 
 APP = "chaos"
 FULL = 20_000
@@ -113,15 +113,7 @@ def _iso(value) -> str:
 
 def reconcile(emu: EmulatorClient, data: Dataset, results: Path, duplicate_bound: int) -> dict:
     """Check the results table against the input and the emulator's record; return the counts."""
-    table = pq.read_table(results).to_pylist()
-    keys = sorted((row["record_type"], Path(row["source"]).name, row["source_row"]) for row in table)
-    valid = data.event_count - data.bad_events
-    expected = sorted(
-        [("endpoint", data.endpoints.name, r) for r in range(1, data.endpoint_count + 1)]
-        + [("event", "part-0.parquet", r) for r in range(1, valid + 1)]
-        + [("event", "part-1.parquet", r) for r in range(1, data.bad_events + 1)]
-    )
-    assert keys == expected, "the results table does not hold exactly one row per input row"
+    table = results_rows(results, data)
 
     status = {s: [row for row in table if row["status"] == s] for s in ("accepted", "rejected", "failed")}
     assert status["failed"] == [], status["failed"][:3]
@@ -214,43 +206,13 @@ def test_rows_failed_in_an_outage_are_sent_by_the_next_run(chaos_emulator, datas
 
 
 def _cli(data: Dataset, emu: EmulatorClient, results: Path, *extra: str) -> list[str]:
-    return [
-        str(Path(sys.executable).with_name("pinpoint-load")),
-        "--application-id",
-        APP,
-        "--events",
-        str(data.events),
-        "--endpoints",
-        str(data.endpoints),
-        "--results",
-        str(results),
-        "--endpoint-url",
-        emu.url,
-        "--region",
-        "us-east-1",
-        "--requests-per-second",
-        str(CRASH_RATE),
-        "--max-in-flight",
-        str(CRASH_IN_FLIGHT),
-        "--no-progress",
-        *extra,
-    ]
+    rate = ("--requests-per-second", str(CRASH_RATE), "--max-in-flight", str(CRASH_IN_FLIGHT))
+    return runs.cli(APP, data, emu.url, results, *rate, "--no-progress", *extra)
 
 
 def _kill_when_accepted(process: subprocess.Popen, emu: EmulatorClient, threshold: int, timeout: float) -> int:
     """SIGKILL ``process`` once the emulator has accepted ``threshold`` events; return that count."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        accepted = emu.stats()["events_accepted"]
-        if accepted >= threshold:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-            return accepted
-        assert process.poll() is None, f"the run ended before the kill point ({accepted} of {threshold} events)"
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    raise AssertionError(f"the kill point ({threshold} events accepted) was not reached in {timeout} s")
+    return runs.kill_when(process, lambda: emu.stats()["events_accepted"], threshold, timeout, "events", "accepted")
 
 
 @pytest.mark.integration

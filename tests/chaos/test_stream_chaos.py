@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -40,7 +39,8 @@ import pytest
 
 from airflow_provider_pinpoint.emulator import EmulatorClient
 from airflow_provider_pinpoint.load import load_events
-from tests.chaos.data import TABLE, Dataset
+from tests.chaos import runs
+from tests.chaos.data import TABLE, Dataset, results_rows
 
 APP = "chaos-streams"
 STREAM = "chaos-stream"
@@ -195,15 +195,7 @@ def ready(sink_missing, chaos_emulator: EmulatorClient) -> Callable[[str], None]
 
 def reconcile(sink: str, records: list[bytes], data: Dataset, results: Path, duplicate_bound: int) -> dict:
     """Check the results table against the input and the stream's records; return the counts."""
-    table = pq.read_table(results).to_pylist()
-    keys = sorted((row["record_type"], Path(row["source"]).name, row["source_row"]) for row in table)
-    valid = data.event_count - data.bad_events
-    expected = sorted(
-        [("endpoint", data.endpoints.name, r) for r in range(1, data.endpoint_count + 1)]
-        + [("event", "part-0.parquet", r) for r in range(1, valid + 1)]
-        + [("event", "part-1.parquet", r) for r in range(1, data.bad_events + 1)]
-    )
-    assert keys == expected, "the results table does not hold exactly one row per input row"
+    table = results_rows(results, data)
     unfinished = [row for row in table if row["status"] not in FINAL]
     assert unfinished == [], unfinished[:3]
     rejected = [row for row in table if row["status"] == "rejected"]
@@ -276,46 +268,15 @@ def test_every_valid_row_reaches_the_stream_under_faults(
 
 def _cli(sink: str, data: Dataset, emu: EmulatorClient, results: Path, *extra: str) -> list[str]:
     stream = ["--stream-name", STREAM] if sink == "kinesis" else ["--delivery-stream", STREAM]
-    return [
-        str(Path(sys.executable).with_name("pinpoint-load")),
-        "--sink",
-        sink,
-        *stream,
-        "--application-id",
-        APP,
-        "--events",
-        str(data.events),
-        "--endpoints",
-        str(data.endpoints),
-        "--results",
-        str(results),
-        "--endpoint-url",
-        emu.url,
-        "--region",
-        "us-east-1",
-        "--records-per-second",
-        str(CRASH_RECORDS_PER_SECOND),
-        "--max-in-flight",
-        str(CRASH_IN_FLIGHT),
-        "--no-progress",
-        *extra,
-    ]
+    rate = ("--records-per-second", str(CRASH_RECORDS_PER_SECOND), "--max-in-flight", str(CRASH_IN_FLIGHT))
+    return runs.cli(APP, data, emu.url, results, "--sink", sink, *stream, *rate, "--no-progress", *extra)
 
 
 def _kill_when_written(process: subprocess.Popen, emu: EmulatorClient, threshold: int, timeout: float) -> int:
     """SIGKILL ``process`` once the stream holds ``threshold`` records; return that count."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        written = emu.streams()["stats"]["records_accepted"]
-        if written >= threshold:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-            return written
-        assert process.poll() is None, f"the run ended before the kill point ({written} of {threshold} records)"
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    raise AssertionError(f"the kill point ({threshold} records written) was not reached in {timeout} s")
+    return runs.kill_when(
+        process, lambda: emu.streams()["stats"]["records_accepted"], threshold, timeout, "records", "written"
+    )
 
 
 def _crash_params() -> list:

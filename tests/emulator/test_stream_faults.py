@@ -61,13 +61,23 @@ def test_firehose_per_record_failures_come_in_request_order(emulator, firehose, 
     assert [r["data"] for r in emulator.firehose_records(delivery)] == kept
 
 
-def test_whole_request_throttling_is_a_kinesis_throughput_error_and_writes_nothing(emulator, kinesis, stream):
-    emulator.configure(throttle_rate=1.0)
-    with pytest.raises(kinesis.exceptions.ProvisionedThroughputExceededException) as raised:
+@pytest.mark.parametrize(
+    ("setting", "code", "status", "fault"),
+    [
+        # Whole-request throttling is Kinesis's throughput error.
+        ("throttle_rate", "ProvisionedThroughputExceededException", 400, "throttle"),
+        ("error_rate", "InternalFailureException", 500, "error"),
+    ],
+)
+def test_a_kinesis_request_refused_as_a_whole_has_the_services_error_and_writes_nothing(
+    emulator, kinesis, stream, setting, code, status, fault
+):
+    emulator.configure(**{setting: 1.0})
+    with pytest.raises(getattr(kinesis.exceptions, code)) as raised:
         kinesis.put_records(StreamName=stream, Records=kinesis_records(3))
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert emulator.kinesis_records(stream) == []
-    assert emulator.streams()["stats"]["faults"] == {"throttle": 1}
+    assert emulator.streams()["stats"]["faults"] == {fault: 1}
 
 
 def test_whole_request_throttling_is_a_firehose_service_unavailable(emulator, firehose, delivery):
@@ -75,14 +85,6 @@ def test_whole_request_throttling_is_a_firehose_service_unavailable(emulator, fi
     with pytest.raises(firehose.exceptions.ServiceUnavailableException):
         firehose.put_record_batch(DeliveryStreamName=delivery, Records=[{"Data": b"x\n"}])
     assert emulator.firehose_records(delivery) == []
-
-
-def test_error_rate_is_a_500_internal_failure_and_writes_nothing(emulator, kinesis, stream):
-    emulator.configure(error_rate=1.0)
-    with pytest.raises(kinesis.exceptions.InternalFailureException) as raised:
-        kinesis.put_records(StreamName=stream, Records=kinesis_records(3))
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
-    assert emulator.kinesis_records(stream) == []
 
 
 @pytest.mark.parametrize("service", ["kinesis", "firehose"])

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from airflow.providers.amazon.aws.hooks.kinesis import KinesisHook
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
-from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_pinpoint.operators.kinesis import PinpointEventsToKinesisOperator
 from tests.helpers.moto_server import create_stream, decoded, stream_records, unique_name
+from tests.helpers.operator_tasks import (
+    ENDPOINTS,
+    EVENTS,
+    assert_one_line_naming,
+    context,
+    every_row_accepted,
+    userinfo_connection,
+)
 
 pytestmark = pytest.mark.airflow
-
-DAILY = Path(__file__).resolve().parents[2] / "sample_data" / "daily"
-EVENTS = str(DAILY / "events" / "date=2026-11-24")
-ENDPOINTS = str(DAILY / "endpoints" / "date=2026-11-24")
-
-
-def context():
-    """The part of a task's context the operator reads."""
-    return {"run_id": "manual__2026-11-24", "outlet_events": OutletEventAccessors()}
-
-
-@pytest.fixture
-def moto_conn_id(aws_connection, moto_server: str) -> str:
-    """A connection id whose ``endpoint_url`` is moto's server."""
-    return aws_connection("kinesis_test", endpoint_url=moto_server, region_name="us-east-1")
 
 
 def operator(conn_id: str, stream_name: str, **kwargs) -> PinpointEventsToKinesisOperator:
@@ -95,11 +84,7 @@ def test_execute_puts_one_record_per_event_keyed_by_endpoint_and_the_results_acc
     summary = operator(moto_conn_id, stream, events=EVENTS, endpoints=ENDPOINTS, results=str(results)).execute(
         context()
     )
-    events = pd.read_parquet(EVENTS)
-    table = pd.read_parquet(results)
-    assert len(table) == summary["input_rows"] == len(events) + len(pd.read_parquet(ENDPOINTS))
-    assert summary["accepted"] == summary["input_rows"] and set(table["status"]) == {"accepted"}
-    assert json.loads(json.dumps(summary)) == summary
+    events, table = every_row_accepted(summary, results)
     assert summary["results"] == str(results) and summary["run_id"] == "manual__2026-11-24"
 
     read = stream_records(moto_server, stream)
@@ -122,17 +107,11 @@ def test_execute_puts_one_record_per_event_keyed_by_endpoint_and_the_results_acc
 
 def test_a_missing_stream_fails_the_task_at_once_with_one_line_naming_it(aws_connection, moto_server, tmp_path):
     missing = unique_name("no-such-stream")
-    # A gateway URL with credentials in it: the message may name the endpoint, never the credentials.
-    host = moto_server.removeprefix("http://")
-    conn_id = aws_connection(
-        "kinesis_userinfo", endpoint_url=f"http://gateway-user:gateway-secret@{host}", region_name="us-east-1"
-    )
+    conn_id = userinfo_connection(aws_connection, "kinesis_userinfo", moto_server)
     op = operator(conn_id, missing, events=EVENTS, results=str(tmp_path / "r.parquet"))
     with pytest.raises(AirflowFailException) as raised:
         op.execute(context())
-    message = str(raised.value)
-    assert missing in message and "\n" not in message
-    assert "gateway-secret" not in message and "gateway-user" not in message
+    assert_one_line_naming(str(raised.value), missing)
 
 
 def test_a_rerun_with_the_same_results_puts_nothing_again(moto_server, moto_conn_id, tmp_path):

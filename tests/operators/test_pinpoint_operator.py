@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -14,21 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import Asset, AssetAlias
-from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_pinpoint.emulator import run_emulator
 from airflow_provider_pinpoint.operators.pinpoint import PinpointPutEventsOperator
+from tests.helpers.operator_tasks import ENDPOINTS, EVENTS, context
 
 pytestmark = pytest.mark.airflow
-
-DAILY = Path(__file__).resolve().parents[2] / "sample_data" / "daily"
-EVENTS = str(DAILY / "events" / "date=2026-11-24")
-ENDPOINTS = str(DAILY / "endpoints" / "date=2026-11-24")
-
-
-def context(**extra):
-    """The part of a task's context the operator reads."""
-    return {"run_id": "manual__2026-11-24", "outlet_events": OutletEventAccessors(), **extra}
 
 
 def operator(conn_id: str, **kwargs) -> PinpointPutEventsOperator:

@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.cli import main
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError
+from airflow_provider_pinpoint.load import LoadReport
 from airflow_provider_pinpoint.sinks.connect import ENDPOINT_RECORD_NOTE
 from tests.helpers.event_stream import expected_device, expected_event, millis
 from tests.helpers.moto_server import (
@@ -44,6 +45,19 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _rows(path: Path) -> list[dict[str, Any]]:
     return pd.read_parquet(path).to_dict("records")
+
+
+def _load(moto_server: str, tmp_path: Path, **target: str) -> LoadReport:
+    """The sample tables through the notebook API into the sink and stream ``target`` names."""
+    return load_events(
+        EVENTS,
+        ENDPOINTS,
+        application_id=APP,
+        results=str(tmp_path / "results.parquet"),
+        endpoint_url=moto_server,
+        region_name=REGION,
+        **target,
+    )
 
 
 def assert_delivered_as_documented(records: list[dict[str, Any]], results: pd.DataFrame) -> None:
@@ -93,16 +107,7 @@ def assert_results_account_for_every_row(results: pd.DataFrame) -> None:
 def test_the_notebook_api_loads_the_sample_tables_into_a_kinesis_stream(moto_server: str, tmp_path: Path) -> None:
     stream = create_stream(moto_server, shards=2)
 
-    report = load_events(
-        EVENTS,
-        ENDPOINTS,
-        application_id=APP,
-        results=str(tmp_path / "results.parquet"),
-        sink="kinesis",
-        stream_name=stream,
-        endpoint_url=moto_server,
-        region_name=REGION,
-    )
+    report = _load(moto_server, tmp_path, sink="kinesis", stream_name=stream)
 
     raw = stream_records(moto_server, stream)
     records = decoded(raw)
@@ -119,16 +124,7 @@ def test_the_notebook_api_loads_the_sample_tables_into_a_firehose_delivery_strea
 ) -> None:
     name, bucket = create_delivery_stream(moto_server)
 
-    report = load_events(
-        EVENTS,
-        ENDPOINTS,
-        application_id=APP,
-        results=str(tmp_path / "results.parquet"),
-        sink="firehose",
-        delivery_stream_name=name,
-        endpoint_url=moto_server,
-        region_name=REGION,
-    )
+    report = _load(moto_server, tmp_path, sink="firehose", delivery_stream_name=name)
 
     assert_results_account_for_every_row(report.results)
     assert_delivered_as_documented(delivered_lines(moto_server, bucket), report.results)

@@ -47,3 +47,11 @@ class Budget:
         if self.bytes_per_second is not None:
             self.bytes -= size
         return True
+
+
+def current(budget: Budget | None, limits: tuple[float | None, float | None], now: float) -> Budget:
+    """``budget`` refilled to ``now``; a new full one if there was none or the settings changed."""
+    if budget is None or budget.limits() != limits:
+        return Budget(*limits, now=now)
+    budget.refill(now)
+    return budget

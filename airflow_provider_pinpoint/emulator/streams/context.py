@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_pinpoint.emulator.faults import Faults, Settings
+from airflow_provider_pinpoint.emulator.faults import RECORD_ERROR, Faults, Settings
 
 
 def empty_stats() -> dict:
@@ -20,6 +20,17 @@ class Call:
     faults: Faults
     settings: Settings
     stats: dict
+
+    def record_error(self) -> bool:
+        """Whether the fault settings fail this record alone with an internal error (counted if so)."""
+        if self.faults.record_error():
+            self.count_fault(RECORD_ERROR)
+            return True
+        return False
+
+    def count_records(self, accepted: int, failed: int) -> None:
+        self.stats["records_accepted"] += accepted
+        self.stats["records_failed"] += failed
 
     def count_fault(self, kind: str, n: int = 1) -> None:
         if n:

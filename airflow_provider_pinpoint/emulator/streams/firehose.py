@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airflow_provider_pinpoint.emulator import faults as fault_kinds
+from airflow_provider_pinpoint.emulator.streams import budget as budgets
 from airflow_provider_pinpoint.emulator.streams import protocol
 from airflow_provider_pinpoint.emulator.streams.budget import Budget
 from airflow_provider_pinpoint.emulator.streams.context import Call
@@ -114,13 +115,7 @@ class Firehose:
 
     def put_record_batch(self, payload: dict, call: Call) -> dict:
         stream = self.stream(payload)
-        entries = payload.get("Records")
-        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_RECORDS:
-            count = len(entries) if isinstance(entries, list) else 0
-            raise validation_error(
-                f"Value at 'records' failed to satisfy constraint: Member must have length less than or equal to "
-                f"{MAX_RECORDS} and greater than or equal to 1 (it has {count})"
-            )
+        entries = protocol.batch_entries(payload, MAX_RECORDS)
         records = [_data(entry, i) for i, entry in enumerate(entries)]
         _check_total(records)
         responses = []
@@ -132,8 +127,7 @@ class Firehose:
                 responses.append({"ErrorCode": problem.code, "ErrorMessage": problem.message})
                 continue
             responses.append({"RecordId": _append(stream, data)})
-        call.stats["records_accepted"] += len(records) - failed
-        call.stats["records_failed"] += failed
+        call.count_records(len(records) - failed, failed)
         return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
 
     def put_record(self, payload: dict, call: Call) -> dict:
@@ -142,24 +136,19 @@ class Firehose:
         _check_total([data])
         problem = self._admit(stream, len(data), call)
         if problem is not None:
-            call.stats["records_failed"] += 1
+            call.count_records(0, 1)
             raise self.internal_error() if problem.code == "InternalFailure" else self.throttled(stream.name)
-        call.stats["records_accepted"] += 1
+        call.count_records(1, 0)
         return {"RecordId": _append(stream, data), "Encrypted": False}
 
     def _admit(self, stream: DeliveryStream, size: int, call: Call) -> ServiceError | None:
-        if call.faults.record_error():
-            call.count_fault(fault_kinds.RECORD_ERROR)
-            return ServiceError(500, "InternalFailure", "Internal service failure.")
+        if call.record_error():
+            return protocol.record_failure()
         settings = call.settings
         limits = (settings.firehose_records_per_second, settings.firehose_bytes_per_second)
         if limits == (None, None):
             return None
-        budget = stream.budget
-        if budget is None or budget.limits() != limits:
-            budget = stream.budget = Budget(*limits, now=call.now)
-        else:
-            budget.refill(call.now)
+        budget = stream.budget = budgets.current(stream.budget, limits, call.now)
         if not budget.take(size):
             call.count_fault(fault_kinds.OVER_BUDGET)
             return ServiceError(503, "ServiceUnavailableException", "Slow down.")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import msgspec
 
 from airflow_provider_pinpoint.emulator import faults as fault_kinds
+from airflow_provider_pinpoint.emulator.streams import budget as budgets
 from airflow_provider_pinpoint.emulator.streams import protocol
-from airflow_provider_pinpoint.emulator.streams.budget import Budget
 from airflow_provider_pinpoint.emulator.streams.context import Call
 from airflow_provider_pinpoint.emulator.streams.protocol import ServiceError, invalid_argument, validation_error
 from airflow_provider_pinpoint.emulator.streams.shards import HASH_KEY_LIMIT, Shard, ShardMap, hash_key
@@ -174,13 +174,7 @@ class Kinesis:
 
     def put_records(self, payload: dict, call: Call) -> dict:
         stream = self.stream(payload)
-        entries = payload.get("Records")
-        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_RECORDS:
-            count = len(entries) if isinstance(entries, list) else 0
-            raise validation_error(
-                f"Value at 'records' failed to satisfy constraint: Member must have length less than or equal to "
-                f"{MAX_RECORDS} and greater than or equal to 1 (it has {count})"
-            )
+        entries = protocol.batch_entries(payload, MAX_RECORDS)
         records = [_record(entry, i) for i, entry in enumerate(entries)]
         _check_sizes(records)
         results = []
@@ -198,8 +192,7 @@ class Kinesis:
                     "ShardId": shard.shard_id,
                 }
             )
-        call.stats["records_accepted"] += len(records) - failed
-        call.stats["records_failed"] += failed
+        call.count_records(len(records) - failed, failed)
         return {"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"}
 
     def put_record(self, payload: dict, call: Call) -> dict:
@@ -209,20 +202,21 @@ class Kinesis:
         shard = stream.shards.for_hash_key(explicit if explicit is not None else hash_key(partition_key))
         problem = self._admit(stream, shard, size, call)
         if problem is not None:
-            call.stats["records_failed"] += 1
+            call.count_records(0, 1)
             if problem.code == "InternalFailure":
                 raise self.internal_error()
             raise ServiceError(400, problem.code, problem.message)
-        call.stats["records_accepted"] += 1
+        call.count_records(1, 0)
         sequence = self._append(stream, shard, partition_key, data, call.now)
         return {"ShardId": shard.shard_id, "SequenceNumber": sequence, "EncryptionType": "NONE"}
 
     def _admit(self, stream: Stream, shard: Shard, size: int, call: Call) -> ServiceError | None:
         """None if the record may be written now, else the per-record error it fails with."""
-        if call.faults.record_error():
-            call.count_fault(fault_kinds.RECORD_ERROR)
-            return ServiceError(500, "InternalFailure", "Internal service failure.")
-        budget = _current_budget(shard, call)
+        if call.record_error():
+            return protocol.record_failure()
+        settings = call.settings
+        limits = (settings.shard_records_per_second, settings.shard_bytes_per_second)
+        budget = shard.budget = budgets.current(shard.budget, limits, call.now)
         if not budget.take(size):
             call.count_fault(fault_kinds.OVER_BUDGET)
             return ServiceError(
@@ -318,18 +312,6 @@ class Kinesis:
             for shard in stream.shards.shards
             for sequence, arrival, partition_key, data in shard.records
         ]
-
-
-def _current_budget(shard: Shard, call: Call) -> Budget:
-    """The shard's budget, refilled to ``call.now``; a new full one after the settings changed."""
-    settings = call.settings
-    limits = (settings.shard_records_per_second, settings.shard_bytes_per_second)
-    budget = shard.budget
-    if budget is None or budget.limits() != limits:
-        budget = shard.budget = Budget(*limits, now=call.now)
-    else:
-        budget.refill(call.now)
-    return budget
 
 
 def _record(entry: object, index: int | None) -> tuple[str, int | None, bytes, int]:

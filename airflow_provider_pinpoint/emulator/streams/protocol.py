@@ -41,6 +41,23 @@ def not_found(message: str) -> ServiceError:
     return ServiceError(400, "ResourceNotFoundException", message)
 
 
+def record_failure() -> ServiceError:
+    """The per-record internal failure both services report inside a 200."""
+    return ServiceError(500, "InternalFailure", "Internal service failure.")
+
+
+def batch_entries(payload: dict, most: int) -> list:
+    """The request's ``Records``, a list of 1 to ``most`` entries (both services' model check)."""
+    entries = payload.get("Records")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= most:
+        count = len(entries) if isinstance(entries, list) else 0
+        raise validation_error(
+            f"Value at 'records' failed to satisfy constraint: Member must have length less than or equal to "
+            f"{most} and greater than or equal to 1 (it has {count})"
+        )
+    return entries
+
+
 def answer(payload: object) -> wire.Answer:
     return wire.Answer(
         200, wire.encode(payload), [("x-amzn-RequestId", wire.new_request_id())], content_type=CONTENT_TYPE
