@@ -36,9 +36,15 @@ class HashSet:
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(len(hashes), dtype=bool)
+        if not self._runs or not len(hashes):
+            return found
+        # Needles in order: numpy starts each search where the last ended (several times faster
+        # over millions of hashes than needles in random order).
+        order = np.argsort(hashes)
+        ordered = hashes[order]
         for run in self._runs:
-            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
-            found |= run[at] == hashes
+            at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
+            found[order] |= run[at] == ordered
         return found
 
     def add(self, hashes: np.ndarray) -> None:
@@ -254,7 +260,9 @@ class EndpointsSeen:
         keys = self._user_keys
         if not len(keys) or not len(users):
             return at, hashes
-        near = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
+        order = np.argsort(hashes)  # needles in order, as in HashSet.contains
+        near = np.empty(len(hashes), dtype=np.int64)
+        near[order] = np.minimum(np.searchsorted(keys, hashes[order]), len(keys) - 1)
         hit = keys[near] == hashes
         at[hit] = self._user_slots[near[hit]]
         if hit.any():
