@@ -181,8 +181,9 @@ class EndpointsSeen:
     The ids of the rows counted so far (lower-cased, each with the spelling and the row that came
     first, to name it) and each user id's number of endpoints, as Arrow columns: some tens of bytes
     per endpoint, where validating a whole table at once held several times the table. Each slice's
-    rows are probed against them (a hash of what the earlier slices kept, built per slice), so a
-    table validated in slices gets the same rejections and messages as the table validated whole.
+    rows are probed against them by 64-bit hash (kept sorted, so a probe costs the slice's size, not
+    everything seen so far) and confirmed by their text, so a table validated in slices gets the
+    same rejections and messages as the table validated whole.
     """
 
     def __init__(self) -> None:
