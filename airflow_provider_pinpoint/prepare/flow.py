@@ -93,7 +93,9 @@ def prepare(
     pending = packing.PendingEndpoints.empty()
     state = validation.EventState()
     if endpoints is not None:
-        rejections, pending, unchanged = _endpoints(endpoints, read, batch_rows, state, sync)
+        # Without an events table, nothing reads what validation keeps of the endpoints for events.
+        for_events = state if events is not None else None
+        rejections, pending, unchanged = _endpoints(endpoints, read, batch_rows, for_events, sync)
         if rejections:
             yield rejections
         yield from unchanged
@@ -118,7 +120,11 @@ def prepare(
 
 
 def _endpoints(
-    source: Any, read: Mapping[str, Any], batch_rows: int, state: validation.EventState, sync: Sync | None
+    source: Any,
+    read: Mapping[str, Any],
+    batch_rows: int,
+    state: validation.EventState | None,
+    sync: Sync | None,
 ) -> tuple[list[Rejection], packing.PendingEndpoints, Iterator[Unsent]]:
     """The endpoints table's rejections and its accepted rows as columns; nothing else of the table is kept.
 
@@ -156,7 +162,8 @@ def _endpoints(
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
     sources = pc.dictionary_encode(sources)
-    validation.accepted_endpoints(ids, sources, rows, state)
+    if state is not None:  # what events are checked against (None: no events follow)
+        validation.accepted_endpoints(ids, sources, rows, state)
     unchanged: Iterator[Unsent] = iter(())
     if sync is not None:  # after validation took them all in: events still find their endpoint valid
         same = sync.unchanged_endpoints()

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.prepare import validation
+from airflow_provider_pinpoint.prepare.validation import state as validation_state
 
 
 def _table(source: str, columns: dict[str, list]) -> pa.Table:
@@ -447,6 +448,25 @@ def test_endpoints_validated_in_slices_are_refused_as_when_validated_whole(rows,
         f"endpoint {position} of a user for {channel}"
         for row, position, channel in ((8, 3, "EMAIL"), (9, 4, "SMS"), (10, 5, "SMS"))
     ]
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+def test_slices_are_refused_as_when_validated_whole_even_if_every_hash_collides(rows, monkeypatch):
+    # Across slices, ids and user ids are found by hash and confirmed by their text: with every
+    # value hashing alike, the text alone must still give the rejections of the whole table.
+    monkeypatch.setattr(quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
+    monkeypatch.setattr(validation_state, "hashed", lambda values: np.zeros(len(values), dtype=np.uint64))
+    table = _table(
+        "endpoints.parquet",
+        {
+            "Id": ["Abc", "x", "abc", "y", "z", "X", "w", "q", "Q"],
+            "ChannelType": ["SMS"] * 9,
+            "User.UserId": ["u1", "u2", "u1", "u1", "u3", "u2", "u1", "u3", "u4"],
+        },
+    )
+    whole = validation.endpoints(table)
+    assert whole.rejected.tolist() == [False, False, True, False, False, True, True, False, True]
+    assert _sliced(table, rows) == (whole.rejected.tolist(), _messages(whole))
 
 
 def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():

@@ -36,9 +36,15 @@ class HashSet:
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(len(hashes), dtype=bool)
+        if not self._runs or not len(hashes):
+            return found
+        # Needles in order: numpy starts each search where the last ended (several times faster
+        # over millions of hashes than needles in random order).
+        order = np.argsort(hashes)
+        ordered = hashes[order]
         for run in self._runs:
-            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
-            found |= run[at] == hashes
+            at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
+            found[order] |= run[at] == ordered
         return found
 
     def add(self, hashes: np.ndarray) -> None:
@@ -175,8 +181,9 @@ class EndpointsSeen:
     The ids of the rows counted so far (lower-cased, each with the spelling and the row that came
     first, to name it) and each user id's number of endpoints, as Arrow columns: some tens of bytes
     per endpoint, where validating a whole table at once held several times the table. Each slice's
-    rows are probed against them (a hash of what the earlier slices kept, built per slice), so a
-    table validated in slices gets the same rejections and messages as the table validated whole.
+    rows are probed against them by 64-bit hash (kept sorted, so a probe costs the slice's size, not
+    everything seen so far) and confirmed by their text, so a table validated in slices gets the
+    same rejections and messages as the table validated whole.
     """
 
     def __init__(self) -> None:
@@ -184,12 +191,23 @@ class EndpointsSeen:
         self._firsts: list[tuple[pa.Array, pa.Array, pa.Array]] = []  # their spellings, sources, rows
         self._users: pa.Array = pa.array([], pa.string())  # distinct user ids so far
         self._user_counts: np.ndarray = np.zeros(0, dtype=np.int64)  # endpoints of each so far
+        # Hashes of the same, so that a slice is probed in time of its own size: probing the Arrow
+        # columns rebuilt a hash of everything seen for every slice (quadratic in the table).
+        # A hash only proposes a match; the text confirms it.
+        self._id_hashes = HashSet()  # the lowered ids of ``_lowered``
+        self._user_keys: np.ndarray = np.zeros(0, dtype=np.uint64)  # of ``_users``, sorted
+        self._user_slots: np.ndarray = np.zeros(0, dtype=np.int64)  # each key's position in ``_users``
 
     def earlier(self, lowered: pa.Array) -> np.ndarray:
         """Rows whose (lower-cased) id an earlier slice already had."""
         if not self._lowered:
             return none_of(lowered)
-        return as_mask(pc.is_in(lowered, value_set=pa.chunked_array(self._lowered, pa.string())))
+        maybe = self._id_hashes.contains(hashed(lowered))
+        found = np.zeros(len(lowered), dtype=bool)
+        if maybe.any():  # only ids met before or sharing a hash with one: the text decides
+            candidates = lowered.filter(pa.array(maybe))
+            found[maybe] = as_mask(pc.is_in(candidates, value_set=pa.chunked_array(self._lowered, pa.string())))
+        return found
 
     def first(self, lowered: str) -> tuple[str, str]:
         """The first spelling of an id met in an earlier slice, and its row's label."""
@@ -204,6 +222,7 @@ class EndpointsSeen:
         if firsts.any():
             keep = pa.array(firsts)
             self._lowered.append(lowered.filter(keep).cast(pa.string()))
+            self._id_hashes.add(hashed(self._lowered[-1]))
             spellings = checked.columns["Id"].filter(keep)
             self._firsts.append(
                 (spellings, pc.dictionary_encode(checked.sources.filter(keep)), checked.rows.filter(keep))
@@ -211,18 +230,45 @@ class EndpointsSeen:
 
     def endpoints_before(self, users: pa.Array) -> np.ndarray:
         """How many endpoints earlier slices gave each of these (distinct) user ids."""
-        at = pc.index_in(users, value_set=self._users)
-        found = valid_mask(at)
+        at, _ = self._user_positions(users)
+        found = at >= 0
         before = np.zeros(len(users), dtype=np.int64)
-        before[found] = self._user_counts[at.filter(pa.array(found)).to_numpy(zero_copy_only=False)]
+        before[found] = self._user_counts[at[found]]
         return before
 
     def add_users(self, users: pa.Array, counts: np.ndarray) -> None:
         """Add ``counts`` endpoints to each of these (distinct) user ids."""
-        at = pc.index_in(users, value_set=self._users)
-        found = valid_mask(at)
-        np.add.at(self._user_counts, at.filter(pa.array(found)).to_numpy(zero_copy_only=False), counts[found])
+        at, hashes = self._user_positions(users)
+        found = at >= 0
+        np.add.at(self._user_counts, at[found], counts[found])
         if not found.all():
             fresh = pa.array(~found)
+            first = len(self._users)
             self._users = pa.concat_arrays([self._users, users.filter(fresh).cast(pa.string())])
             self._user_counts = np.concatenate([self._user_counts, counts[~found]])
+            keys = np.concatenate([self._user_keys, hashes[~found]])
+            slots = np.concatenate([self._user_slots, np.arange(first, len(self._users), dtype=np.int64)])
+            order = np.argsort(keys, kind="stable")  # a sorted run and a new one: one merge pass
+            self._user_keys, self._user_slots = keys[order], slots[order]
+
+    def _user_positions(self, users: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Each (distinct) user id's position in ``_users`` or -1, and the ids' hashes.
+
+        Found by hash, confirmed by text; should two ids ever share a hash, Arrow's lookup decides.
+        """
+        hashes = hashed(users)
+        at = np.full(len(users), -1, dtype=np.int64)
+        keys = self._user_keys
+        if not len(keys) or not len(users):
+            return at, hashes
+        order = np.argsort(hashes)  # needles in order, as in HashSet.contains
+        near = np.empty(len(hashes), dtype=np.int64)
+        near[order] = np.minimum(np.searchsorted(keys, hashes[order]), len(keys) - 1)
+        hit = keys[near] == hashes
+        at[hit] = self._user_slots[near[hit]]
+        if hit.any():
+            same = pc.equal(users.filter(pa.array(hit)).cast(pa.string()), self._users.take(pa.array(at[hit])))
+            if not as_mask(same).all():
+                exact = pc.index_in(users, value_set=self._users)
+                return np.where(valid_mask(exact), exact.fill_null(-1).to_numpy(zero_copy_only=False), -1), hashes
+        return at, hashes
