@@ -29,12 +29,12 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import children
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,17 +129,7 @@ def seed_state(endpoints: Path, state: str) -> dict:
 
 def run_child(spec: dict) -> dict:
     env = os.environ | {"PYTHONPATH": str(HERE), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=HERE,
-    )
-    for line in process.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError(f"{spec['kind']} failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    return children.run(Path(__file__).resolve(), spec, env, HERE, RESULT_PREFIX, spec["kind"])
 
 
 def _size(directory: Path) -> int:
