@@ -2,10 +2,10 @@
 
 Layout under the state location, per destination::
 
-    <state>/<sink>/<application id>/endpoints/<part>.parquet           endpoint_id, body_hash, accepted_at
-    <state>/<sink>/<application id>/endpoints/<part>.pending.parquet   endpoints about to change (body_hash null)
-    <state>/<sink>/<application id>/events/<part>.parquet              endpoint_id, event_id, key, accepted_at
-    <state>/<sink>/<application id>/.<part>.lock
+    <state>/<destination>/<application id>/endpoints/<part>.parquet           endpoint_id, body_hash, accepted_at
+    <state>/<destination>/<application id>/endpoints/<part>.pending.parquet   endpoints about to change (body_hash null)
+    <state>/<destination>/<application id>/events/<part>.parquet              endpoint_id, event_id, key, accepted_at
+    <state>/<destination>/<application id>/.<part>.lock
 
 ``body_hash`` is the 16-byte blake2b hash of the body last accepted (null: the endpoint must go
 again); an event's ``key`` that of its endpoint id and event id, which is what lookups hold in memory. A run writes only
