@@ -26,12 +26,11 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.compressed import CompressedStrings
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare import packing, validation
+from airflow_provider_pinpoint.prepare import coerce, packing, validation
 from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodies
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
 from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
-from airflow_provider_pinpoint.state.values import row_hashes
 
 if TYPE_CHECKING:  # the state is imported only by a run that uses one
     from airflow_provider_pinpoint.state.sync import Sync, Unsent
@@ -143,11 +142,15 @@ def _endpoints(
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
     # With a state: what it holds for each row, read once, so that a slice is compared as soon as it
     # is validated and only its changed rows' bodies are built (most rows of a daily sync are unchanged).
-    known = sync.known(table.column("Id")) if sync is not None and "Id" in table.column_names else None
+    known = None
+    if sync is not None and "Id" in table.column_names:  # ids as validation makes them text (42.0 -> "42")
+        known = sync.known(coerce.to_string(table.column("Id"))[0])
     for start in range(0, table.num_rows, batch_rows):
         checked = validation.endpoints(table.slice(start, batch_rows), seen)
         hashes, same = None, np.zeros(len(checked), dtype=bool)
         if known is not None and "Id" in checked.columns:
+            from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
+
             hashes = row_hashes(checked.columns, len(checked))
             same = known.same(start, checked.columns["Id"], hashes) & ~checked.rejected
         # An unchanged row's values were accepted before, so its body was within the size limit then.
@@ -161,10 +164,11 @@ def _endpoints(
         kept.append(columns)
         bodies.extend(text.filter(pa.array(keep & ~same)) if same.any() or not keep.all() else text)
         if sync is not None:
-            if hashes is not None:
-                sync.add_compared(columns[0], hashes[keep], same[keep])
-            else:
-                sync.add_compared(columns[0], np.zeros((int(keep.sum()), 2), dtype=np.uint64), same[keep])
+            if hashes is None:  # values of a kind not hashed: nothing was compared, every row goes
+                from airflow_provider_pinpoint.state.keys import text_hashes
+
+                hashes = text_hashes(text)
+            sync.add_compared(columns[0], hashes[keep], same[keep])
         del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen, known

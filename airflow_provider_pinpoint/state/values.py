@@ -9,8 +9,8 @@ How: each column gives every row two 64-bit lanes. Text is hashed byte by byte a
 ``(byte + 1) * K[position]`` (``K``: fixed pseudo-random odd multipliers, one set per lane), summed
 per row, then mixed with the length through the splitmix64 finaliser; numbers by their bits; lists
 by their elements' hashes, each mixed with its position. Nulls, empty lists and values have
-distinct hashes. A row's hash combines its columns', each mixed with a key made from the column's
-name and kind, plus :data:`FORMAT`; so a column added or removed, a value moved to another
+distinct hashes. A row's hash sums its columns', each times an odd key made from the column's name
+and kind, plus a key of :data:`FORMAT` and the set of columns, through the finaliser again; so a column added or removed, a value moved to another
 column, or a change of :data:`FORMAT` (bump it whenever the body code changes what a body says)
 makes every row count as changed.
 
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 FORMAT = "endpoint-values-v1"
 
 _LANES = 2
-# Rows padded to one width at once: bounds what a single very long value costs.
+# Rows padded to one width at once when one value is far longer than the rest.
 _PIECE_ROWS = 4_096
 _SAMPLE = 1_024
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -92,17 +92,25 @@ def _text(array: pa.Array) -> np.ndarray:
             out[:, lane] = _mix(sized + _LANE_KEYS[lane])
         return out
     octets = np.frombuffer(data, dtype=np.uint8)[start : start + int(offsets[-1])]
-    for first in range(0, len(array), _PIECE_ROWS):  # a very long value pads only its piece's rows
-        piece = slice(first, first + _PIECE_ROWS)
-        ends = offsets[first : first + _PIECE_ROWS + 1]
+    for piece in _pieces(lengths, len(octets)):
+        ends = offsets[piece.start : piece.stop + 1]
         words = _padded_words(octets[int(ends[0]) : int(ends[-1])], ends - ends[0])
         for lane in range(_LANES):
             keys = _word_multipliers(words.shape[1], lane)
-            total = np.zeros(len(words), dtype=np.uint64)
-            for column in range(words.shape[1]):  # a sum of words times odd keys: a bijection per word
+            total = words[:, 0] * keys[0]
+            for column in range(1, words.shape[1]):  # a sum of words times odd keys: a bijection per word
                 total += words[:, column] * keys[column]
             out[piece, lane] = _mix((total ^ sized[piece]) + _LANE_KEYS[lane])
     return out
+
+
+def _pieces(lengths: np.ndarray, octets: int) -> list[slice]:
+    """Rows padded to one width at once: all of them, unless padding to the longest value would
+    take far more than the text itself (then pieces of rows, so a long value pads only its own)."""
+    rows = len(lengths)
+    if rows * (int(lengths.max()) + 8) <= 4 * octets + (1 << 20):
+        return [slice(0, rows)]
+    return [slice(first, min(first + _PIECE_ROWS, rows)) for first in range(0, rows, _PIECE_ROWS)]
 
 
 def _padded_words(octets: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -209,7 +217,7 @@ def row_hashes(columns: Mapping[str, pa.Array], length: int) -> np.ndarray | Non
             hashes = column_hash(column)
         except TypeError:
             return None
-        with np.errstate(over="ignore"):
-            total += _mix(hashes ^ _key(f"{name}\0{_kind(column.type)}"))
+        with np.errstate(over="ignore"):  # times an odd key of its own: a bijection per column
+            total += hashes * (_key(f"{name}\0{_kind(column.type)}") | np.uint64(1))
     with np.errstate(over="ignore"):
         return _mix(total)

@@ -84,3 +84,14 @@ def test_a_state_of_body_hashes_sends_everything_once_and_skips_nothing(loads, t
     assert (first.summary.accepted, first.summary.unchanged) == (12, 0)
     second = loads(None, table)
     assert (second.summary.accepted, second.summary.unchanged) == (0, 12)
+
+
+@pytest.mark.parametrize("kind", [pa.int64(), pa.float64()])
+def test_numeric_endpoint_ids_are_found_in_the_state(loads, kind):
+    """Ids read as numbers are matched by the text validation makes of them (42.0 -> "42")."""
+    table = endpoints(8).set_column(0, "Id", pa.array(range(100, 108), kind))
+    first = loads(None, table)
+    assert (first.summary.accepted, first.summary.unchanged) == (8, 0)
+    second = loads(None, table)
+    assert (second.summary.accepted, second.summary.unchanged) == (0, 8)
+    assert sorted(second.results["endpoint_id"]) == [str(i) for i in range(100, 108)]
