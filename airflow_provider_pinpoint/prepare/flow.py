@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.compressed import CompressedStrings
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.prepare import packing, validation
+from airflow_provider_pinpoint.prepare import coerce, packing, validation
 from airflow_provider_pinpoint.prepare.bodies import endpoint_bodies, event_bodies
 from airflow_provider_pinpoint.prepare.event_ids import event_ids_for
 from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, read_table
@@ -140,22 +140,38 @@ def _endpoints(
     rejections: list[Rejection] = []
     kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
+    # With a state: what it holds for each row, read once, so that a slice is compared as soon as it
+    # is validated and only its changed rows' bodies are built (most rows of a daily sync are unchanged).
+    known = None
+    if sync is not None and "Id" in table.column_names:  # ids as validation makes them text (42.0 -> "42")
+        known = sync.known(coerce.to_string(table.column("Id"))[0])
     for start in range(0, table.num_rows, batch_rows):
         checked = validation.endpoints(table.slice(start, batch_rows), seen)
-        text = endpoint_bodies(checked.columns, len(checked))
+        hashes, same = None, np.zeros(len(checked), dtype=bool)
+        if known is not None and "Id" in checked.columns:
+            from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
+
+            hashes = row_hashes(checked.columns, len(checked))
+            same = known.same(start, checked.columns["Id"], hashes) & ~checked.rejected
+        # An unchanged row's values were accepted before, so its body was within the size limit then.
+        text = _changed_bodies(checked, same)
         validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
         rejections += _rejections(checked, ENDPOINT, "Id", None)
-        columns = (checked.columns["Id"], checked.sources, checked.rows, text)
-        if checked.rejected.any():
-            keep = pa.array(~checked.rejected)
-            columns = tuple(column.filter(keep) for column in columns)
-        kept.append(columns[:3])
-        bodies.extend(columns[3])
+        keep = ~checked.rejected
+        columns = (checked.columns["Id"], checked.sources, checked.rows)
+        if not keep.all():
+            columns = tuple(column.filter(pa.array(keep)) for column in columns)
+        kept.append(columns)
+        bodies.extend(text.filter(pa.array(keep & ~same)) if same.any() or not keep.all() else text)
         if sync is not None:
-            sync.add_endpoints(columns[0], columns[3])
-        del checked, text, columns
+            if hashes is None:  # values of a kind not hashed: nothing was compared, every row goes
+                from airflow_provider_pinpoint.state.keys import text_hashes
+
+                hashes = text_hashes(text)
+            sync.add_compared(columns[0], hashes[keep], same[keep])
+        del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
-    del table, seen
+    del table, seen, known
     if not kept:
         return rejections, packing.PendingEndpoints.empty(), iter(())
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
@@ -179,11 +195,23 @@ def _endpoints(
             )
             keep = np.flatnonzero(~same)
             ids, sources, rows = (column.take(pa.array(keep)) for column in (ids, sources, rows))
-            bodies = bodies.subset(keep)
+            # (the bodies were built for the changed rows only)
     pending = packing.PendingEndpoints(ids, sources, rows, bodies)
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
     return rejections, pending, unchanged
+
+
+def _changed_bodies(checked: validation.Checked, same: np.ndarray) -> pa.Array:
+    """The JSON bodies of the slice's rows, null where ``same`` (unchanged: nothing is sent)."""
+    if not same.any():
+        return endpoint_bodies(checked.columns, len(checked))
+    changed = np.flatnonzero(~same)
+    picked = pa.array(changed)
+    built = endpoint_bodies({name: column.take(picked) for name, column in checked.columns.items()}, len(changed))
+    where = np.full(len(same), -1, dtype=np.int64)
+    where[changed] = np.arange(len(changed))
+    return built.take(pa.array(where, mask=same))
 
 
 @dataclass(frozen=True, slots=True)

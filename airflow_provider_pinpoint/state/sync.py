@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_pinpoint.common.arrow import as_mask
 from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, DECISION_SCHEMA, UNCHANGED, Outcomes
 from airflow_provider_pinpoint.state.files import DEFAULT_RETENTION_DAYS, ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
 from airflow_provider_pinpoint.state.keys import SortedKeys, event_keys, from_arrow, text_hashes, to_arrow
@@ -38,6 +39,28 @@ REASONS = {
     ALREADY_SENT: "not sent: this event id was accepted for this endpoint before (sync state)",
 }
 _DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the state holds for the rows of an endpoints table: per row its id as text, the hash of
+    the values last accepted, and whether there is one (see :meth:`Sync.known`)."""
+
+    ids: pa.Array
+    hashes: np.ndarray
+    valid: np.ndarray
+
+    def same(self, start: int, ids: pa.Array, hashes: np.ndarray | None) -> np.ndarray:
+        """Which rows of the slice at ``start`` (their validated ids and values hashes) hold what was
+        last accepted. A row whose id validation changed, or without hashes, counts as changed."""
+        n = len(ids)
+        if hashes is None or not n:
+            return np.zeros(n, dtype=bool)
+        window = slice(start, start + n)
+        same = self.valid[window] & (self.hashes[window] == hashes).all(axis=1)
+        if same.any():
+            same &= as_mask(pc.equal(self.ids.slice(start, n), ids.cast(pa.string())))
+        return same
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +88,8 @@ class Sync:
         self.started_ms = int(time.time() * 1000)
         self.cutoff_ms = self.started_ms - int(retention_days * _DAY_MS)
         self._lock = threading.Lock()
-        self._slices: list[tuple[pa.Array, np.ndarray]] = []  # accepted endpoint rows: ids, body hashes
+        # Valid endpoint rows: ids, hashes (only the changed rows' once compared), whether unchanged (None: not yet compared).
+        self._slices: list[tuple[pa.Array, np.ndarray, np.ndarray | None]] = []
         self._candidate_ids = pa.array([], pa.string())
         self._candidate_bodies = np.zeros((0, 2), dtype=np.uint64)
         self._pending_ms = 0
@@ -79,8 +103,29 @@ class Sync:
     # Before sending ---------------------------------------------------------------------------
 
     def add_endpoints(self, ids: pa.Array, bodies: pa.Array) -> None:
-        """A slice of valid endpoint rows (ids and the exact bodies that would be sent)."""
-        self._slices.append((ids, text_hashes(bodies)))
+        """A slice of valid endpoint rows (ids and the exact bodies that would be sent), compared
+        with the state by :meth:`unchanged_endpoints` (the stream sinks' endpoint records)."""
+        self._slices.append((ids, text_hashes(bodies), None))
+
+    def known(self, ids: pa.Array | pa.ChunkedArray) -> Known:
+        """What the state holds for each of ``ids`` (an endpoints table's whole id column, as read):
+        read once, so that each slice can then be compared as soon as it is validated, and only the
+        rows that changed need a body at all. A full refresh knows nothing."""
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
+        try:
+            text = ids.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not text: the rows are rejected anyway
+            text = pa.nulls(len(ids), pa.string())
+        if self.full_refresh:
+            return Known(text, np.zeros((len(text), 2), dtype=np.uint64), np.zeros(len(text), dtype=bool))
+        hashes, valid = self._latest(text)
+        return Known(text, hashes, valid)
+
+    def add_compared(self, ids: pa.Array, hashes: np.ndarray, same: np.ndarray) -> None:
+        """A slice of valid endpoint rows already compared with :meth:`known`: their ids, the hashes
+        to remember for them once accepted (those of the rows not ``same``), and which are ``same``."""
+        self._slices.append((ids, hashes[~same], same))
 
     def unchanged_endpoints(self) -> np.ndarray:
         """Which of the endpoints added (in the order added) are unchanged; the others are written
@@ -88,21 +133,34 @@ class Sync:
         self._saw_endpoints = True
         if not self._slices:
             return np.zeros(0, dtype=bool)
-        ids = pa.concat_arrays([pa.array(part).cast(pa.string()) for part, _ in self._slices])
-        bodies = np.concatenate([hashes for _, hashes in self._slices])
+        ids = pa.concat_arrays([pa.array(part).cast(pa.string()) for part, _, _ in self._slices])
+        bodies = np.concatenate([hashes for _, hashes, _ in self._slices])
+        compared = [same for _, _, same in self._slices]
         self._slices = []
-        same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(ids, bodies)
-        changed = np.flatnonzero(~same)
+        if all(same is not None for same in compared):
+            same: np.ndarray = np.concatenate([part for part in compared if part is not None])
+            changed = np.flatnonzero(~same)
+            self._candidate_bodies = bodies
+        else:
+            same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(ids, bodies)
+            changed = np.flatnonzero(~same)
+            self._candidate_bodies = bodies[changed]
         self._candidate_ids = ids.take(pa.array(changed))
-        self._candidate_bodies = bodies[changed]
         self._write_pending()
         return same
 
     def _match(self, ids: pa.Array, bodies: np.ndarray) -> np.ndarray:
-        """Whether each endpoint's latest entry, over every part, holds this body (ids matched by
-        Arrow's hash join; a repeated input id matches only its first row, so the others go)."""
+        """Whether each endpoint's latest entry, over every part, holds this body."""
+        stored, valid = self._latest(ids)
+        return valid & (stored == bodies).all(axis=1)
+
+    def _latest(self, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Each endpoint's latest hash over every part, and where there is one to compare with (ids
+        matched by Arrow's hash join; a repeated input id matches only its first row, so the others
+        go; two entries of one time that disagree, or a "send again" entry, leave none)."""
         best = np.full(len(ids), -1, dtype=np.int64)
-        same = np.zeros(len(ids), dtype=bool)
+        stored = np.zeros((len(ids), 2), dtype=np.uint64)
+        valid = np.zeros(len(ids), dtype=bool)
         for path in self.files.endpoint_files():
             for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
                 found = pc.index_in(batch.column(0), value_set=ids)
@@ -110,15 +168,16 @@ class Sync:
                 if not hit.any():
                     continue
                 at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
-                body, valid = from_arrow(batch.column(1))
-                equal = valid[hit] & (body[hit] == bodies[at]).all(axis=1)
+                body, body_valid = from_arrow(batch.column(1))
+                body, body_valid = body[hit], body_valid[hit]
                 stamp = _millis(batch.column(2))[hit]
                 tie = stamp == best[at]
-                same[at[tie]] &= equal[tie]
+                valid[at[tie]] &= body_valid[tie] & (stored[at[tie]] == body[tie]).all(axis=1)
                 newer = stamp > best[at]
                 best[at[newer]] = stamp[newer]
-                same[at[newer]] = equal[newer]
-        return same
+                stored[at[newer]] = body[newer]
+                valid[at[newer]] = body_valid[newer]
+        return stored, valid
 
     def _write_pending(self) -> None:
         path = self.files.own("endpoints", pending=True)

@@ -1,0 +1,118 @@
+"""The hash of a row's normalised values (what the sync state compares instead of the body)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from airflow_provider_pinpoint.state import values
+from airflow_provider_pinpoint.state.values import column_hash, row_hashes
+
+TEXT = ["ab", "ba", "", None, "abc", "ab\0", "a" * 300, "0", "é", "abcdefghijklmnopq"]
+
+
+def distinct_rows(hashes: np.ndarray) -> int:
+    return len(np.unique(hashes, axis=0))
+
+
+def test_different_texts_hash_apart_and_equal_texts_alike():
+    hashes = column_hash(pa.array(TEXT + TEXT))
+    assert hashes.shape == (2 * len(TEXT), 2)
+    assert distinct_rows(hashes[: len(TEXT)]) == len(TEXT)  # null, empty, "0" and a trailing NUL included
+    assert (hashes[: len(TEXT)] == hashes[len(TEXT) :]).all()
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array(TEXT * 30),
+        pa.array(TEXT * 30, pa.large_string()),
+        pa.array([float(i % 17) if i % 5 else None for i in range(300)]),
+        pa.array([i % 23 for i in range(300)], pa.int64()),
+        pa.array([[str(i % 3), str(i % 4)] if i % 6 else None for i in range(300)]),
+        pa.array([None if i % 7 == 0 else [] if i % 7 == 1 else ["x"] * (i % 7) for i in range(300)]),
+    ],
+    ids=["text", "large-text", "float", "int", "list", "list-lengths"],
+)
+def test_a_slice_hashes_as_the_same_rows_of_the_whole_column(column):
+    whole = column_hash(column)
+    for start, length in ((0, 300), (7, 100), (101, 199), (299, 1)):
+        assert (column_hash(column.slice(start, length)) == whole[start : start + length]).all()
+
+
+def test_many_rows_of_few_values_hash_as_each_value_alone():
+    # Enough rows for the few-values path (each distinct value hashed once).
+    repeated = pa.array(["EMAIL", "SMS", None, "PUSH"] * 2_000)
+    assert (column_hash(repeated)[:4] == column_hash(pa.array(["EMAIL", "SMS", None, "PUSH"]))).all()
+
+
+def test_list_order_boundaries_and_emptiness_matter():
+    lists = pa.array([["a", "b"], ["b", "a"], ["ab"], ["a"], ["a", "b", ""], [], None, [None], [""]])
+    assert distinct_rows(column_hash(lists)) == len(lists)
+
+
+def test_numbers_by_value_and_kind():
+    assert distinct_rows(column_hash(pa.array([0.0, -0.0, 1.0, 2.5, None]))) == 5
+    # 5 as an integer and 5.0 as a float are told apart by the column's kind, in row_hashes.
+    as_int = row_hashes({"Metrics.x": pa.array([5])}, 1)
+    as_float = row_hashes({"Metrics.x": pa.array([5.0])}, 1)
+    assert as_int is not None and as_float is not None and not (as_int == as_float).all()
+
+
+def table() -> dict[str, pa.Array]:
+    return {
+        "Id": pa.array(["ep-1", "ep-2", "ep-3"]),
+        "Address": pa.array(["a@example.com", "b@example.com", None]),
+        "Attributes.segment": pa.array([["x"], ["y", "z"], None]),
+        "Metrics.orders": pa.array([1.0, 2.0, None]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("Id", "ep-9"),
+        ("Address", "c@example.com"),
+        ("Attributes.segment", ["y"]),
+        ("Metrics.orders", 3.0),
+    ],
+)
+def test_a_changed_value_in_any_column_changes_only_its_row(column, value):
+    before = row_hashes(table(), 3)
+    changed = table()
+    values_list = changed[column].to_pylist()
+    values_list[1] = value
+    changed[column] = pa.array(values_list, changed[column].type)
+    after = row_hashes(changed, 3)
+    assert before is not None and after is not None
+    assert (before[[0, 2]] == after[[0, 2]]).all()
+    assert not (before[1] == after[1]).all()
+
+
+def test_columns_added_removed_or_swapped_change_every_row():
+    before = row_hashes(table(), 3)
+    added = table() | {"Attributes.extra": pa.array([None, None, None], pa.list_(pa.string()))}
+    removed = {name: column for name, column in table().items() if name != "Metrics.orders"}
+    renamed = {("Attributes.other" if name == "Attributes.segment" else name): c for name, c in table().items()}
+    for other in (added, removed, renamed):
+        after = row_hashes(other, 3)
+        assert after is not None
+        assert not (before == after).all(axis=1).any()
+
+
+def test_the_order_of_columns_does_not_matter():
+    columns = table()
+    reordered = {name: columns[name] for name in reversed(list(columns))}
+    assert (row_hashes(columns, 3) == row_hashes(reordered, 3)).all()
+
+
+def test_a_new_body_format_changes_every_row(monkeypatch):
+    before = row_hashes(table(), 3)
+    monkeypatch.setattr(values, "FORMAT", values.FORMAT + "-next")
+    assert not (before == row_hashes(table(), 3)).all(axis=1).any()
+
+
+def test_a_column_of_a_kind_not_hashed_gives_no_hashes():
+    columns = table() | {"Odd": pa.array([{"a": 1}, {"a": 2}, None])}
+    assert row_hashes(columns, 3) is None
