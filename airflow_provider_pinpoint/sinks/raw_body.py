@@ -25,6 +25,13 @@ for this operation on this client only (``client.meta.events``):
   botocore parses them as always and users get the very same ``ClientError`` subclasses
   (``TooManyRequestsException``...) and retry behaviour as with a plain ``put_events`` call.
 
+Faster still, for most clients: when the client can be reproduced exactly (one attempt per call,
+nothing but botocore's own handlers on PutEvents, SigV4), :class:`RawPutEvents` sends through
+:mod:`.direct_send` instead, which does botocore's per-call work once per application id and then
+only signs and sends each request with the client's own signer credentials and HTTP session. Any
+other client goes through ``client.put_events`` as described above; :attr:`RawPutEvents.direct`
+says which path is taken, and the rule is in :mod:`.direct_send`.
+
 Why it is safe: the handlers act only while :meth:`RawPutEvents.send` is running in the same thread
 (the pending body sits in a thread-local), so plain ``put_events`` calls on the same client, from any
 thread, are untouched; several threads can share one client and one ``RawPutEvents``. The body swap

@@ -25,6 +25,8 @@ from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 from tests.sinks.test_raw_body import ACCESS_KEY, BODY, SECRET_KEY, _error, _Recorder, _signature_over_received_body
 
+pytestmark = pytest.mark.usefixtures("only_botocores_handlers")
+
 SINGLE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -277,3 +279,20 @@ def test_each_application_gets_its_own_url(server, client):
     for _, path, headers, body in server.received:
         _, signature = _signature_over_received_body(server.url, path, headers, body)
         assert headers["Authorization"].endswith(f"Signature={signature}")
+
+
+def test_an_airflow_hooks_client_is_sent_to_directly_with_the_same_headers(server, aws_connection, monkeypatch):
+    from airflow_provider_pinpoint.hooks.pinpoint import PinpointHook
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 3, 4, 5, 6, 7))
+    client = PinpointHook(aws_conn_id=aws_connection(endpoint_url=server.url, region_name="us-east-1")).conn
+    RawPutEvents(client, direct=False).send("app-1", BODY)
+    raw = RawPutEvents(client)
+    raw.send("app-1", BODY)
+    assert raw.direct
+    plain, direct = (headers for _, _, headers, _ in server.received)
+    assert "Airflow/" in direct["User-Agent"]
+    for headers in (plain, direct):
+        headers.pop("amz-sdk-invocation-id")
+    assert list(direct.items()) == list(plain.items())
+    assert server.received[1][3] == BODY
