@@ -6,11 +6,13 @@ is botocore's generic call path: a dozen event emits, endpoint ruleset resolutio
 request dict and the ``AWSRequest``, the ``User-Agent`` and the response parser. For a given client,
 operation and URL all of that comes out the same on every call, except the signature, the
 invocation id and the body. :class:`DirectSender` works it out once, with one real call of the
-client (the *probe*), and then per request only builds the request, signs it, sends it and reads
-the answer.
+client (the *probe*), and then per request only signs the body, sends it and reads the answer.
+The SigV4 signature is computed here, over the headers botocore would sign, because botocore's
+``SigV4Auth`` walks generic request objects that cost more than the rest of the request; the tests
+check it against ``SigV4Auth`` for the same request and clock.
 
-What stays the client's: the credentials (``client._request_signer``: a refreshable credential is
-asked for its current value on every request), the region and signing name botocore resolved for
+What stays the client's: the credentials (those of ``client._request_signer``: a refreshable
+credential is asked for its current value on every request, as botocore asks it), the region and signing name botocore resolved for
 the operation, the endpoint URL its ruleset resolved, the HTTP session (``client._endpoint.http_session``:
 TLS verification, proxies, timeouts, connection pool), the ``User-Agent`` and every header botocore
 adds. Answers other than 2xx go through the client's own response parser and error factory, so they
@@ -38,7 +40,7 @@ registered on the client in between is not seen.
 
 What botocore would do per call and is left out: its debug log lines and history recorder events,
 the retry-quota bookkeeping of a single-attempt client (the quota is only ever drawn by a retry),
-and an ``after-call`` event nobody but botocore listens to (checked above).
+and the events of the call, which only botocore's own handlers listen to (checked above).
 """
 
 from __future__ import annotations
