@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import botocore.auth
-from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP, _host_from_url
+from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP
 from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import NoCredentialsError
@@ -338,7 +338,10 @@ def _target(
         if name.lower() not in names and name.lower() not in _DERIVED_HEADERS and name.lower() != _TRACE_ID
     ]
     signed = {name.lower(): " ".join(value.split()) for name, value in early if name.lower() not in _UNSIGNED}
-    signed.setdefault("host", _host_from_url(request.url))
+    host_from_url = getattr(botocore.auth, "_host_from_url", None)  # botocore's private helper: refuse without it
+    if host_from_url is None:
+        raise _Refused("botocore internals differ (no _host_from_url)")
+    signed.setdefault("host", host_from_url(request.url))
     region = signing.get("region") or region_name
     service = signing.get("signing_name") or signing_name
     return Target(
