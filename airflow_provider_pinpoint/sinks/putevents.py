@@ -7,7 +7,8 @@ put in here without touching the engine.
 The body goes out as the pre-serialised bytes the packer built, through the boto3 client itself
 (:class:`~airflow_provider_pinpoint.sinks.raw_body.RawPutEvents`): credentials, SigV4, endpoint
 resolution, TLS and timeouts stay the client's; botocore's generic serializer and parser are
-skipped.
+skipped, and for a client that can be reproduced exactly so is its per-call machinery
+(:mod:`~airflow_provider_pinpoint.sinks.direct_send`). Both raise what ``client.put_events`` raises.
 
 The errors raised, the answer's interface and the client's settings are the sink-independent
 seam in :mod:`airflow_provider_pinpoint.sending`.

@@ -25,6 +25,13 @@ for this operation on this client only (``client.meta.events``):
   botocore parses them as always and users get the very same ``ClientError`` subclasses
   (``TooManyRequestsException``...) and retry behaviour as with a plain ``put_events`` call.
 
+Faster still, for most clients: when the client can be reproduced exactly (one attempt per call,
+nothing but botocore's own handlers on PutEvents, SigV4), :class:`RawPutEvents` sends through
+:mod:`.direct_send` instead, which does botocore's per-call work once per application id and then
+only signs and sends each request with the client's own signer credentials and HTTP session. Any
+other client goes through ``client.put_events`` as described above; :attr:`RawPutEvents.direct`
+says which path is taken, and the rule is in :mod:`.direct_send`.
+
 Why it is safe: the handlers act only while :meth:`RawPutEvents.send` is running in the same thread
 (the pending body sits in a thread-local), so plain ``put_events`` calls on the same client, from any
 thread, are untouched; several threads can share one client and one ``RawPutEvents``. The body swap
@@ -41,6 +48,8 @@ from typing import Any
 
 import msgspec
 from botocore.parsers import ResponseParserError
+
+from airflow_provider_pinpoint.sinks.direct_send import DirectSender
 
 _OPERATION = "PutEvents"
 _PLACEHOLDER: dict[str, dict[str, Any]] = {"BatchItem": {}}
@@ -66,7 +75,7 @@ class RawPutEvents:
     for one client is harmless: the handlers are registered once per client (fixed unique ids).
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, direct: bool = True) -> None:
         operation = client.meta.service_model.operation_model(_OPERATION)
         if operation.http_checksum or operation.request_compression:
             raise RuntimeError(
@@ -79,9 +88,23 @@ class RawPutEvents:
         events.register(f"before-sign.{service_id}.{_OPERATION}", _swap_body, unique_id=f"{__name__}.sign")
         events.register(f"before-parse.{service_id}.{_OPERATION}", _take_results, unique_id=f"{__name__}.parse")
         _reuse_user_agent(client)
+        self._direct = DirectSender(client, _OPERATION, (_swap_body, _take_results)) if direct else None
+
+    @property
+    def direct(self) -> bool:
+        """Whether requests go straight through the client's signer and HTTP session (see :mod:`.direct_send`)
+        rather than through ``client.put_events``; decided when made and when an application is first sent to."""
+        return self._direct is not None and self._direct.refusal is None
 
     def send(self, application_id: str, body: bytes) -> RawResponse:
         """POST ``body`` (the EventsRequest JSON, as ``Request.body()`` builds it) to the application."""
+        direct = self._direct
+        if direct is not None and direct.refusal is None:
+            target = direct.target(application_id, {"ApplicationId": application_id, "EventsRequest": _PLACEHOLDER})
+            if target is not None:
+                answer = direct.send(target, body)
+                events_response = _decoded(answer.body, answer.status_code)
+                return RawResponse(answer.status_code, events_response.get("Results", {}), answer.request_id)
         _pending.body = body
         try:
             response = self._client.put_events(ApplicationId=application_id, EventsRequest=_PLACEHOLDER)
@@ -138,14 +161,19 @@ def _swap_body(request: Any, **_: Any) -> None:
 def _take_results(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
     if getattr(_pending, "body", None) is None or not 200 <= response_dict["status_code"] < 300:
         return
+    customized_response_dict["EventsResponse"] = _decoded(response_dict["body"], response_dict["status_code"])
+    response_dict["body"] = b"{}"
+
+
+def _decoded(body: bytes, status: int) -> dict[str, Any]:
+    """The EventsResponse object of a 2xx answer."""
     try:
-        events_response = _decoder.decode(response_dict["body"])
+        events_response = _decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # bytes not UTF-8, or nested too deep
         events_response = None
     if not isinstance(events_response, dict):
         # botocore's parser would return an empty answer for text that is not JSON and crash with an
         # AttributeError on JSON that is not an object; neither says what happened. The body is not
         # quoted: it could be anything a proxy sends back.
-        raise ResponseParserError(f"HTTP {response_dict['status_code']} answer to PutEvents is not a JSON object")
-    customized_response_dict["EventsResponse"] = events_response
-    response_dict["body"] = b"{}"
+        raise ResponseParserError(f"HTTP {status} answer to PutEvents is not a JSON object")
+    return events_response

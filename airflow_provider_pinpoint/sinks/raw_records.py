@@ -15,6 +15,11 @@ and ``before-parse`` decodes a 2xx answer itself and hands it back through
 come out as from a plain call. The handlers act only while :meth:`RawRecords.send` runs in the same
 thread (the pending body sits in a thread-local); plain calls on the same client are untouched. The
 constructor refuses a service model whose operation computes a checksum or compresses the body.
+
+For a client that can be reproduced exactly (one attempt per call, only botocore's own handlers on
+the operation, SigV4), the body goes through :mod:`.direct_send` instead: botocore's per-call work
+is done once, then each request is only signed and sent with the client's own credentials and HTTP
+session; the same exceptions come out. :attr:`RawRecords.direct` says which path is taken.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import msgspec
 from botocore import xform_name
 from botocore.parsers import ResponseParserError
 
+from airflow_provider_pinpoint.sinks.direct_send import DirectSender
+
 _decoder = msgspec.json.Decoder()
 _pending = threading.local()
 # The characters a JSON string must escape: partition keys holding one are quoted by msgspec.
@@ -38,7 +45,7 @@ _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
 class RawRecords:
     """Sends pre-serialised records through ``client`` (a boto3 ``kinesis`` or ``firehose`` client)."""
 
-    def __init__(self, client: Any, operation: str, stream_field: str, stream: str) -> None:
+    def __init__(self, client: Any, operation: str, stream_field: str, stream: str, *, direct: bool = True) -> None:
         model = client.meta.service_model.operation_model(operation)
         if model.http_checksum or model.request_compression:
             raise RuntimeError(
@@ -55,6 +62,12 @@ class RawRecords:
         events.register(
             f"before-parse.{service_id}.{operation}", _take_answer, unique_id=f"{__name__}.parse.{operation}"
         )
+        self._direct = DirectSender(client, operation, (_swap_body, _take_answer)) if direct else None
+
+    @property
+    def direct(self) -> bool:
+        """Whether requests go straight through the client's signer and HTTP session (:mod:`.direct_send`)."""
+        return self._direct is not None and self._direct.refusal is None
 
     def send(self, records: Sequence[bytes], keys: Sequence[str] | None) -> dict[str, Any]:
         """Put ``records`` (with a partition key each, for Kinesis) in one request; the decoded answer."""
@@ -67,9 +80,25 @@ class RawRecords:
                 for data, key in zip(records, keys, strict=True)
             ]
             placeholder = {"Data": b"", "PartitionKey": "-"}
-        _pending.body = self._head + b",".join(entries) + b"]}"
+        body = self._head + b",".join(entries) + b"]}"
+        params = {self._stream_field: "-", "Records": [placeholder]}
+        direct = self._direct
+        if direct is not None and direct.refusal is None:
+            target = direct.target(None, params)  # the stream is named in the body: one URL for all
+            if target is not None:
+                answer = direct.send(target, body)
+                decoded = _decoded(answer.body, answer.status_code)
+                # What botocore's JSON parser puts there (not the retry handler's MaxAttemptsReached).
+                decoded["ResponseMetadata"] = {
+                    "RequestId": answer.headers.get("x-amzn-requestid"),
+                    "HTTPStatusCode": answer.status_code,
+                    "HTTPHeaders": {name.lower(): value for name, value in answer.headers.items()},
+                    "RetryAttempts": 0,
+                }
+                return decoded
+        _pending.body = body
         try:
-            return dict(self._call(**{self._stream_field: "-", "Records": [placeholder]}))
+            return dict(self._call(**params))
         finally:
             _pending.body = None
 
@@ -89,11 +118,15 @@ def _swap_body(request: Any, **_: Any) -> None:
 def _take_answer(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
     if getattr(_pending, "body", None) is None or not 200 <= response_dict["status_code"] < 300:
         return
+    customized_response_dict.update(_decoded(response_dict["body"], response_dict["status_code"]))
+    response_dict["body"] = b"{}"
+
+
+def _decoded(body: bytes, status: int) -> dict[str, Any]:
     try:
-        answer = _decoder.decode(response_dict["body"])
+        answer = _decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
-        raise ResponseParserError(f"HTTP {response_dict['status_code']} answer to a batch put is not a JSON object")
-    customized_response_dict.update(answer)
-    response_dict["body"] = b"{}"
+        raise ResponseParserError(f"HTTP {status} answer to a batch put is not a JSON object")
+    return answer
