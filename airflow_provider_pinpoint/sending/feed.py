@@ -15,7 +15,8 @@ class Feed:
 
     Reading and packing a batch of rows takes long enough that, done in the dispatching thread, the
     workers would sit idle meanwhile; the queued requests are not sent yet, so they widen neither
-    the in-flight window nor the duplicate bound. Iteration ends early once ``stopping()`` is true.
+    the in-flight window nor the duplicate bound. Iteration ends early once ``stopping()`` is true;
+    several threads may take requests with :meth:`next` instead.
     """
 
     _END = object()
@@ -25,6 +26,7 @@ class Feed:
         self._queue: queue.Queue = queue.Queue(max(1, size))
         self._closed = threading.Event()
         self._dropped: list[Item] = []  # items the iterator gave that were never handed on
+        self.ended = False  # the iterator's end (or failure) was taken by :meth:`next`
         self._thread = threading.Thread(target=self._produce, args=(requests,), name="pinpoint-feed", daemon=True)
         self._thread.start()
 
@@ -59,6 +61,23 @@ class Feed:
             if isinstance(value, _Failure):
                 raise value.error
             yield value
+
+    def next(self, timeout: float) -> Request | None:
+        """The next request, for any of several threads; None if none came within ``timeout`` or the
+        input is exhausted (then :attr:`ended` is true). Raises what the iterator raised."""
+        if self.ended:
+            return None
+        try:
+            value = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if value is self._END:
+            self.ended = True
+            return None
+        if isinstance(value, _Failure):
+            self.ended = True
+            raise value.error
+        return value
 
     def close(self) -> None:
         """Stop the feeder and wait for it: nothing it does (e.g. recording rejections) may outlive the run."""
