@@ -148,8 +148,7 @@ class ResultsWriter:
         # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
         # Python file makes a dozen small writes per batch), behind its frame.
         payload = batch.serialize()
-        self._file.write(_frame(payload))
-        self._file.write(payload)
+        self._file.write(_frame(payload) + payload.to_pybytes())  # one write call: one system call
         self._file.flush()
         self._rows_in_file += batch.num_rows
 

@@ -1,8 +1,9 @@
 """The sending engine: every item ends accepted, rejected or failed, and is recorded exactly once.
 
 A feeder thread (:mod:`~airflow_provider_pinpoint.sending.feed`) pulls requests from the caller's
-iterator into a bounded queue; the caller's thread hands each to a worker thread. The workers
-bound the requests in flight (which is also the bound on duplicates a crash can cause), and one
+iterator into a bounded queue; each of ``max_in_flight`` worker threads takes the next request
+from there (or from the retries) itself, so no thread hands requests over. The workers bound the
+requests in flight (which is also the bound on duplicates a crash can cause), and one
 :class:`~airflow_provider_pinpoint.sending.ratelimit.RateLimiter` paces them all. A worker owns
 its request until every item in it is decided or handed back:
 
@@ -16,7 +17,7 @@ its request until every item in it is decided or handed back:
 - a 2xx answer: each item by its own status. 2xx accepted, 400 / 413 (the item itself is invalid)
   rejected with the service's message, anything else (429, 5xx, another 4xx, no readable status)
   goes back to the retry pool (:mod:`~airflow_provider_pinpoint.sending.retries`), which the
-  caller's thread packs into later requests once a full request's worth is ready or the input is
+  workers pack into later requests once a full request's worth is ready or the input is
   exhausted.
 
 Items a stop (``stop_event`` or a fatal error) catches before they were sent are recorded as
@@ -27,8 +28,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -106,29 +107,36 @@ class Sender:
         self._changed = threading.Condition(self._lock)
         self._in_flight = 0
         self._fatal: FatalServiceError | None = None
+        self._feed_error: BaseException | None = None  # what the input's iterator raised
+        self._ready: deque[Request] = deque()  # retries packed into requests, not taken by a worker yet
         self._crash: Exception | None = None
         self.stats = SendStats()
 
-    # Dispatching (the caller's thread) ------------------------------------------------------------
+    # Dispatching ----------------------------------------------------------------------------------
 
     def run(self, requests: Iterable[Request]) -> SendStats:
         """Send everything; raise FatalServiceError if the service refused the run."""
         install_log_filter()
-        pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix=SENDER_THREAD_PREFIX)
         feed = Feed(requests, self._stopping, self._prefetch)
+        workers: list[threading.Thread] = []
         try:
-            for request in feed:
-                self._submit(pool, request, retry=False)
-                self._submit_retries(pool, final=False)
-            self._drain(pool)
+            for i in range(self._max_in_flight):
+                worker = threading.Thread(target=self._worker, args=(feed,), name=f"{SENDER_THREAD_PREFIX}_{i}")
+                worker.start()
+                workers.append(worker)
+            for worker in workers:
+                worker.join()
         except BaseException:
             self._stop.set()
             raise
         finally:
+            for worker in workers:
+                worker.join()
             feed.close()
-            pool.shutdown(wait=True)
-            self._decide(self._retries.take_all(), FAILED, self._stop_reason(again=True))
+            self._decide([*self._ready_items(), *self._retries.take_all()], FAILED, self._stop_reason(again=True))
             self._decide(feed.unsent(), FAILED, self._stop_reason())
+        if self._feed_error is not None:
+            raise self._feed_error
         if self._fatal is not None:
             raise self._fatal
         if self._crash is not None:
@@ -147,30 +155,67 @@ class Sender:
             return f"{what}: {self._fatal}"
         return f"{what}: the run was stopped"
 
-    def _submit(self, pool: ThreadPoolExecutor, request: Request, *, retry: bool) -> None:
-        with self._changed:
-            while self._in_flight >= self._max_in_flight:
-                self._changed.wait(0.2)
-                if self._stopping():
-                    break
-            self._in_flight += 1
-        pool.submit(self._work, request, retry)
+    def _worker(self, feed: Feed) -> None:
+        """A worker thread: takes the next request itself and delivers it, until there is none.
 
-    def _submit_retries(self, pool: ThreadPoolExecutor, *, final: bool) -> None:
-        """Send the ready items of the retry pool, packed: only full requests unless ``final``."""
-        for request in self._retries.take_ready(final=final):
-            self._submit(pool, request, retry=True)
+        Taking the next request in the worker that just finished one, rather than having the
+        caller's thread hand each over, saves two thread wake-ups per request (the dispatcher's and
+        an idle worker's); on the normal path the next request is already in the feed's queue.
+        """
+        while True:
+            try:
+                job = self._next_job(feed)
+            except BaseException as exc:  # the input's iterator failed: stop, run() raises it
+                with self._changed:
+                    self._feed_error = self._feed_error or exc
+                    self._changed.notify_all()
+                self._stop.set()
+                return
+            if job is None:
+                return
+            self._work(*job)
 
-    def _drain(self, pool: ThreadPoolExecutor) -> None:
-        """After the input is exhausted: keep resending retry items until nothing is left in flight."""
+    def _next_job(self, feed: Feed) -> tuple[Request, bool] | None:
+        """The next request to send, and whether it is a resend; None when the worker is done.
+
+        Ready retries go first, packed into full requests while the input lasts; after it, whatever
+        is ready, until nothing is left to resend and nothing is in flight. A request taken counts
+        as in flight from the moment it is asked of the feed, so no worker finishes while another
+        may still be handed one.
+        """
         while not self._stopping():
-            self._submit_retries(pool, final=True)
             with self._changed:
-                if self._in_flight == 0 and not len(self._retries):
-                    return
-                next_ready = self._retries.next_ready()
-                timeout = 0.2 if next_ready is None else max(0.0, min(0.2, next_ready - time.monotonic()))
-                self._changed.wait(timeout)
+                if not self._ready:
+                    self._ready.extend(self._retries.take_ready(final=feed.ended))
+                if self._ready:
+                    self._in_flight += 1
+                    return self._ready.popleft(), True
+                if feed.ended:
+                    if self._in_flight == 0 and not len(self._retries):
+                        self._changed.notify_all()  # the other workers are done too
+                        return None
+                    next_ready = self._retries.next_ready()
+                    timeout = 0.2 if next_ready is None else max(0.0, min(0.2, next_ready - time.monotonic()))
+                    self._changed.wait(timeout)
+                    continue
+                self._in_flight += 1
+            request = None
+            try:
+                request = feed.next(timeout=0.1)
+            finally:
+                if request is None:
+                    with self._changed:
+                        self._in_flight -= 1
+                        self._changed.notify_all()
+            if request is not None:
+                return request, False
+        return None
+
+    def _ready_items(self) -> list[Item]:
+        """Empty the packed retries no worker took (the run is ending); their items."""
+        with self._lock:
+            ready, self._ready = list(self._ready), deque()
+        return [item for request in ready for item in request.items]
 
     # Delivering (worker threads) ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The retry bookkeeping: attempts per item, the pool of items to send again, and their backoff.
 
 The engine's workers count each item's attempts here and put back the items an answer asked to be
-resent (per-item 429 / 5xx, or no status). The dispatching thread takes them out again packed into
+resent (per-item 429 / 5xx, or no status). The workers take them out again packed into
 requests by the same packing as fresh ones, once a full request's worth is ready or, at the end of
 the input, whatever is ready.
 """
