@@ -22,8 +22,8 @@ from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT
 from airflow_provider_pinpoint.results.rows import FINAL_STATUSES
 
-# The most batch bytes the first pass keeps for the second (some 350,000 results rows of about 190
-# bytes): above it the journals are read again, for memory bounded by the row count, not the table.
+# The most batch bytes the first pass keeps for the second (some 350,000 results rows of 190 bytes): above it
+# the journals are read again, for memory bounded by the row count instead of the table's size.
 REMEMBER_BYTES = 64 << 20
 
 
