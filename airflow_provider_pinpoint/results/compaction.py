@@ -3,15 +3,12 @@
 A row may be recorded more than once (a failure, then a resend; a rerun after a kill). Within one
 input row, a final decision (accepted or rejected) beats a failure and a later row beats an earlier
 one. Rows are keyed by one int64 each, so finding the survivors is one numpy sort, and the table is
-written in a second pass. A table of up to :data:`REMEMBER_BYTES` keeps the batches of the first
-pass for the second (:class:`Remembered`): reading the journals back costs as much as writing the
-table, and at the end of a rate-limited load that time is all the call adds to the sending. A larger
-one is read again, so memory stays at about two int64 per row plus one batch.
+written in a second streaming pass: memory stays at about two int64 per row plus one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -21,40 +18,6 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT
 from airflow_provider_pinpoint.results.rows import FINAL_STATUSES
-
-# The most batch bytes the first pass keeps for the second (some 350,000 results rows of 190 bytes): above it
-# the journals are read again, for memory bounded by the row count instead of the table's size.
-REMEMBER_BYTES = 64 << 20
-
-
-class Remembered:
-    """``batches`` passed through once, kept for a second pass while they fit in ``limit`` bytes
-    (:data:`REMEMBER_BYTES` unless given).
-
-    ``kept`` is every batch given, in order, once the iteration has ended within the limit; else None.
-    """
-
-    def __init__(self, batches: Iterable[pa.RecordBatch], limit: int | None = None) -> None:
-        self._batches = batches
-        self._limit = REMEMBER_BYTES if limit is None else limit
-        self._held: list[pa.RecordBatch] | None = []
-        self._ended = False
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        size = 0
-        for batch in self._batches:
-            if self._held is not None:
-                size += batch.nbytes
-                if size > self._limit:
-                    self._held = None  # too large: the second pass reads again
-                else:
-                    self._held.append(batch)
-            yield batch
-        self._ended = True
-
-    @property
-    def kept(self) -> list[pa.RecordBatch] | None:
-        return self._held if self._ended else None
 
 
 class KeyCodes:
@@ -140,19 +103,18 @@ def write_survivors(
     for batch in batches:
         n = batch.num_rows
         if offset + n > rows:
-            raise changed()
+            raise _changed()
         if keep is not None:
             batch = batch.filter(pa.array(keep[offset : offset + n]))
         offset += n
         writer.write_batch(batch)
         add_counts(counts, batch)
     if offset != rows:
-        raise changed()
+        raise _changed()
     return counts
 
 
-def changed() -> ResultsChanged:
-    """The error for journals that changed while compacted: nothing is replaced or removed then."""
+def _changed() -> ResultsChanged:
     return ResultsChanged(
         "the results journals changed while they were compacted (is another run writing to the same results "
         "location?); nothing was removed: rerun with the same results location once that run has ended"

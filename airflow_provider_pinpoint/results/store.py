@@ -173,20 +173,12 @@ class ResultsStore:
         if any(writer.failed is not None for writer in self._writers):
             return {}
         # Both passes read the same journals, and only those are removed: one that appears meanwhile
-        # (another run's, where the lock is best effort) is left for the run that wrote it. One that
-        # grows meanwhile stops compaction before the table is replaced: the second pass may not read
-        # it again (the first pass's batches are reused), so its size is checked instead.
+        # (another run's, where the lock is best effort) is left for the run that wrote it.
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
         try:
             journals = journal_paths(self.fs, self.staging)
-            sizes = self._sizes(journals)
-            first = compaction.Remembered(self._batches(journals))
-            keep, rows = compaction.survivors(first)
-            again = self._batches(journals) if first.kept is None else first.kept
-            counts = self._write_table(tmp, keep, rows, again)
-            if self._sizes(journals) != sizes:
-                raise compaction.changed()
-            self._replace(tmp)
+            keep, rows = compaction.survivors(self._batches(journals))
+            counts = self._write_table(tmp, keep, rows, journals)
         except PinpointLoaderError:
             _remove_quietly(self.fs, tmp)
             raise
@@ -211,30 +203,22 @@ class ResultsStore:
             pass
         return counts
 
-    def _sizes(self, journals: list[str]) -> list[int]:
-        return [self.fs.size(journal) for journal in journals]
-
-    def _write_table(
-        self, tmp: str, keep: np.ndarray | None, rows: int, batches: Iterable[pa.RecordBatch]
-    ) -> dict[str, int]:
-        """Write the surviving rows of ``batches`` (the first pass's rows again) to ``tmp``."""
+    def _write_table(self, tmp: str, keep: np.ndarray | None, rows: int, journals: list[str]) -> dict[str, int]:
+        """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
             writer = table_writer(f, self.format)
             try:
-                counts = compaction.write_survivors(batches, keep, rows, writer)
+                counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
                 writer.close()
             except BaseException:
                 abandon(writer)
                 raise
-        return counts
-
-    def _replace(self, tmp: str) -> None:
-        """Put the table written to ``tmp`` in place of the location in one step."""
         if self.is_local:
             os.replace(tmp, self._path)
         else:
             self.fs.mv(tmp, self._path)
+        return counts
 
 
 def _remove_quietly(fs: Any, path: str) -> None:

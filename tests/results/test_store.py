@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
-from airflow_provider_pinpoint.results import compaction
 from airflow_provider_pinpoint.results.rows import ACCEPTED, COLUMNS, FAILED, REJECTED, ItemResult, Outcomes
 from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError
 from tests.helpers.items import make_items
@@ -158,17 +157,9 @@ def journal_rows(*numbers, status=ACCEPTED, run="r"):
     )
 
 
-@pytest.mark.parametrize("grows_at", ["first pass, batches reused", "second pass, read again"])
-def test_a_journal_that_grows_while_compacted_stops_compaction_instead_of_misplacing_or_losing_rows(
-    tmp_path, monkeypatch, grows_at
-):
+def test_a_journal_that_grows_between_the_two_passes_stops_compaction_instead_of_misplacing_rows(tmp_path):
     # Run A (still writing: two runs on one location where the lock is absent or best effort) opened
-    # its journal first; run B's compaction must not apply its keep mask to rows shifted by A's growth,
-    # nor remove A's journal with rows it did not read. A small table keeps the first pass's batches
-    # for the second (A's journal is opened once); with no room for them it is read twice.
-    reread = grows_at.startswith("second")
-    if reread:
-        monkeypatch.setattr(compaction, "REMEMBER_BYTES", 0)
+    # its journal first; run B's compaction must not apply its keep mask to rows shifted by A's growth.
     location = tmp_path / "results.parquet"
     a = ResultsStore(location).writer("run-A")
     a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
@@ -183,7 +174,7 @@ def test_a_journal_that_grows_while_compacted_stops_compaction_instead_of_mispla
     def open_(path, mode="rb", **kwargs):
         if mode == "rb" and path.endswith(journal_a):
             opened.append(path)
-            if len(opened) == (2 if reread else 1):  # A answered meanwhile
+            if len(opened) == 2:  # the second pass: A answered meanwhile
                 a.add(journal_rows(4, 5, run="run-A"))
         return real_open(path, mode, **kwargs)
 
@@ -233,16 +224,10 @@ def test_a_journal_gone_before_compaction_reads_it_is_one_line_and_leaves_the_ta
     assert os.listdir(tmp_path) == [".results.parquet.staging"]
 
 
-@pytest.mark.parametrize("gone_at", ["first pass, batches reused", "second pass, read again"])
-def test_a_journal_gone_while_compacted_leaves_no_table_and_no_traceback_behind_on_stderr(
-    tmp_path, monkeypatch, gone_at
-):
-    # Read again, the table writer is open when the second pass fails: left so, a Parquet writer
-    # finishes its file when collected, after that file is closed, and Python prints "Exception
-    # ignored in ... Traceback" on stderr. Reused, the table is written but not put in place.
-    reread = gone_at.startswith("second")
-    if reread:
-        monkeypatch.setattr(compaction, "REMEMBER_BYTES", 0)
+def test_a_journal_gone_between_the_passes_leaves_no_traceback_behind_on_stderr(tmp_path, monkeypatch):
+    # The table writer is open when the second pass fails: left so, a Parquet writer finishes its
+    # file when collected, after that file is closed, and Python prints "Exception ignored in ...
+    # Traceback" on stderr.
     unraisable: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     location = tmp_path / "results.parquet"
@@ -260,8 +245,8 @@ def test_a_journal_gone_while_compacted_leaves_no_table_and_no_traceback_behind_
     def open_(path, mode="rb", **kwargs):
         if mode == "rb" and path.endswith(last):
             opened.append(path)
-            if len(opened) == (2 if reread else 1):
-                os.unlink(path)  # once opened, it can still be read to its end
+            if len(opened) == 2:
+                os.unlink(path)
         return real_open(path, mode, **kwargs)
 
     store.fs.open = open_
@@ -288,45 +273,3 @@ def test_a_journal_that_cannot_be_read_stops_the_resume_in_one_line(tmp_path):
         ResultsStore(location).done_rows()
     message = str(caught.value)
     assert "could not read the results at" in message and "IsADirectoryError" in message and "\n" not in message
-
-
-def _two_runs_left_to_compact(location):
-    """An earlier table and two journals in which rows repeat: failed, then accepted or failed again."""
-    first = ResultsStore(location)
-    writer = first.writer("run-1")
-    writer.add(journal_rows(*range(0, 3000), status=FAILED, run="run-1"))
-    writer.close()
-    first.compact()
-    store = ResultsStore(location)
-    for run, rows, status in (("run-2", range(0, 2000), ACCEPTED), ("run-3", range(1500, 4000), FAILED)):
-        writer = store.writer(run)
-        for start in range(rows.start, rows.stop, 100):  # one batch per answer, as a run writes them
-            writer.add(journal_rows(*range(start, start + 100), status=status, run=run))
-        writer.close()
-    return store
-
-
-@pytest.mark.parametrize("name", ["results.parquet", "results.csv"])
-def test_reusing_the_first_pass_writes_the_same_table_as_reading_the_journals_again(tmp_path, monkeypatch, name):
-    reused_dir, reread_dir = tmp_path / "reused", tmp_path / "reread"
-    reused_dir.mkdir(), reread_dir.mkdir()
-    reused = _two_runs_left_to_compact(reused_dir / name)
-    reread = _two_runs_left_to_compact(reread_dir / name)
-    reused_counts = reused.compact()
-    monkeypatch.setattr(compaction, "REMEMBER_BYTES", 0)
-    reread_counts = reread.compact()
-    # Rows 0-1999 accepted (a final status beats run-3's later failure), 2000-3999 failed.
-    assert reused_counts == reread_counts == {ACCEPTED: 2000, FAILED: 2000}
-    assert reused.read().equals(reread.read())
-    assert os.listdir(reused_dir) == os.listdir(reread_dir) == [name]
-
-
-def test_the_first_pass_is_kept_only_within_its_byte_limit():
-    batches = [journal_rows(*range(i, i + 10)) for i in range(0, 50, 10)]
-    within = compaction.Remembered(iter(batches), limit=sum(b.nbytes for b in batches))
-    assert list(within) == batches and within.kept == batches
-    beyond = compaction.Remembered(iter(batches), limit=sum(b.nbytes for b in batches) - 1)
-    assert list(beyond) == batches and beyond.kept is None
-    unfinished = compaction.Remembered(iter(batches))
-    next(iter(unfinished))
-    assert unfinished.kept is None  # not every batch was seen: not a whole pass to reuse
