@@ -5,9 +5,10 @@ function of the normalised (validated, coerced) columns, so hashing those column
 without building the body: bodies are then built only for the rows that changed. Hashing the body
 text instead took one Python call per row (blake2b) on top of building every body.
 
-How: each column gives every row two 64-bit lanes. Text is hashed byte by byte as a sum of
-``(byte + 1) * K[position]`` (``K``: fixed pseudo-random odd multipliers, one set per lane), summed
-per row, then mixed with the length through the splitmix64 finaliser; numbers by their bits; lists
+How: each column gives every row two 64-bit lanes. Text of up to 256 bytes is cut into 8-byte
+words, each mixed with a key of its position through the splitmix64 finaliser and summed (the
+second lane weighs the mixed words by odd keys of its own), then mixed with the length; longer
+values are hashed whole with blake2b, one call each; numbers by their bits; lists
 by their elements' hashes, each mixed with its position. Nulls, empty lists and values have
 distinct hashes. A row's hash sums its columns', each times an odd key made from the column's name
 and kind, plus a key of :data:`FORMAT` and the set of columns, through the finaliser again; so a column added or removed, a value moved to another
@@ -33,12 +34,14 @@ import pyarrow.compute as pc
 FORMAT = "endpoint-values-v1"
 
 _LANES = 2
-# Rows padded to one width at once when one value is far longer than the rest.
+# Rows padded to one width at once; values longer than _LONG bytes are hashed one by one (blake2b),
+# so a piece never takes more than _PIECE_ROWS x _LONG bytes.
 _PIECE_ROWS = 4_096
+_LONG = 256
 _SAMPLE = 1_024
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NULL = np.uint64(0x9E3779B97F4A7C15)
-_multipliers: dict[tuple[int, int], np.ndarray] = {}
+_word_key_cache: dict[tuple[int, int], np.ndarray] = {}
 _LANE_KEYS = (np.uint64(0x2545F4914F6CDD1D), np.uint64(0x5851F42D4C957F2D))
 
 
@@ -56,27 +59,33 @@ def _key(text: str) -> np.ndarray:
     return np.frombuffer(blake2b(text.encode(), digest_size=8 * _LANES).digest(), dtype=np.uint64).copy()
 
 
-def _word_multipliers(words: int, lane: int) -> np.ndarray:
-    """Odd pseudo-random multipliers of one lane for the 8-byte words ``0..words`` of a value."""
+def _word_keys(words: int, lane: int) -> np.ndarray:
+    """Pseudo-random keys of one lane for the 8-byte words ``0..words`` of a value (odd for lane 1)."""
     size = 1 << max(int(words - 1).bit_length(), 3)
-    if (size, lane) not in _multipliers:
+    if (size, lane) not in _word_key_cache:
         positions = np.arange(size, dtype=np.uint64)
         with np.errstate(over="ignore"):
             mixed = _mix(positions * np.uint64(0x9E3779B97F4A7C15) + _LANE_KEYS[lane])
-        _multipliers[size, lane] = mixed | np.uint64(1)
-    return _multipliers[size, lane]
+        _word_key_cache[size, lane] = mixed | np.uint64(lane)
+    return _word_key_cache[size, lane]
 
 
-def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per segment ``offsets[i]..offsets[i+1]`` the sum of ``values`` (wrapping)."""
-    totals = np.zeros(len(values) + 1, dtype=np.uint64)
-    np.cumsum(values, out=totals[1:])
-    return totals[offsets[1:]] - totals[offsets[:-1]]
+def _padding_sums(width: int, lane: int) -> np.ndarray:
+    """``out[k]``: what the zero words ``k..width`` of a padded value add to one lane's word sum, so
+    that it can be taken off again and a value hashes the same whatever width it was padded to."""
+    spread = _mix(_word_keys(width, 0)[:width])  # a zero word, mixed with its position's key
+    if lane:
+        spread = spread * _word_keys(width, lane)[:width]
+    out = np.zeros(width + 1, dtype=np.uint64)
+    np.cumsum(spread[::-1], out=out[1:])
+    return out[::-1].copy()
 
 
 def _text(array: pa.Array) -> np.ndarray:
     if len(array) > 4 * _SAMPLE and len(pc.unique(array.slice(0, _SAMPLE))) * 4 < _SAMPLE:
         encoded = pc.dictionary_encode(array)  # few distinct values (a sample says): hash each once
+        if not len(encoded.dictionary):  # nothing but nulls: column_hash marks them
+            return np.zeros((len(array), _LANES), dtype=np.uint64)
         if len(encoded.dictionary) * 2 < len(array):
             return _text(encoded.dictionary)[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
     width = np.int64 if pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type) else np.int32
@@ -87,45 +96,47 @@ def _text(array: pa.Array) -> np.ndarray:
     lengths = np.diff(offsets)
     sized = lengths.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     out = np.empty((len(array), _LANES), dtype=np.uint64)
-    if data is None or not offsets[-1]:
+    octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start:]
+    short = np.minimum(lengths, _LONG)  # longer values are hashed whole on their own, below
+    for first in range(0, len(array), _PIECE_ROWS):
+        rows = slice(first, min(first + _PIECE_ROWS, len(array)))
+        words = _padded_words(octets, offsets[rows], short[rows])
+        used = -(-short[rows] // 8)  # the words each value fills; the rest is padding
+        spread = _mix(words ^ _word_keys(words.shape[1], 0)[: words.shape[1]])
         for lane in range(_LANES):
-            out[:, lane] = _mix(sized + _LANE_KEYS[lane])
-        return out
-    octets = np.frombuffer(data, dtype=np.uint8)[start : start + int(offsets[-1])]
-    for piece in _pieces(lengths, len(octets)):
-        ends = offsets[piece.start : piece.stop + 1]
-        words = _padded_words(octets[int(ends[0]) : int(ends[-1])], ends - ends[0])
-        for lane in range(_LANES):
-            keys = _word_multipliers(words.shape[1], lane)
-            total = words[:, 0] * keys[0]
-            for column in range(1, words.shape[1]):  # a sum of words times odd keys: a bijection per word
-                total += words[:, column] * keys[column]
-            out[piece, lane] = _mix((total ^ sized[piece]) + _LANE_KEYS[lane])
+            # Each word is mixed with its position's key before the sum, so a change of any byte moves
+            # every bit of the lane (a plain weighted sum carried a byte's change only upwards); lane 1
+            # weighs the mixed words by odd keys of its own. The padding's share is taken off again.
+            weighted = spread * _word_keys(words.shape[1], lane)[: words.shape[1]] if lane else spread
+            total = weighted.sum(axis=1, dtype=np.uint64) - _padding_sums(words.shape[1], lane)[used]
+            out[rows, lane] = _mix((total ^ sized[rows]) + _LANE_KEYS[lane])
+    for row in np.flatnonzero(lengths > _LONG):  # few, each hashed whole by blake2b
+        value = octets[int(offsets[row]) : int(offsets[row + 1])].tobytes()
+        out[row] = np.frombuffer(blake2b(value, digest_size=8 * _LANES, person=b"long value").digest(), np.uint64)
     return out
 
 
-def _pieces(lengths: np.ndarray, octets: int) -> list[slice]:
-    """Rows padded to one width at once: all of them, unless padding to the longest value would
-    take far more than the text itself (then pieces of rows, so a long value pads only its own)."""
+def _padded_words(octets: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The first ``lengths[i]`` bytes of each value (which starts at ``offsets[i]`` in ``octets``) in
+    a row of its own, zero-padded to whole 8-byte words, at least one: shape (n, words)."""
     rows = len(lengths)
-    if rows * (int(lengths.max()) + 8) <= 4 * octets + (1 << 20):
-        return [slice(0, rows)]
-    return [slice(first, min(first + _PIECE_ROWS, rows)) for first in range(0, rows, _PIECE_ROWS)]
-
-
-def _padded_words(octets: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Each value's bytes in a row of its own, zero-padded to whole 8-byte words: shape (n, words)."""
-    lengths = np.diff(offsets)
-    rows = len(lengths)
-    width = -(-int(lengths.max()) // 8) * 8
+    width = max(-(-int(lengths.max(initial=0)) // 8), 1) * 8
     matrix = np.zeros((rows, width), dtype=np.uint8)
-    if (lengths == lengths[0]).all():
-        matrix[:, : int(lengths[0])] = octets.reshape(rows, int(lengths[0]))
-    else:
-        places = np.arange(len(octets), dtype=np.int64)
-        places += np.repeat(np.arange(rows, dtype=np.int64) * width - offsets[:-1], lengths)
-        matrix.ravel()[places] = octets
+    total = int(lengths.sum())
+    if total:
+        starts = np.cumsum(lengths) - lengths  # where each value's bytes begin among those taken
+        within = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
+        matrix.ravel()[np.repeat(np.arange(rows, dtype=np.int64) * width, lengths) + within] = octets[
+            np.repeat(offsets[: len(lengths)], lengths) + within
+        ]
     return matrix.view("<u8")
+
+
+def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per segment ``offsets[i]..offsets[i+1]`` the sum of ``values`` (wrapping)."""
+    totals = np.zeros(len(values) + 1, dtype=np.uint64)
+    np.cumsum(values, out=totals[1:])
+    return totals[offsets[1:]] - totals[offsets[:-1]]
 
 
 def _numbers(array: pa.Array) -> np.ndarray:

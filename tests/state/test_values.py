@@ -116,3 +116,61 @@ def test_a_new_body_format_changes_every_row(monkeypatch):
 def test_a_column_of_a_kind_not_hashed_gives_no_hashes():
     columns = table() | {"Odd": pa.array([{"a": 1}, {"a": 2}, None])}
     assert row_hashes(columns, 3) is None
+
+
+def test_changes_in_bytes_of_several_words_move_the_hash():
+    # A plain weighted sum of 8-byte words carried a change of a word's top byte only into the top
+    # bits of the sum, so two such changes could cancel: a changed address looked unchanged.
+    value = "alexandra.konstantinopoulou.marketing@example-corporation.com"
+    changed = []
+    for first in range(7, len(value), 8):
+        for second in range(first + 8, len(value), 8):
+            text = list(value)
+            text[first], text[second] = text[first].swapcase(), text[second].swapcase()
+            changed.append("".join(text))
+    hashes = column_hash(pa.array([value, *changed]))
+    assert distinct_rows(hashes) == len(changed) + 1
+    # Both lanes move, each on its own.
+    assert len(np.unique(hashes[:, 0])) == len(np.unique(hashes[:, 1])) == len(changed) + 1
+
+
+def test_random_one_byte_changes_never_collide():
+    rng = np.random.default_rng(7)
+    base = rng.integers(97, 123, size=(2_000, 40), dtype=np.uint8)
+    flipped = base.copy()
+    rows = np.arange(len(base))
+    flipped[rows, rng.integers(0, 40, size=len(base))] ^= rng.integers(1, 32, size=len(base), dtype=np.uint8)
+    flipped[rows, rng.integers(0, 40, size=len(base))] ^= rng.integers(1, 32, size=len(base), dtype=np.uint8)
+    texts = [row.tobytes().decode() for row in (*base, *flipped)]
+    unique_texts = len(set(texts))
+    assert distinct_rows(column_hash(pa.array(texts))) == unique_texts
+
+
+@pytest.mark.parametrize("rows", [5_000, 70_000])
+def test_a_text_column_of_nulls_only_hashes_as_nulls(rows):
+    # Enough rows for the few-values path, whose dictionary is then empty.
+    nulls = column_hash(pa.array([None] * rows, pa.string()))
+    assert (nulls == column_hash(pa.array([None], pa.string()))[0]).all()
+
+
+def test_a_block_of_nulls_or_empty_texts_inside_a_column():
+    texts = [f"{n:035d}" for n in range(4_096)]
+    column = pa.array(texts + [None] * 4_096 + [""] * 4_096 + [None] * 53_248)
+    hashes = column_hash(column)
+    assert distinct_rows(hashes) == 4_096 + 2
+    assert (hashes[:4_096] == column_hash(pa.array(texts))).all()
+    assert (hashes[4_096 * 2] == column_hash(pa.array([""]))[0]).all()
+
+
+def test_long_values_hash_by_their_whole_text_and_alike_in_any_slice():
+    long = "a" * 5_000
+    column = pa.array(["short", long, long[:-1] + "b", "b" + long[1:], None, long] * 3)
+    hashes = column_hash(column)
+    assert distinct_rows(hashes[:5]) == 5
+    assert (hashes[1] == hashes[5]).all()
+    for start in (1, 5, 7):
+        assert (column_hash(column.slice(start, 6)) == hashes[start : start + 6]).all()
+    # A long value is not padded with the rest: the words of a piece stay within the short limit.
+    assert values._padded_words(
+        np.frombuffer(long.encode(), np.uint8), np.array([0, 5_000]), np.array([values._LONG])
+    ).shape == (1, values._LONG // 8)
