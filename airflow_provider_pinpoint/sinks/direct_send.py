@@ -255,7 +255,9 @@ class DirectSender:
         """POST ``body`` to ``target`` once: the 2xx answer, or the exception botocore raises for it."""
         client = self._client
         headers = _signed_headers(self._client._request_signer, target, body)
-        request = AWSPreparedRequest("POST", target.url, headers, body, False, dict(target.context))
+        request = AWSPreparedRequest("POST", target.url, headers, body, False)
+        # Set, not passed: the constructor takes the context only from botocore 1.43.6x or so on.
+        request.context = dict(target.context)
         response = client._endpoint.http_session.send(request)
         status = response.status_code
         if status < 300:  # what botocore's call returns rather than raises

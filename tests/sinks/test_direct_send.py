@@ -69,6 +69,21 @@ def test_a_single_attempt_client_is_sent_to_directly(server, client):
     assert headers["Authorization"].endswith(f"Signature={signature}")
 
 
+def test_a_botocore_whose_prepared_request_takes_no_context_is_sent_to_directly(server, client, monkeypatch):
+    # botocore before about 1.43.6x: AWSPreparedRequest(method, url, headers, body, stream_output) only.
+    from airflow_provider_pinpoint.sinks import direct_send
+
+    class FiveArguments(direct_send.AWSPreparedRequest):
+        def __init__(self, method: str, url: str, headers: Any, body: Any, stream_output: bool) -> None:
+            super().__init__(method, url, headers, body, stream_output)
+
+    monkeypatch.setattr(direct_send, "AWSPreparedRequest", FiveArguments)
+    raw = RawPutEvents(client)
+    assert raw.direct
+    assert raw.send("app-1", BODY).status_code == 202
+    assert server.received[0][3] == BODY
+
+
 def test_the_loaders_own_client_is_sent_to_directly(server, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
