@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import threading
 from collections.abc import Iterator
 from hashlib import sha256
 from typing import Any
@@ -23,7 +22,15 @@ from botocore.credentials import CredentialProvider, RefreshableCredentials
 
 from airflow_provider_pinpoint.sending.client import make_client
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
-from tests.sinks.test_raw_body import ACCESS_KEY, BODY, SECRET_KEY, _error, _Recorder, _signature_over_received_body
+from tests.sinks.test_raw_body import (
+    ACCESS_KEY,
+    BODY,
+    SECRET_KEY,
+    _error,
+    _Recorder,
+    _signature_over_received_body,
+    served,
+)
 
 pytestmark = pytest.mark.usefixtures("only_botocores_handlers")
 
@@ -33,12 +40,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 @pytest.fixture
 def server() -> Iterator[_Recorder]:
-    recorder = _Recorder()
-    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
-    thread.start()
-    yield recorder
-    recorder.shutdown()
-    recorder.server_close()
+    yield from served()
 
 
 def _client(url: str, session: Any = None, **config: Any) -> Any:

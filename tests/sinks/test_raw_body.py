@@ -72,14 +72,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[_Recorder]:
+def served() -> Iterator[_Recorder]:
+    """A recorder serving on loopback in a thread, shut down when the generator is closed."""
     recorder = _Recorder()
     thread = threading.Thread(target=recorder.serve_forever, daemon=True)
     thread.start()
     yield recorder
     recorder.shutdown()
     recorder.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Recorder]:
+    yield from served()
 
 
 @pytest.fixture

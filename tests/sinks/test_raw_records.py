@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests.helpers.moto_server import (
     moto_client,
     stream_records,
 )
-from tests.sinks.test_raw_body import _Recorder
+from tests.sinks.test_raw_body import _Recorder, served
 
 
 def test_data_and_partition_keys_arrive_byte_for_byte_even_keys_that_need_json_escapes(moto_server: str) -> None:
@@ -116,12 +115,7 @@ _BATCH_PUTS = [
 
 @pytest.fixture
 def recorder() -> Iterator[_Recorder]:
-    server = _Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from served()
 
 
 @pytest.mark.usefixtures("only_botocores_handlers")
