@@ -39,7 +39,6 @@ _LANES = 2
 _PIECE_ROWS = 4_096
 _LONG = 256
 _SAMPLE = 1_024
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NULL = np.uint64(0x9E3779B97F4A7C15)
 _word_key_cache: dict[tuple[int, int], np.ndarray] = {}
 _LANE_KEYS = (np.uint64(0x2545F4914F6CDD1D), np.uint64(0x5851F42D4C957F2D))
