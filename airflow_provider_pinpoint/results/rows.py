@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -102,22 +103,15 @@ class Outcomes:
     def all_accepted(
         cls, request: Request, code: int, attempts: int, request_id: str | None, sent_at: datetime
     ) -> Outcomes:
-        """Every item of ``request`` accepted by one answer, with one status code."""
+        """Every item of ``request`` accepted by one answer, with one status code.
+
+        The request's own columns (but its bodies) are kept as they are and the decision's appended
+        to them: reading them out of a slice of a larger batch, to build a new batch, made an array
+        object per column and cost as much again (see :func:`_with_decision`).
+        """
         n = len(request)
-        columns = request.columns.columns[:_ITEM_COLUMNS]
-        batch = pa.RecordBatch.from_arrays(
-            [
-                *columns,
-                _repeated(ACCEPTED, n),
-                _repeated(code, n, pa.int32()),
-                _repeated("", n),
-                _repeated(attempts, n, pa.int32()),
-                pa.repeat(pa.scalar(request_id, pa.string()), n),
-                _repeated_time(sent_at, n),
-            ],
-            schema=DECISION_SCHEMA,
-        )
-        return cls(batch, n, 0, 0, request.event_count)
+        decision = (*_accepted(n, code, attempts), _repeated_text(request_id, n), _repeated_time(sent_at, n))
+        return cls(_with_decision(request.columns, decision), n, 0, 0, request.event_count)
 
     @classmethod
     def of_results(cls, results: Sequence[ItemResult]) -> Outcomes:
@@ -197,15 +191,72 @@ _ITEM = operator.attrgetter("item")
 
 _REPEATED: dict[tuple[Any, int, pa.DataType], pa.Array] = {}
 _TEXT = pa.string()
+_INT32 = pa.int32()
+_DECISION_FIELDS = list(DECISION_SCHEMA)[_ITEM_COLUMNS:]
+_BODY = [ITEM_SCHEMA.names[_ITEM_COLUMNS]]
+
+
+def _with_decision(items: pa.RecordBatch, decision: Sequence[pa.Array]) -> pa.RecordBatch:
+    """``items`` (:data:`ITEM_SCHEMA`) without their bodies, with the ``decision`` columns after them:
+    a batch of :data:`DECISION_SCHEMA`.
+
+    Dropping and appending columns works on the batch in Arrow's own structures; reading a slice's
+    columns out as Python objects and building a batch from them took twice the CPU for 100 rows.
+    """
+    batch = items.drop_columns(_BODY)
+    for field, column in zip(_DECISION_FIELDS, decision, strict=True):
+        batch = batch.append_column(field, column)
+    return batch
+
+
+_ACCEPTED: dict[tuple[int, int, int], tuple[pa.Array, ...]] = {}
+
+
+def _accepted(n: int, code: int, attempts: int) -> tuple[pa.Array, ...]:
+    """The status, status_code, message and attempts columns of ``n`` items accepted alike: the same
+    few come back for every request, so they are made once (Arrow arrays are immutable, sharing is safe)."""
+    key = (n, code, attempts)
+    columns = _ACCEPTED.get(key)
+    if columns is None:
+        if len(_ACCEPTED) > 1024:
+            _ACCEPTED.clear()
+        columns = _ACCEPTED[key] = (
+            _repeated(ACCEPTED, n),
+            _repeated(code, n, _INT32),
+            _repeated("", n),
+            _repeated(attempts, n, _INT32),
+        )
+    return columns
+
+
+_OFFSETS: dict[tuple[int, int], pa.Buffer] = {}
+
+
+def _repeated_text(text: str | None, n: int) -> pa.Array:
+    """``text`` (None: null) ``n`` times, as a string column: its bytes repeated behind offsets made once
+    per (count, length). ``pa.repeat`` of a string scalar took about 9 µs for 100 rows, this 3."""
+    if text is None:
+        return _repeated(None, n)
+    data = text.encode()
+    if n * len(data) >= 1 << 31:  # beyond 32-bit offsets: Arrow's own way (a large string type is not the schema's)
+        return pa.repeat(pa.scalar(text, _TEXT), n)
+    key = (n, len(data))
+    offsets = _OFFSETS.get(key)
+    if offsets is None:
+        if len(_OFFSETS) > 1024:
+            _OFFSETS.clear()
+        offsets = _OFFSETS[key] = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32))
+    return pa.Array.from_buffers(_TEXT, n, [None, offsets, pa.py_buffer(data * n)])
 
 
 _SENT_AT = DECISION_SCHEMA.field("sent_at").type
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+_INT64 = struct.Struct("<q")
 
 
 def _repeated_time(when: datetime, n: int) -> pa.Array:
-    """``when`` ``n`` times, as a ``sent_at`` column: the milliseconds laid out by NumPy.
+    """``when`` ``n`` times, as a ``sent_at`` column: its milliseconds' bytes, repeated.
 
     ``pa.repeat`` of a time-zoned timestamp scalar took about 100 µs for 100 rows, the largest
     piece of recording an accepted request; this is the same values (floored to the millisecond,
@@ -213,8 +264,8 @@ def _repeated_time(when: datetime, n: int) -> pa.Array:
     """
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    millis = np.full(n, (when - _EPOCH) // _MILLISECOND, dtype=np.int64)
-    return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(millis)])
+    millis = _INT64.pack((when - _EPOCH) // _MILLISECOND)
+    return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(millis * n)])
 
 
 def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:

@@ -16,7 +16,6 @@ seam in :mod:`airflow_provider_pinpoint.sending`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
@@ -26,24 +25,38 @@ from airflow_provider_pinpoint.errors import FatalServiceError
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, Item, Request
 from airflow_provider_pinpoint.sending.transport import BadRequest, PayloadTooLarge, RetryableError
 from airflow_provider_pinpoint.sinks import client_errors
-from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
+from airflow_provider_pinpoint.sinks.raw_body import EntryStatuses, RawPutEvents, RawResponse
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
-    """A request the service answered (HTTP 2xx); ``results`` is its ``Results`` map as decoded."""
+    """A request the service answered (HTTP 2xx); ``results`` is its ``Results`` map as decoded.
 
-    status: int
-    request_id: str | None
-    results: dict[str, Any]
+    Made from the answer as :class:`RawPutEvents` read it, or (tests) from a ``Results`` map.
+    """
+
+    __slots__ = ("status", "request_id", "_answer")
+
+    def __init__(self, status: int, request_id: str | None, results: dict[str, Any] | RawResponse) -> None:
+        self.status = status
+        self.request_id = request_id
+        self._answer = results if isinstance(results, RawResponse) else RawResponse(status, request_id, results=results)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self._answer.results
 
     def common_success(self, request: Request) -> int | None:
         """The one 2xx StatusCode the answer gives every item of ``request``, or None if any item got
         anything else.
 
         The normal answer accepts everything with one code; the engine then settles the request in
-        one go and only walks :meth:`item_statuses` item by item when this says no.
+        one go and only walks :meth:`item_statuses` item by item when this says no. An answer of the
+        usual shape is read from its typed codes (:attr:`RawResponse.statuses`), without decoding
+        it whole; any other from its ``Results`` map, with the same outcome.
         """
+        statuses = self._answer.statuses
+        if statuses is not None:
+            return _common_code(statuses, request)
         results = self.results
         common = None
         try:
@@ -90,6 +103,28 @@ class Response:
         return code, message if isinstance(message, str) else ""
 
 
+def _common_code(statuses: dict[str, EntryStatuses], request: Request) -> int | None:
+    """:meth:`Response.common_success` on typed codes: every status there is an object with an
+    integer code (else the answer would not have been read this way); a missing entry, status or
+    event, or a null endpoint status, is no common code, as a KeyError or TypeError is on the map.
+
+    Subscripts, not ``dict.get``: a method call per lookup cost more than the lookups, twice per item.
+    """
+    common = None
+    try:
+        for endpoint_id, event_id in zip(*request.keys(), strict=True):
+            entry = statuses[endpoint_id]
+            status = entry.EndpointItemResponse if event_id is None else entry.EventsItemResponse[event_id]
+            code = status.StatusCode  # type: ignore[union-attr]  # None (a null status): AttributeError
+            if code != common:
+                if common is not None or not 200 <= code < 300:
+                    return None
+                common = code
+    except (KeyError, AttributeError):
+        return None
+    return common
+
+
 def _json_kind(value: Any) -> str:
     """What a decoded JSON value is, without quoting it (an odd answer may echo anything back)."""
     if value is None:
@@ -126,7 +161,7 @@ class PutEventsTransport:
             raise self._classify(application_id, exc) from None
         except client_errors.NOT_ANSWERED as exc:
             raise client_errors.not_answered(exc, lambda: self.describe_target(application_id)) from None
-        return Response(answer.status_code, answer.request_id, answer.results)
+        return Response(answer.status_code, answer.request_id, answer)
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
         response = exc.response

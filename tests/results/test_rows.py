@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 from airflow_provider_pinpoint.prepare import packing
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_columns
-from airflow_provider_pinpoint.results.rows import ACCEPTED, FAILED, MESSAGE_CHARS, REJECTED, ItemResult, Outcomes
+from airflow_provider_pinpoint.results.rows import (
+    ACCEPTED,
+    DECISION_SCHEMA,
+    FAILED,
+    MESSAGE_CHARS,
+    REJECTED,
+    ItemResult,
+    Outcomes,
+)
 from tests.helpers.items import make_items
 
 NOW = datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
@@ -75,3 +83,29 @@ def test_a_service_message_is_stored_on_one_line():
         [ItemResult(item, REJECTED, 400, "Invalid event:\nEventType is\r\nmissing\n", 1, "r", NOW)]
     )
     assert [row.message for row in decided.rows()] == ["Invalid event: EventType is missing"]
+
+
+def test_accepted_requests_give_the_same_rows_whatever_was_made_before():
+    """The columns kept from one accepted request to the next (statuses, codes, offsets) never leak
+    one request's values into another's: each batch equals the one built item by item."""
+    requests = _packed()
+    naive = datetime(2026, 1, 1, 12, 30, 0, 999_999)  # no zone (counts as UTC), floored to the millisecond
+    cases = [
+        (202, 1, "req-9", NOW),
+        (200, 3, "req-9", NOW),
+        (202, 1, "another-id", naive),
+        (202, 1, None, NOW),
+        (202, 2, "", NOW),
+        (201, 1, "réq-é", datetime(1969, 12, 31, 23, 59, 59, 500, tzinfo=UTC)),
+        (202, 1, "req-9", NOW),
+    ]
+    for _ in range(2):  # the second round finds everything made already
+        for request in requests:
+            for code, attempts, request_id, sent_at in cases:
+                whole = Outcomes.all_accepted(request, code, attempts, request_id, sent_at)
+                one_by_one = Outcomes.of_results(
+                    [ItemResult(i, ACCEPTED, code, "", attempts, request_id, sent_at) for i in request.items]
+                )
+                assert whole.batch.schema.equals(DECISION_SCHEMA)
+                assert whole.batch.equals(one_by_one.batch)
+                assert whole.rows() == one_by_one.rows()
