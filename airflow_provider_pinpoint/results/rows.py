@@ -252,7 +252,7 @@ def _repeated_text(text: str | None, n: int) -> pa.Array:
 _SENT_AT = DECISION_SCHEMA.field("sent_at").type
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
-_INT64 = struct.Struct("<q")
+_INT64 = struct.Struct("=q")  # native order, as Arrow buffers
 
 
 def _repeated_time(when: datetime, n: int) -> pa.Array:
