@@ -18,7 +18,10 @@ TLS verification, proxies, timeouts, connection pool), the ``User-Agent`` and ev
 adds. Answers other than 2xx go through the client's own response parser and error factory, so they
 raise the very ``ClientError`` subclass, code, message and metadata a plain call raises; transport
 failures (``EndpointConnectionError``, ``ReadTimeoutError``, ``ConnectionClosedError``...) are the
-HTTP session's own exceptions, as botocore raises them.
+exceptions the HTTP session raises for them. The request itself goes over the HTTP session's own
+connection pool through :mod:`.http_exchange`, which skips urllib3's generic request and answer
+handling; where that exchange cannot reproduce the session exactly it says why at DEBUG and the
+session's ``send`` is used.
 
 The probe: the real client method is called once per *target* (for PutEvents, per application id,
 which is part of the URL) with a placeholder request. Two handlers of this module, active only for
