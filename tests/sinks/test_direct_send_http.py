@@ -8,12 +8,15 @@ when the exchange is off for a URL).
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -51,8 +54,9 @@ def ok(body: bytes = _RESULTS, extra: bytes = b"") -> bytes:
 class _Wire:
     """A loopback TCP server that records each request's raw bytes and the connection it came on."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self._tls = tls
         self.requests: list[tuple[int, bytes]] = []  # (connection number, raw request)
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -62,6 +66,8 @@ class _Wire:
 
     @property
     def url(self) -> str:
+        if self._tls is not None:
+            return f"https://localhost:{self._listener.getsockname()[1]}"
         return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def close(self) -> None:
@@ -83,6 +89,8 @@ class _Wire:
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         try:
+            if self._tls is not None:
+                conn = self._tls.wrap_socket(conn, server_side=True)
             self._answer(conn, number)
         except OSError:  # closed by close() at the end of the test
             pass
@@ -116,8 +124,8 @@ class _Wire:
 def wire() -> Iterator[Callable[[Script], _Wire]]:
     made: list[_Wire] = []
 
-    def make(script: Script) -> _Wire:
-        made.append(_Wire(script))
+    def make(script: Script, tls: ssl.SSLContext | None = None) -> _Wire:
+        made.append(_Wire(script, tls))
         return made[-1]
 
     yield make
@@ -399,3 +407,67 @@ def test_the_loader_loses_no_row_when_connections_are_closed_on_the_exchange(emu
     accepted = report.results[(report.results["status"] == "accepted") & (report.results["record_type"] == "event")]
     received = {(e["endpoint_id"], e["event_id"]) for e in emulator.events(APP)}
     assert set(zip(accepted["endpoint_id"], accepted["event_id"], strict=True)) == received
+
+
+def _self_signed(directory: Path) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for ``localhost`` and the path of its certificate (the client's CA bundle)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context, str(cert_path)
+
+
+def test_tls_goes_over_the_exchange_with_the_sessions_verification(wire, tmp_path):
+    context, ca_bundle = _self_signed(tmp_path)
+    server = wire(lambda index, request: (ok(), False), context)
+    trusting = RawPutEvents(_client_verifying(server.url, ca_bundle))
+    assert trusting.send("app-1", BODY).status_code == 202
+    _botocores(_client_verifying(server.url, ca_bundle)).send("app-1", BODY)
+    assert trusting.send("app-1", BODY).status_code == 202
+    assert _lean(trusting)
+    (first, lean), (_, before), (second, _) = server.requests
+    assert first == second  # the kept-alive TLS connection was reused
+    assert before.startswith(b"POST /v1/apps/app-1/events HTTP/1.1\r\nHost: localhost:")
+    assert _VARYING.sub(b"", lean) == _VARYING.sub(b"", before)
+
+    distrusting = RawPutEvents(_client(server.url))  # the system's CAs: this certificate is not trusted
+    reference = _raised(_botocores(_client(server.url)))
+    raised = _raised(distrusting)
+    assert _lean(distrusting)
+    assert type(reference) is type(raised) is botocore.exceptions.SSLError
+
+
+def _client_verifying(url: str, ca_bundle: str) -> Any:
+    return boto3.client(
+        "pinpoint",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        verify=ca_bundle,
+        config=botocore.config.Config(retries=dict(SINGLE_ATTEMPT)),
+    )
