@@ -197,10 +197,15 @@ class PoolExchange:
             ]
             lines += [name.encode("ascii") + b": " + value for name, value in headers]
             lines += (b"", b"")
+            head = b"\r\n".join(lines)
+            if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+                # http.client refuses line breaks inside a header (botocore then raises HTTPClientError);
+                # the header is not named, its value may be a credential.
+                raise ValueError("Invalid header value: a line break inside a header")
             sock = conn.sock
             sock.settimeout(self._connect_timeout)  # urllib3 sends under the connect timeout, reads under the read one
             try:
-                sock.sendall(b"\r\n".join(lines) + body)
+                sock.sendall(head + body)
             except BrokenPipeError:
                 pass  # as urllib3: the server may have answered and closed; read what it said
             except OSError as exc:

@@ -471,3 +471,14 @@ def _client_verifying(url: str, ca_bundle: str) -> Any:
         verify=ca_bundle,
         config=botocore.config.Config(retries=dict(SINGLE_ATTEMPT)),
     )
+
+
+def test_a_line_break_inside_a_header_is_refused_as_botocore_refuses_it(wire):
+    server = wire(lambda index, request: (ok(), False))
+    client = _client(server.url, user_agent_extra="extra\r\nX-Injected: yes")
+    lean, plain = RawPutEvents(client), _botocores(client)
+    reference, raised = _raised(plain), _raised(lean)
+    assert _lean(lean)
+    assert type(reference) is type(raised) is botocore.exceptions.HTTPClientError
+    assert "X-Injected" not in str(raised)
+    assert server.requests == []
