@@ -18,7 +18,10 @@ TLS verification, proxies, timeouts, connection pool), the ``User-Agent`` and ev
 adds. Answers other than 2xx go through the client's own response parser and error factory, so they
 raise the very ``ClientError`` subclass, code, message and metadata a plain call raises; transport
 failures (``EndpointConnectionError``, ``ReadTimeoutError``, ``ConnectionClosedError``...) are the
-HTTP session's own exceptions, as botocore raises them.
+exceptions the HTTP session raises for them. The request itself goes over the HTTP session's own
+connection pool through :mod:`.http_exchange`, which skips urllib3's generic request and answer
+handling; where that exchange cannot reproduce the session exactly it says why at DEBUG and the
+session's ``send`` is used.
 
 The probe: the real client method is called once per *target* (for PutEvents, per application id,
 which is part of the URL) with a placeholder request. Two handlers of this module, active only for
@@ -57,11 +60,13 @@ from urllib.parse import quote, urlsplit
 
 import botocore.auth
 from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP
-from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import NoCredentialsError
 from botocore.handlers import add_recursion_detection_header
 from botocore.utils import normalize_url_path
+
+from airflow_provider_pinpoint.sinks.http_exchange import pool_exchange
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,7 @@ _CALL_EVENTS = (
 )
 
 _probing = threading.local()
+_UNSET: Any = object()
 
 
 class _Probed(Exception):
@@ -139,6 +145,8 @@ class DirectSender:
         self._own_handlers = set(own_handlers)
         self._operation = operation
         self._targets: dict[Any, Target] = {}
+        # Per URL: the lean exchange over the HTTP session's pool, or None to use the session's send.
+        self._exchanges: dict[str, Any] = {}
         self.refusal: str | None = self._checked_refusal()
         if self.refusal is None:
             service_id = client.meta.service_model.service_id.hyphenize()
@@ -254,15 +262,31 @@ class DirectSender:
     def send(self, target: Target, body: bytes) -> Answer:
         """POST ``body`` to ``target`` once: the 2xx answer, or the exception botocore raises for it."""
         client = self._client
-        headers = _signed_headers(self._client._request_signer, target, body)
-        request = AWSPreparedRequest("POST", target.url, headers, body, False)
-        # Set, not passed: the constructor takes the context only from botocore 1.43.6x or so on.
-        request.context = dict(target.context)
-        response = client._endpoint.http_session.send(request)
+        headers = _signed_headers(client._request_signer, target, body)
+        session = client._endpoint.http_session
+        exchange = self._exchanges.get(target.url, _UNSET)
+        if exchange is _UNSET or (exchange is not None and exchange.session is not session):
+            exchange = self._exchanges[target.url] = pool_exchange(session, target.url, target.context)
+        if exchange is not None:
+            status, answer_headers, answer_body = exchange.post(headers, body)
+            if status < 300:
+                return Answer(status, answer_headers, answer_body)
+            response: Any = AWSResponse(target.url, status, answer_headers.as_urllib3(), _Raw(answer_body))
+            raise self._error(self._request(target, headers, body), response)
+        request = self._request(target, headers, body)
+        response = session.send(request)
         status = response.status_code
         if status < 300:  # what botocore's call returns rather than raises
             return Answer(status, response.headers, response.content)
         raise self._error(request, response)
+
+    @staticmethod
+    def _request(target: Target, headers: list[tuple[str, bytes]], body: bytes) -> Any:
+        """The request as botocore's HTTP session takes it."""
+        request = AWSPreparedRequest("POST", target.url, HeadersDict(headers), body, False)
+        # Set, not passed: the constructor takes the context only from botocore 1.43.6x or so on.
+        request.context = dict(target.context)
+        return request
 
     def _error(self, request: Any, response: Any) -> Exception:
         """The exception botocore's call raises for the non-2xx ``response``, parsed by the client's parser."""
@@ -357,7 +381,7 @@ def _target(
     )
 
 
-def _signed_headers(signer: Any, target: Target, body: bytes) -> Any:
+def _signed_headers(signer: Any, target: Target, body: bytes) -> list[tuple[str, bytes]]:
     """The headers botocore sends ``body`` with: its own, SigV4's (over the current credentials), its late ones.
 
     SigV4 as ``botocore.auth.SigV4Auth.add_auth`` computes it for these headers (the tests compare
@@ -399,9 +423,27 @@ def _signed_headers(signer: Any, target: Target, body: bytes) -> Any:
     headers.append(("Authorization", authorization.encode()))
     for name, value in target.late_headers:
         headers.append((name, str(uuid.uuid4()).encode() if name.lower() == _INVOCATION_ID else value))
-    prepared = HeadersDict(headers)
-    prepared["Content-Length"] = str(len(body))
-    return prepared
+    # Where botocore's header dict would put it: in place of one the probe copied, else last.
+    length = str(len(body)).encode()
+    for index, (name, _) in enumerate(headers):
+        if name.lower() == "content-length":
+            headers[index] = (name, length)
+            break
+    else:
+        headers.append(("Content-Length", length))
+    return headers
+
+
+class _Raw:
+    """An answer body already read, as botocore's ``AWSResponse`` reads its raw stream."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self) -> Any:
+        yield self._body
 
 
 # (secret key, scope) -> SigV4 signing key; the last one is kept, it changes once a day per credentials.
