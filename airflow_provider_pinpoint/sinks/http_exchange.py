@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 _MAX_HEADER_BYTES = 65536
 _RECV = 65536
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of an answer's head
+_STATUS = re.compile(r"[0-9]{3}")
+_LENGTH = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class Headers(dict[str, str]):
@@ -360,28 +365,30 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
     reader = _Reader(sock)
     try:
         while True:
-            head = reader.until(b"\r\n\r\n", _MAX_HEADER_BYTES)
+            head = reader.head(_MAX_HEADER_BYTES)
             status, headers, close = _parse_head(head)
+            if status < 100:
+                raise _Broken("a status below 100")  # as http.client, which refuses it
             if status >= 200 or status == 101:
                 break  # 1xx interim answers are skipped, as http.client skips 100 Continue
         if status == 101:
             raise _Broken("the server switched protocols")
-        fields = {}
+        fields: dict[str, str] = {}
+        lengths: set[str] = set()
         for name, value in headers:
-            fields[name.lower()] = value
+            key = name.lower()
+            fields[key] = value
+            if key == "content-length":
+                lengths.update(part.strip() for part in value.split(","))
+        if len(lengths) > 1:
+            raise _Broken("Content-Length headers that disagree")  # urllib3 refuses them too
         if status in (204, 304):
             body = b""
         elif "chunked" in fields.get("transfer-encoding", "").lower():
             body = reader.chunked()
-        elif "content-length" in fields:
-            try:
-                length = int(fields["content-length"].split(",")[0])
-            except ValueError:
-                raise _Broken("a Content-Length that is not a number") from None
-            if length < 0:
-                raise _Broken("a negative Content-Length")
-            body = reader.exactly(length)
-        else:
+        elif lengths and _LENGTH.fullmatch(next(iter(lengths))):
+            body = reader.exactly(int(next(iter(lengths))))
+        else:  # no length, or one that is not a number: read to the end, as http.client does
             body = reader.to_end()
             close = True
         keep = not close and not reader.pending
@@ -398,9 +405,9 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
 
 def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]], bool]:
     """Status, headers (name, value as received) and whether the server closes the connection after it."""
-    lines = head.decode("iso-8859-1").split("\r\n")
+    lines = [line.removesuffix("\r") for line in head.decode("iso-8859-1").split("\n")]
     parts = lines[0].split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.fullmatch(parts[1]):
         raise _Broken("a malformed status line")
     version, status = parts[0], int(parts[1])
     headers: list[tuple[str, str]] = []
@@ -440,6 +447,26 @@ class _Reader:
         self._buffer += data
         return True
 
+    def head(self, limit: int) -> bytes:
+        """An answer's head, up to the empty line that ends it (lines may end in CRLF or, as http.client
+        also reads them, in a bare LF)."""
+        start = 0
+        while True:
+            match = _BLANK_LINE.search(self._buffer, start)
+            if match is not None:
+                found = bytes(self._buffer[: match.start()])
+                del self._buffer[: match.end()]
+                return found
+            if len(self._buffer) > limit:
+                raise _Broken("an answer head too long")
+            start = max(0, len(self._buffer) - 3)
+            if not self._fill():
+                raise _Broken("the server closed the connection before answering completely")
+
+    def line(self) -> bytes:
+        """The next line, without its CRLF or LF."""
+        return self.until(b"\n", _MAX_HEADER_BYTES).removesuffix(b"\r")
+
     def until(self, marker: bytes, limit: int) -> bytes:
         start = 0
         while True:
@@ -472,16 +499,15 @@ class _Reader:
     def chunked(self) -> bytes:
         parts = []
         while True:
-            line = self.until(b"\r\n", _MAX_HEADER_BYTES)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _Broken("a malformed chunk size") from None
+            size_text = self.line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _Broken("a malformed chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 break
             parts.append(self.exactly(size))
-            if self.exactly(2) != b"\r\n":
+            if self.line():
                 raise _Broken("a malformed chunk")
-        while self.until(b"\r\n", _MAX_HEADER_BYTES):  # trailers, up to the empty line
+        while self.line():  # trailers, up to the empty line
             pass
         return b"".join(parts)

@@ -482,3 +482,41 @@ def test_a_line_break_inside_a_header_is_refused_as_botocore_refuses_it(wire):
     assert type(reference) is type(raised) is botocore.exceptions.HTTPClientError
     assert "X-Injected" not in str(raised)
     assert server.requests == []
+
+
+def test_an_answer_with_bare_lf_line_ends_is_read_as_http_client_reads_it(wire):
+    answer = b"HTTP/1.1 202 Accepted\nx-amzn-RequestId: req-lf\nContent-Length: %d\n\n%s" % (len(_RESULTS), _RESULTS)
+    chunked = b"HTTP/1.1 202 Accepted\nTransfer-Encoding: chunked\n\n%x\n%s\n0\n\n" % (len(_RESULTS), _RESULTS)
+    server = wire(lambda index, request: ((answer, chunked)[index % 2], False))
+    client = _client(server.url, read_timeout=2)
+    lean, plain = RawPutEvents(client), _botocores(client)
+    for raw in (plain, lean, lean, lean):  # botocore only on the first, Content-Length, answer
+        assert raw.send("app-1", BODY).status_code == 202
+    assert _lean(lean)
+    assert server.connections == 1  # each answer read whole, the connection kept
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n" + ok(),  # a status below 100 is not an interim answer
+        ok(extra=b"Content-Length: 5\r\n"),  # two Content-Lengths that disagree
+        b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n0\r\n\r\n",  # a chunk size not hex
+    ],
+    ids=["status 099", "disagreeing lengths", "negative chunk size"],
+)
+def test_a_malformed_answer_is_a_retryable_transport_failure_not_a_success(wire, answer):
+    server = wire(lambda index, request: (answer, True))
+    raw = RawPutEvents(_client(server.url, read_timeout=2))
+    raised = _raised(raw)
+    assert _lean(raw)
+    assert type(raised) is botocore.exceptions.ConnectionClosedError
+
+
+def test_a_content_length_that_is_not_a_number_reads_to_the_end_as_http_client(wire):
+    answer = b"HTTP/1.1 202 Accepted\r\nContent-Length: many\r\n\r\n" + _RESULTS
+    server = wire(lambda index, request: (answer, True))
+    client = _client(server.url, read_timeout=2)
+    lean, plain = RawPutEvents(client), _botocores(client)
+    assert lean.send("app-1", BODY).status_code == plain.send("app-1", BODY).status_code == 202
+    assert _lean(lean)
