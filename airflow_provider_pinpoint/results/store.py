@@ -231,17 +231,22 @@ def _remove_quietly(fs: Any, path: str) -> None:
 
 
 def _rechunk(batches: Iterable[pa.RecordBatch], rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
-    """Small journal batches (one per answer) joined into batches of about ``rows`` rows."""
+    """Small journal batches (one per answer) joined into batches of about ``rows`` rows; a batch
+    that is one on its own (a sync's unchanged rows come a slice at a time) goes as it is, uncopied."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
         pending.append(batch)
         count += batch.num_rows
         if count >= rows:
-            yield pa.concat_batches(pending)
+            yield _joined(pending)
             pending, count = [], 0
     if pending:
-        yield pa.concat_batches(pending)
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

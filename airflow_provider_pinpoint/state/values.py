@@ -43,12 +43,14 @@ _LANE_KEYS = (np.uint64(0x2545F4914F6CDD1D), np.uint64(0x5851F42D4C957F2D))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise (uint64 wraps around as intended)."""
+    """splitmix64's finaliser, elementwise (uint64 wraps around as intended). The first step makes
+    a new array; the others work in it in place (half the temporaries of millions of values)."""
     x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _key(text: str) -> np.ndarray:
@@ -220,6 +222,7 @@ def row_hashes(columns: Mapping[str, pa.Array], length: int) -> np.ndarray | Non
         except TypeError:
             return None
         with np.errstate(over="ignore"):  # times an odd key of its own: a bijection per column
-            total += hashes * (_key(f"{name}\0{_kind(column.type)}") | np.uint64(1))
+            hashes *= _key(f"{name}\0{_kind(column.type)}") | np.uint64(1)  # column_hash's own array
+            total += hashes
     with np.errstate(over="ignore"):
         return _mix(total)
