@@ -289,3 +289,20 @@ def test_rechunking_joins_small_batches_and_passes_a_whole_one_uncopied():
     assert [v for b in out for v in b.column(0).to_pylist()] == list(range(20))
     alone = list(_rechunk([big], rows=5))
     assert alone[0].column(0).buffers()[1].address == big.column(0).buffers()[1].address
+
+
+def test_the_parquet_table_keeps_a_dictionary_only_for_columns_that_repeat(tmp_path):
+    import pyarrow.parquet as pq
+
+    location = tmp_path / "results.parquet"
+    items = make_items(3, 4)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items, ACCEPTED))
+    writer.close()
+    store.compact()
+    assert pq.read_table(location).num_rows == len(items)
+    chunks = pq.ParquetFile(location).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    assert not any("DICTIONARY" in e for e in encodings["endpoint_id"] + encodings["source_row"])
+    assert any("DICTIONARY" in e for e in encodings["status"])
