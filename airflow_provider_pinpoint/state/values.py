@@ -84,7 +84,8 @@ def _text(array: pa.Array) -> np.ndarray:
     lengths = np.diff(offsets)
     sized = lengths.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     out = np.empty((len(array), _LANES), dtype=np.uint64)
-    octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start:]
+    span = int(offsets[-1])  # the bytes of these values only: a slice's column shares its whole buffer
+    octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start : start + span]
     every_word = _words_at(octets)
     used = -(-np.minimum(lengths, _LONG) // 8)  # the words each value fills; longer values are hashed below
     totals = [np.zeros(len(array), dtype=np.uint64) for _ in range(_LANES)]
