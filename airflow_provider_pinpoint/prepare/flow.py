@@ -136,7 +136,7 @@ def _endpoints(
     freed on the way, which it would keep for the whole load; it is handed back slice by slice.
     """
     table = read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
-    seen = validation.EndpointsSeen()
+    seen = validation.seen_for(table)  # what the slices need to carry from one to the next
     rejections: list[Rejection] = []
     kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
@@ -207,7 +208,7 @@ class ResultsStore:
         """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
         self.fs.makedirs(self._parent, exist_ok=True)
         with self.fs.open(tmp, "wb") as f:
-            writer = table_writer(f, self.format)
+            writer = _parquet_writer(f) if self.format == "parquet" else table_writer(f, self.format)
             try:
                 counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
                 writer.close()
@@ -221,6 +222,18 @@ class ResultsStore:
         return counts
 
 
+# Ids and row numbers are (nearly) unique: the Parquet writer built a dictionary for each, only to
+# give it up once it grew too large; writing a million-row table took half again as long.
+_NO_DICTIONARY = frozenset({"endpoint_id", "event_id", "source_row"})
+
+
+def _parquet_writer(f: Any) -> pq.ParquetWriter:
+    """The results table's Parquet writer, with a dictionary only for the columns whose values repeat."""
+    return pq.ParquetWriter(
+        f, RESULTS_SCHEMA, use_dictionary=[n for n in RESULTS_SCHEMA.names if n not in _NO_DICTIONARY]
+    )
+
+
 def _remove_quietly(fs: Any, path: str) -> None:
     """Remove a half-written file if possible; a failure here must not hide the error that caused it."""
     try:
@@ -231,17 +244,22 @@ def _remove_quietly(fs: Any, path: str) -> None:
 
 
 def _rechunk(batches: Iterable[pa.RecordBatch], rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
-    """Small journal batches (one per answer) joined into batches of about ``rows`` rows."""
+    """Small journal batches (one per answer) joined into batches of about ``rows`` rows; a batch
+    that is one on its own (a sync's unchanged rows come a slice at a time) goes as it is, uncopied."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
         pending.append(batch)
         count += batch.num_rows
         if count >= rows:
-            yield pa.concat_batches(pending)
+            yield _joined(pending)
             pending, count = [], 0
     if pending:
-        yield pa.concat_batches(pending)
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -34,9 +34,7 @@ import pyarrow.compute as pc
 FORMAT = "endpoint-values-v1"
 
 _LANES = 2
-# Rows padded to one width at once; values longer than _LONG bytes are hashed one by one (blake2b),
-# so a piece never takes more than _PIECE_ROWS x _LONG bytes.
-_PIECE_ROWS = 4_096
+# Values longer than _LONG bytes are hashed one by one (blake2b); shorter ones a word at a time.
 _LONG = 256
 _SAMPLE = 1_024
 _NULL = np.uint64(0x9E3779B97F4A7C15)
@@ -45,12 +43,14 @@ _LANE_KEYS = (np.uint64(0x2545F4914F6CDD1D), np.uint64(0x5851F42D4C957F2D))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise (uint64 wraps around as intended)."""
+    """splitmix64's finaliser, elementwise (uint64 wraps around as intended). The first step makes
+    a new array; the others work in it in place (half the temporaries of millions of values)."""
     x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _key(text: str) -> np.ndarray:
@@ -69,17 +69,6 @@ def _word_keys(words: int, lane: int) -> np.ndarray:
     return _word_key_cache[size, lane]
 
 
-def _padding_sums(width: int, lane: int) -> np.ndarray:
-    """``out[k]``: what the zero words ``k..width`` of a padded value add to one lane's word sum, so
-    that it can be taken off again and a value hashes the same whatever width it was padded to."""
-    spread = _mix(_word_keys(width, 0)[:width])  # a zero word, mixed with its position's key
-    if lane:
-        spread = spread * _word_keys(width, lane)[:width]
-    out = np.zeros(width + 1, dtype=np.uint64)
-    np.cumsum(spread[::-1], out=out[1:])
-    return out[::-1].copy()
-
-
 def _text(array: pa.Array) -> np.ndarray:
     if len(array) > 4 * _SAMPLE and len(pc.unique(array.slice(0, _SAMPLE))) * 4 < _SAMPLE:
         encoded = pc.dictionary_encode(array)  # few distinct values (a sample says): hash each once
@@ -95,40 +84,46 @@ def _text(array: pa.Array) -> np.ndarray:
     lengths = np.diff(offsets)
     sized = lengths.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     out = np.empty((len(array), _LANES), dtype=np.uint64)
-    octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start:]
-    short = np.minimum(lengths, _LONG)  # longer values are hashed whole on their own, below
-    for first in range(0, len(array), _PIECE_ROWS):
-        rows = slice(first, min(first + _PIECE_ROWS, len(array)))
-        words = _padded_words(octets, offsets[rows], short[rows])
-        used = -(-short[rows] // 8)  # the words each value fills; the rest is padding
-        spread = _mix(words ^ _word_keys(words.shape[1], 0)[: words.shape[1]])
+    span = int(offsets[-1])  # the bytes of these values only: a slice's column shares its whole buffer
+    octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start : start + span]
+    every_word = _words_at(octets)
+    used = -(-np.minimum(lengths, _LONG) // 8)  # the words each value fills; longer values are hashed below
+    totals = [np.zeros(len(array), dtype=np.uint64) for _ in range(_LANES)]
+    for word in range(int(used.max(initial=0))):
+        # Each word is mixed with its position's key before the sum, so a change of any byte moves
+        # every bit of the lane (a plain weighted sum carried a byte's change only upwards); lane 1
+        # weighs the mixed words by odd keys of its own. Word by word over the values that fill it:
+        # no padded matrix, and a value's sum is the same whatever the longest value beside it.
+        fills = used > word
+        fill = None if fills.all() else np.flatnonzero(fills)
+        starts = offsets[:-1] if fill is None else offsets[fill]
+        left = lengths if fill is None else lengths[fill]
+        value = every_word[starts + 8 * word] & _BYTE_MASKS[np.clip(left - 8 * word, 0, 8)]
+        spread = _mix(value ^ _word_keys(word + 1, 0)[word])
         for lane in range(_LANES):
-            # Each word is mixed with its position's key before the sum, so a change of any byte moves
-            # every bit of the lane (a plain weighted sum carried a byte's change only upwards); lane 1
-            # weighs the mixed words by odd keys of its own. The padding's share is taken off again.
-            weighted = spread * _word_keys(words.shape[1], lane)[: words.shape[1]] if lane else spread
-            total = weighted.sum(axis=1, dtype=np.uint64) - _padding_sums(words.shape[1], lane)[used]
-            out[rows, lane] = _mix((total ^ sized[rows]) + _LANE_KEYS[lane])
+            weighted = spread * _word_keys(word + 1, lane)[word] if lane else spread
+            if fill is None:
+                totals[lane] += weighted
+            else:
+                totals[lane][fill] += weighted
+    for lane in range(_LANES):
+        out[:, lane] = _mix((totals[lane] ^ sized) + _LANE_KEYS[lane])
     for row in np.flatnonzero(lengths > _LONG):  # few, each hashed whole by blake2b
         value = octets[int(offsets[row]) : int(offsets[row + 1])].tobytes()
         out[row] = np.frombuffer(blake2b(value, digest_size=8 * _LANES, person=b"long value").digest(), np.uint64)
     return out
 
 
-def _padded_words(octets: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The first ``lengths[i]`` bytes of each value (which starts at ``offsets[i]`` in ``octets``) in
-    a row of its own, zero-padded to whole 8-byte words, at least one: shape (n, words)."""
-    rows = len(lengths)
-    width = max(-(-int(lengths.max(initial=0)) // 8), 1) * 8
-    matrix = np.zeros((rows, width), dtype=np.uint8)
-    total = int(lengths.sum())
-    if total:
-        starts = np.cumsum(lengths) - lengths  # where each value's bytes begin among those taken
-        within = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-        matrix.ravel()[np.repeat(np.arange(rows, dtype=np.int64) * width, lengths) + within] = octets[
-            np.repeat(offsets[: len(lengths)], lengths) + within
-        ]
-    return matrix.view("<u8")
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+
+
+def _words_at(octets: np.ndarray) -> np.ndarray:
+    """The 8 bytes starting at each byte of ``octets``, read as one little-endian word (the bytes
+    past the end read as zeros): a strided view over one padded copy, so that a value's words are
+    gathered a word at a time rather than scattered a byte at a time."""
+    padded = np.zeros(len(octets) + 8, dtype=np.uint8)
+    padded[: len(octets)] = octets
+    return np.ndarray((len(octets) + 1,), dtype="<u8", buffer=padded, strides=(1,))
 
 
 def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -228,6 +223,7 @@ def row_hashes(columns: Mapping[str, pa.Array], length: int) -> np.ndarray | Non
         except TypeError:
             return None
         with np.errstate(over="ignore"):  # times an odd key of its own: a bijection per column
-            total += hashes * (_key(f"{name}\0{_kind(column.type)}") | np.uint64(1))
+            hashes *= _key(f"{name}\0{_kind(column.type)}") | np.uint64(1)  # column_hash's own array
+            total += hashes
     with np.errstate(over="ignore"):
         return _mix(total)

@@ -418,9 +418,9 @@ def test_an_all_lower_case_load_keeps_no_python_collection_of_ids():
     assert state._endpoints_lowered is None
 
 
-def _sliced(table: pa.Table, rows: int) -> tuple[list[bool], list[str]]:
+def _sliced(table: pa.Table, rows: int, seen: validation.EndpointsSeen | None = None) -> tuple[list[bool], list[str]]:
     """An endpoints table validated ``rows`` rows at a time: which rows fail, and the messages in order."""
-    seen = validation.EndpointsSeen()
+    seen = validation.EndpointsSeen() if seen is None else seen
     slices = [validation.endpoints(table.slice(start, rows), seen) for start in range(0, table.num_rows, rows)]
     return np.concatenate([c.rejected for c in slices]).tolist(), [message for c in slices for message in _messages(c)]
 
@@ -467,6 +467,30 @@ def test_slices_are_refused_as_when_validated_whole_even_if_every_hash_collides(
     whole = validation.endpoints(table)
     assert whole.rejected.tolist() == [False, False, True, False, False, True, True, False, True]
     assert _sliced(table, rows) == (whole.rejected.tolist(), _messages(whole))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5])
+@pytest.mark.parametrize(
+    ("ids", "users", "distinct", "within"),
+    [
+        (["a", "B", "c", "d", "e", "f"], ["u1", "u1", "u2", None, "u2", "u3"], True, True),
+        (["a", "B", "c", "d", "b", "f"], ["u1", "u1", "u2", None, "u2", "u3"], False, True),  # 'b' repeats 'B'
+        (["a", "B", "c", "d", "e", "f"], ["u1", "u1", "u2", "u1", "u2", "u3"], True, False),  # u1's third row
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 1.0], ["u1", "u2", "u3", "u4", "u5", "u6"], False, True),  # 1.0 is made '1' twice
+    ],
+)
+def test_the_whole_table_lets_slices_skip_only_checks_that_cannot_refuse(
+    rows, ids, users, distinct, within, monkeypatch
+):
+    # Told that no id repeats in any case, or that no user has more rows than allowed, the slices
+    # skip carrying them; otherwise they are carried. Either way: the rejections of the whole table.
+    monkeypatch.setattr(quotas, "MAX_ENDPOINTS_PER_USER_ID", 2)
+    table = _table("endpoints.parquet", {"Id": ids, "ChannelType": ["SMS"] * 6, "User.UserId": users})
+    seen = validation.seen_for(table)
+    assert (seen.ids_distinct, seen.users_within_limit) == (distinct, within)
+    whole = validation.endpoints(table)
+    assert whole.rejected.any() == (not distinct or not within)
+    assert _sliced(table, rows, seen) == (whole.rejected.tolist(), _messages(whole))
 
 
 def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():

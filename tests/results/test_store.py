@@ -273,3 +273,36 @@ def test_a_journal_that_cannot_be_read_stops_the_resume_in_one_line(tmp_path):
         ResultsStore(location).done_rows()
     message = str(caught.value)
     assert "could not read the results at" in message and "IsADirectoryError" in message and "\n" not in message
+
+
+def test_rechunking_joins_small_batches_and_passes_a_whole_one_uncopied():
+    import pyarrow as pa
+
+    from airflow_provider_pinpoint.results.store import _rechunk
+
+    def batch(start: int, rows: int) -> pa.RecordBatch:
+        return pa.record_batch({"row": pa.array(range(start, start + rows), pa.int64())})
+
+    big = batch(10, 8)
+    out = list(_rechunk([batch(0, 3), batch(3, 3), batch(6, 4), big, batch(18, 2)], rows=5))
+    assert [b.num_rows for b in out] == [6, 12, 2]  # 3+3, then 4 and the big one joined, then the rest
+    assert [v for b in out for v in b.column(0).to_pylist()] == list(range(20))
+    alone = list(_rechunk([big], rows=5))
+    assert alone[0].column(0).buffers()[1].address == big.column(0).buffers()[1].address
+
+
+def test_the_parquet_table_keeps_a_dictionary_only_for_columns_that_repeat(tmp_path):
+    import pyarrow.parquet as pq
+
+    location = tmp_path / "results.parquet"
+    items = make_items(3, 4)
+    store = ResultsStore(location)
+    writer = store.writer("run-1")
+    writer.add_outcomes(results(items, ACCEPTED))
+    writer.close()
+    store.compact()
+    assert pq.read_table(location).num_rows == len(items)
+    chunks = pq.ParquetFile(location).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    assert not any("DICTIONARY" in e for e in encodings["endpoint_id"] + encodings["source_row"])
+    assert any("DICTIONARY" in e for e in encodings["status"])

@@ -222,7 +222,12 @@ def test_rows_a_stopped_run_did_not_deliver_go_on_the_resumed_run_and_then_nothi
     stop = threading.Event()
     stop.set()  # the run stops before it sends anything: the rows it took are failed, none remembered
     stopped = loads(events(10, 2), endpoints(10), run="resumed", stop_event=stop)
-    assert stopped.summary.stopped and by_status(stopped) == {("endpoint", "failed"): 10}
+    # The endpoints are always taken before the stop is seen; the events, depending on how far the
+    # preparing thread got by then, are taken and failed too, or not read at all.
+    assert stopped.summary.stopped and by_status(stopped) in (
+        {("endpoint", "failed"): 10},
+        {("endpoint", "failed"): 10, ("event", "failed"): 20},
+    )
     assert records_in(loads, stream) == []
 
     resumed = loads(events(10, 2), endpoints(10), run="resumed")

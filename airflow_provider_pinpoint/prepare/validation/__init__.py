@@ -21,6 +21,7 @@ from airflow_provider_pinpoint.prepare.validation.endpoint_rules import (
     accepted_endpoints,
     endpoint_spellings,
     endpoints,
+    seen_for,
 )
 from airflow_provider_pinpoint.prepare.validation.event_rules import events
 from airflow_provider_pinpoint.prepare.validation.rules import check_size
@@ -36,5 +37,6 @@ __all__ = [
     "endpoint_spellings",
     "endpoints",
     "events",
+    "seen_for",
     "source_label",
 ]

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint import quotas, service_model
 from airflow_provider_pinpoint.common.arrow import as_mask, repeats
 from airflow_provider_pinpoint.common.text import shown
+from airflow_provider_pinpoint.prepare import coerce
 from airflow_provider_pinpoint.prepare.validation.checked import Checked, Rules, normalised
 from airflow_provider_pinpoint.prepare.validation.rules import (
     all_distinct,
@@ -90,16 +91,37 @@ def endpoints(table: pa.Table, seen: EndpointsSeen | None = None, *, rules: Rule
     return checked
 
 
+def seen_for(table: pa.Table) -> EndpointsSeen:
+    """Where validating the whole endpoints ``table`` slice by slice starts, told what the whole table holds.
+
+    When no two ids are the same in any case, no row can repeat another, and when no user id has
+    more rows than Pinpoint allows a user, no row can be over the limit: the slices then need not
+    carry ids or user counts from one to the next, most of validation's time on a daily table of a
+    million endpoints (where both hold). The columns are made text as :func:`normalised` makes
+    them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections.
+    """
+    seen = EndpointsSeen()
+    if "Id" in table.column_names:
+        ids, _ = coerce.to_string(table.column("Id"))
+        seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
+    if "User.UserId" in table.column_names:
+        users, _ = coerce.to_string(table.column("User.UserId"))
+        counts = pc.value_counts(users.drop_null()).field("counts")
+        seen.users_within_limit = not len(counts) or pc.max(counts).as_py() <= quotas.MAX_ENDPOINTS_PER_USER_ID
+    return seen
+
+
 def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
     """Rows repeating an earlier row's id in any case; rows rejected for another rule do not count."""
     ids = checked.columns.get("Id")
-    if ids is None:
+    if ids is None or seen.ids_distinct:
         return
     lowered = pc.utf8_lower(ids)
+    hashes = seen.id_hashes(lowered)  # once, for the lookup and for remembering the slice's ids
     present = checked.present("Id") & ~checked.rejected
-    earlier = seen.earlier(lowered) & present
+    earlier = seen.earlier(lowered, hashes) & present
     if not earlier.any() and all_distinct(lowered):
-        seen.add_ids(checked, lowered, present)
+        seen.add_ids(checked, lowered, present, hashes)
         return
     repeated = np.zeros(len(checked), dtype=bool)
     repeated[present] = repeats(lowered.filter(pa.array(present)))
@@ -122,7 +144,7 @@ def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
         )
 
     checked.reject(repeated, "Id", rule)
-    seen.add_ids(checked, lowered, firsts)
+    seen.add_ids(checked, lowered, firsts, hashes)
 
 
 def endpoint_spellings(checked: Checked, state: EventState) -> None:
@@ -179,7 +201,7 @@ def _check_formats(checked: Checked) -> None:
 
 def _check_endpoints_per_user(checked: Checked, seen: EndpointsSeen) -> None:
     user_ids = checked.columns.get("User.UserId")
-    if user_ids is None:
+    if user_ids is None or seen.users_within_limit:
         return
     counted = checked.present("User.UserId") & ~checked.rejected
     if not counted.any():
@@ -192,8 +214,7 @@ def _check_endpoints_per_user(checked: Checked, seen: EndpointsSeen) -> None:
     rank = np.empty(len(codes), dtype=np.int64)
     rank[order] = np.arange(len(codes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     position = np.zeros(len(checked), dtype=np.int64)
-    position[counted] = seen.endpoints_before(encoded.dictionary)[codes] + rank + 1
-    seen.add_users(encoded.dictionary, sizes)
+    position[counted] = seen.count_users(encoded.dictionary, sizes)[codes] + rank + 1
     channels = checked.columns.get("ChannelType")
     if channels is None:  # the limit is per channel: without one, no row is limited
         return

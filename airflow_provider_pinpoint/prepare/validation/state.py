@@ -197,12 +197,21 @@ class EndpointsSeen:
         self._id_hashes = HashSet()  # the lowered ids of ``_lowered``
         self._user_keys: np.ndarray = np.zeros(0, dtype=np.uint64)  # of ``_users``, sorted
         self._user_slots: np.ndarray = np.zeros(0, dtype=np.int64)  # each key's position in ``_users``
+        # Set by ``endpoint_rules.seen_for`` from the whole table: no slice needs the others' ids
+        # (no id repeats in any case) or user counts (no user has more rows than Pinpoint allows).
+        self.ids_distinct = False
+        self.users_within_limit = False
 
-    def earlier(self, lowered: pa.Array) -> np.ndarray:
-        """Rows whose (lower-cased) id an earlier slice already had."""
+    @staticmethod
+    def id_hashes(lowered: pa.Array) -> np.ndarray:
+        """The hashes of a slice's lower-cased ids, made once for :meth:`earlier` and :meth:`add_ids`."""
+        return hashed(lowered)
+
+    def earlier(self, lowered: pa.Array, hashes: np.ndarray) -> np.ndarray:
+        """Rows whose (lower-cased) id an earlier slice already had (``hashes``: :meth:`id_hashes`)."""
         if not self._lowered:
             return none_of(lowered)
-        maybe = self._id_hashes.contains(hashed(lowered))
+        maybe = self._id_hashes.contains(hashes)
         found = np.zeros(len(lowered), dtype=bool)
         if maybe.any():  # only ids met before or sharing a hash with one: the text decides
             candidates = lowered.filter(pa.array(maybe))
@@ -218,28 +227,24 @@ class EndpointsSeen:
             at -= len(chunk)
         raise KeyError(lowered)
 
-    def add_ids(self, checked: Checked, lowered: pa.Array, firsts: np.ndarray) -> None:
+    def add_ids(self, checked: Checked, lowered: pa.Array, firsts: np.ndarray, hashes: np.ndarray) -> None:
+        """Remember the rows ``firsts`` marks as the first of their id (``hashes`` as for :meth:`earlier`)."""
         if firsts.any():
             keep = pa.array(firsts)
             self._lowered.append(lowered.filter(keep).cast(pa.string()))
-            self._id_hashes.add(hashed(self._lowered[-1]))
+            self._id_hashes.add(hashes[firsts])
             spellings = checked.columns["Id"].filter(keep)
             self._firsts.append(
                 (spellings, pc.dictionary_encode(checked.sources.filter(keep)), checked.rows.filter(keep))
             )
 
-    def endpoints_before(self, users: pa.Array) -> np.ndarray:
-        """How many endpoints earlier slices gave each of these (distinct) user ids."""
-        at, _ = self._user_positions(users)
+    def count_users(self, users: pa.Array, counts: np.ndarray) -> np.ndarray:
+        """How many endpoints earlier slices gave each of these (distinct) user ids; then add this
+        slice's ``counts`` to them. Each id is hashed and found once for both."""
+        at, hashes = self._user_positions(users)
         found = at >= 0
         before = np.zeros(len(users), dtype=np.int64)
         before[found] = self._user_counts[at[found]]
-        return before
-
-    def add_users(self, users: pa.Array, counts: np.ndarray) -> None:
-        """Add ``counts`` endpoints to each of these (distinct) user ids."""
-        at, hashes = self._user_positions(users)
-        found = at >= 0
         np.add.at(self._user_counts, at[found], counts[found])
         if not found.all():
             fresh = pa.array(~found)
@@ -250,6 +255,7 @@ class EndpointsSeen:
             slots = np.concatenate([self._user_slots, np.arange(first, len(self._users), dtype=np.int64)])
             order = np.argsort(keys, kind="stable")  # a sorted run and a new one: one merge pass
             self._user_keys, self._user_slots = keys[order], slots[order]
+        return before
 
     def _user_positions(self, users: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Each (distinct) user id's position in ``_users`` or -1, and the ids' hashes.
