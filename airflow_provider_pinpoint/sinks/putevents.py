@@ -34,12 +34,13 @@ class Response:
     Made from the answer as :class:`RawPutEvents` read it, or (tests) from a ``Results`` map.
     """
 
-    __slots__ = ("status", "request_id", "_answer")
+    __slots__ = ("status", "request_id", "_answer", "_common")
 
     def __init__(self, status: int, request_id: str | None, results: dict[str, Any] | RawResponse) -> None:
         self.status = status
         self.request_id = request_id
         self._answer = results if isinstance(results, RawResponse) else RawResponse(status, request_id, results=results)
+        self._common: tuple[Request, int | None] | None = None  # the last common_success asked, and its answer
 
     @property
     def results(self) -> dict[str, Any]:
@@ -54,9 +55,14 @@ class Response:
         usual shape is read from its typed codes (:attr:`RawResponse.statuses`), without decoding
         it whole; any other from its ``Results`` map, with the same outcome.
         """
+        known = self._common
+        if known is not None and known[0] is request:
+            return known[1]
         statuses = self._answer.statuses
         if statuses is not None:
-            return _common_code(statuses, request)
+            code = _common_code(statuses, request)
+            self._common = (request, code)
+            return code
         results = self.results
         common = None
         try:
@@ -157,11 +163,18 @@ class PutEventsTransport:
         """POST ``request`` once; the answer, or the request-level error it amounts to."""
         try:
             answer = self._raw.send(application_id, request.body())
+            response = Response(answer.status_code, answer.request_id, answer)
+            if answer.statuses is not None and response.common_success(request) is None:
+                # Items will be read one by one, messages included: decode the answer whole here, so
+                # that a body the typed reading passed but that is not valid JSON (bad UTF-8, or a
+                # number out of range, in a field it skips) is an answer that could not be parsed,
+                # retried as such, and not an error later in the engine.
+                response.results  # noqa: B018 - read for its check
         except botocore.exceptions.ClientError as exc:
             raise self._classify(application_id, exc) from None
         except client_errors.NOT_ANSWERED as exc:
             raise client_errors.not_answered(exc, lambda: self.describe_target(application_id)) from None
-        return Response(answer.status_code, answer.request_id, answer)
+        return response
 
     def _classify(self, application_id: str, exc: botocore.exceptions.ClientError) -> Exception:
         response = exc.response

@@ -171,24 +171,7 @@ def _answer(status: int, body: bytes, request_id: str | None) -> RawResponse:
         statuses = _statuses_decoder.decode(body).Results
     except _STATUSES_ERRORS:
         return RawResponse(status, request_id, results=_decoded(body, status).get("Results", {}))
-    if not _all_2xx(statuses):
-        # Items will be read one by one, messages included: read the whole answer now, so that a body
-        # the typed read passed but that is not valid JSON (bad UTF-8 or a number out of range in a
-        # skipped field) is refused here, as an answer that could not be parsed, and not later.
-        return RawResponse(status, request_id, results=_decoded(body, status).get("Results", {}))
     return RawResponse(status, request_id, statuses=statuses, body=body)
-
-
-def _all_2xx(statuses: dict[str, EntryStatuses]) -> bool:
-    """Whether every code in the answer is a 2xx one."""
-    for entry in statuses.values():
-        item = entry.EndpointItemResponse
-        if item is not None and not 200 <= item.StatusCode < 300:
-            return False
-        for event in entry.EventsItemResponse.values():
-            if not 200 <= event.StatusCode < 300:
-                return False
-    return True
 
 
 def _reuse_user_agent(client: Any) -> None:

@@ -1,8 +1,8 @@
 """A 2xx PutEvents answer read on the direct path says exactly what the same answer decoded whole says.
 
-Answers of the usual shape with every code 2xx are read into typed codes (:attr:`RawResponse.statuses`)
-and decoded whole only if an item needs its own status; every other answer is decoded whole at once. Each answer here
-is sent by a loopback server to a real boto3 client, and what the transport makes of it is compared
+Answers of the usual shape are read into typed codes (:attr:`RawResponse.statuses`) and, when an item
+needs its own status, decoded whole as well while they are sent; every other shape is decoded whole
+at once. Each answer here is sent by a loopback server to a real boto3 client, and what the transport makes of it is compared
 with a :class:`Response` made from the plain decoded ``Results``, the way every answer was read before.
 """
 
@@ -19,6 +19,7 @@ import pytest
 from botocore.parsers import ResponseParserError
 
 from airflow_provider_pinpoint.prepare.requests import EVENT, Request, item_columns
+from airflow_provider_pinpoint.sending.transport import RetryableError
 from airflow_provider_pinpoint.sinks.putevents import PutEventsTransport, Response
 from airflow_provider_pinpoint.sinks.raw_body import RawPutEvents
 from tests.helpers.items import APP, make_items
@@ -52,7 +53,7 @@ def _events(**events: Any) -> dict[str, Any]:
     return {"EndpointItemResponse": OK, "EventsItemResponse": events}
 
 
-# (name, answer body, read typed?): the typed reading is kept exactly for the usual shape with every code 2xx.
+# (name, answer body, read typed?): the typed reading is taken exactly for the usual shape.
 ANSWERS = [
     ("all accepted", _body(_results()), True),
     (
@@ -77,14 +78,14 @@ ANSWERS = [
     (
         "a 4xx item among 2xx",
         _body(_results(ep1=_events(**{EV3: OK, EV4: {"StatusCode": 400, "Message": "bad"}}))),
-        False,
+        True,
     ),
     ("two different 2xx", _body(_results(ep1=_events(**{EV3: {"StatusCode": 200}, EV4: OK}))), True),
-    ("a code out of range", _body(_results(ep0=_events(**{EV1: {"StatusCode": 10**20}, EV2: OK}))), False),
+    ("a code out of range", _body(_results(ep0=_events(**{EV1: {"StatusCode": 10**20}, EV2: OK}))), True),
     (
         "a 4xx with a message not text",
         _body(_results(ep0=_events(**{EV1: {"StatusCode": 400, "Message": 7}, EV2: OK}))),
-        False,
+        True,
     ),
     (
         "a null endpoint status",
@@ -191,11 +192,11 @@ def test_a_2xx_body_not_a_json_object_is_refused_as_before(server, transport, bo
 def test_an_item_refused_in_a_body_only_the_typed_reading_passes_is_refused_when_sent(server, transport, detail):
     # The typed reading skips messages unchecked; with an item to read one by one, the answer is
     # read whole while it is sent, so the body is refused there (retried as an unparsed answer),
-    # not later when the item's status is asked for.
+    # not later when the engine asks for the item's status.
     body = _body(_results(ep1=_events(**{EV3: OK, EV4: {"StatusCode": 400, "Message": "x"}})))
     body = body.replace(b'"StatusCode": 400, "Message": "x"', b'"StatusCode": 400, ' + detail)
     with pytest.raises((msgspec.DecodeError, UnicodeDecodeError)):  # the whole reading refuses it
         msgspec.json.decode(body)
     server.answers.append((202, {}, body))
-    with pytest.raises(ResponseParserError):
-        RawPutEvents(transport.client).send(APP, Request(ITEMS).body())
+    with pytest.raises(RetryableError, match="could not be parsed"):
+        transport.send(APP, Request(ITEMS))
