@@ -493,6 +493,20 @@ def test_the_whole_table_lets_slices_skip_only_checks_that_cannot_refuse(
     assert _sliced(table, rows, seen) == (whole.rejected.tolist(), _messages(whole))
 
 
+def test_a_column_too_large_for_one_string_array_takes_no_shortcut(monkeypatch):
+    # More than 2 GiB of id text cannot be made one string array; the slices then check every row
+    # against the earlier ones, as without the whole-table look (slices alone are always small enough).
+    from airflow_provider_pinpoint.prepare import coerce
+
+    def too_large(array):
+        raise pa.ArrowInvalid("offset overflow while concatenating arrays")
+
+    table = _table("endpoints.parquet", {"Id": ["a", "B", "b"], "ChannelType": ["SMS"] * 3, "User.UserId": ["u"] * 3})
+    monkeypatch.setattr(coerce, "to_string", too_large)
+    seen = validation.seen_for(table)
+    assert (seen.ids_distinct, seen.users_within_limit) == (False, False)
+
+
 def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():
     table = _table("endpoints.csv", {"Id": ["a", "Bee", "c", "bee", "BEE"]})
     rejected, messages = _sliced(table, 2)

@@ -101,13 +101,18 @@ def seen_for(table: pa.Table) -> EndpointsSeen:
     them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections.
     """
     seen = EndpointsSeen()
-    if "Id" in table.column_names:
-        ids, _ = coerce.to_string(table.column("Id"))
-        seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
-    if "User.UserId" in table.column_names:
-        users, _ = coerce.to_string(table.column("User.UserId"))
-        counts = pc.value_counts(users.drop_null()).field("counts")
-        seen.users_within_limit = not len(counts) or pc.max(counts).as_py() <= quotas.MAX_ENDPOINTS_PER_USER_ID
+    try:
+        if "Id" in table.column_names:
+            ids, _ = coerce.to_string(table.column("Id"))
+            seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
+        if "User.UserId" in table.column_names:
+            users, _ = coerce.to_string(table.column("User.UserId"))
+            counts = pc.value_counts(users.drop_null()).field("counts")
+            seen.users_within_limit = not len(counts) or pc.max(counts).as_py() <= quotas.MAX_ENDPOINTS_PER_USER_ID
+    except (pa.ArrowInvalid, pa.ArrowCapacityError, MemoryError):
+        # More than 2 GiB of text in one column cannot be made one string array: no shortcut, every
+        # slice checks its rows against the ones before it, as without this function.
+        return EndpointsSeen()
     return seen
 
 
