@@ -133,13 +133,14 @@ def wire() -> Iterator[Callable[[Script], _Wire]]:
         server.close()
 
 
-def _client(url: str, **config: Any) -> Any:
+def _client(url: str, verify: str | None = None, **config: Any) -> Any:
     return boto3.client(
         "pinpoint",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
+        verify=verify,
         config=botocore.config.Config(retries=dict(SINGLE_ATTEMPT), **config),
     )
 
@@ -444,9 +445,9 @@ def _self_signed(directory: Path) -> tuple[ssl.SSLContext, str]:
 def test_tls_goes_over_the_exchange_with_the_sessions_verification(wire, tmp_path):
     context, ca_bundle = _self_signed(tmp_path)
     server = wire(lambda index, request: (ok(), False), context)
-    trusting = RawPutEvents(_client_verifying(server.url, ca_bundle))
+    trusting = RawPutEvents(_client(server.url, ca_bundle))
     assert trusting.send("app-1", BODY).status_code == 202
-    _botocores(_client_verifying(server.url, ca_bundle)).send("app-1", BODY)
+    _botocores(_client(server.url, ca_bundle)).send("app-1", BODY)
     assert trusting.send("app-1", BODY).status_code == 202
     assert _lean(trusting)
     (first, lean), (_, before), (second, _) = server.requests
@@ -459,18 +460,6 @@ def test_tls_goes_over_the_exchange_with_the_sessions_verification(wire, tmp_pat
     raised = _raised(distrusting)
     assert _lean(distrusting)
     assert type(reference) is type(raised) is botocore.exceptions.SSLError
-
-
-def _client_verifying(url: str, ca_bundle: str) -> Any:
-    return boto3.client(
-        "pinpoint",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        verify=ca_bundle,
-        config=botocore.config.Config(retries=dict(SINGLE_ATTEMPT)),
-    )
 
 
 def test_a_line_break_inside_a_header_is_refused_as_botocore_refuses_it(wire):
