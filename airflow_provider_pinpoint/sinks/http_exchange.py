@@ -42,9 +42,10 @@ _MAX_HEADER_BYTES = 65536
 _RECV = 65536
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of an answer's head
-_STATUS = re.compile(r"[0-9]{3}")
-_LENGTH = re.compile(r"[0-9]+")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+# What http.client and urllib3 take with int(): digits (a length may carry a "+"), a chunk size "0x".
+_STATUS = re.compile(r"[0-9]+")
+_LENGTH = re.compile(r"\+?[0-9]+")
+_CHUNK_SIZE = re.compile(rb"(0[xX])?[0-9A-Fa-f]+")
 
 
 class Headers(dict[str, str]):
@@ -367,27 +368,29 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
         while True:
             head = reader.head(_MAX_HEADER_BYTES)
             status, headers, close = _parse_head(head)
-            if status < 100:
-                raise _Broken("a status below 100")  # as http.client, which refuses it
             if status >= 200 or status == 101:
                 break  # 1xx interim answers are skipped, as http.client skips 100 Continue
         if status == 101:
             raise _Broken("the server switched protocols")
         fields: dict[str, str] = {}
-        lengths: set[str] = set()
+        lengths: set[int | None] = set()  # None: a length that is not a number
         for name, value in headers:
             key = name.lower()
             fields[key] = value
             if key == "content-length":
-                lengths.update(part.strip() for part in value.split(","))
-        if len(lengths) > 1:
+                lengths.update(
+                    int(part) if _LENGTH.fullmatch(part) else None for part in map(str.strip, value.split(","))
+                )
+        chunked = "chunked" in fields.get("transfer-encoding", "").lower()
+        if len(lengths) > 1 and not chunked:
             raise _Broken("Content-Length headers that disagree")  # urllib3 refuses them too
         if status in (204, 304):
             body = b""
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
+        elif chunked:
             body = reader.chunked()
-        elif lengths and _LENGTH.fullmatch(next(iter(lengths))):
-            body = reader.exactly(int(next(iter(lengths))))
+            close = close or reader.ended
+        elif lengths and (length := next(iter(lengths))) is not None:
+            body = reader.exactly(length)
         else:  # no length, or one that is not a number: read to the end, as http.client does
             body = reader.to_end()
             close = True
@@ -407,7 +410,12 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]], bool]:
     """Status, headers (name, value as received) and whether the server closes the connection after it."""
     lines = [line.removesuffix("\r") for line in head.decode("iso-8859-1").split("\n")]
     parts = lines[0].split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.fullmatch(parts[1]):
+    if (
+        len(parts) < 2
+        or not parts[0].startswith("HTTP/1.")
+        or not _STATUS.fullmatch(parts[1])
+        or not 100 <= int(parts[1]) <= 999
+    ):
         raise _Broken("a malformed status line")
     version, status = parts[0], int(parts[1])
     headers: list[tuple[str, str]] = []
@@ -430,11 +438,12 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]], bool]:
 class _Reader:
     """Buffered reads from a socket; a server closing before the answer is complete raises :class:`_Broken`."""
 
-    __slots__ = ("_buffer", "_sock")
+    __slots__ = ("_buffer", "_sock", "ended")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buffer = bytearray()
+        self.ended = False  # the server closed the connection where an answer may end
 
     @property
     def pending(self) -> bool:
@@ -508,6 +517,12 @@ class _Reader:
             parts.append(self.exactly(size))
             if self.line():
                 raise _Broken("a malformed chunk")
-        while self.line():  # trailers, up to the empty line
-            pass
+        # Trailers, up to the empty line; a server may also close the connection instead of sending
+        # that line, which http.client takes as the end of the answer.
+        while True:
+            if not self._buffer and not self._fill():
+                self.ended = True
+                break
+            if not self.line():
+                break
         return b"".join(parts)

@@ -509,3 +509,35 @@ def test_a_content_length_that_is_not_a_number_reads_to_the_end_as_http_client(w
     lean, plain = RawPutEvents(client), _botocores(client)
     assert lean.send("app-1", BODY).status_code == plain.send("app-1", BODY).status_code == 202
     assert _lean(lean)
+
+
+_N = len(_RESULTS)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept"),
+    [
+        (b"HTTP/1.1 202 Accepted\r\nContent-Length: +%d\r\n\r\n%s" % (_N, _RESULTS), True),
+        (b"HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\nContent-Length: 0%d\r\n\r\n%s" % (_N, _N, _RESULTS), True),
+        (b"HTTP/1.1 0202 Accepted\r\nContent-Length: %d\r\n\r\n%s" % (_N, _RESULTS), True),
+        (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n0x%x\r\n%s\r\n0\r\n\r\n" % (_N, _RESULTS), True),
+        (
+            b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (_N, _RESULTS),
+            True,
+        ),
+        (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n" % (_N, _RESULTS), False),
+    ],
+    ids=["length +N", "lengths 15 and 015", "status 0202", "chunk size 0x", "chunked with lengths", "chunked cut at 0"],
+)
+def test_answers_http_client_takes_are_taken_alike(wire, answer, kept):
+    # What botocore's session accepts, the exchange accepts: same status and body; the connection is
+    # kept unless the server closed it where the answer may end.
+    server = wire(lambda index, request: (answer, not kept))
+    client = _client(server.url, read_timeout=2)
+    lean, plain = RawPutEvents(client), _botocores(client)
+    assert plain.send("app-1", BODY).status_code == 202
+    for _ in range(2):
+        assert lean.send("app-1", BODY).status_code == 202
+    assert _lean(lean)
+    assert server.connections == (1 if kept else 3)
