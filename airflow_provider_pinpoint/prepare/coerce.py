@@ -37,12 +37,44 @@ def _empty_as_null(strings: pa.Array) -> pa.Array:
     return with_validity(strings, filled)
 
 
+def _is_binary(type_: pa.DataType) -> bool:
+    is_view = getattr(pa.types, "is_binary_view", None)
+    return (
+        pa.types.is_binary(type_)
+        or pa.types.is_large_binary(type_)
+        or pa.types.is_fixed_size_binary(type_)
+        or (is_view is not None and is_view(type_))
+    )
+
+
+def _uuid_text(array: pa.Array) -> pa.Array:
+    """A UUID column (Parquet's UUID type) as the canonical lower-case text, ``8-4-4-4-12`` hex digits."""
+    storage = array.storage
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + len(array)) * 16]
+    digits = _HEX[raw.reshape(-1, 16)].reshape(-1, 32)
+    dash = np.full((len(array), 1), ord("-"), dtype=np.uint8)
+    text = np.hstack(
+        [digits[:, :8], dash, digits[:, 8:12], dash, digits[:, 12:16], dash, digits[:, 16:20], dash, digits[:, 20:]]
+    )
+    fixed = pa.Array.from_buffers(pa.binary(36), len(array), [None, pa.py_buffer(text.tobytes())])
+    strings = pc.cast(fixed, pa.string())
+    return with_validity(strings, valid_mask(array)) if array.null_count else strings
+
+
+_HEX = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint8).reshape(256, 2)
+
+
 def _decoded(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """One plain array: dictionaries decoded, binary read as UTF-8 text (rows that are not UTF-8 fail, as null)."""
+    """One plain array: dictionaries decoded, UUIDs as their canonical text, binary read as UTF-8 text
+    (rows that are not UTF-8 fail, as null)."""
     array = single_chunk(array)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+    if isinstance(array.type, pa.BaseExtensionType):
+        if getattr(array.type, "extension_name", None) == "arrow.uuid":
+            return _uuid_text(array), none_of(array)
+        array = array.storage
+    if not _is_binary(array.type):
         return array, none_of(array)
     try:
         return pc.cast(array, pa.string()), none_of(array)
@@ -75,7 +107,11 @@ def to_string(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_timestamp(array.type):
         strings, failed = to_iso(array)
         return strings, failed
-    return _empty_as_null(pc.cast(array, pa.string())), undecoded
+    try:
+        strings = pc.cast(array, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # a type with no text (an interval...): every value fails
+        return pa.nulls(len(array), pa.string()), valid_mask(array)
+    return _empty_as_null(strings), undecoded
 
 
 def _float_text(array: pa.Array) -> tuple[pa.Array, np.ndarray]:

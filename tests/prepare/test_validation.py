@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.prepare import validation
+from airflow_provider_pinpoint.prepare import coerce, validation
 from airflow_provider_pinpoint.prepare.validation import state as validation_state
 
 
@@ -517,3 +517,34 @@ def test_an_endpoint_id_repeating_an_earlier_slice_names_that_slice_s_row():
         "endpoints.csv row 5: Id 'BEE' differs only in case from 'Bee' (endpoints.csv row 2); "
         "Pinpoint endpoint ids are case-insensitive, so the first spelling wins",
     ]
+
+
+def test_a_parquet_uuid_column_is_read_as_its_canonical_text(tmp_path):
+    # Parquet's UUID type reads back as Arrow's uuid extension: ids are its 8-4-4-4-12 text, as
+    # Python's uuid module writes it; nulls stay missing; a slice reads its own rows.
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    values = [uuid.UUID(int=n * 0x0123456789ABCDEF0FEDCBA987654321 % 2**128) for n in range(1, 6)]
+    raw = [value.bytes for value in values]
+    raw[2] = None
+    pq.write_table(pa.table({"Id": pa.array(raw, pa.uuid())}), tmp_path / "ids.parquet")
+    column = pq.read_table(tmp_path / "ids.parquet").column("Id")
+    expected = [None if value is None else str(uuid.UUID(bytes=value)) for value in raw]
+    assert coerce.to_string(column)[0].to_pylist() == expected
+    assert coerce.to_string(column.slice(1, 3))[0].to_pylist() == expected[1:4]
+
+    checked = validation.endpoints(_table("ids.parquet", {"Id": column.combine_chunks(), "ChannelType": ["SMS"] * 5}))
+    assert checked.columns["Id"].to_pylist() == expected
+    assert checked.rejected.tolist() == [False, False, True, False, False]  # only the missing id
+
+
+def test_columns_of_types_with_no_text_reject_their_rows_instead_of_failing_the_load():
+    fixed = pa.array([b"ab\xff", b"ok!", None], pa.binary(3))  # fixed-size binary: UTF-8 where it is
+    interval = pa.array([pa.MonthDayNano([1, 2, 3]), None, pa.MonthDayNano([0, 0, 1])], pa.month_day_nano_interval())
+    checked = _endpoints(**{"User.UserId": fixed, "Location.City": interval})
+    assert checked.columns["User.UserId"].to_pylist() == [None, "ok!", None]
+    assert checked.rejected.tolist() == [True, False, True]  # bad UTF-8 and an interval; nothing; an interval
+    messages = _messages(checked)
+    assert "User.UserId" in messages[0] and "Location.City" in messages[1]
