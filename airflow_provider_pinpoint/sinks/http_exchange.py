@@ -148,11 +148,9 @@ class PoolExchange:
         # The request target urllib3 writes for the path botocore passes it (no query: see direct_send).
         self._target = urllib3.util.url._encode_target(parts.path or "/")
         request_timeout = session._get_request_timeout(_Request(context))
-        self._timeout = request_timeout
-        self._pool: Any = None
         self._tunnel = False
         self._host_header: bytes | None = None
-        self._pool = self._new_pool()
+        self._pool: Any = self._new_pool()
         timeout = self._pool._get_timeout(
             request_timeout if request_timeout is not None else urllib3.connectionpool._DEFAULT_TIMEOUT
         )
@@ -219,7 +217,7 @@ class PoolExchange:
                     raise _aborted(exc) from exc
             sock.settimeout(self._read_timeout)
             status, answer_headers, answer_body, keep = _read_answer(sock, pool, self._url, self._read_timeout)
-            return status, Headers(answer_headers), answer_body
+            return status, answer_headers, answer_body
         finally:
             if keep:
                 pool._put_conn(conn)
@@ -359,7 +357,7 @@ def _host_header(conn: Any) -> bytes:
     return encoded + b":" + str(port).encode("ascii")
 
 
-def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int, Headers, bytes, bool]:
     """Read one answer from ``sock``: (status, headers, body, whether the connection may be kept)."""
     from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
@@ -372,16 +370,10 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
                 break  # 1xx interim answers are skipped, as http.client skips 100 Continue
         if status == 101:
             raise _Broken("the server switched protocols")
-        fields: dict[str, str] = {}
-        lengths: set[int | None] = set()  # None: a length that is not a number
-        for name, value in headers:
-            key = name.lower()
-            fields[key] = value
-            if key == "content-length":
-                lengths.update(
-                    int(part) if _LENGTH.fullmatch(part) else None for part in map(str.strip, value.split(","))
-                )
-        chunked = "chunked" in fields.get("transfer-encoding", "").lower()
+        answer = Headers(headers)  # repeated headers joined by ", ", as urllib3 joins them
+        # None: a length that is not a number.
+        lengths = {int(part) if _LENGTH.fullmatch(part) else None for part in _values(answer.get("content-length"))}
+        chunked = "chunked" in answer.get("transfer-encoding", "").lower()
         if len(lengths) > 1 and not chunked:
             raise _Broken("Content-Length headers that disagree")  # urllib3 refuses them too
         if status in (204, 304):
@@ -395,7 +387,7 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
             body = reader.to_end()
             close = True
         keep = not close and not reader.pending
-        return status, headers, body, keep
+        return status, answer, body, keep
     except TimeoutError as exc:
         raise ReadTimeoutError(pool, url, f"Read timed out. (read timeout={read_timeout})") from exc
     except OSError as exc:
@@ -404,6 +396,11 @@ def _read_answer(sock: Any, pool: Any, url: str, read_timeout: Any) -> tuple[int
         raise _aborted(exc) from exc
     except _Broken as exc:
         raise ProtocolError("Connection aborted.", exc) from exc
+
+
+def _values(header: str | None) -> list[str]:
+    """The comma-separated values of a header, stripped; none when it is absent."""
+    return [] if header is None else [part.strip() for part in header.split(",")]
 
 
 def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]], bool]:
