@@ -126,7 +126,11 @@ def _parser() -> argparse.ArgumentParser:
         help="kinesis/firehose: record bytes per second (default: kinesis 1 MiB per open shard; firehose 1 MiB)",
     )
     parser.add_argument(
-        "--max-in-flight", type=_positive_int, default=8, metavar="N", help="requests sent concurrently (default: 8)"
+        "--max-in-flight",
+        type=_positive_int,
+        default=quotas.DEFAULT_MAX_IN_FLIGHT,
+        metavar="N",
+        help=f"requests sent concurrently (default: {quotas.DEFAULT_MAX_IN_FLIGHT})",
     )
     parser.add_argument(
         "--max-attempts",

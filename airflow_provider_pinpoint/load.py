@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
@@ -40,7 +41,7 @@ from airflow_provider_pinpoint.results.rows import (
     rejections_batch,
 )
 from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError, new_run_id
-from airflow_provider_pinpoint.sending.client import make_client
+from airflow_provider_pinpoint.sending.client import fitting_in_flight, make_client
 from airflow_provider_pinpoint.sending.engine import Sender, SendStats
 from airflow_provider_pinpoint.sending.ratelimit import shared_limiter
 from airflow_provider_pinpoint.sinks.target import Rates, Sink, SinkTarget
@@ -131,7 +132,7 @@ def load_events(
     requests_per_second: float | None = None,
     records_per_second: float | None = None,
     bytes_per_second: float | None = None,
-    max_in_flight: int = 8,
+    max_in_flight: int = quotas.DEFAULT_MAX_IN_FLIGHT,
     max_attempts: int = 8,
     column_mapping: Mapping[str, Any] | None = None,
     csv_list_delimiter: str | None = None,
@@ -356,6 +357,7 @@ class _Run:
             if self.on_invalid == "fail":
                 self._fail_on_invalid(skip)
             client = make_client(client, session, endpoint_url, region_name, max_in_flight, service=self.target.service)
+            max_in_flight = fitting_in_flight(client, max_in_flight)
             from airflow_provider_pinpoint.sinks.connect import ready_sink
 
             with ready_sink(self.target, client, rates, stop_event) as sink:

@@ -34,3 +34,8 @@ ENDPOINT_ID_FORBIDDEN_CHARACTERS = frozenset("${}")
 
 # The documented PutEvents rate quota, requests per second per account and region.
 DEFAULT_REQUESTS_PER_SECOND = 15.0
+# Requests in flight by default. At the default rate (15 requests/s) a handful would do; the rest
+# counts when the limit is raised (a raised quota, the emulator, Kinesis with many shards): 16
+# requests held 50 ms each allow 320 requests/s, 8 only 160. The cost is the duplicate window: a
+# killed run may have sent up to this many requests that its results do not show yet.
+DEFAULT_MAX_IN_FLIGHT = 16

@@ -502,6 +502,8 @@ def _startup(emu, work_dir: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from airflow_provider_pinpoint.quotas import DEFAULT_MAX_IN_FLIGHT
+
     events = work_dir / "startup.parquet"
     pq.write_table(pa.table({"EndpointId": [f"ep-{i % 10}" for i in range(100)], "EventType": ["view"] * 100}), events)
     global PYCACHE
@@ -517,7 +519,7 @@ def _startup(emu, work_dir: Path) -> dict:
             "events": str(events),
             "url": emu.url,
             "rps": UNLIMITED_RPS,
-            "max_in_flight": 8,
+            "max_in_flight": DEFAULT_MAX_IN_FLIGHT,
             "results": str(work_dir / f"results-startup-{i}.parquet"),
         }
         figures[name] = _run_cli(spec)["cpu_s"]
@@ -861,7 +863,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="throughput and cli: rounds of every contender, interleaved (default 1)"
     )
-    parser.add_argument("--max-in-flight", type=int, default=8, help="the loader's max_in_flight (default 8)")
+    from airflow_provider_pinpoint.quotas import DEFAULT_MAX_IN_FLIGHT
+
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help=f"the loader's max_in_flight (default: the loader's, {DEFAULT_MAX_IN_FLIGHT})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--event-attributes", type=int, default=3, help="Attributes.* columns per event (default 3)")
     parser.add_argument(

@@ -17,11 +17,13 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import AwsHookType, aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import Asset, AssetAlias
+from botocore.config import Config
 
 from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import SINGLE_ATTEMPT, PinpointHook
+from airflow_provider_pinpoint.sending.client import pool_size
 from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
@@ -134,7 +136,7 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         csv_list_delimiter: str | None = None,
         requests_per_second: float | None = quotas.DEFAULT_REQUESTS_PER_SECOND,
         pool_size: int | str | None = None,
-        max_in_flight: int = 8,
+        max_in_flight: int = quotas.DEFAULT_MAX_IN_FLIGHT,
         max_attempts: int = 8,
         max_reject_ratio: float | None = None,
         on_invalid: Literal["reject", "fail"] = "reject",
@@ -241,8 +243,13 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         return summary
 
     def _client(self) -> Any:
-        """The hook's boto3 client, one attempt per call unless the connection or operator set retries."""
-        config = None if self.hook.config.retries is not None else self.hook.config.merge(SINGLE_ATTEMPT)
+        """The hook's boto3 client, one attempt per call unless the connection or operator set retries,
+        with a connection for each request in flight unless the connection keeps more."""
+        config = self.hook.config
+        if config.retries is None:
+            config = config.merge(SINGLE_ATTEMPT)
+        if pool_size(config) < self.max_in_flight:
+            config = config.merge(Config(max_pool_connections=self.max_in_flight))
         return self.hook.get_client_type(region_name=self.hook.region_name, config=config)
 
     def _sink_arguments(self) -> dict[str, Any]:

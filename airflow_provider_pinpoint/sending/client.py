@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 CLIENT_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
+# botocore's own default pool size (``Config.max_pool_connections``).
+_BOTOCORE_POOL = 10
 
 
 def client_config(max_in_flight: int) -> Config:
@@ -30,8 +32,32 @@ def client_config(max_in_flight: int) -> Config:
         retries=dict(CLIENT_RETRIES),
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
-        max_pool_connections=max(10, max_in_flight),
+        max_pool_connections=max(_BOTOCORE_POOL, max_in_flight),
     )
+
+
+def pool_size(config: Any) -> int:
+    """How many connections a client with this botocore ``Config`` keeps per host."""
+    return getattr(config, "max_pool_connections", None) or _BOTOCORE_POOL
+
+
+def fitting_in_flight(client: Any, max_in_flight: int) -> int:
+    """``max_in_flight``, or the client's pool size if that is smaller, said once at INFO.
+
+    A thread beyond the pool's size would open a new connection for each request and drop it after
+    (urllib3 warns "Connection pool is full" each time): slower than waiting for a pooled one."""
+    pool = pool_size(getattr(getattr(client, "meta", None), "config", None))
+    if pool >= max_in_flight:
+        return max_in_flight
+    log.info(
+        "sending %d requests at a time, not max_in_flight=%d: the client passed in keeps %d connections; "
+        "create it with Config(max_pool_connections=%d) to send more at once",
+        pool,
+        max_in_flight,
+        pool,
+        max_in_flight,
+    )
+    return pool
 
 
 def make_client(

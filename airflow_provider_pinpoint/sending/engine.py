@@ -73,7 +73,7 @@ class Sender:
         *,
         record: Callable[[Outcomes], None],
         limiter: RateLimiter,
-        max_in_flight: int = 8,
+        max_in_flight: int = quotas.DEFAULT_MAX_IN_FLIGHT,
         max_attempts: int = 8,
         max_events_per_request: int = quotas.MAX_EVENTS_PER_REQUEST,
         max_request_bytes: int = quotas.MAX_REQUEST_BYTES,

@@ -7,6 +7,7 @@ import json
 import boto3
 
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Item, Request
+from airflow_provider_pinpoint.quotas import DEFAULT_MAX_IN_FLIGHT
 from airflow_provider_pinpoint.sending.client import client_config
 
 APP = "app-sending"
@@ -34,7 +35,9 @@ def make_requests(items: list[Item], per_request: int = 50) -> list[Request]:
     return [Request(items[i : i + per_request]) for i in range(0, len(items), per_request)]
 
 
-def emulator_client(url: str, *, access_key: str = "testing", secret_key: str = "testing", max_in_flight: int = 8):
+def emulator_client(
+    url: str, *, access_key: str = "testing", secret_key: str = "testing", max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+):
     return boto3.client(
         "pinpoint",
         endpoint_url=url,

@@ -76,6 +76,14 @@ def test_retries_set_in_botocore_config_are_kept(moto_conn_id):
     assert op._client().meta.config.retries["total_max_attempts"] == 3
 
 
+def test_the_hooks_client_keeps_a_connection_for_each_request_in_flight(moto_conn_id):
+    # botocore's default pool is 10: threads beyond it would open and drop a connection per request.
+    assert operator(moto_conn_id, "s", max_in_flight=24)._client().meta.config.max_pool_connections == 24
+    assert operator(moto_conn_id, "s", max_in_flight=4)._client().meta.config.max_pool_connections == 10
+    larger = operator(moto_conn_id, "s", max_in_flight=24, botocore_config={"max_pool_connections": 40})
+    assert larger._client().meta.config.max_pool_connections == 40
+
+
 def test_execute_puts_one_record_per_event_keyed_by_endpoint_and_the_results_account_for_every_row(
     moto_server, moto_conn_id, tmp_path
 ):
