@@ -155,7 +155,9 @@ def load_events(
     ``.csv``; a local path, an fsspec URL or an ``ObjectStoragePath``, written with its connection);
     running again with the same location resumes. The client is
     ``client`` as given, else one made from ``session`` (or the default boto3 session) with
-    ``endpoint_url`` and ``region_name`` and botocore's own retries off.
+    ``endpoint_url`` and ``region_name``, botocore's own retries off and a pooled connection for each
+    of the ``max_in_flight`` requests sent at once. A client given with fewer connections
+    (``Config(max_pool_connections=...)``, botocore's default is 10) sends that many at once.
 
     ``sink`` chooses the destination: ``"pinpoint"`` (PutEvents, the default), ``"kinesis"`` (a Kinesis
     data stream, ``stream_name`` required) or ``"firehose"`` (a Firehose delivery stream,

@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from airflow_provider_pinpoint.quotas import DEFAULT_MAX_IN_FLIGHT  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 COLOURS = {"baseline": "#999999", "loader": "#1f77b4", "cli": "#ff7f0e"}
 LABELS = {"baseline": "naive script (pandas iterrows + put_events)", "loader": "load_events", "cli": "pinpoint-load"}
@@ -118,7 +120,8 @@ def stages(data: dict, out: Path) -> Path | None:
     ax.set_xlabel("client CPU µs per event (lowest of the runs)")
     ax.set_title(
         f"Client CPU per event by stage, {st['events']:,} events / {st['endpoints']:,} endpoints\n"
-        "stages alone in one thread; the whole call with 8 requests in flight"
+        f"stages alone in one thread; the whole call with {st.get('max_in_flight', DEFAULT_MAX_IN_FLIGHT)} "
+        "requests in flight"
     )
     ax.set_xlim(min(0, *per_event.values()), max(max(per_event.values()), 20) * 1.15)
     ax.legend(fontsize=8, loc="upper right")

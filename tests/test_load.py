@@ -15,10 +15,12 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import boto3
 import fsspec
 import pandas as pd
 import pyarrow as pa
 import pytest
+from botocore.config import Config
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_pinpoint import load_events
@@ -618,3 +620,48 @@ def test_a_stop_says_which_failed_rows_had_been_sent_before(emulator, tmp_path):
     assert len(sent_before) and sent_before["message"].str.startswith("not sent again: the run was stopped").all()
     never_sent = failed[failed["attempts"] == 0]
     assert never_sent["message"].str.startswith("not sent: the run was stopped").all()
+
+
+def test_a_client_with_fewer_connections_than_max_in_flight_sends_as_many_at_once_as_it_has(
+    emulator, tmp_path, monkeypatch, caplog
+):
+    # Threads beyond the client's pool would open and drop a connection for each request.
+    sending, peak, lock = 0, 0, threading.Lock()
+    send = PutEventsTransport.send
+
+    def counted(self, application_id, request):
+        nonlocal sending, peak
+        with lock:
+            sending += 1
+            peak = max(peak, sending)
+        try:
+            return send(self, application_id, request)
+        finally:
+            with lock:
+                sending -= 1
+
+    monkeypatch.setattr(PutEventsTransport, "send", counted)
+    emulator.configure(latency_ms=20)
+    events = pd.DataFrame(
+        {"EndpointId": [f"ep-{i}" for i in range(2_000)], "EventType": "view", "Timestamp": "2026-11-24T00:00:00Z"}
+    )
+    with caplog.at_level(logging.INFO, logger="airflow_provider_pinpoint"):
+        report = load_events(
+            events,
+            application_id=APP,
+            results=str(tmp_path / "results.parquet"),
+            client=boto3.client(
+                "pinpoint",
+                endpoint_url=emulator.url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=4),
+            ),
+            requests_per_second=10_000,
+            max_in_flight=16,
+            progress=False,
+        )
+    assert report.summary.accepted == 2_000
+    assert 1 < peak <= 4
+    assert len([r for r in caplog.records if "not max_in_flight=16" in r.getMessage()]) == 1

@@ -23,7 +23,7 @@ from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.common.locations import is_object_path, location_text
 from airflow_provider_pinpoint.errors import FatalServiceError, InputError, RejectRatioExceeded
 from airflow_provider_pinpoint.hooks.pinpoint import SINGLE_ATTEMPT, PinpointHook
-from airflow_provider_pinpoint.sending.client import pool_size
+from airflow_provider_pinpoint.sending.client import pool_size as connection_pool_size
 from airflow_provider_pinpoint.sending.ratelimit import BURST_S
 
 if TYPE_CHECKING:
@@ -84,7 +84,9 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
         requests in any second, so the tasks the pool lets run at once stay within the quota
         together, whatever their DAG or run. A task cannot read a pool in Airflow 3, hence the argument: template it from a Variable
         set to the pool's size. An int or a numeric string. (templated)
-    :param max_in_flight: concurrent requests.
+    :param max_in_flight: concurrent requests. The hook's client gets a pooled connection for each,
+        unless the connection's or the operator's botocore config sets ``max_pool_connections``:
+        then at most that many are sent at once.
     :param max_attempts: attempts per request or item before it is recorded as failed.
     :param max_reject_ratio: fail the task when rejected / input rows exceeds this (0..1).
     :param on_invalid: ``"reject"`` (send the good rows) or ``"fail"`` (send nothing if any row is
@@ -244,12 +246,19 @@ class PinpointLoadBaseOperator(AwsBaseOperator[AwsHookType]):
 
     def _client(self) -> Any:
         """The hook's boto3 client, one attempt per call unless the connection or operator set retries,
-        with a connection for each request in flight unless the connection keeps more."""
+        with a pooled connection for each request in flight unless they set the pool's size."""
         config = self.hook.config
         if config.retries is None:
             config = config.merge(SINGLE_ATTEMPT)
-        if pool_size(config) < self.max_in_flight:
-            config = config.merge(Config(max_pool_connections=self.max_in_flight))
+        wanted = self.max_in_flight  # not checked yet: load_events refuses a bad value with one line
+        chosen = "max_pool_connections" in getattr(config, "_user_provided_options", {})
+        if (
+            isinstance(wanted, int)
+            and not isinstance(wanted, bool)
+            and not chosen
+            and connection_pool_size(config) < wanted
+        ):
+            config = config.merge(Config(max_pool_connections=wanted))
         return self.hook.get_client_type(region_name=self.hook.region_name, config=config)
 
     def _sink_arguments(self) -> dict[str, Any]:

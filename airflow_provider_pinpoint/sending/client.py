@@ -37,8 +37,9 @@ def client_config(max_in_flight: int) -> Config:
 
 
 def pool_size(config: Any) -> int:
-    """How many connections a client with this botocore ``Config`` keeps per host."""
-    return getattr(config, "max_pool_connections", None) or _BOTOCORE_POOL
+    """How many connections a client with this botocore ``Config`` keeps per host (botocore's
+    default when it says nothing)."""
+    return int(getattr(config, "max_pool_connections", None) or _BOTOCORE_POOL)
 
 
 def fitting_in_flight(client: Any, max_in_flight: int) -> int:

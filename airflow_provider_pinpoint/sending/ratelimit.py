@@ -3,7 +3,7 @@
 PutEvents has an account-wide quota (15 requests/s documented) and answers 429 without a
 Retry-After header when it is exceeded, so the sender cannot learn the real limit except by
 hitting it. The bucket starts at the configured rate, halves it on a throttle (at most once per
-``cut_interval_s``, because one burst of 429s from several threads is one signal, not eight), and
+``cut_interval_s``, because one burst of 429s from several threads is one signal, not one per thread), and
 climbs back by ``climb`` (a fraction of the reduced rate) per second, up to the configured rate:
 additive increase, multiplicative decrease, the way TCP finds a link's capacity. The climb is slow
 on purpose: every 429 costs an attempt of each row in the request, so a limiter that returned to

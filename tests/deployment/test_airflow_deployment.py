@@ -41,6 +41,7 @@ from airflow_provider_pinpoint.emulator.runner import ServerThread
 from airflow_provider_pinpoint.emulator.service import Emulator
 from airflow_provider_pinpoint.emulator.store import open_store
 from airflow_provider_pinpoint.emulator.wire import Answer
+from airflow_provider_pinpoint.quotas import DEFAULT_MAX_IN_FLIGHT
 
 pytestmark = [
     pytest.mark.skipif(
@@ -58,7 +59,8 @@ DAG_ID = "pinpoint_backfill_sharded"
 QUOTA = 15  # the account's requests per second, as in the DAG
 POOL_SLOTS = 2
 COPIES = 8  # each sample event this many times, so that a shard sends for several seconds
-MAX_IN_FLIGHT, EVENTS_PER_REQUEST = 8, 100  # the documented duplicate bound of one kill: 800 events
+# The DAG leaves max_in_flight at its default: the documented duplicate bound of one kill is that many requests.
+MAX_IN_FLIGHT, EVENTS_PER_REQUEST = DEFAULT_MAX_IN_FLIGHT, 100
 RUNS = {"run_a": "app-a", "run_b": "app-b"}
 
 

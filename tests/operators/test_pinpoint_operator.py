@@ -122,6 +122,26 @@ def test_an_unknown_application_fails_the_task_without_retry(aws_connection, tmp
         assert emu.stats()["events_accepted"] == 0
 
 
+@pytest.mark.parametrize("max_in_flight", ["16", None, 0])
+def test_a_max_in_flight_that_is_not_a_whole_number_fails_the_task_in_one_line(
+    emulator_conn_id, tmp_path, max_in_flight
+):
+    op = operator(
+        emulator_conn_id, events=str(EVENTS), results=str(tmp_path / "r.parquet"), max_in_flight=max_in_flight
+    )
+    with pytest.raises(AirflowFailException, match="max_in_flight"):
+        op.execute(context())
+
+
+def test_a_pool_size_set_on_the_connection_is_kept_and_bounds_the_requests_in_flight(aws_connection, emulator):
+    conn_id = aws_connection(
+        "pinpoint_pool", endpoint_url=emulator.url, region_name="us-east-1", config_kwargs={"max_pool_connections": 4}
+    )
+    assert operator(conn_id, max_in_flight=16)._client().meta.config.max_pool_connections == 4
+    default = aws_connection("pinpoint_no_pool", endpoint_url=emulator.url, region_name="us-east-1")
+    assert operator(default, max_in_flight=16)._client().meta.config.max_pool_connections == 16
+
+
 def test_an_unreadable_input_fails_the_task_naming_the_file(emulator_conn_id, tmp_path):
     missing = str(tmp_path / "nowhere" / "events.parquet")
     with pytest.raises(AirflowFailException, match="nowhere"):
