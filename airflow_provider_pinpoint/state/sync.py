@@ -172,13 +172,20 @@ class Sync:
                 hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
                 if not hit.any():
                     continue
-                at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
                 body, body_valid = from_arrow(batch.column(1))
-                body, body_valid = body[hit], body_valid[hit]
-                stamp = _millis(batch.column(2))[hit]
-                tie = stamp == best[at]
+                stamp = _millis(batch.column(2))
+                if hit.all():  # a daily table against its own state: every entry is one of its ids
+                    at = found.to_numpy(zero_copy_only=False).astype(np.int64)
+                else:
+                    at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
+                    body, body_valid, stamp = body[hit], body_valid[hit], stamp[hit]
+                before = best[at]
+                if (stamp > before).all():  # newer than all seen for them (no earlier entry): each taken
+                    best[at], stored[at], valid[at] = stamp, body, body_valid
+                    continue
+                tie = stamp == before
                 valid[at[tie]] &= body_valid[tie] & (stored[at[tie]] == body[tie]).all(axis=1)
-                newer = stamp > best[at]
+                newer = stamp > before
                 best[at[newer]] = stamp[newer]
                 stored[at[newer]] = body[newer]
                 valid[at[newer]] = body_valid[newer]
