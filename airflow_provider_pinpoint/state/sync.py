@@ -242,7 +242,10 @@ class Sync:
         """Move the accepted rows of the answers observed into the accepted lists (under the lock)."""
         if not self._observed:
             return
-        batch = pa.concat_batches(self._observed)  # one batch: per-chunk calls would cost per answer again
+        try:  # one batch: calls per chunk would cost per answer again
+            batch = pa.concat_batches(self._observed)
+        except pa.ArrowInvalid:  # answers of other column types (no sink makes them today): made alike
+            batch = pa.concat_batches([part.cast(_OBSERVED) for part in self._observed])
         self._observed, self._observed_rows = [], 0
         accepted = batch.filter(pc.equal(batch.column("status"), ACCEPTED))
         is_event = pc.equal(accepted.column("record_type"), "event")

@@ -78,3 +78,26 @@ def test_the_state_remembers_exactly_the_rows_accepted(tmp_path, monkeypatch, fo
         assert np.frombuffer(remembered[i], dtype=np.uint64).tolist() == hashes[ids.index(i)].tolist()
     events = pq.read_table(files.own("events")).to_pylist()
     assert {(row["endpoint_id"], row["event_id"]) for row in events} == expected_events
+
+
+def test_answers_of_other_text_types_are_sorted_out_alike(tmp_path):
+    # An answer whose ids come as large_string (no sink makes one today) joins the others.
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    rng = np.random.default_rng(5)
+    answers = [a for a in _answers(rng, [f"ep-{i}" for i in range(40)], per_answer=4) if a.accepted]
+    assert len(answers) > 2
+    first = answers[0].batch
+    at = first.schema.get_field_index("endpoint_id")
+    wide = first.set_column(at, pa.field("endpoint_id", pa.large_string()), first.column(at).cast(pa.large_string()))
+    answers[0] = Outcomes(wide, answers[0].accepted, answers[0].rejected, answers[0].failed, 0)
+    for answer in answers:
+        sync.observe(answer)
+    with sync._lock:
+        sync._fold_observed()
+    expected = sorted(
+        row["endpoint_id"]
+        for answer in answers
+        for row in answer.batch.to_pylist()
+        if row["status"] == "accepted" and row["record_type"] == "endpoint"
+    )
+    assert sorted(pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()) == expected
