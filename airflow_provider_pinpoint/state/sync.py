@@ -161,14 +161,17 @@ class Sync:
 
     def _latest(self, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Each endpoint's latest hash over every part, and where there is one to compare with (ids
-        matched by Arrow's hash join; a repeated input id matches only its first row, so the others
-        go; two entries of one time that disagree, or a "send again" entry, leave none)."""
+        matched by Arrow's hash join, in any case: Pinpoint's endpoint ids are case-insensitive, so
+        ``EP-1`` accepted after ``ep-1`` is that endpoint's latest body; a repeated input id matches
+        only its first row, so the others go; two entries of one time that disagree, or a "send
+        again" entry, leave none)."""
         best = np.full(len(ids), -1, dtype=np.int64)
         stored = np.zeros((len(ids), 2), dtype=np.uint64)
         valid = np.zeros(len(ids), dtype=bool)
+        folded = _folded(ids)
         for path in self.files.endpoint_files():
             for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
-                found = pc.index_in(batch.column(0), value_set=ids)
+                found = pc.index_in(_folded(batch.column(0)), value_set=folded)
                 hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
                 if not hit.any():
                     continue
@@ -180,7 +183,9 @@ class Sync:
                     at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
                     body, body_valid, stamp = body[hit], body_valid[hit], stamp[hit]
                 before = best[at]
-                if (stamp > before).all():  # newer than all seen for them (no earlier entry): each taken
+                # Newer than all seen for them: each taken (an id twice in one batch takes its last
+                # row, as below; a part file holds at most one entry per id that is not "send again").
+                if (stamp > before).all():
                     best[at], stored[at], valid[at] = stamp, body, body_valid
                     continue
                 tie = stamp == before
@@ -326,11 +331,13 @@ class Sync:
         return self.files.replace(self.files.own("events"), EVENTS_SCHEMA, _chain(kept(), fresh))
 
     def _kept_rows(self, path: str, without: pa.Array) -> Iterator[pa.RecordBatch]:
-        """The rows of one of this part's endpoint files whose endpoint id is not in ``without``."""
+        """The rows of one of this part's endpoint files whose endpoint id is not in ``without``, in
+        any case."""
         if path not in self.files.endpoint_files():
             return
+        folded = _folded(without)
         for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
-            yield batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=without)))
+            yield batch.filter(pc.invert(pc.is_in(_folded(batch.column(0)), value_set=folded)))
 
     # Results rows -----------------------------------------------------------------------------
 
@@ -369,6 +376,12 @@ class Sync:
                 schema=DECISION_SCHEMA,
             )
             yield Unsent(status, Outcomes(batch, 0, 0, 0, 0))
+
+
+def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Endpoint ids as the state matches them: lower-cased, as Pinpoint treats ``EP-1`` and ``ep-1``
+    as one endpoint (the same folding as validation's check for ids repeated in another case)."""
+    return pc.utf8_lower(ids.cast(pa.string()))
 
 
 def _plain(sources: pa.Array) -> pa.Array:

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_pinpoint.prepare import validation
 from airflow_provider_pinpoint.prepare.validation import rules
+from airflow_provider_pinpoint.quotas import ENDPOINT_ID_FORBIDDEN_CHARACTERS
 
 # Characters the ids are drawn from: plain, forbidden, and multibyte ones (no ASCII byte inside).
 _ALPHABET = list("ab-_09") + ["$", "{", "}"] + ["é", "€", "日"]
@@ -64,3 +65,13 @@ def test_may_hold_sees_only_the_bytes_of_the_values_given():
     assert rules.may_hold(column.slice(1, 1), characters)
     assert not rules.may_hold(column.slice(4), characters)
     assert not rules.may_hold(pa.array(["€日", None], pa.large_string()), characters)
+
+
+def test_the_byte_scan_reads_chunked_columns_and_offsets_buffers_longer_than_needed():
+    chunked = pa.chunked_array([["ep-1", "ep-2"], ["ep-{3}"]])
+    assert rules.may_hold(chunked, ENDPOINT_ID_FORBIDDEN_CHARACTERS)
+    assert not rules.may_hold(pa.chunked_array([["ep-1"], ["ep-2"]]), ENDPOINT_ID_FORBIDDEN_CHARACTERS)
+    # 13 bytes of offsets: three int32 offsets and one byte more, as a buffer may be.
+    padded = pa.py_buffer(np.array([0, 2, 4], dtype=np.int32).tobytes() + b"\0")
+    values = pa.StringArray.from_buffers(2, padded, pa.py_buffer(b"ab$c"))
+    assert rules.may_hold(values, ENDPOINT_ID_FORBIDDEN_CHARACTERS)
