@@ -167,6 +167,21 @@ def test_runs_with_their_own_parts_read_every_part_and_the_latest_body_wins(load
     assert emulator.endpoints(APP)["ep-00000"]["Attributes"]["segment"] == ["v1"]
 
 
+def test_an_endpoint_id_in_another_case_is_the_same_endpoint(loads, emulator):
+    # Pinpoint's endpoint ids are case-insensitive: "EP-00001" accepted with new values replaced
+    # what "ep-00001" had, so going back to the first values must send them, in either part.
+    def spelled(table: pa.Table, upper: range) -> pa.Table:
+        ids = [i.upper() if n in upper else i for n, i in enumerate(table.column("Id").to_pylist())]
+        return table.set_column(0, "Id", pa.array(ids))
+
+    loads(None, endpoints(4), state_part="shard-0")
+    renamed = loads(None, spelled(endpoints(4, changed=range(1, 3)), range(1, 2)), state_part="shard-1")
+    assert accepted(renamed, "endpoint", "endpoint_id") == ["EP-00001", "ep-00002"]
+    back = loads(None, endpoints(4), state_part="shard-0")
+    assert accepted(back, "endpoint", "endpoint_id") == ["ep-00001", "ep-00002"]
+    assert emulator.endpoints(APP)["ep-00001"]["Attributes"]["segment"] == ["v1"]
+
+
 def test_resume_skips_what_the_state_took_out_and_sends_the_rest(loads, tmp_path):
     loads(events(10, 2), endpoints(10))
     stop = threading.Event()

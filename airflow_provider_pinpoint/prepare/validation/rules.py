@@ -24,13 +24,30 @@ def check_endpoint_id(checked: Checked, name: str, what: str, *, pinpoint_charac
         checked.reject(np.ones(len(checked), dtype=bool), name, f"is missing; {what}")
         return
     checked.reject(~checked.present(name), name, f"is empty; {what}")
-    if not pinpoint_characters:
+    if not pinpoint_characters or not may_hold(ids, quotas.ENDPOINT_ID_FORBIDDEN_CHARACTERS):
         return
     checked.reject(
         pc.match_substring_regex(ids, _FORBIDDEN_ID),
         name,
         lambda i: f"{shown(ids[i].as_py())} contains $, {{ or }}, which Pinpoint endpoint ids may not contain",
     )
+
+
+def may_hold(values: pa.Array, characters: frozenset[str]) -> bool:
+    """Whether any text of ``values`` may hold one of the ASCII ``characters``; False only when none
+    does. The bytes the values span are scanned at once (a UTF-8 character past ASCII has no ASCII
+    byte in it): on a daily table, where no id holds one, that is all a regex per row would tell."""
+    if isinstance(values, pa.ChunkedArray):
+        return any(may_hold(chunk, characters) for chunk in values.chunks)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
+        return True  # not plain text (a dictionary or view column): ask the regex
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    _, offsets, data = values.buffers()
+    if data is None:
+        return False
+    bounds = np.frombuffer(offsets, dtype=width, count=values.offset + len(values) + 1)[values.offset :]
+    octets = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])]
+    return any(bool((octets == ord(character)).any()) for character in characters)
 
 
 def not_in(values: pa.Array, allowed: pa.Array) -> np.ndarray:

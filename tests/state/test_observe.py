@@ -1,0 +1,103 @@
+"""Sync.observe: the rows accepted, over many answers from several threads, are what the state remembers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
+from airflow_provider_pinpoint.state import StateFiles, Sync
+from airflow_provider_pinpoint.state import sync as sync_module
+
+STATUSES = ("accepted", "rejected", "failed")
+
+
+def _answers(rng: np.random.Generator, ids: list[str], per_answer: int) -> list[Outcomes]:
+    """The rows of ``ids`` (endpoints) and of an event each, decided in answers of ``per_answer`` rows
+    with random statuses, endpoints and events mixed in one answer as PutEvents mixes them."""
+    rows = [("endpoint", i, None) for i in ids] + [("event", i, f"ev-{i}") for i in ids]
+    order = rng.permutation(len(rows))
+    answers = []
+    for start in range(0, len(rows), per_answer):
+        chosen = [rows[k] for k in order[start : start + per_answer]]
+        status = [STATUSES[k] for k in rng.integers(0, len(STATUSES), len(chosen))]
+        n = len(chosen)
+        columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
+        columns["record_type"] = pa.array([r[0] for r in chosen], pa.string())
+        columns["endpoint_id"] = pa.array([r[1] for r in chosen], pa.string())
+        columns["event_id"] = pa.array([r[2] for r in chosen], pa.string())
+        columns["status"] = pa.array(status, pa.string())
+        batch = pa.RecordBatch.from_arrays([columns[f.name] for f in DECISION_SCHEMA], schema=DECISION_SCHEMA)
+        answers.append(Outcomes(batch, status.count("accepted"), status.count("rejected"), status.count("failed"), 0))
+    return answers
+
+
+def _observe_all(sync: Sync, answers: list[Outcomes]) -> None:
+    for answer in answers:
+        sync.observe(answer)
+
+
+@pytest.mark.parametrize("fold_rows", [1, 7, 1_000_000])
+def test_the_state_remembers_exactly_the_rows_accepted(tmp_path, monkeypatch, fold_rows):
+    # Folded after every answer, every few answers, or only at commit: the same state.
+    monkeypatch.setattr(sync_module, "_FOLD_ROWS", fold_rows)
+    rng = np.random.default_rng(fold_rows)
+    ids = [f"ep-{i:04d}" for i in range(300)]
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    hashes = rng.integers(0, 2**63, (len(ids), 2), dtype=np.int64).astype(np.uint64)
+    answers = _answers(rng, ids, per_answer=11)
+    with sync.files.lock("run"):  # as a load holds it
+        sync.add_compared(pa.array(ids), hashes, np.zeros(len(ids), dtype=bool))
+        assert not sync.unchanged_endpoints().any()
+        threads = [threading.Thread(target=_observe_all, args=(sync, answers[k::4])) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sync.commit()
+
+    expected_endpoints, expected_events = set(), set()
+    for answer in answers:
+        for row in answer.batch.to_pylist():
+            if row["status"] == "accepted":
+                if row["record_type"] == "endpoint":
+                    expected_endpoints.add(row["endpoint_id"])
+                else:
+                    expected_events.add((row["endpoint_id"], row["event_id"]))
+    assert expected_endpoints and expected_events and len(expected_endpoints) < len(ids)
+    files = sync.files
+    state = pq.read_table(files.own("endpoints")).to_pylist()
+    assert len(state) == len(ids)  # every endpoint sent has an entry: a hash if accepted, else "send again"
+    remembered = {row["endpoint_id"]: row["body_hash"] for row in state}
+    assert {i for i, body in remembered.items() if body is not None} == expected_endpoints
+    for i in expected_endpoints:  # each with the hash of its own values
+        assert np.frombuffer(remembered[i], dtype=np.uint64).tolist() == hashes[ids.index(i)].tolist()
+    events = pq.read_table(files.own("events")).to_pylist()
+    assert {(row["endpoint_id"], row["event_id"]) for row in events} == expected_events
+
+
+def test_answers_of_other_text_types_are_sorted_out_alike(tmp_path):
+    # An answer whose ids come as large_string (no sink makes one today) joins the others.
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    rng = np.random.default_rng(5)
+    answers = [a for a in _answers(rng, [f"ep-{i}" for i in range(40)], per_answer=4) if a.accepted]
+    assert len(answers) > 2
+    first = answers[0].batch
+    at = first.schema.get_field_index("endpoint_id")
+    wide = first.set_column(at, pa.field("endpoint_id", pa.large_string()), first.column(at).cast(pa.large_string()))
+    answers[0] = Outcomes(wide, answers[0].accepted, answers[0].rejected, answers[0].failed, 0)
+    for answer in answers:
+        sync.observe(answer)
+    with sync._lock:
+        sync._fold_observed()
+    expected = sorted(
+        row["endpoint_id"]
+        for answer in answers
+        for row in answer.batch.to_pylist()
+        if row["status"] == "accepted" and row["record_type"] == "endpoint"
+    )
+    assert sorted(pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()) == expected
