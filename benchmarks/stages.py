@@ -2,7 +2,7 @@
 
 Each stage runs alone on the same input, against an emulator in its own process (validation off,
 no latency unless ``--latency-ms``), and is timed with the process's CPU clock; 1 to 3 run in one
-thread, 4 with the loader's default of 8 requests in flight:
+thread, 4 with the loader's default number of requests in flight (16):
 
 1. ``prepare``: read Parquet, validate, reshape, pack, build the request bodies (``pipeline.prepare``);
 2. ``raw send``: sign and send the bodies and decode the answers (``RawPutEvents.send``);
