@@ -22,7 +22,6 @@ cut short by a kill is dropped silently: that is how a killed run ends.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import re
@@ -33,6 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgspec
 import pyarrow as pa
 
 from airflow_provider_pinpoint.common.text import first_line
@@ -62,6 +62,9 @@ MARKER_V2 = b"PPJRNL\x00\x02"
 # In a record's length: the record holds rows decided alike (one decision, then the items' columns).
 _ALIKE = 1 << 31
 _HEADER_LENGTH = struct.Struct("<I")
+# A decision's JSON list, made and read by msgspec: a tenth of what the json module takes for it.
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
@@ -177,9 +180,7 @@ class ResultsWriter:
         self._write_record(b"", batch.serialize(), batch.num_rows)
 
     def _append_alike(self, items: pa.RecordBatch, decision: Decision) -> None:
-        header = json.dumps(
-            [self.run_id, *decision[:5], sent_at_millis(decision.sent_at)], separators=(",", ":")
-        ).encode()
+        header = _ENCODER.encode([self.run_id, *decision[:5], sent_at_millis(decision.sent_at)])
         self._write_record(_HEADER_LENGTH.pack(len(header)) + header, items.serialize(), items.num_rows)
 
     def _write_record(self, head: bytes, message: pa.Buffer, rows: int) -> None:
@@ -365,9 +366,9 @@ def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
     try:
         (size,) = _HEADER_LENGTH.unpack_from(payload)
         start = _HEADER_LENGTH.size
-        decision = json.loads(payload[start : start + size])
+        decision = _DECODER.decode(payload[start : start + size])
         items = pa.ipc.read_record_batch(pa.py_buffer(payload)[start + size :], ITEM_COLUMNS_SCHEMA)
-    except (pa.ArrowInvalid, OSError, ValueError, struct.error):
+    except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
         return None
     if not isinstance(decision, list) or len(decision) != len(RESULTS_SCHEMA) - len(ITEM_COLUMNS_SCHEMA):
         return None
