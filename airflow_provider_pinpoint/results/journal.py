@@ -14,10 +14,11 @@ top bit: the decision once, as a small JSON list behind its length (run id, stat
 message, attempts, request id, sent_at in milliseconds), then only the items' own columns
 (``ITEM_COLUMNS_SCHEMA``) as the IPC message; writing the decision's columns row by row made over
 half of each record, and of what building, summing, writing and reading it back cost. Journals of
-the earlier format (the same frames, no flagged records, marker ``...\x00\x02``) are read too. Reading checks both sums: a
-damaged batch is dropped (its rows count as not sent, so the next run sends them again) instead of
-making every later resume fail; a damaged frame loses the rest of its file the same way. A batch
-cut short by a kill is dropped silently: that is how a killed run ends.
+the earlier format (the same frames, no flagged records, marker ``...\x00\x02``) are read too.
+
+Reading checks both sums: a damaged batch is dropped (its rows count as not sent, so the next run
+sends them again) instead of making every later resume fail; a damaged frame loses the rest of its
+file the same way. A batch cut short by a kill is dropped silently: that is how a killed run ends.
 """
 
 from __future__ import annotations
