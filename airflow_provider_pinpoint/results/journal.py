@@ -42,7 +42,6 @@ from airflow_provider_pinpoint.results.formats import CHUNK_ROWS
 from airflow_provider_pinpoint.results.rows import (
     ITEM_COLUMNS_SCHEMA,
     RESULTS_SCHEMA,
-    Decision,
     Outcomes,
     rejections_batch,
     results_of_alike,
@@ -63,9 +62,14 @@ MARKER_V2 = b"PPJRNL\x00\x02"
 # In a record's length: the record holds rows decided alike (one decision, then the items' columns).
 _ALIKE = 1 << 31
 _HEADER_LENGTH = struct.Struct("<I")
-# A decision's JSON list, made and read by msgspec: a tenth of what the json module takes for it.
+# A decision's JSON list (run id, status, status code, message, attempts, request id, sent_at in
+# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed,
+# so that a record whose values the results columns cannot hold is dropped like a damaged one.
+_DecisionValues = tuple[str, str, int | None, str | None, int, str | None, int | None]
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder()
+_DECODER = msgspec.json.Decoder(_DecisionValues)
+_INT32 = range(-(1 << 31), 1 << 31)
+_INT64 = range(-(1 << 63), 1 << 63)
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
@@ -136,8 +140,9 @@ class ResultsWriter:
         n = len(decided)
         if n and decided.uniform is not None and self._store.location is not None:
             items, decision = decided.uniform
-            if items.schema.equals(ITEM_COLUMNS_SCHEMA):
-                self._write_locked(lambda: self._append_alike(items, decision))
+            values = (self.run_id, *decision[:5], sent_at_millis(decision.sent_at))
+            if items.schema.equals(ITEM_COLUMNS_SCHEMA) and _storable(values):
+                self._write_locked(lambda: self._append_alike(items, values))
                 return
         if n:
             if self._run_ids is None or len(self._run_ids) != n:
@@ -180,8 +185,11 @@ class ResultsWriter:
         # Python file makes a dozen small writes per batch), behind its frame.
         self._write_record(b"", batch.serialize(), batch.num_rows)
 
-    def _append_alike(self, items: pa.RecordBatch, decision: Decision) -> None:
-        header = _ENCODER.encode([self.run_id, *decision[:5], sent_at_millis(decision.sent_at)])
+    def _append_alike(self, items: pa.RecordBatch, values: tuple[Any, ...]) -> None:
+        header = _ENCODER.encode(values)
+        # Spaces after the JSON (still valid JSON) keep the IPC message 8-byte aligned in the payload,
+        # as Arrow's format asks of its buffers when they are read in place.
+        header += b" " * (-(_HEADER_LENGTH.size + len(header)) % 8)
         self._write_record(_HEADER_LENGTH.pack(len(header)) + header, items.serialize(), items.num_rows)
 
     def _write_record(self, head: bytes, message: pa.Buffer, rows: int) -> None:
@@ -191,7 +199,9 @@ class ResultsWriter:
         if self._file is None:
             self._open_journal()
         size = len(head) + message.size
-        head_and_length = _LENGTH_AND_SUM.pack(size | _ALIKE if head else size, zlib.crc32(message, zlib.crc32(head)))
+        if size > _MAX_RECORD:  # its length would read as damaged (or, flagged, as another kind)
+            raise ValueError(f"a results record of {size:,} bytes is more than a journal record holds")
+        head_and_length = _LENGTH_AND_SUM.pack((size | _ALIKE) if head else size, zlib.crc32(message, zlib.crc32(head)))
         # One write call, one copy of the message: one system call.
         self._file.write(b"".join((head_and_length, struct.pack("<I", zlib.crc32(head_and_length)), head, message)))
         self._file.flush()
@@ -368,12 +378,35 @@ def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
         (size,) = _HEADER_LENGTH.unpack_from(payload)
         start = _HEADER_LENGTH.size
         decision = _DECODER.decode(payload[start : start + size])
-        items = pa.ipc.read_record_batch(pa.py_buffer(payload)[start + size :], ITEM_COLUMNS_SCHEMA)
+        message = pa.py_buffer(payload)[start + size :]
+        if message.address % 8:  # a record written before its JSON was padded: read from a copy
+            message = pa.py_buffer(message.to_pybytes())
+        items = pa.ipc.read_record_batch(message, ITEM_COLUMNS_SCHEMA)
     except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
         return None
-    if not isinstance(decision, list) or len(decision) != len(RESULTS_SCHEMA) - len(ITEM_COLUMNS_SCHEMA):
+    if not _storable(decision):
         return None
-    return _Alike(items, decision)
+    return _Alike(items, list(decision))
+
+
+def _storable(values: Sequence[Any]) -> bool:
+    """Whether a decision's values (as :data:`_DecisionValues`) fit the results columns: text, 32-bit
+    status code and attempts, 64-bit milliseconds. Such a record is read back whole; any other is
+    written as rows, whose columns refuse what they cannot hold at once, as before."""
+    run_id, status, code, message, attempts, request_id, sent_at = values
+
+    def whole(value: Any, bounds: range) -> bool:
+        return type(value) is int and value in bounds
+
+    return (
+        isinstance(run_id, str)
+        and isinstance(status, str)
+        and (code is None or whole(code, _INT32))
+        and (message is None or isinstance(message, str))
+        and whole(attempts, _INT32)
+        and (request_id is None or isinstance(request_id, str))
+        and (sent_at is None or whole(sent_at, _INT64))
+    )
 
 
 def _warn(warned: set[str], path: str, what: str) -> None:

@@ -291,3 +291,117 @@ def test_a_journal_of_the_earlier_framed_format_is_read(tmp_path, caplog):
         assert store.compact() == {"accepted": 4}
     assert not caplog.records
     assert ResultsStore(tmp_path / "results.parquet").read().column("source_row").to_pylist() == [1, 2, 3, 4]
+
+
+def journal_of(tmp_path: Path, decided: list[Outcomes], run_id: str = "r") -> tuple[ResultsStore, bytes]:
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer(run_id)
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    [journal] = journal_paths(store.fs, store.staging)
+    return store, Path(journal).read_bytes()
+
+
+def pairs_read(store: ResultsStore, path: str) -> list[tuple[str, int]]:
+    """(source, source_row) of every row a journal gives back, sorted."""
+    batches = list(journal_batches(store.fs, path, set()))
+    return sorted(
+        pair for b in batches for pair in zip(b["source"].to_pylist(), b["source_row"].to_pylist(), strict=True)
+    )
+
+
+def pairs_of(*requests: Request) -> list[tuple[str, int]]:
+    return sorted((item.source, item.source_row) for request in requests for item in request.items)
+
+
+def test_sent_at_of_rows_decided_alike_reads_back_as_arrow_stores_the_time(tmp_path):
+    times = [case[3] for case in ALIKE_CASES]
+    requests = make_requests(make_items(len(times) // 2, 1), per_request=1)
+    decided = [Outcomes.all_accepted(r, 202, 1, "q", when) for r, when in zip(requests, times, strict=True)]
+    store, _ = journal_of(tmp_path, decided)
+    [journal] = journal_paths(store.fs, store.staging)
+    read = pa.Table.from_batches(list(journal_batches(store.fs, journal, set()))).column("sent_at")
+    # What Arrow itself makes of each time in the sent_at column's type, naive times as UTC.
+    expected = pa.array([w if w.tzinfo else w.replace(tzinfo=UTC) for w in times], RESULTS_SCHEMA.field("sent_at").type)
+    assert read.to_pylist() == expected.to_pylist()
+
+
+@pytest.mark.parametrize("run_id", ["r", "ru", "run", "run-", "run-1", "run-12", "run-123", "run-1234"])
+def test_a_record_of_rows_decided_alike_is_read_with_aligned_buffers(tmp_path, run_id):
+    [request] = make_requests(make_items(1, 4), per_request=5)
+    store, _ = journal_of(tmp_path, [Outcomes.all_accepted(request, 202, 1, None, None)], run_id)
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())
+    for column in batch.columns:
+        assert all(b is None or b.address % 8 == 0 for b in column.buffers()), column.type
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        ("r", "accepted", 202, "", 1 << 31, None, 0),  # attempts past int32
+        ("r", "accepted", True, "", 1, None, 0),  # a bool for a status code
+        ("r", "accepted", 202, "", 1, 7, 0),  # a number for a request id
+        ("r", "accepted", 202, "", 1, None),  # a value short
+    ],
+)
+def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp_path, caplog, decision):
+    import msgspec
+
+    from airflow_provider_pinpoint.results.journal import _HEADER_LENGTH
+
+    first, second = make_requests(make_items(2, 2), per_request=3)
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("r")
+    writer.add_outcomes(Outcomes.all_accepted(first, 202, 1, None, None))
+    head = msgspec.json.encode(decision)
+    items = second.columns.drop_columns(["body"])
+    writer._write_locked(lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), 3))
+    writer.close()
+    [journal] = journal_paths(store.fs, store.staging)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert pairs_read(store, journal) == pairs_of(first)
+    assert any("1 damaged record batch" in r.getMessage() for r in caplog.records)
+
+
+def test_a_decision_the_columns_cannot_hold_is_refused_when_written_and_leaves_no_record(tmp_path):
+    [request] = make_requests(make_items(1, 2), per_request=3)
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("r")
+    with pytest.raises((OverflowError, pa.ArrowInvalid)):
+        writer.add_outcomes(Outcomes.all_accepted(request, 202, 1 << 31, None, None))
+    writer.close()
+    assert not [pairs_read(store, j) for j in journal_paths(store.fs, store.staging) if pairs_read(store, j)]
+
+
+def test_a_journal_cut_anywhere_or_with_a_bit_flipped_reads_exactly_its_intact_records(tmp_path):
+    requests = make_requests(make_items(4, 1), per_request=2)
+    decided = [Outcomes.all_accepted(r, 202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC)) for r in requests[:3]]
+    decided.insert(1, Outcomes.of_results([ItemResult(requests[3].items[0], REJECTED, 400, "no", 1, "q", None)]))
+    per_record = [pairs_of(requests[0]), [(requests[3].items[0].source, requests[3].items[0].source_row)]]
+    per_record += [pairs_of(requests[1]), pairs_of(requests[2])]
+    store, data = journal_of(tmp_path, decided)
+    # The records' bounds, parsed independently of the reader: a 12-byte frame then the payload.
+    bounds, at = [], len(MARKER_V2)
+    while at < len(data):
+        (length,) = struct.unpack_from("<I", data, at)
+        bounds.append((at, at + 12 + (length & 0x7FFFFFFF)))
+        at = bounds[-1][1]
+    assert len(bounds) == 4
+    path = tmp_path / "journal.arrows"
+
+    def read(raw: bytes) -> list[tuple[str, int]]:
+        path.write_bytes(raw)
+        return pairs_read(store, str(path))
+
+    for cut in range(len(data) + 1):
+        whole = [pair for rows, (_, end) in zip(per_record, bounds, strict=True) if end <= cut for pair in rows]
+        assert read(data[:cut]) == sorted(whole), cut
+    for at in range(len(MARKER_V2), len(data)):
+        flipped = bytearray(data)
+        flipped[at] ^= 1 << (at % 8)
+        [hit] = [i for i, (start, end) in enumerate(bounds) if start <= at < end]
+        # A flip in a frame loses the rest of the file; one in a payload loses that record only.
+        kept = range(hit) if at < bounds[hit][0] + 12 else [i for i in range(4) if i != hit]
+        assert read(bytes(flipped)) == sorted(pair for i in kept for pair in per_record[i]), at
