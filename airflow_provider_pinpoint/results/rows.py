@@ -105,7 +105,9 @@ class Outcomes:
 
     __slots__ = ("_batch", "uniform", "accepted", "rejected", "failed", "events_accepted")
 
-    def __init__(self, batch: pa.RecordBatch | None, accepted: int, rejected: int, failed: int, events_accepted: int) -> None:
+    def __init__(
+        self, batch: pa.RecordBatch | None, accepted: int, rejected: int, failed: int, events_accepted: int
+    ) -> None:
         self._batch: pa.RecordBatch | None = batch
         # The items (:data:`ITEM_COLUMNS_SCHEMA`) and their one decision, when decided alike.
         self.uniform: tuple[pa.RecordBatch, Decision] | None = None
