@@ -8,10 +8,17 @@ next run, which is the whole of the duplicate window. On object storage a file e
 is closed, so there journals are rotated every few seconds and the window grows to that interval.
 
 A journal is a format marker, then one framed record per batch: the payload's length, its CRC32,
-the CRC32 of those eight bytes, then the batch as an Arrow IPC message. Reading checks both sums: a
-damaged batch is dropped (its rows count as not sent, so the next run sends them again) instead of
-making every later resume fail; a damaged frame loses the rest of its file the same way. A batch
-cut short by a kill is dropped silently: that is how a killed run ends.
+the CRC32 of those eight bytes, then the batch as an Arrow IPC message. Rows decided alike (a
+request accepted whole, the normal case) are one record of their own kind, flagged in the length's
+top bit: the decision once, as a small JSON list behind its length (run id, status, status code,
+message, attempts, request id, sent_at in milliseconds), then only the items' own columns
+(``ITEM_COLUMNS_SCHEMA``) as the IPC message; writing the decision's columns row by row made over
+half of each record, and of what building, summing, writing and reading it back cost. Journals of
+the earlier format (the same frames, no flagged records, marker ``...\x00\x02``) are read too.
+
+Reading checks both sums: a damaged batch is dropped (its rows count as not sent, so the next run
+sends them again) instead of making every later resume fail; a damaged frame loses the rest of its
+file the same way. A batch cut short by a kill is dropped silently: that is how a killed run ends.
 """
 
 from __future__ import annotations
@@ -24,13 +31,23 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgspec
 import pyarrow as pa
 
 from airflow_provider_pinpoint.common.text import first_line
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
-from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA, Outcomes, rejections_batch, stamped
+from airflow_provider_pinpoint.results.formats import CHUNK_ROWS
+from airflow_provider_pinpoint.results.rows import (
+    ITEM_COLUMNS_SCHEMA,
+    RESULTS_SCHEMA,
+    Outcomes,
+    rejections_batch,
+    results_of_alike,
+    sent_at_millis,
+    stamped,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_pinpoint.results.store import ResultsStore
@@ -39,7 +56,20 @@ log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = ".arrows"
 # The first bytes of a journal in this format; an earlier loader's journals (plain IPC streams) lack it.
-MARKER = b"PPJRNL\x00\x02"
+MARKER = b"PPJRNL\x00\x03"
+# The format before records of rows decided alike: read as well (a run killed before an upgrade).
+MARKER_V2 = b"PPJRNL\x00\x02"
+# In a record's length: the record holds rows decided alike (one decision, then the items' columns).
+_ALIKE = 1 << 31
+_HEADER_LENGTH = struct.Struct("<I")
+# A decision's JSON list (run id, status, status code, message, attempts, request id, sent_at in
+# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed,
+# so that a record whose values the results columns cannot hold is dropped like a damaged one.
+_DecisionValues = tuple[str, str, int | None, str | None, int, str | None, int | None]
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(_DecisionValues)
+_INT32 = range(-(1 << 31), 1 << 31)
+_INT64 = range(-(1 << 63), 1 << 63)
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
@@ -108,6 +138,12 @@ class ResultsWriter:
     def add_outcomes(self, decided: Outcomes) -> None:
         """Rows the sender decided, stamped with this run's id."""
         n = len(decided)
+        if n and decided.uniform is not None and self._store.location is not None:
+            items, decision = decided.uniform
+            values = (self.run_id, *decision[:5], sent_at_millis(decision.sent_at))
+            if items.schema.equals(ITEM_COLUMNS_SCHEMA) and _storable(values):
+                self._write_locked(lambda: self._append_alike(items, values))
+                return
         if n:
             if self._run_ids is None or len(self._run_ids) != n:
                 self._run_ids = pa.repeat(pa.scalar(self.run_id, pa.string()), n)
@@ -127,30 +163,49 @@ class ResultsWriter:
         """
         if not batch.schema.equals(RESULTS_SCHEMA):
             batch = _conformed(batch)
+        if self._store.location is None:
+            with self._lock:
+                self._store.memory.append(batch)
+            return
+        self._write_locked(lambda: self._append(batch))
+
+    def _write_locked(self, append: Callable[[], None]) -> None:
+        """Run ``append`` under the writer's lock; the first failure is kept and raised on every later call."""
         with self._lock:
-            store = self._store
-            if store.location is None:
-                store.memory.append(batch)
-                return
             if self.failed is not None:
                 raise self.failed
             try:
-                self._append(batch)
+                append()
             except Exception as exc:
                 self.failed = exc
                 raise
 
     def _append(self, batch: pa.RecordBatch) -> None:
+        # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
+        # Python file makes a dozen small writes per batch), behind its frame.
+        self._write_record(b"", batch.serialize(), batch.num_rows)
+
+    def _append_alike(self, items: pa.RecordBatch, values: tuple[Any, ...]) -> None:
+        header = _ENCODER.encode(values)
+        # Spaces after the JSON (still valid JSON) keep the IPC message 8-byte aligned in the payload,
+        # as Arrow's format asks of its buffers when they are read in place.
+        header += b" " * (-(_HEADER_LENGTH.size + len(header)) % 8)
+        self._write_record(_HEADER_LENGTH.pack(len(header)) + header, items.serialize(), items.num_rows)
+
+    def _write_record(self, head: bytes, message: pa.Buffer, rows: int) -> None:
+        """One record: its frame, ``head`` (a decision, for rows decided alike) and the IPC ``message``."""
         if self._file is not None and self._due_rotation():
             self._close_journal()
         if self._file is None:
             self._open_journal()
-        # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
-        # Python file makes a dozen small writes per batch), behind its frame.
-        payload = batch.serialize()
-        self._file.write(_frame(payload) + payload.to_pybytes())  # one write call: one system call
+        size = len(head) + message.size
+        if size > _MAX_RECORD:  # its length would read as damaged (or, flagged, as another kind)
+            raise ValueError(f"a results record of {size:,} bytes is more than a journal record holds")
+        head_and_length = _LENGTH_AND_SUM.pack((size | _ALIKE) if head else size, zlib.crc32(message, zlib.crc32(head)))
+        # One write call, one copy of the message: one system call.
+        self._file.write(b"".join((head_and_length, struct.pack("<I", zlib.crc32(head_and_length)), head, message)))
         self._file.flush()
-        self._rows_in_file += batch.num_rows
+        self._rows_in_file += rows
 
     def _due_rotation(self) -> bool:
         if self._rows_in_file >= self._store.rotate_rows:
@@ -216,7 +271,7 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
     """
     with fs.open(path, "rb") as f:
         marker = f.read(len(MARKER))
-        if marker != MARKER:
+        if marker not in (MARKER, MARKER_V2):
             if marker.startswith(_IPC_CONTINUATION):
                 # An earlier loader's journal (a plain IPC stream, no sums), left by a run killed before
                 # an upgrade: its rows are recorded, so a resume must skip them rather than send them all again.
@@ -227,30 +282,66 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
             elif len(marker) == len(MARKER):
                 _warn(warned, path, "not a journal this loader writes (damaged), ignored")
             return
-        dropped = 0
-        read = 0
-        while True:
-            frame = f.read(_FRAME.size)
-            if len(frame) < _FRAME.size:
-                break
-            length, payload_sum, frame_sum = _FRAME.unpack(frame)
-            if zlib.crc32(frame[: _LENGTH_AND_SUM.size]) != frame_sum or length > _MAX_RECORD:
-                rest = (
-                    f"{read} record batch(es) read, {dropped} damaged, the rest of the file lost with a damaged frame"
-                )
-                _warn(warned, path, rest)
-                return
-            payload = f.read(length)
-            if len(payload) < length:
-                break
-            batch = _batch(payload, payload_sum)
-            if batch is None:
-                dropped += 1
+        yield from _grouped(_records(f, marker == MARKER, path, warned))
+
+
+def _records(f: Any, alike_kind: bool, path: str, warned: set[str]) -> Iterator[pa.RecordBatch | _Alike]:
+    """The intact records of a journal after its marker (``alike_kind``: the format with records of
+    rows decided alike), in the order written: batches, and rows decided alike as they are kept."""
+    dropped = 0
+    read = 0
+    while True:
+        frame = f.read(_FRAME.size)
+        if len(frame) < _FRAME.size:
+            break
+        length, payload_sum, frame_sum = _FRAME.unpack(frame)
+        alike = alike_kind and bool(length & _ALIKE)
+        if alike:
+            length &= ~_ALIKE
+        if zlib.crc32(frame[: _LENGTH_AND_SUM.size]) != frame_sum or length > _MAX_RECORD:
+            rest = f"{read} record batch(es) read, {dropped} damaged, the rest of the file lost with a damaged frame"
+            _warn(warned, path, rest)
+            return
+        payload = f.read(length)
+        if len(payload) < length:
+            break
+        record = _alike(payload, payload_sum) if alike else _batch(payload, payload_sum)
+        if record is None:
+            dropped += 1
+            continue
+        read += 1
+        yield record
+    if dropped:
+        _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+
+
+class _Alike(NamedTuple):
+    """A record of rows decided alike, as kept: the items' columns, the run id and decision values."""
+
+    items: pa.RecordBatch
+    decision: list[Any]
+
+
+def _grouped(records: Iterator[pa.RecordBatch | _Alike]) -> Iterator[pa.RecordBatch]:
+    """Records as results batches: consecutive records of rows decided alike (up to ``CHUNK_ROWS``
+    rows) become one batch, made at once."""
+    items: list[pa.RecordBatch] = []
+    decisions: list[list[Any]] = []
+    rows = 0
+    for record in records:
+        if isinstance(record, _Alike):
+            items.append(record.items)
+            decisions.append(record.decision)
+            rows += record.items.num_rows
+            if rows < CHUNK_ROWS:
                 continue
-            read += 1
-            yield batch
-        if dropped:
-            _warn(warned, path, f"{dropped} damaged record batch(es) dropped")
+        if items:
+            yield results_of_alike(items, decisions)
+            items, decisions, rows = [], [], 0
+        if not isinstance(record, _Alike):
+            yield record
+    if items:
+        yield results_of_alike(items, decisions)
 
 
 def _stream_batches(f: Any, foreign: Callable[[], None]) -> Iterator[pa.RecordBatch]:
@@ -269,11 +360,6 @@ def _stream_batches(f: Any, foreign: Callable[[], None]) -> Iterator[pa.RecordBa
             return
 
 
-def _frame(payload: pa.Buffer) -> bytes:
-    head = _LENGTH_AND_SUM.pack(payload.size, zlib.crc32(payload))
-    return head + struct.pack("<I", zlib.crc32(head))
-
-
 def _batch(payload: bytes, payload_sum: int) -> pa.RecordBatch | None:
     """The batch in a record, or None when the record is damaged."""
     if zlib.crc32(payload) != payload_sum:
@@ -282,6 +368,45 @@ def _batch(payload: bytes, payload_sum: int) -> pa.RecordBatch | None:
         return pa.ipc.read_record_batch(pa.py_buffer(payload), RESULTS_SCHEMA)
     except (pa.ArrowInvalid, OSError):
         return None
+
+
+def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
+    """A record of rows decided alike, as kept; None when the record is damaged."""
+    if zlib.crc32(payload) != payload_sum:
+        return None
+    try:
+        (size,) = _HEADER_LENGTH.unpack_from(payload)
+        start = _HEADER_LENGTH.size
+        decision = _DECODER.decode(payload[start : start + size])
+        message = pa.py_buffer(payload)[start + size :]
+        if message.address % 8:  # a record written before its JSON was padded: read from a copy
+            message = pa.py_buffer(message.to_pybytes())
+        items = pa.ipc.read_record_batch(message, ITEM_COLUMNS_SCHEMA)
+    except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
+        return None
+    if not _storable(decision):
+        return None
+    return _Alike(items, list(decision))
+
+
+def _storable(values: Sequence[Any]) -> bool:
+    """Whether a decision's values (as :data:`_DecisionValues`) fit the results columns: text, 32-bit
+    status code and attempts, 64-bit milliseconds. Such a record is read back whole; any other is
+    written as rows, whose columns refuse what they cannot hold at once, as before."""
+    run_id, status, code, message, attempts, request_id, sent_at = values
+
+    def whole(value: Any, bounds: range) -> bool:
+        return type(value) is int and value in bounds
+
+    return (
+        isinstance(run_id, str)
+        and isinstance(status, str)
+        and (code is None or whole(code, _INT32))
+        and (message is None or isinstance(message, str))
+        and whole(attempts, _INT32)
+        and (request_id is None or isinstance(request_id, str))
+        and (sent_at is None or whole(sent_at, _INT64))
+    )
 
 
 def _warn(warned: set[str], path: str, what: str) -> None:

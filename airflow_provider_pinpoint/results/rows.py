@@ -48,6 +48,8 @@ DECISION_SCHEMA = pa.schema(
 # A row of the results table: the decision stamped with the run that made it.
 RESULTS_SCHEMA = pa.schema([("run_id", pa.string()), *DECISION_SCHEMA])
 COLUMNS = tuple(RESULTS_SCHEMA.names)
+# An item's own columns without its body: what results rows keep of it.
+ITEM_COLUMNS_SCHEMA = pa.schema(list(ITEM_SCHEMA)[:_ITEM_COLUMNS])
 _RUN_ID = RESULTS_SCHEMA.field("run_id")
 FINAL_STATUSES = (ACCEPTED, REJECTED, UNCHANGED, ALREADY_SENT)
 
@@ -81,19 +83,50 @@ class Row(NamedTuple):
     sent_at: datetime | None
 
 
+class Decision(NamedTuple):
+    """What one answer decided alike for every item of a request: the decision columns' one value each."""
+
+    status: str
+    status_code: int | None
+    message: str | None
+    attempts: int
+    request_id: str | None
+    sent_at: datetime | None
+
+
 class Outcomes:
-    """Items decided together (usually by one answer): ``batch`` holds a row each (:data:`DECISION_SCHEMA`)."""
+    """Items decided together (usually by one answer): ``batch`` holds a row each (:data:`DECISION_SCHEMA`).
 
-    __slots__ = ("batch", "accepted", "rejected", "failed", "events_accepted")
+    Items decided alike (:meth:`all_accepted`) keep their request's columns and the one
+    :class:`Decision` (``uniform``) instead, and make ``batch`` only when it is asked for: the
+    results journal records them as they are (a row's decision is the same in every row), so on
+    the normal path the batch is never built.
+    """
 
-    def __init__(self, batch: pa.RecordBatch, accepted: int, rejected: int, failed: int, events_accepted: int) -> None:
-        self.batch = batch
+    __slots__ = ("_batch", "uniform", "accepted", "rejected", "failed", "events_accepted")
+
+    def __init__(
+        self, batch: pa.RecordBatch | None, accepted: int, rejected: int, failed: int, events_accepted: int
+    ) -> None:
+        self._batch: pa.RecordBatch | None = batch
+        # The items (:data:`ITEM_COLUMNS_SCHEMA`) and their one decision, when decided alike.
+        self.uniform: tuple[pa.RecordBatch, Decision] | None = None
         self.accepted = accepted
         self.rejected = rejected
         self.failed = failed
         self.events_accepted = events_accepted
 
+    @property
+    def batch(self) -> pa.RecordBatch:
+        """The rows, one per item (:data:`DECISION_SCHEMA`)."""
+        if self._batch is None:
+            assert self.uniform is not None
+            self._batch = decided_alike(*self.uniform)
+        return self._batch
+
     def __len__(self) -> int:
+        if self._batch is None and self.uniform is not None:
+            return self.uniform[0].num_rows
         return self.batch.num_rows
 
     def rows(self) -> list[Row]:
@@ -105,13 +138,18 @@ class Outcomes:
     ) -> Outcomes:
         """Every item of ``request`` accepted by one answer, with one status code.
 
-        The request's own columns (but its bodies) are kept as they are and the decision's appended
-        to them: reading them out of a slice of a larger batch, to build a new batch, made an array
-        object per column and cost as much again (see :func:`_with_decision`).
+        The request's own columns (but its bodies) are kept as they are, with the decision beside
+        them: reading them out of a slice of a larger batch, to build a new batch, made an array
+        object per column and cost as much again; the batch (see :func:`decided_alike`) is made
+        only if something asks for it.
         """
         n = len(request)
-        decision = (*_accepted(n, code, attempts), _repeated_text(request_id, n), _repeated_time(sent_at, n))
-        return cls(_with_decision(request.columns, decision), n, 0, 0, request.event_count)
+        outcomes = cls(None, n, 0, 0, request.event_count)
+        outcomes.uniform = (
+            request.columns.drop_columns(_BODY),
+            Decision(ACCEPTED, code, "", attempts, request_id, sent_at),
+        )
+        return outcomes
 
     @classmethod
     def of_results(cls, results: Sequence[ItemResult]) -> Outcomes:
@@ -145,6 +183,35 @@ def _stored_message(result: ItemResult) -> str | None:
         if isinstance(address, str) and address:
             message = message.replace(address, SCRUBBED)
     return one_line(scrubbed(message), MESSAGE_CHARS)
+
+
+def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    """Runs of items (:data:`ITEM_COLUMNS_SCHEMA`), each decided alike, as one batch of results rows.
+
+    ``decisions``: for each run, its run id then its :class:`Decision` with ``sent_at`` in
+    milliseconds (:func:`sent_at_millis`), as the journal keeps them. Each decision column is made
+    from one value per run, repeated by one ``take``: making them run by run cost more than the
+    rest of reading a journal.
+    """
+    joined = items[0] if len(items) == 1 else pa.concat_batches(list(items))
+    runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
+    per_run = zip(*decisions, strict=True)
+    run_ids, status, code, message, attempts, request_id, sent_at = (
+        pa.array(values, field.type).take(runs) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
+    )
+    return pa.RecordBatch.from_arrays(
+        [run_ids, *joined.columns, status, code, message, attempts, request_id, sent_at], schema=RESULTS_SCHEMA
+    )
+
+
+def sent_at_millis(when: datetime | None) -> int | None:
+    """``when`` in milliseconds since the epoch, as the ``sent_at`` column holds it (floored, as
+    ``pa.scalar`` does; a naive time counts as UTC)."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _MILLISECOND
 
 
 def stamped(decided: Outcomes, run_ids: pa.Array) -> pa.RecordBatch:
@@ -194,39 +261,29 @@ _TEXT = pa.string()
 _INT32 = pa.int32()
 _DECISION_FIELDS = list(DECISION_SCHEMA)[_ITEM_COLUMNS:]
 _BODY = [ITEM_SCHEMA.names[_ITEM_COLUMNS]]
+_ALIKE_FIELDS = [_RUN_ID, *_DECISION_FIELDS]
 
 
-def _with_decision(items: pa.RecordBatch, decision: Sequence[pa.Array]) -> pa.RecordBatch:
-    """``items`` (:data:`ITEM_SCHEMA`) without their bodies, with the ``decision`` columns after them:
-    a batch of :data:`DECISION_SCHEMA`.
+def decided_alike(items: pa.RecordBatch, decision: Decision) -> pa.RecordBatch:
+    """Items (:data:`ITEM_COLUMNS_SCHEMA`) all decided as ``decision``: a batch of :data:`DECISION_SCHEMA`.
 
-    Dropping and appending columns works on the batch in Arrow's own structures; reading a slice's
-    columns out as Python objects and building a batch from them took twice the CPU for 100 rows.
+    Appending columns works on the batch in Arrow's own structures; reading a slice's columns out
+    as Python objects and building a batch from them took twice the CPU for 100 rows. The constant
+    columns of the usual decisions are made once (see :func:`_repeated`).
     """
-    batch = items.drop_columns(_BODY)
-    for field, column in zip(_DECISION_FIELDS, decision, strict=True):
+    n = items.num_rows
+    columns = (
+        _repeated(decision.status, n),
+        _repeated(decision.status_code, n, _INT32),
+        _repeated(decision.message, n),
+        _repeated(decision.attempts, n, _INT32),
+        _repeated_text(decision.request_id, n),
+        _repeated_time(decision.sent_at, n),
+    )
+    batch = items
+    for field, column in zip(_DECISION_FIELDS, columns, strict=True):
         batch = batch.append_column(field, column)
     return batch
-
-
-_ACCEPTED: dict[tuple[int, int, int], tuple[pa.Array, ...]] = {}
-
-
-def _accepted(n: int, code: int, attempts: int) -> tuple[pa.Array, ...]:
-    """The status, status_code, message and attempts columns of ``n`` items accepted alike: the same
-    few come back for every request, so they are made once (Arrow arrays are immutable, sharing is safe)."""
-    key = (n, code, attempts)
-    columns = _ACCEPTED.get(key)
-    if columns is None:
-        if len(_ACCEPTED) > 1024:
-            _ACCEPTED.clear()
-        columns = _ACCEPTED[key] = (
-            _repeated(ACCEPTED, n),
-            _repeated(code, n, _INT32),
-            _repeated("", n),
-            _repeated(attempts, n, _INT32),
-        )
-    return columns
 
 
 _OFFSETS: dict[tuple[int, int], pa.Buffer] = {}
@@ -255,17 +312,17 @@ _MILLISECOND = timedelta(milliseconds=1)
 _INT64 = struct.Struct("=q")  # native order, as Arrow buffers
 
 
-def _repeated_time(when: datetime, n: int) -> pa.Array:
+def _repeated_time(when: datetime | None, n: int) -> pa.Array:
     """``when`` ``n`` times, as a ``sent_at`` column: its milliseconds' bytes, repeated.
 
     ``pa.repeat`` of a time-zoned timestamp scalar took about 100 µs for 100 rows, the largest
     piece of recording an accepted request; this is the same values (floored to the millisecond,
     as ``pa.scalar`` does; a naive time counts as UTC) for a few.
     """
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    millis = _INT64.pack((when - _EPOCH) // _MILLISECOND)
-    return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(millis * n)])
+    millis = sent_at_millis(when)
+    if millis is None:
+        return _repeated(None, n, _SENT_AT)
+    return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(millis) * n)])
 
 
 def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import struct
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,10 +13,11 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_pinpoint import load_events
-from airflow_provider_pinpoint.results.journal import journal_paths
-from airflow_provider_pinpoint.results.rows import RESULTS_SCHEMA
+from airflow_provider_pinpoint.prepare.requests import EVENT, Item, Request
+from airflow_provider_pinpoint.results.journal import MARKER_V2, ResultsWriter, journal_batches, journal_paths
+from airflow_provider_pinpoint.results.rows import FAILED, REJECTED, RESULTS_SCHEMA, ItemResult, Outcomes, stamped
 from airflow_provider_pinpoint.results.store import ResultsStore
-from tests.helpers.items import APP, emulator_client
+from tests.helpers.items import APP, emulator_client, make_items, make_requests
 
 ROWS = 300
 
@@ -193,3 +196,212 @@ def test_any_run_id_makes_a_journal_in_the_staging_directory(tmp_path, run_id):
     assert journal.is_file()
     assert store.compact() == {"accepted": 2}
     assert ResultsStore(location).read().column("run_id").to_pylist() == ["r", "r"]
+
+
+# Decisions of whole accepted requests: (code, attempts, request id, sent_at); a time with no zone counts as UTC.
+ALIKE_CASES = [
+    (202, 1, "req-9", datetime(2026, 1, 1, 12, 30, tzinfo=UTC)),
+    (200, 3, None, datetime(2026, 1, 1, 12, 30, 0, 999_999)),
+    (201, 1, 'réq "é"\u2028', datetime(1969, 12, 31, 23, 59, 59, 500, tzinfo=UTC)),
+    (202, 2, "", datetime(2026, 6, 1, tzinfo=UTC)),
+]
+
+
+def alike_and_other_outcomes() -> list[Outcomes]:
+    """Whole accepted requests (journaled as rows decided alike) with items decided one by one between them."""
+    requests = make_requests(make_items(6, 9), per_request=10)
+    decided = [Outcomes.all_accepted(r, *ALIKE_CASES[i % len(ALIKE_CASES)]) for i, r in enumerate(requests[:-1])]
+    last = requests[-1].items
+    one_by_one = [
+        ItemResult(last[0], REJECTED, 400, "no", 1, "req-1", None),
+        ItemResult(last[1], FAILED, None, "not sent", 0, None, None),
+    ]
+    return [*decided[:3], Outcomes.of_results(one_by_one), *decided[3:]]
+
+
+@pytest.mark.parametrize("run_id", ["r", 'run "é"\u2028\\', "x" * 300])
+def test_rows_decided_alike_read_back_as_the_rows_they_stand_for(tmp_path, run_id):
+    decided = alike_and_other_outcomes()
+    assert sum(o.uniform is not None for o in decided) > 3
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer(run_id)
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    run_ids = [pa.repeat(pa.scalar(run_id), len(o)) for o in decided]
+    expected = pa.Table.from_batches([stamped(o, ids) for o, ids in zip(decided, run_ids, strict=True)])
+    [journal] = journal_paths(store.fs, store.staging)
+    assert pa.Table.from_batches(list(journal_batches(store.fs, journal, set()))).equals(expected)
+    assert store.compact() == {"accepted": 50, "rejected": 1, "failed": 1}
+    assert ResultsStore(tmp_path / "results.parquet").read().equals(expected)
+
+
+def test_a_record_of_rows_decided_alike_is_smaller_than_its_rows(tmp_path):
+    [request] = make_requests(make_items(1, 99), per_request=100)
+    outcomes = Outcomes.all_accepted(request, 202, 1, "f" * 36, datetime(2026, 1, 1, tzinfo=UTC))
+    sizes = []
+    for name, add in (("alike", ResultsWriter.add_outcomes), ("rows", ResultsWriter.add)):
+        store = ResultsStore(tmp_path / name / "results.parquet")
+        writer = store.writer("r" * 23)
+        add(writer, outcomes if name == "alike" else stamped(outcomes, pa.repeat(pa.scalar("r" * 23), 100)))
+        writer.close()
+        [journal] = journal_paths(store.fs, store.staging)
+        sizes.append(Path(journal).stat().st_size)
+    assert sizes[0] < sizes[1] * 2 // 3
+
+
+def test_a_damaged_record_of_rows_decided_alike_is_dropped_and_the_others_read(tmp_path, caplog):
+    requests = make_requests(make_items(3, 9), per_request=10)
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("r")
+    for request in requests:
+        writer.add_outcomes(Outcomes.all_accepted(request, 202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC)))
+    writer.close()
+    [journal] = journal_paths(store.fs, store.staging)
+    size = Path(journal).stat().st_size
+    damage(tmp_path / "results.parquet", size // 2, size=4)  # inside the second of three records
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        done = store.done_rows()
+    [warning] = [r.getMessage() for r in caplog.records if "journal" in r.getMessage()]
+    assert "1 damaged record batch" in warning
+    expected: dict[str, set[int]] = {}
+    for item in requests[0].items + requests[2].items:
+        expected.setdefault(item.source, set()).add(item.source_row)
+    assert done == expected
+
+
+def test_a_journal_of_the_earlier_framed_format_is_read(tmp_path, caplog):
+    # A run killed before an upgrade left a journal of the format before records of rows decided alike.
+    staging = tmp_path / ".results.parquet.staging"
+    staging.mkdir()
+    with open(staging / f"{0:020d}-old-00000.arrows", "wb") as old:
+        old.write(MARKER_V2)
+        for batch in (rows(1, 2), rows(3)):
+            payload = batch.serialize().to_pybytes()
+            head = struct.pack("<II", len(payload), zlib.crc32(payload))
+            old.write(head + struct.pack("<I", zlib.crc32(head)) + payload)
+    store = ResultsStore(tmp_path / "results.parquet")
+    store.writer("new").add_outcomes(
+        Outcomes.all_accepted(
+            Request([Item(EVENT, "e", "v", "s", 4, "{}")]), 202, 1, None, datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert store.done_rows() == {"s": {1, 2, 3, 4}}
+        assert store.compact() == {"accepted": 4}
+    assert not caplog.records
+    assert ResultsStore(tmp_path / "results.parquet").read().column("source_row").to_pylist() == [1, 2, 3, 4]
+
+
+def journal_of(tmp_path: Path, decided: list[Outcomes], run_id: str = "r") -> tuple[ResultsStore, bytes]:
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer(run_id)
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    [journal] = journal_paths(store.fs, store.staging)
+    return store, Path(journal).read_bytes()
+
+
+def pairs_read(store: ResultsStore, path: str) -> list[tuple[str, int]]:
+    """(source, source_row) of every row a journal gives back, sorted."""
+    batches = list(journal_batches(store.fs, path, set()))
+    return sorted(
+        pair for b in batches for pair in zip(b["source"].to_pylist(), b["source_row"].to_pylist(), strict=True)
+    )
+
+
+def pairs_of(*requests: Request) -> list[tuple[str, int]]:
+    return sorted((item.source, item.source_row) for request in requests for item in request.items)
+
+
+def test_sent_at_of_rows_decided_alike_reads_back_as_arrow_stores_the_time(tmp_path):
+    times = [case[3] for case in ALIKE_CASES]
+    requests = make_requests(make_items(len(times) // 2, 1), per_request=1)
+    decided = [Outcomes.all_accepted(r, 202, 1, "q", when) for r, when in zip(requests, times, strict=True)]
+    store, _ = journal_of(tmp_path, decided)
+    [journal] = journal_paths(store.fs, store.staging)
+    read = pa.Table.from_batches(list(journal_batches(store.fs, journal, set()))).column("sent_at")
+    # What Arrow itself makes of each time in the sent_at column's type, naive times as UTC.
+    expected = pa.array([w if w.tzinfo else w.replace(tzinfo=UTC) for w in times], RESULTS_SCHEMA.field("sent_at").type)
+    assert read.to_pylist() == expected.to_pylist()
+
+
+@pytest.mark.parametrize("run_id", ["r", "ru", "run", "run-", "run-1", "run-12", "run-123", "run-1234"])
+def test_a_record_of_rows_decided_alike_is_read_with_aligned_buffers(tmp_path, run_id):
+    [request] = make_requests(make_items(1, 4), per_request=5)
+    store, _ = journal_of(tmp_path, [Outcomes.all_accepted(request, 202, 1, None, None)], run_id)
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())
+    for column in batch.columns:
+        assert all(b is None or b.address % 8 == 0 for b in column.buffers()), column.type
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        ("r", "accepted", 202, "", 1 << 31, None, 0),  # attempts past int32
+        ("r", "accepted", True, "", 1, None, 0),  # a bool for a status code
+        ("r", "accepted", 202, "", 1, 7, 0),  # a number for a request id
+        ("r", "accepted", 202, "", 1, None),  # a value short
+    ],
+)
+def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp_path, caplog, decision):
+    import msgspec
+
+    from airflow_provider_pinpoint.results.journal import _HEADER_LENGTH
+
+    first, second = make_requests(make_items(2, 2), per_request=3)
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("r")
+    writer.add_outcomes(Outcomes.all_accepted(first, 202, 1, None, None))
+    head = msgspec.json.encode(decision)
+    items = second.columns.drop_columns(["body"])
+    writer._write_locked(lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), 3))
+    writer.close()
+    [journal] = journal_paths(store.fs, store.staging)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert pairs_read(store, journal) == pairs_of(first)
+    assert any("1 damaged record batch" in r.getMessage() for r in caplog.records)
+
+
+def test_a_decision_the_columns_cannot_hold_is_refused_when_written_and_leaves_no_record(tmp_path):
+    [request] = make_requests(make_items(1, 2), per_request=3)
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("r")
+    with pytest.raises((OverflowError, pa.ArrowInvalid)):
+        writer.add_outcomes(Outcomes.all_accepted(request, 202, 1 << 31, None, None))
+    writer.close()
+    assert not [pairs_read(store, j) for j in journal_paths(store.fs, store.staging) if pairs_read(store, j)]
+
+
+def test_a_journal_cut_anywhere_or_with_a_bit_flipped_reads_exactly_its_intact_records(tmp_path):
+    requests = make_requests(make_items(4, 1), per_request=2)
+    decided = [Outcomes.all_accepted(r, 202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC)) for r in requests[:3]]
+    decided.insert(1, Outcomes.of_results([ItemResult(requests[3].items[0], REJECTED, 400, "no", 1, "q", None)]))
+    per_record = [pairs_of(requests[0]), [(requests[3].items[0].source, requests[3].items[0].source_row)]]
+    per_record += [pairs_of(requests[1]), pairs_of(requests[2])]
+    store, data = journal_of(tmp_path, decided)
+    # The records' bounds, parsed independently of the reader: a 12-byte frame then the payload.
+    bounds, at = [], len(MARKER_V2)
+    while at < len(data):
+        (length,) = struct.unpack_from("<I", data, at)
+        bounds.append((at, at + 12 + (length & 0x7FFFFFFF)))
+        at = bounds[-1][1]
+    assert len(bounds) == 4
+    path = tmp_path / "journal.arrows"
+
+    def read(raw: bytes) -> list[tuple[str, int]]:
+        path.write_bytes(raw)
+        return pairs_read(store, str(path))
+
+    for cut in range(len(data) + 1):
+        whole = [pair for rows, (_, end) in zip(per_record, bounds, strict=True) if end <= cut for pair in rows]
+        assert read(data[:cut]) == sorted(whole), cut
+    for at in range(len(MARKER_V2), len(data)):
+        flipped = bytearray(data)
+        flipped[at] ^= 1 << (at % 8)
+        [hit] = [i for i, (start, end) in enumerate(bounds) if start <= at < end]
+        # A flip in a frame loses the rest of the file; one in a payload loses that record only.
+        kept = range(hit) if at < bounds[hit][0] + 12 else [i for i in range(4) if i != hit]
+        assert read(bytes(flipped)) == sorted(pair for i in kept for pair in per_record[i]), at
