@@ -50,13 +50,20 @@ TARGET_PEAK_MB = 1024.0
 _CHUNK = 1_000_000
 
 
-def write_days(directory: Path, endpoints: int, changed: float, seed: int) -> tuple[Path, Path, int]:
+def write_days(
+    directory: Path, endpoints: int, changed: float, seed: int, shuffled: bool = False
+) -> tuple[Path, Path, int]:
     """Day 1's endpoints table and day 2's, where a ``changed`` share of the rows has another lifetime
-    value; written a million rows at a time (datagen's columns, ids numbered across the chunks)."""
+    value; written a million rows at a time (datagen's columns, ids numbered across the chunks).
+
+    The rows are in the order of their ids, as a table exported ``ORDER BY`` its key; ``shuffled``
+    puts each day's rows in another random order (within each million rows), as an export in no
+    particular order: then no shortcut for ordered ids or for ids in last run's order applies."""
     import datagen
 
     rng = np.random.default_rng(seed)
-    day1, day2 = directory / f"day1-{endpoints}.parquet", directory / f"day2-{endpoints}.parquet"
+    order = "shuffled" if shuffled else "sorted"
+    day1, day2 = (directory / f"day{day}-{endpoints}-{order}.parquet" for day in (1, 2))
     picked = np.zeros(endpoints, dtype=bool)
     picked[rng.choice(endpoints, int(round(endpoints * changed)), replace=False)] = True
     writers: list[pq.ParquetWriter] = []
@@ -68,10 +75,13 @@ def write_days(directory: Path, endpoints: int, changed: float, seed: int) -> tu
             value = table.column("Metrics.lifetime_value")
             moved = pc.if_else(pa.array(picked[start : start + n]), pc.add(value, 1.0), value)
             at = table.schema.get_field_index("Metrics.lifetime_value")
+            tables = [table, table.set_column(at, "Metrics.lifetime_value", moved)]
+            if shuffled:
+                tables = [each.take(pa.array(rng.permutation(n))) for each in tables]
             if not writers:
                 writers = [pq.ParquetWriter(day1, table.schema), pq.ParquetWriter(day2, table.schema)]
-            writers[0].write_table(table)
-            writers[1].write_table(table.set_column(at, "Metrics.lifetime_value", moved))
+            for writer, each in zip(writers, tables, strict=True):
+                writer.write_table(each)
     finally:
         for writer in writers:
             writer.close()
@@ -144,9 +154,9 @@ def _line(name: str, figures: dict) -> str:
     )
 
 
-def daily(work: Path, url: str, endpoints: int, changed: float, seed: int) -> dict:
-    day1, day2, moved = write_days(work, endpoints, changed, seed)
-    state = str(work / f"state-{endpoints}")
+def daily(work: Path, url: str, endpoints: int, changed: float, seed: int, shuffled: bool = False) -> dict:
+    day1, day2, moved = write_days(work, endpoints, changed, seed, shuffled)
+    state = str(work / f"state-{endpoints}-{'shuffled' if shuffled else 'sorted'}")
     runs = {}
     for name, table, with_state in (("full", day2, False), ("first", day1, True), ("sync", day2, True)):
         spec = {
@@ -161,14 +171,22 @@ def daily(work: Path, url: str, endpoints: int, changed: float, seed: int) -> di
     full, sync = runs["full"], runs["sync"]
     requests = sync["summary"]["requests"] / full["summary"]["requests"]
     cpu = sync["cpu_s"] / full["cpu_s"]
-    print(f"  {endpoints:,} endpoints, {moved:,} changed ({moved / endpoints:.1%})")
+    order = "each day in another random order" if shuffled else "rows in id order"
+    print(f"  {endpoints:,} endpoints, {moved:,} changed ({moved / endpoints:.1%}), {order}")
     print(
         f"  requests: sync / full = {requests:.2%} (target <= {TARGET_REQUESTS:.1%}): {_verdict(requests <= TARGET_REQUESTS)}"
     )
     print(f"  client CPU: sync / full = {cpu:.1%} (target <= {TARGET_CPU:.0%}): {_verdict(cpu <= TARGET_CPU)}")
     print(f"  state on disk: {_size(Path(state)) / 2**20:.1f} MB")
     assert sync["summary"]["accepted"] == moved and sync["summary"]["unchanged"] == endpoints - moved
-    return {"endpoints": endpoints, "changed": moved, "runs": runs, "requests_ratio": requests, "cpu_ratio": cpu}
+    return {
+        "endpoints": endpoints,
+        "changed": moved,
+        "shuffled": shuffled,
+        "runs": runs,
+        "requests_ratio": requests,
+        "cpu_ratio": cpu,
+    }
 
 
 def large_state(work: Path, url: str, endpoints: int, changed: float, seed: int, shards: int, single: bool) -> dict:
@@ -291,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also a daily sync of --endpoints against a state padded to this many endpoints (one shard's view)",
     )
+    parser.add_argument(
+        "--shuffled",
+        action="store_true",
+        help="daily sync: each day's rows in another random order (default: in id order, as exported ORDER BY id)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
@@ -307,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if args.endpoints and not args.padded_state:
             print(f"[daily sync: {args.endpoints:,} endpoints]", flush=True)
-            figures["daily"] = daily(work, emu.url, args.endpoints, args.changed, args.seed)
+            figures["daily"] = daily(work, emu.url, args.endpoints, args.changed, args.seed, args.shuffled)
         if args.state_endpoints:
             print(f"[large state: {args.state_endpoints:,} endpoints]", flush=True)
             figures["large"] = large_state(
