@@ -59,7 +59,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import botocore.auth
-from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP
+from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import NoCredentialsError
@@ -115,6 +115,11 @@ class Target:
     signed: tuple[tuple[str, str], ...]  # (lower-case name, canonical value) of the early headers SigV4 signs
     canonical_path: str
     scope_tail: str  # region/service/aws4_request
+    # The canonical request around its per-request values, without and with a session token (see _layout).
+    plain: tuple[tuple[str, ...], str]
+    with_token: tuple[tuple[str, ...], str]
+    invocation_at: int  # where amz-sdk-invocation-id is in late_headers; -1: not there
+    length_at: int  # where Content-Length is in early_headers; -1: appended last
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,68 +375,101 @@ def _target(
     signed.setdefault("host", host_from_url(request.url))
     region = signing.get("region") or region_name
     service = signing.get("signing_name") or signing_name
+    canonical_path = quote(normalize_url_path(urlsplit(request.url).path), safe="/~")
+    signed_items = tuple(sorted(signed.items()))
+    late_names = [name.lower() for name, _ in late]
+    early_names = [name.lower() for name, _ in early]
     return Target(
         url=request.url,
         context=context,
         early_headers=tuple((name, value.encode()) for name, value in early),
         late_headers=tuple((name, value.encode()) for name, value in late),
-        signed=tuple(sorted(signed.items())),
-        canonical_path=quote(normalize_url_path(urlsplit(request.url).path), safe="/~"),
+        signed=signed_items,
+        canonical_path=canonical_path,
         scope_tail=f"{region}/{service}/aws4_request",
+        plain=_layout(canonical_path, signed_items, ("x-amz-date",)),
+        with_token=_layout(canonical_path, signed_items, ("x-amz-date", "x-amz-security-token")),
+        invocation_at=late_names.index(_INVOCATION_ID) if _INVOCATION_ID in late_names else -1,
+        length_at=early_names.index("content-length") if "content-length" in early_names else -1,
     )
+
+
+def _layout(
+    canonical_path: str, signed: tuple[tuple[str, str], ...], dynamic: tuple[str, ...]
+) -> tuple[tuple[str, ...], str]:
+    """The canonical request of every request to a target, cut where the values of the ``dynamic``
+    headers go (in the order SigV4 sorts them), up to the payload hash; and the signed header names.
+
+    SigV4's canonical request is the method, the path, an empty query, one ``name:value`` line per
+    signed header sorted by name, the names joined by ``;`` and the payload's hash. Only the date,
+    the session token and the hash change from one request to the next: the rest is joined once
+    here, and per request the parts and the values are joined in turn (``_signed_headers``).
+    """
+    rows = sorted([*signed, *((name, None) for name in dynamic)], key=lambda row: row[0])
+    names = ";".join(name for name, _ in rows)
+    parts: list[str] = []
+    current = f"POST\n{canonical_path}\n\n"
+    for name, value in rows:
+        if value is None:
+            parts.append(f"{current}{name}:")
+            current = "\n"
+        else:
+            current += f"{name}:{value}\n"
+    parts.append(f"{current}\n{names}\n")
+    return tuple(parts), names
 
 
 def _signed_headers(signer: Any, target: Target, body: bytes) -> list[tuple[str, bytes]]:
     """The headers botocore sends ``body`` with: its own, SigV4's (over the current credentials), its late ones.
 
     SigV4 as ``botocore.auth.SigV4Auth.add_auth`` computes it for these headers (the tests compare
-    both for the same clock), without building the generic request objects it walks.
+    both for the same clock), without building the generic request objects it walks; what is the
+    same for every request to the target (the canonical request around the date, token and payload
+    hash) was laid out once, by :func:`_layout`.
     """
     credentials = signer._credentials
     frozen = credentials.get_frozen_credentials() if credentials is not None else None
     if frozen is None:
         raise NoCredentialsError()
-    stamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)
+    stamp = _timestamp(botocore.auth.get_current_datetime())
     headers = list(target.early_headers)
     trace: dict[str, str] = {}
     add_recursion_detection_header({"headers": trace})
-    headers += [(name, value.encode()) for name, value in trace.items()]
-    signed = [*target.signed, ("x-amz-date", stamp)]
+    if trace:
+        headers += [(name, value.encode()) for name, value in trace.items()]
     headers.append(("X-Amz-Date", stamp.encode()))
-    if frozen.token:
-        signed.append(("x-amz-security-token", " ".join(frozen.token.split())))
-        headers.append(("X-Amz-Security-Token", frozen.token.encode()))
-    signed.sort()
-    names = ";".join(name for name, _ in signed)
-    canonical = "\n".join(
-        (
-            "POST",
-            target.canonical_path,
-            "",
-            "".join(f"{name}:{value}\n" for name, value in signed),
-            names,
-            sha256(body).hexdigest() if body else EMPTY_SHA256_HASH,
-        )
-    )
-    day = stamp[:8]
-    scope = f"{day}/{target.scope_tail}"
+    payload_hash = sha256(body).hexdigest() if body else EMPTY_SHA256_HASH
+    token = frozen.token
+    if token:
+        headers.append(("X-Amz-Security-Token", token.encode()))
+        (before, between, after), names = target.with_token
+        canonical = f"{before}{stamp}{between}{' '.join(token.split())}{after}{payload_hash}"
+    else:
+        (before, after), names = target.plain
+        canonical = f"{before}{stamp}{after}{payload_hash}"
+    scope = f"{stamp[:8]}/{target.scope_tail}"
     to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{sha256(canonical.encode()).hexdigest()}"
     signature = hmac.new(_signing_key(frozen.secret_key, scope), to_sign.encode(), sha256).hexdigest()
     authorization = (
         f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
     )
     headers.append(("Authorization", authorization.encode()))
-    for name, value in target.late_headers:
-        headers.append((name, str(uuid.uuid4()).encode() if name.lower() == _INVOCATION_ID else value))
+    headers += target.late_headers
+    if target.invocation_at >= 0:
+        at = len(headers) - len(target.late_headers) + target.invocation_at
+        headers[at] = (headers[at][0], str(uuid.uuid4()).encode())
     # Where botocore's header dict would put it: in place of one the probe copied, else last.
     length = str(len(body)).encode()
-    for index, (name, _) in enumerate(headers):
-        if name.lower() == "content-length":
-            headers[index] = (name, length)
-            break
+    if target.length_at >= 0:
+        headers[target.length_at] = (headers[target.length_at][0], length)
     else:
         headers.append(("Content-Length", length))
     return headers
+
+
+def _timestamp(now: Any) -> str:
+    """``now`` as SigV4's ``X-Amz-Date`` (``SIGV4_TIMESTAMP``), formatted without ``strftime``'s locale work."""
+    return f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
 
 
 class _Raw:

@@ -351,6 +351,23 @@ def test_the_hash_set_finds_what_was_added_across_merged_runs(max_run, monkeypat
     assert seen.contains(probe).tolist() == [i % 2 == 0 and i < 2002 for i in range(2010)]
 
 
+def test_the_hash_set_keeps_each_hash_once_whatever_order_they_come_in():
+    rng = np.random.default_rng(7)
+    batches = [rng.integers(0, 1 << 64, 300, dtype=np.uint64, endpoint=False) for _ in range(4)]
+    batches[1][:100] = batches[0][:100]  # repeats of an earlier batch
+    batches[2][::2] = batches[2][1::2]  # repeats within a batch, out of order
+    batches[3][:3] = [0, np.iinfo(np.uint64).max, 0]
+    seen = validation.HashSet()
+    for batch in batches:
+        seen.add(batch)
+    expected = set(np.concatenate(batches).tolist())
+    assert len(seen) == len(expected)
+    for run in seen._runs:
+        assert (np.diff(run.astype(object)) > 0).all()  # sorted and distinct (no uint64 wrap-around)
+    assert seen.contains(np.concatenate(batches)).all()
+    assert not seen.contains(np.array([1, 2, 3], dtype=np.uint64)).any()
+
+
 def _reference_losers(batches: list[list[str]], endpoint_ids: list[str]) -> tuple[list[list[str]], dict[str, str]]:
     """Row by row in plain Python: the first spelling of each lower-cased id wins, later other spellings lose."""
     first = {spelling.lower(): spelling for spelling in endpoint_ids}

@@ -313,3 +313,32 @@ def test_an_airflow_hooks_client_is_sent_to_directly_with_the_same_headers(serve
         headers.pop("amz-sdk-invocation-id")
     assert list(direct.items()) == list(plain.items())
     assert server.received[1][3] == BODY
+
+
+@pytest.mark.parametrize("token", [None, "a  session token "])
+def test_signed_headers_sorting_around_the_date_and_token_are_signed_like_botocore(monkeypatch, token):
+    # botocore's own client signs none of these; a header that sorts before, between or after the
+    # per-request ones must still land where SigV4Auth puts it in the canonical request.
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from airflow_provider_pinpoint.sinks import direct_send
+
+    fixed = datetime.datetime(2026, 11, 22, 3, 4, 5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    headers = {"Accept": "x", "Content-Type": "application/json", "X-Amz-Extra": "a  b", "X-Amz-Zeta": "z"}
+    url = "https://pinpoint.us-east-1.amazonaws.com/v1/apps/app-1/events"
+    probe = AWSRequest(method="POST", url=url, headers=dict(headers))
+    probe.context = {}
+    target = direct_send._target(probe, list(headers.items()), "mobiletargeting", "us-east-1", "v4")
+    credentials = Credentials(ACCESS_KEY, SECRET_KEY, token)
+    signer = type("Signer", (), {"_credentials": credentials})()
+
+    sent = dict(direct_send._signed_headers(signer, target, BODY))
+
+    reference = AWSRequest(method="POST", url=url, headers=dict(headers), data=BODY)
+    reference.context = {}
+    botocore.auth.SigV4Auth(credentials, "mobiletargeting", "us-east-1").add_auth(reference)
+    assert sent["Authorization"].decode() == reference.headers["Authorization"]
+    assert sent["X-Amz-Date"].decode() == reference.headers["X-Amz-Date"] == "20261122T030405Z"
+    assert ("X-Amz-Security-Token" in sent) == (token is not None)

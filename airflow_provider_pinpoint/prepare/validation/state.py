@@ -48,7 +48,7 @@ class HashSet:
         return found
 
     def add(self, hashes: np.ndarray) -> None:
-        run = np.unique(np.asarray(hashes, dtype=np.uint64))
+        run = _distinct(np.sort(np.asarray(hashes, dtype=np.uint64)))
         while self._runs and len(self._runs[-1]) <= len(run) and len(self._runs[-1]) + len(run) <= self.MAX_RUN:
             run = _merged(self._runs.pop(), run)
         if len(run):
@@ -65,10 +65,19 @@ def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     both = np.concatenate((older, newer))
     del older, newer
     both.sort(kind="stable")
-    distinct = np.empty(len(both), dtype=bool)
+    return _distinct(both)
+
+
+def _distinct(ordered: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array, in order: ``np.unique`` of it, without numpy's hash table.
+
+    numpy 2's ``np.unique`` of 64-bit integers builds a hash table and sorts what it kept; on the
+    hashes of a 65,536-row batch that took about 20 ms against under 1 ms for a sort and one pass.
+    """
+    distinct = np.empty(len(ordered), dtype=bool)
     distinct[:1] = True
-    np.not_equal(both[1:], both[:-1], out=distinct[1:])
-    return both[distinct]
+    np.not_equal(ordered[1:], ordered[:-1], out=distinct[1:])
+    return ordered[distinct]
 
 
 def hashed(values: pa.Array) -> np.ndarray:
