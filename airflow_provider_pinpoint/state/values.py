@@ -9,8 +9,9 @@ How: a row's hash is two 64-bit lanes, each a sum of terms, one term per 8-byte 
 Every column has keys of its own, made from its name and kind: a key per word position (and for
 the length, a null, a long value) and an odd weight per position. A text value of up to 256 bytes
 is cut into words; each word, xored with its position's key, goes through the splitmix64
-finaliser (so a change of any byte moves every bit); lane 0 adds the mixed words, lane 1 adds them
-times their weights; the value's length is one more such word. Longer values are hashed whole
+finaliser (so a change of any byte moves every bit), less what a word of zeros gives there (so
+that zeros past a value's end add nothing); lane 0 adds the mixed words, lane 1 adds them times
+their weights; the value's length is one more such word. Longer values are hashed whole
 with blake2b, numbers by their bits, a null by a key of its own. A list's items are hashed as a
 column of their own, each item's two lanes then mixed with its position, one lane at a time, and
 summed with the list's length. The lanes of a row start from a key of :data:`FORMAT` and the set of
@@ -18,9 +19,10 @@ columns, and go through the finaliser once more. So a column added or removed, a
 another column, or a change of :data:`FORMAT` (bump it whenever the body code changes what a body
 says, or this hash changes) makes every row count as changed.
 
-Format ``endpoint-values-v2`` (this one) sums every column's words into the row's lanes; v1 mixed
-each column's lanes on their own first, twice the arithmetic. A state written by v1 matches no row:
-the first sync after the upgrade sends every endpoint once.
+Format ``endpoint-values-v2`` (this one) sums every column's words into the row's lanes, a block
+of rows at a time, for about half the CPU of v1, which mixed each column's lanes on their own
+first. A state written by v1 matches no row: the first sync after the upgrade sends every
+endpoint once.
 
 This is not a cryptographic hash: it guards against accidental collisions (two 64-bit lanes with
 independent weights), not crafted ones. A collision could only ever make a changed row look
