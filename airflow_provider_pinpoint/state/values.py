@@ -135,7 +135,7 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
     down = (offsets[:-1] & 7).view(np.uint64)
     down <<= np.uint64(3)
     up = np.uint64(64) - down
-    cut = np.empty(n, dtype=np.int64)
+    cut, ends = np.empty(n, dtype=np.int64), lengths * -8
     shortest = int(lengths.min(initial=0))
     if every:
         np.take(words, at, out=high, mode="clip")
@@ -146,9 +146,8 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
         value = np.right_shift(low, down, out=low)
         value |= np.left_shift(high, up, out=spare)
         if shortest < 8 * (word + 1):  # keep each value's own bytes: shift the others out at the top
-            np.multiply(lengths, -8, out=cut)
-            cut += 64 * (word + 1)
-            np.clip(cut, 0, 64, out=cut)
+            np.add(ends, 64 * (word + 1), out=cut)  # 64 and more for a value already ended: shifts to 0
+            np.maximum(cut, 0, out=cut)
             np.left_shift(value, cut.view(np.uint64), out=value)
             np.right_shift(value, cut.view(np.uint64), out=value)
         _term(lanes, value, word, keys, spare)
@@ -219,8 +218,11 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     items = array.values.slice(start, int(offsets[-1]))  # what a null list spans is hashed, then overwritten
     hashed = _lanes(items, _keys(name + "\0item"), name + "\0item")
     lengths = np.diff(offsets)
+    starts = np.zeros(len(items) + 1, dtype=np.int64)  # each item's list's start: the last start at or before it
+    starts[offsets[:-1]] = offsets[:-1]
+    np.maximum.accumulate(starts, out=starts)
     positions = np.arange(len(items), dtype=np.int64)
-    positions -= np.repeat(offsets[:-1], lengths)
+    positions -= starts[:-1]
     placed = positions.view(np.uint64)
     placed *= _GOLDEN
     spare = np.empty(len(items), dtype=np.uint64)
