@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashlib import blake2b
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -172,55 +174,152 @@ def test_long_values_hash_by_their_whole_text_and_alike_in_any_slice():
         assert (column_hash(column.slice(start, 6)) == hashes[start : start + 6]).all()
 
 
-def _one_value(value: bytes) -> list[int]:
-    """A short value's hash from its definition (docs of ``values``): its zero-padded 8-byte words,
-    each mixed with its position's key, summed per lane (lane 1 weighed by keys of its own), then
-    mixed with its length; computed for the one value alone."""
-    words = np.frombuffer(value + b"\0" * (-len(value) % 8), "<u8")
-    spread = values._mix(words ^ values._word_keys(len(words), 0)[: len(words)])
-    lanes = [
-        spread.sum(dtype=np.uint64),
-        (spread * values._word_keys(len(words), 1)[: len(words)]).sum(dtype=np.uint64),
-    ]
-    sized = np.uint64(len(value)) * np.uint64(0xFF51AFD7ED558CCD)
-    return [
-        int(values._mix(np.array([(lane ^ sized) + key], dtype=np.uint64))[0])
-        for lane, key in zip(lanes, values._LANE_KEYS, strict=True)
-    ]
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+WORDS = values._LONG // 8
+LENGTH, WHOLE, NULL, PLACE = WORDS, WORDS + 1, WORDS + 2, WORDS + 3
+
+
+def mix(x: int) -> int:
+    x ^= x >> 30
+    x = x * 0xBF58476D1CE4E5B9 & MASK
+    x ^= x >> 27
+    x = x * 0x94D049BB133111EB & MASK
+    return x ^ (x >> 31)
+
+
+def keys_of(name: str) -> list[list[int]]:
+    """A column's keys from their definition: per lane, the finaliser of slot times the golden
+    ratio plus a seed from blake2b of the name; lane 1's made odd."""
+    digest = blake2b(name.encode(), digest_size=16).digest()
+    seeds = [int.from_bytes(digest[8 * lane : 8 * lane + 8], "little") for lane in range(2)]
+    lanes = [[mix((slot * GOLDEN + seed) & MASK) for slot in range(PLACE + 1)] for seed in seeds]
+    lanes[1] = [key | 1 for key in lanes[1]]
+    return lanes
+
+
+def term(lanes: list[int], word: int, slot: int, keys: list[list[int]]) -> None:
+    mixed = mix(word ^ keys[0][slot])
+    lanes[0] = (lanes[0] + mixed) & MASK
+    lanes[1] = (lanes[1] + mixed * keys[1][slot]) & MASK
+
+
+def text_lanes(value: bytes | None, keys: list[list[int]]) -> list[int]:
+    """A text value's lanes from the definition (module docstring), for the one value alone: its
+    zero-padded words each xored with its position's key and mixed, less what a word of zeros
+    mixes to; lane 1 weighs them; then the length as one more word."""
+    if value is None:
+        return [keys[0][NULL], keys[1][NULL]]
+    if len(value) > values._LONG:
+        digest = blake2b(value, digest_size=16, person=b"long value").digest()
+        halves = [int.from_bytes(digest[8 * lane : 8 * lane + 8], "little") for lane in range(2)]
+        return [mix(half ^ keys[lane][WHOLE]) for lane, half in enumerate(halves)]
+    lanes = [0, 0]
+    for position in range(0, len(value), 8):
+        word = int.from_bytes(value[position : position + 8], "little")
+        slot = position // 8
+        mixed = (mix(word ^ keys[0][slot]) - mix(keys[0][slot])) & MASK
+        lanes[0] = (lanes[0] + mixed) & MASK
+        lanes[1] = (lanes[1] + mixed * keys[1][slot]) & MASK
+    term(lanes, len(value), LENGTH, keys)
+    return lanes
+
+
+def list_lanes(items: list[bytes | None] | None, name: str) -> list[int]:
+    """A list's lanes from the definition: each item's lanes (under the items' keys), each lane
+    xored with the item's position times the golden ratio and a key, mixed and summed; then the
+    list's length as one more word."""
+    keys = keys_of(name)
+    if items is None:
+        return [keys[0][NULL], keys[1][NULL]]
+    lanes = [0, 0]
+    for position, item in enumerate(items):
+        hashed = text_lanes(item, keys_of(name + "\0item"))
+        for lane in range(2):
+            lanes[lane] = (lanes[lane] + mix(hashed[lane] ^ (position * GOLDEN & MASK) ^ keys[lane][PLACE])) & MASK
+    term(lanes, len(items), LENGTH, keys)
+    return lanes
 
 
 def test_texts_hash_word_by_word_as_each_value_alone():
-    # Values of every length up to the long limit, side by side in one column (and in a slice of it):
-    # each hashes as its own words do, whatever the lengths of the values around it.
+    # Values of every length up to past the long limit, side by side in one column (and in a slice
+    # of it): each hashes as its definition says for it alone, whatever the lengths around it.
     rng = np.random.default_rng(7)
-    texts = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in rng.permutation(values._LONG + 1)]
+    lengths = rng.permutation(values._LONG + 20)
+    texts = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) if n % 11 else None for n in lengths]
     column = pa.array(texts, pa.binary())
-    with np.errstate(over="ignore"):
-        expected = [_one_value(text) for text in texts]
-        assert column_hash(column).tolist() == expected
-        assert column_hash(column.slice(100, 50)).tolist() == expected[100:150]
+    expected = [text_lanes(text, keys_of("x\0binary")) for text in texts]
+    assert column_hash(column, "x").tolist() == expected
+    assert column_hash(column.slice(100, 50), "x").tolist() == expected[100:150]
+
+
+@pytest.mark.parametrize("shape", ["short", "mixed", "rare-long"])
+def test_rows_hash_as_their_definition_says(shape):
+    rng = np.random.default_rng(11)
+    rows = 300
+    limit = {"short": 8, "mixed": 40, "rare-long": 12}[shape]
+    sizes = rng.integers(0, limit + 1, size=rows)
+    if shape == "rare-long":
+        sizes[::37] = rng.integers(13, 300, size=len(sizes[::37]))
+    texts = [
+        None if i % 13 == 5 else bytes(rng.integers(97, 123, int(n), dtype=np.uint8)).decode()
+        for i, n in enumerate(sizes)
+    ]
+    lists = [
+        None if i % 17 == 3 else [str(rng.integers(0, 5)) * int(rng.integers(0, 12)) for _ in range(i % 4)]
+        for i in range(rows)
+    ]
+    numbers = [None if i % 7 == 0 else float(rng.normal()) for i in range(rows)]
+    columns = {"Address": pa.array(texts), "Attributes.a": pa.array(lists), "Metrics.m": pa.array(numbers)}
+    hashes = row_hashes(columns, rows)
+    assert hashes is not None
+    start = keys_of(values.FORMAT + "|Address,Attributes.a,Metrics.m")
+    for row in range(rows):
+        lanes = [start[0][0], start[1][0]]
+        text = texts[row]
+        parts = [
+            text_lanes(None if text is None else text.encode(), keys_of("Address\0string")),
+            list_lanes(
+                None if lists[row] is None else [item.encode() for item in lists[row]], "Attributes.a\0list<string>"
+            ),
+        ]
+        number = keys_of("Metrics.m\0double")
+        if numbers[row] is None:
+            parts.append([number[0][NULL], number[1][NULL]])
+        else:
+            part = [0, 0]
+            term(part, int(np.float64(numbers[row]).view(np.uint64)), 0, number)
+            parts.append(part)
+        for part in parts:
+            lanes = [(lane + value) & MASK for lane, value in zip(lanes, part, strict=True)]
+        assert hashes[row].tolist() == [mix(lane) for lane in lanes], row
 
 
 def test_hashes_stay_those_of_states_already_written():
     # A state on disk holds these hashes: a change here makes every endpoint of every state go again
     # (then bump FORMAT on purpose, and change these figures with it).
     texts = ["", "a", "ep-000000001", "user1@example.com", "x" * 64 + "é", "y" * 300, None]
-    assert column_hash(pa.array(texts)).tolist() == [
-        [10749833864783185041, 17504965309670356325],
-        [14384019620721890959, 6423635492200576480],
-        [9493861377102472238, 7672755857678553913],
-        [15374550239994386393, 6056260360044918529],
-        [6346939868057825660, 17228881053217226926],
-        [4385747109189852266, 13668441691963801070],
-        [11400714819323198485, 11400714819323198485],
-    ]
+    assert column_hash(pa.array(texts)).tolist() == PINNED_TEXTS
     rows = {
         "Id": pa.array(["ep-1", "EP-2"]),
         "Metrics.x": pa.array([1.5, None]),
         "Attributes.a": pa.array([["x", "y"], []]),
     }
     hashes = row_hashes(rows, 2)
-    assert hashes is not None and hashes.tolist() == [
-        [7321695918152334306, 5410068497243170361],
-        [14896328415313133186, 17120146481440160442],
-    ]
+    assert hashes is not None and hashes.tolist() == PINNED_ROWS
+    assert values.FORMAT == "endpoint-values-v2"
+
+
+PINNED_TEXTS = [
+    [16109114728949929412, 3527942404127367156],
+    [213110024080170968, 15985859344454923032],
+    [2102842228928219930, 14968692886597111480],
+    [5606854159021162523, 17834899584362896873],
+    [11472225772971935828, 7926325795533661658],
+    [10386575101912130348, 5448068210713928394],
+    [1330992965811178294, 6359804680374085397],
+]
+PINNED_ROWS = [
+    [2115320804249491591, 7044373083140195649],
+    [9838534336738665182, 449856946272017329],
+]
