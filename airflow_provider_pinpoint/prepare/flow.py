@@ -136,15 +136,18 @@ def _endpoints(
     freed on the way, which it would keep for the whole load; it is handed back slice by slice.
     """
     table = read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
-    seen = validation.seen_for(table)  # what the slices need to carry from one to the next
+    # The ids as validation makes them text (42.0 -> "42"), made once for validation and the state.
+    ids = coerce.to_string(table.column("Id"))[0] if sync is not None and "Id" in table.column_names else None
+    seen = validation.seen_for(table, ids)  # what the slices need to carry from one to the next
     rejections: list[Rejection] = []
     kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
     # With a state: what it holds for each row, read once, so that a slice is compared as soon as it
     # is validated and only its changed rows' bodies are built (most rows of a daily sync are unchanged).
     known = None
-    if sync is not None and "Id" in table.column_names:  # ids as validation makes them text (42.0 -> "42")
-        known = sync.known(coerce.to_string(table.column("Id"))[0])
+    if sync is not None and ids is not None:
+        known = sync.known(ids, distinct=seen.ids_distinct)
+    del ids
     for start in range(0, table.num_rows, batch_rows):
         checked = validation.endpoints(table.slice(start, batch_rows), seen)
         hashes, same = None, np.zeros(len(checked), dtype=bool)

@@ -112,10 +112,14 @@ class Sync:
         with the state by :meth:`unchanged_endpoints` (the stream sinks' endpoint records)."""
         self._slices.append((ids, text_hashes(bodies), None))
 
-    def known(self, ids: pa.Array | pa.ChunkedArray) -> Known:
+    def known(self, ids: pa.Array | pa.ChunkedArray, *, distinct: bool = False) -> Known:
         """What the state holds for each of ``ids`` (an endpoints table's whole id column, as read):
         read once, so that each slice can then be compared as soon as it is validated, and only the
-        rows that changed need a body at all. A full refresh knows nothing."""
+        rows that changed need a body at all. A full refresh knows nothing.
+
+        ``distinct``: no two of ``ids`` are the same in any case (validation's ``seen_for`` found so);
+        a state entry spelt exactly as the id at its own position is then that id's, found without a
+        hash join (see :meth:`_latest`)."""
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
         try:
@@ -124,7 +128,7 @@ class Sync:
             text = pa.nulls(len(ids), pa.string())
         if self.full_refresh:
             return Known(text, np.zeros((len(text), 2), dtype=np.uint64), np.zeros(len(text), dtype=bool))
-        hashes, valid = self._latest(text)
+        hashes, valid = self._latest(text, distinct=distinct)
         return Known(text, hashes, valid)
 
     def add_compared(self, ids: pa.Array, hashes: np.ndarray, same: np.ndarray) -> None:
@@ -159,29 +163,44 @@ class Sync:
         stored, valid = self._latest(ids)
         return valid & (stored == bodies).all(axis=1)
 
-    def _latest(self, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _latest(self, ids: pa.Array, *, distinct: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Each endpoint's latest hash over every part, and where there is one to compare with (ids
-        matched by Arrow's hash join, in any case: Pinpoint's endpoint ids are case-insensitive, so
-        ``EP-1`` accepted after ``ep-1`` is that endpoint's latest body; a repeated input id matches
-        only its first row, so the others go; two entries of one time that disagree, or a "send
-        again" entry, leave none)."""
+        matched in any case: Pinpoint's endpoint ids are case-insensitive, so ``EP-1`` accepted
+        after ``ep-1`` is that endpoint's latest body; a repeated input id matches only its first
+        row, so the others go; two entries of one time that disagree, or a "send again" entry, leave
+        none).
+
+        Commit keeps a part's entries in the order of the input that wrote them (:meth:`_commit_endpoints`),
+        so on a daily table in a stable order each entry sits at its id's own row. When the input's
+        ids are ``distinct`` in any case, an entry spelt exactly as the id at its position is that
+        id's (exact equality implies equality in any case, and no other row folds to it); only the
+        entries found otherwise go through Arrow's hash join of the lower-cased ids, which on a
+        million endpoints cost several times the positional comparison.
+        """
         best = np.full(len(ids), -1, dtype=np.int64)
         stored = np.zeros((len(ids), 2), dtype=np.uint64)
         valid = np.zeros(len(ids), dtype=bool)
-        folded = _folded(ids)
+        folded: pa.Array | None = None  # the input's ids lower-cased, made when a hash join first needs them
         for path in self.files.endpoint_files():
+            offset = 0  # the position in the file of the batch's first entry
             for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
-                found = pc.index_in(_folded(batch.column(0)), value_set=folded)
-                hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
+                entries = batch.column(0)
+                at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
+                offset += len(batch)
+                elsewhere = at < 0
+                if elsewhere.any():
+                    if folded is None:
+                        folded = _folded(ids)
+                    probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
+                    found = pc.index_in(_folded(probed), value_set=folded)
+                    at[elsewhere] = found.fill_null(-1).to_numpy(zero_copy_only=False)
+                hit = at >= 0
                 if not hit.any():
                     continue
                 body, body_valid = from_arrow(batch.column(1))
                 stamp = _millis(batch.column(2))
-                if hit.all():  # a daily table against its own state: every entry is one of its ids
-                    at = found.to_numpy(zero_copy_only=False).astype(np.int64)
-                else:
-                    at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
-                    body, body_valid, stamp = body[hit], body_valid[hit], stamp[hit]
+                if not hit.all():
+                    at, body, body_valid, stamp = at[hit], body[hit], body_valid[hit], stamp[hit]
                 before = best[at]
                 # Newer than all seen for them: each taken (an id twice in one batch takes its last
                 # row, as below; a part file holds at most one entry per id that is not "send again").
@@ -281,22 +300,54 @@ class Sync:
         return written
 
     def _commit_endpoints(self, stamp: int, pending: str) -> int:
+        """Rewrite this part's endpoints file: each candidate's entry (its hash if accepted, else
+        "send again") takes the place of the endpoint's entry in the file, in any case, and the
+        candidates new to the file follow in input order. The entries so stay in the order of the
+        input that first wrote them, which is what lets the next run match them by position
+        (:meth:`_latest`); the same entries as replacing them at the end would give."""
         candidates = self._candidate_ids
         accepted = np.zeros(len(candidates), dtype=bool)
         if self._accepted_endpoints:
             ids = pa.concat_arrays([a.cast(pa.string()) for a in self._accepted_endpoints])
             found = pc.index_in(ids, value_set=candidates)
             accepted[found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)] = True
-        own = [] if self.full_refresh else self._kept_rows(self.files.own("endpoints"), candidates)
+        # Each candidate's new entry, in candidate order (body null: not accepted, "send again").
+        fresh = _endpoint_rows(candidates, self._candidate_bodies, stamp, accepted)
+        placed = np.zeros(len(candidates), dtype=bool)  # candidates whose entry took an old one's place
+        own = [] if self.full_refresh else self._replaced_rows(self.files.own("endpoints"), fresh, placed)
         # Endpoints a crashed run was about to send stay marked "send again".
         earlier_pending = self._kept_rows(pending, candidates)
-        sent_ok = np.flatnonzero(accepted)
-        not_ok = np.flatnonzero(~accepted)
-        fresh = [
-            _endpoint_rows(candidates.take(pa.array(sent_ok)), self._candidate_bodies[sent_ok], stamp),
-            _endpoint_rows(candidates.take(pa.array(not_ok)), None, stamp),
-        ]
-        return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, fresh))
+
+        def rest() -> Iterator[pa.RecordBatch]:  # read once ``own`` has placed what it could
+            yield fresh.filter(pa.array(~placed))
+
+        return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, rest()))
+
+    def _replaced_rows(self, path: str, fresh: pa.RecordBatch, placed: np.ndarray) -> Iterator[pa.RecordBatch]:
+        """The rows of one of this part's endpoint files, each row of an endpoint in ``fresh`` (in
+        any case) replaced by that endpoint's fresh row where the endpoint first appears, dropped
+        where it appears again; ``placed`` marks the fresh rows so placed."""
+        if path not in self.files.endpoint_files():
+            return
+        folded = _folded(fresh.column(0))
+        for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            slots = pc.index_in(_folded(batch.column(0)), value_set=folded)
+            if not slots.null_count < len(slots):  # no candidate here: the batch as it is
+                yield batch
+                continue
+            slot = slots.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            rows = np.flatnonzero(slot >= 0)
+            # The first row of each candidate not placed yet takes its fresh row; other rows of it go.
+            _, first = np.unique(slot[rows], return_index=True)
+            takes = np.zeros(len(batch), dtype=bool)
+            takes[rows[first]] = True
+            takes[rows] &= ~placed[slot[rows]]
+            placed[slot[takes]] = True
+            keep = (slot < 0) | takes
+            # Row i of the new batch: the old row i, or (where it takes one) the fresh row of its endpoint.
+            source = np.where(takes, len(batch) + slot, np.arange(len(batch)))
+            both = pa.concat_batches([batch.cast(ENDPOINTS_SCHEMA), fresh])
+            yield both.take(pa.array(source[keep]))
 
     def _expired_events(self) -> bool:
         path = self.files.own("events")
@@ -384,15 +435,32 @@ def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.utf8_lower(ids.cast(pa.string()))
 
 
+def _in_place(entries: pa.Array, ids: pa.Array, offset: int) -> np.ndarray:
+    """For each state entry (the batch at ``offset`` in its file), the input row at the same
+    position if it holds exactly the entry's id, else -1."""
+    at = np.full(len(entries), -1, dtype=np.int64)
+    n = min(len(entries), max(len(ids) - offset, 0))
+    if n:
+        equal = np.flatnonzero(as_mask(pc.equal(entries.slice(0, n).cast(pa.string()), ids.slice(offset, n))))
+        at[equal] = offset + equal
+    return at
+
+
 def _plain(sources: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(sources.type):
         sources = sources.dictionary_decode()
     return sources.cast(pa.string())
 
 
-def _endpoint_rows(ids: pa.Array, bodies: np.ndarray | None, stamp: int) -> pa.RecordBatch:
+def _endpoint_rows(
+    ids: pa.Array, bodies: np.ndarray | None, stamp: int, accepted: np.ndarray | None = None
+) -> pa.RecordBatch:
+    """Entries for ``ids`` at ``stamp``: their ``bodies`` hashes, null ("send again") where there
+    are none or where not ``accepted``."""
     n = len(ids)
     body = pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type) if bodies is None else to_arrow(bodies)
+    if bodies is not None and accepted is not None and not accepted.all():
+        body = pc.if_else(pa.array(accepted), body, pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type))
     return pa.RecordBatch.from_arrays([ids.cast(pa.string()), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA)
 
 

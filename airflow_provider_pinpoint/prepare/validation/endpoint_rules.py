@@ -91,19 +91,21 @@ def endpoints(table: pa.Table, seen: EndpointsSeen | None = None, *, rules: Rule
     return checked
 
 
-def seen_for(table: pa.Table) -> EndpointsSeen:
+def seen_for(table: pa.Table, ids: pa.Array | None = None) -> EndpointsSeen:
     """Where validating the whole endpoints ``table`` slice by slice starts, told what the whole table holds.
 
     When no two ids are the same in any case, no row can repeat another, and when no user id has
     more rows than Pinpoint allows a user, no row can be over the limit: the slices then need not
     carry ids or user counts from one to the next, most of validation's time on a daily table of a
     million endpoints (where both hold). The columns are made text as :func:`normalised` makes
-    them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections.
+    them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections;
+    ``ids``: the ``Id`` column so made, if the caller has it already.
     """
     seen = EndpointsSeen()
     try:
         if "Id" in table.column_names:
-            ids, _ = coerce.to_string(table.column("Id"))
+            if ids is None:
+                ids, _ = coerce.to_string(table.column("Id"))
             seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
         if "User.UserId" in table.column_names:
             users, _ = coerce.to_string(table.column("User.UserId"))
