@@ -75,3 +75,45 @@ def test_the_byte_scan_reads_chunked_columns_and_offsets_buffers_longer_than_nee
     padded = pa.py_buffer(np.array([0, 2, 4], dtype=np.int32).tobytes() + b"\0")
     values = pa.StringArray.from_buffers(2, padded, pa.py_buffer(b"ab$c"))
     assert rules.may_hold(values, ENDPOINT_ID_FORBIDDEN_CHARACTERS)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("order", ["sorted", "random"])
+def test_distinct_and_most_repeated_agree_with_counting_in_any_order(seed, order):
+    # Values in ascending order are judged by comparing neighbours, others by hashing: the same answers.
+    rng = np.random.default_rng(seed)
+    values = [v for v in _ids(rng, int(rng.integers(0, 60)), 0.0)]
+    if seed % 2:  # no repeats, so that both answers are exercised
+        values = list(dict.fromkeys(values))
+    if order == "sorted":
+        values = sorted(v for v in values if v is not None) + [None] * values.count(None)
+    counts = [values.count(v) for v in values if v is not None]
+    array = pa.array(values, pa.string())
+    assert rules.all_distinct(array) == (max(counts, default=0) <= 1)
+    assert rules.most_repeated(array) == max(counts, default=0)
+
+
+def test_a_user_over_the_limit_in_a_sorted_table_is_rejected_as_in_a_shuffled_one():
+    # Sorted by user id, the count of a user's endpoints comes from neighbours: the same rejections.
+    n = 40
+    users = sorted([f"u{i % 3}" for i in range(n)])  # 14, 13, 13 endpoints
+    users[-1] = users[-2] = "u9"  # so the rows stay sorted
+    table = pa.table(
+        {
+            "Id": [f"ep-{i:03d}" for i in range(n)],
+            "ChannelType": ["EMAIL"] * n,
+            "User.UserId": users,
+            "_source": ["endpoints.parquet"] * n,
+            "_source_row": list(range(1, n + 1)),
+        }
+    )
+    over = pa.concat_tables([table, table.slice(0, 3).set_column(0, "Id", pa.array(["ep-a", "ep-b", "ep-c"]))])
+    over = over.sort_by("User.UserId")
+    shuffled = over.take(pa.array(np.random.default_rng(0).permutation(over.num_rows)))
+    assert validation.seen_for(over).users_within_limit is False
+    for sliced in (over, shuffled):
+        seen = validation.seen_for(sliced)
+        checked = [validation.endpoints(sliced.slice(s, 10), seen) for s in range(0, sliced.num_rows, 10)]
+        reasons = sorted(r.split(": ", 1)[1] for c in checked for r in c.reasons.values())
+        refused = "User.UserId already has 15 endpoints in this input; Pinpoint refuses endpoint {} of a user for EMAIL"
+        assert reasons == [refused.format(16), refused.format(17)]

@@ -24,6 +24,7 @@ from airflow_provider_pinpoint.prepare.validation.rules import (
     check_enum,
     check_key_cap,
     check_lengths,
+    most_repeated,
     not_in,
 )
 from airflow_provider_pinpoint.prepare.validation.state import EndpointsSeen, EventState
@@ -109,8 +110,7 @@ def seen_for(table: pa.Table, ids: pa.Array | None = None) -> EndpointsSeen:
             seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
         if "User.UserId" in table.column_names:
             users, _ = coerce.to_string(table.column("User.UserId"))
-            counts = pc.value_counts(users.drop_null()).field("counts")
-            seen.users_within_limit = not len(counts) or pc.max(counts).as_py() <= quotas.MAX_ENDPOINTS_PER_USER_ID
+            seen.users_within_limit = most_repeated(users) <= quotas.MAX_ENDPOINTS_PER_USER_ID
     except (pa.ArrowInvalid, pa.ArrowCapacityError, MemoryError):
         # More than 2 GiB of text in one column cannot be made one string array: no shortcut, every
         # slice checks its rows against the ones before it, as without this function.
