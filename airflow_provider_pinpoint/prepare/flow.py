@@ -33,7 +33,7 @@ from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, 
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
 
 if TYPE_CHECKING:  # the state is imported only by a run that uses one
-    from airflow_provider_pinpoint.state.sync import Sync, Unsent
+    from airflow_provider_pinpoint.state.sync import Known, Sync, Unsent
 
 # Rows of the first events batch validated on their own, so that the first requests go out early.
 _FIRST_ROWS = 1_024
@@ -149,13 +149,12 @@ def _endpoints(
         known = sync.known(ids, distinct=seen.ids_distinct)
     del ids
     for start in range(0, table.num_rows, batch_rows):
-        checked = validation.endpoints(table.slice(start, batch_rows), seen)
+        comparison = _Comparison(known, start) if known is not None else None
+        checked = validation.endpoints(table.slice(start, batch_rows), seen, unchanged=comparison)
         hashes, same = None, np.zeros(len(checked), dtype=bool)
-        if known is not None and "Id" in checked.columns:
-            from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
-
-            hashes = row_hashes(checked.columns, len(checked))
-            same = known.same(start, checked.columns["Id"], hashes) & ~checked.rejected
+        if comparison is not None:
+            hashes, same = comparison.hashes, comparison.same & ~checked.rejected
+        del comparison
         # An unchanged row's values were accepted before, so its body was within the size limit then.
         text = _changed_bodies(checked, same)
         validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
@@ -203,6 +202,25 @@ def _endpoints(
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
     return rejections, pending, unchanged
+
+
+class _Comparison:
+    """A slice's rows compared with the sync state as soon as validation has normalised them
+    (``validation.endpoints``'s ``unchanged``): the rows found unchanged skip the rules that judge
+    a row by its own values, which the service's acceptance of those values settled before."""
+
+    def __init__(self, known: Known, start: int) -> None:
+        self.known = known
+        self.start = start
+        self.hashes: np.ndarray | None = None
+        self.same = np.zeros(0, dtype=bool)
+
+    def __call__(self, checked: validation.Checked) -> np.ndarray:
+        from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
+
+        self.hashes = row_hashes(checked.columns, len(checked))
+        self.same = self.known.same(self.start, checked.columns["Id"], self.hashes)
+        return self.same
 
 
 def _changed_bodies(checked: validation.Checked, same: np.ndarray) -> pa.Array:

@@ -117,3 +117,38 @@ def test_a_user_over_the_limit_in_a_sorted_table_is_rejected_as_in_a_shuffled_on
         reasons = sorted(r.split(": ", 1)[1] for c in checked for r in c.reasons.values())
         refused = "User.UserId already has 15 endpoints in this input; Pinpoint refuses endpoint {} of a user for EMAIL"
         assert reasons == [refused.format(16), refused.format(17)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rows_said_unchanged_skip_only_the_rules_they_passed(seed):
+    # Rows the sync state finds unchanged are not judged by their own values again; chosen among
+    # rows that pass every rule, the table gets the same rejections and messages, cross-row rules
+    # (ids repeated in any case, endpoints per user) still counting the skipped rows.
+    rng = np.random.default_rng(seed)
+    n = 80
+    pick = lambda pool: [pool[k] for k in rng.integers(0, len(pool), n)]  # noqa: E731
+    ids = [f"ep-{k}" for k in rng.integers(0, 70, n)]
+    table = pa.table(
+        {
+            "Id": [i.upper() if rng.random() < 0.2 else i for i in ids],
+            "ChannelType": pick(["EMAIL"] * 8 + ["PIGEON"]),
+            "OptOut": pick(["NONE", "ALL", "SOME"]),
+            "Location.Country": pick(["US", "DE", "XX", None]),
+            "Attributes.tag": pick([["a"], ["b" * 200], None]),
+            "User.UserId": pick(["u1"] * 6 + ["u2", "u3"]),
+            "_source": ["endpoints.parquet"] * n,
+            "_source_row": list(range(1, n + 1)),
+        }
+    )
+
+    def judged(unchanged) -> tuple[list[bool], dict[int, str]]:
+        seen = validation.seen_for(table)
+        parts = [validation.endpoints(table.slice(s, 16), seen, unchanged=unchanged(s)) for s in range(0, n, 16)]
+        reasons = {s + i: r for s, p in zip(range(0, n, 16), parts, strict=True) for i, r in p.reasons.items()}
+        return np.concatenate([p.rejected for p in parts]).tolist(), reasons
+
+    every = judged(lambda start: None)
+    passed = ~np.array(every[0])
+    unchanged = passed & (rng.random(n) < 0.7)
+    assert 0 < unchanged.sum() < passed.sum() < n
+    assert judged(lambda start: lambda checked: unchanged[start : start + len(checked)]) == every
