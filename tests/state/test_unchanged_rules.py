@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint import load_events, quotas
 from airflow_provider_pinpoint.prepare import flow
 from airflow_provider_pinpoint.prepare.validation import endpoint_rules
 from tests.helpers.items import emulator_client
@@ -109,3 +109,24 @@ def test_values_the_service_accepted_before_are_not_judged_again(emulator, tmp_p
     assert [row[:2] for row in with_state["rejected"]] == [(5, "ep-00004")]
     without = _outcome(_load(emulator, tmp_path, "plain", day2, state=False))
     assert [row[:2] for row in without["rejected"]] == [(2, "ep-00001"), (5, "ep-00004")]
+
+
+def test_a_row_unchanged_in_values_is_held_to_the_key_cap_of_todays_column_order(emulator, tmp_path, monkeypatch):
+    # The row hash ignores column order; the per-application key cap counts by it. Day 2 puts
+    # Attributes.z first, so ep-00000's Attributes.b is key 3 of a cap of 2: without a state that
+    # rejects ep-00000 and sends EP-00000 (its other row, in capitals); with one, alike.
+    monkeypatch.setattr(quotas, "MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP", 2)
+    day1 = _table(2).append_column("Attributes.b", pa.array(["x", None]))
+    day1 = day1.append_column("Attributes.z", pa.array([None, None], pa.string()))  # key 3, used by no row
+    assert _load(emulator, tmp_path, "day1", day1).summary.accepted == 2
+    again = _table(1).set_column(0, "Id", pa.array(["EP-00000"]))
+    again = again.append_column("Attributes.b", pa.array([None], pa.string()))
+    again = again.append_column("Attributes.z", pa.array(["new"]))
+    day2 = pa.concat_tables([day1, again])
+    day2 = day2.select(["Attributes.z", *day2.column_names[:-1]])
+    with_state = _outcome(_load(emulator, tmp_path, "day2", day2))
+    without = _outcome(_load(emulator, tmp_path, "plain", day2, state=False))
+    assert [row[:2] for row in with_state["rejected"]] == [row[:2] for row in without["rejected"]] == [(1, "ep-00000")]
+    assert "Attributes.b is distinct endpoint attribute or metric number 3" in with_state["rejected"][0][2]
+    assert [row[:2] for row in with_state["accepted"]] == [(3, "EP-00000")]
+    assert [row[:2] for row in with_state["unchanged"]] == [(2, "ep-00001")]

@@ -65,9 +65,10 @@ def endpoints(
 
     ``unchanged``: given the slice with its values normalised (and its ids checked), the rows whose
     id and values are those the service last accepted (the sync state's comparison). The rules that
-    judge one row by its own values (allowed values, formats, lengths, caps) passed those values
-    then, so they run on the other rows only: on a daily sync that is most of validation's time
-    saved. The rules across rows (ids repeated in any case, endpoints per user) judge every row.
+    judge one row by its own values (allowed values, formats, lengths) passed those values then, so
+    they run on the other rows only: on a daily sync that is most of validation's time saved. The
+    per-application key cap (which depends on the input's column order, not the row's values) and
+    the rules across rows (ids repeated in any case, endpoints per user) judge every row.
     """
     seen = EndpointsSeen() if seen is None else seen
     checked = normalised(table, "endpoints")
@@ -81,6 +82,16 @@ def endpoints(
         checked.take_back(part, judged)
     else:
         _check_row_values(checked, pinpoint)
+    if pinpoint:
+        # The cap counts keys in the input's column order, which the state's row hash leaves out:
+        # a row unchanged in its values can use a key beyond the cap once the columns are reordered,
+        # so every row is judged by it, last of the rules of a row, as without a state.
+        check_key_cap(
+            checked,
+            ("Attributes.", "Metrics.", "User.UserAttributes."),
+            quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
+            "endpoint attribute or metric",
+        )
     _check_case_collisions(checked, seen)
     if pinpoint:
         _check_endpoints_per_user(checked, seen)
@@ -109,12 +120,6 @@ def _check_row_values(checked: Checked, pinpoint: bool) -> None:
             "characters per user attribute value",
         )
         check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
-        check_key_cap(
-            checked,
-            ("Attributes.", "Metrics.", "User.UserAttributes."),
-            quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
-            "endpoint attribute or metric",
-        )
 
 
 def seen_for(table: pa.Table, ids: pa.Array | None = None) -> EndpointsSeen:
