@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from airflow_provider_pinpoint.prepare import validation
 from airflow_provider_pinpoint import quotas
+from airflow_provider_pinpoint.prepare import validation
 from airflow_provider_pinpoint.prepare.validation import rules
 from airflow_provider_pinpoint.quotas import ENDPOINT_ID_FORBIDDEN_CHARACTERS
 
@@ -162,3 +163,12 @@ def test_rows_said_unchanged_skip_only_the_rules_they_passed(seed, monkeypatch):
     assert 0 < unchanged.sum() < passed.sum() < n
     assert any("Attributes.kind is distinct" in every[1].get(i, "") for i in np.flatnonzero(unchanged))
     assert judged(table, lambda start: lambda checked: unchanged[start : start + len(checked)]) == every
+
+
+@pytest.mark.parametrize("values", [[-0.0, 0.0], [-0.0, 0.0, 0.0], [1.0, float("nan"), float("nan")], [-1, 0, 0, 7]])
+def test_numbers_are_counted_as_hashing_counts_them(values):
+    # Floats order -0.0 equal to 0.0, which hashing tells apart: in order or not, the answers are Arrow's.
+    array = pa.array(values)
+    counts = pc.value_counts(array).field("counts")
+    assert rules.most_repeated(array) == pc.max(counts).as_py()
+    assert rules.all_distinct(array) == (len(pc.unique(array)) == len(array))
