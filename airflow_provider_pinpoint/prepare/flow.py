@@ -170,7 +170,7 @@ def _endpoints(
                 from airflow_provider_pinpoint.state.keys import text_hashes
 
                 hashes = text_hashes(text)
-            sync.add_compared(columns[0], hashes[keep], same[keep])
+            sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
         del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen, known

@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
 from airflow_provider_pinpoint.state import StateFiles, Sync
+from airflow_provider_pinpoint.state import sync as sync_module
 from airflow_provider_pinpoint.state.files import ENDPOINTS_SCHEMA
 from airflow_provider_pinpoint.state.keys import to_arrow
 from tests.helpers.items import emulator_client
@@ -139,3 +140,60 @@ def test_rows_repeating_an_id_are_rejected_alike_with_a_state_in_the_inputs_orde
 
     assert len(rejected(with_state)) == 4 and rejected(with_state) == rejected(without)
     assert (with_state.summary.accepted, with_state.summary.unchanged) == (1, 19)
+
+
+def _day(state: Path, ids: list[str], hashes: np.ndarray, *, refused: set[str] = frozenset()) -> np.ndarray:
+    """One run's use of the state as the endpoints step makes it: which rows are unchanged."""
+    sync = Sync(StateFiles(str(state), application_id="app"))
+    text = pa.array(ids)
+    with sync.files.lock("run"):
+        known = sync.known(text, distinct=True)
+        same = known.same(0, text, hashes)
+        sync.add_compared(text, hashes, same, np.arange(len(ids)))
+        assert sync.unchanged_endpoints().tolist() == same.tolist()
+        sync.observe(_accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
+        sync.commit()
+    return same
+
+
+def test_entries_follow_the_last_inputs_order_after_rows_deleted_and_added(tmp_path, monkeypatch):
+    # Before, entries stayed in the order of the input that first wrote them, new ones at the end:
+    # after one row deleted or added, no entry after it was at its id's row ever again. Now each
+    # run writes them in its input's order, then the entries of ids it lacks: the next run in the
+    # same order finds every entry in place, the others (spelt otherwise, or gone) by a hash join.
+    state = tmp_path / "state"
+    day1 = [f"ep-{i}" for i in range(10)]
+    hashes = {i: np.array([n, 1], dtype=np.uint64) for n, i in enumerate(day1)}
+    _day(state, day1, np.stack([hashes[i] for i in day1]))
+    day2 = ["ep-0", "ep-1", "ep-2", "ep-4", "ep-5", "ep-new", "ep-6", "EP-7", "ep-8", "ep-9"]  # ep-3 gone
+    hashes["ep-new"], hashes["EP-7"] = np.array([99, 1], dtype=np.uint64), hashes["ep-7"]
+    hashes["ep-1"] = hashes["ep-5"] = np.array([50, 2], dtype=np.uint64)  # changed
+    same = _day(state, day2, np.stack([hashes[i] for i in day2]), refused={"ep-5"})
+    assert [i for i, s in zip(day2, same, strict=True) if not s] == ["ep-1", "ep-5", "ep-new"]
+    entries = _entries(state, "app")
+    spelt = ["ep-0", "ep-1", "ep-2", "ep-4", "ep-5", "ep-new", "ep-6", "ep-7", "ep-8", "ep-9", "ep-3"]
+    assert entries.column("endpoint_id").to_pylist() == spelt  # ep-7's entry keeps its spelling
+    send_again = [e for e, h in zip(spelt, entries.column("body_hash").to_pylist(), strict=True) if h is None]
+    assert send_again == ["ep-5"]
+    probed: list[list[str]] = []
+    first_rows = sync_module._first_rows
+    monkeypatch.setattr(sync_module, "_first_rows", lambda e, f: probed.append(e.to_pylist()) or first_rows(e, f))
+    same = _day(state, day2, np.stack([hashes[i] for i in day2]))
+    assert probed[0] == ["ep-7", "ep-3"]  # every other entry taken at its own row
+    assert [i for i, s in zip(day2, same, strict=True) if not s] == ["ep-5"]  # refused yesterday: again
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("repeated", [False, True])
+def test_the_endpoints_step_tells_the_state_whether_the_ids_are_distinct(emulator, tmp_path, monkeypatch, repeated):
+    # Entries are taken by position only for ids distinct in any case, as validation found them.
+    told: list[bool] = []
+    known = Sync.known
+    monkeypatch.setattr(
+        Sync, "known", lambda self, ids, **kw: told.append(kw.get("distinct")) or known(self, ids, **kw)
+    )
+    table = endpoints(6)
+    if repeated:
+        table = pa.concat_tables([table, _spelt(endpoints(1, start=2), {0})])
+    _load(emulator, tmp_path, "day1", table)
+    assert told == [not repeated]
