@@ -33,7 +33,7 @@ from airflow_provider_pinpoint.prepare.read import check_mapping, read_batches, 
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, item_batch
 
 if TYPE_CHECKING:  # the state is imported only by a run that uses one
-    from airflow_provider_pinpoint.state.sync import Sync, Unsent
+    from airflow_provider_pinpoint.state.sync import Known, Sync, Unsent
 
 # Rows of the first events batch validated on their own, so that the first requests go out early.
 _FIRST_ROWS = 1_024
@@ -136,23 +136,25 @@ def _endpoints(
     freed on the way, which it would keep for the whole load; it is handed back slice by slice.
     """
     table = read_table(source, kind="endpoints", batch_rows=batch_rows, **read)
-    seen = validation.seen_for(table)  # what the slices need to carry from one to the next
+    # The ids as validation makes them text (42.0 -> "42"), made once for validation and the state.
+    ids = coerce.to_string(table.column("Id"))[0] if sync is not None and "Id" in table.column_names else None
+    seen = validation.seen_for(table, ids)  # what the slices need to carry from one to the next
     rejections: list[Rejection] = []
     kept: list[tuple[pa.Array, ...]] = []  # each slice's accepted ids, sources and rows
     bodies = CompressedStrings()  # the accepted rows' JSON, compressed slice by slice
     # With a state: what it holds for each row, read once, so that a slice is compared as soon as it
     # is validated and only its changed rows' bodies are built (most rows of a daily sync are unchanged).
     known = None
-    if sync is not None and "Id" in table.column_names:  # ids as validation makes them text (42.0 -> "42")
-        known = sync.known(coerce.to_string(table.column("Id"))[0])
+    if sync is not None and ids is not None:
+        known = sync.known(ids, distinct=seen.ids_distinct)
+    del ids
     for start in range(0, table.num_rows, batch_rows):
-        checked = validation.endpoints(table.slice(start, batch_rows), seen)
+        comparison = _Comparison(known, start) if known is not None else None
+        checked = validation.endpoints(table.slice(start, batch_rows), seen, unchanged=comparison)
         hashes, same = None, np.zeros(len(checked), dtype=bool)
-        if known is not None and "Id" in checked.columns:
-            from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
-
-            hashes = row_hashes(checked.columns, len(checked))
-            same = known.same(start, checked.columns["Id"], hashes) & ~checked.rejected
+        if comparison is not None:
+            hashes, same = comparison.hashes, comparison.same & ~checked.rejected
+        del comparison
         # An unchanged row's values were accepted before, so its body was within the size limit then.
         text = _changed_bodies(checked, same)
         validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
@@ -168,7 +170,7 @@ def _endpoints(
                 from airflow_provider_pinpoint.state.keys import text_hashes
 
                 hashes = text_hashes(text)
-            sync.add_compared(columns[0], hashes[keep], same[keep])
+            sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
         del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen, known
@@ -200,6 +202,25 @@ def _endpoints(
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
     return rejections, pending, unchanged
+
+
+class _Comparison:
+    """A slice's rows compared with the sync state as soon as validation has normalised them
+    (``validation.endpoints``'s ``unchanged``): the rows found unchanged skip the rules that judge
+    a row by its own values, which the service's acceptance of those values settled before."""
+
+    def __init__(self, known: Known, start: int) -> None:
+        self.known = known
+        self.start = start
+        self.hashes: np.ndarray | None = None
+        self.same = np.zeros(0, dtype=bool)
+
+    def __call__(self, checked: validation.Checked) -> np.ndarray:
+        from airflow_provider_pinpoint.state.values import row_hashes  # only a run with a state needs it
+
+        self.hashes = row_hashes(checked.columns, len(checked))
+        self.same = self.known.same(self.start, checked.columns["Id"], self.hashes)
+        return self.same
 
 
 def _changed_bodies(checked: validation.Checked, same: np.ndarray) -> pa.Array:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,6 +42,8 @@ _DAY_MS = 86_400_000
 # What observe keeps of an answer's rows, and how many it keeps before sorting them out at once.
 _OBSERVED = pa.schema([DECISION_SCHEMA.field(name) for name in ("record_type", "status", "endpoint_id", "event_id")])
 _FOLD_ROWS = 65_536
+# Entries a commit writes in input order per batch.
+_WRITE_ROWS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,11 @@ class Sync:
         self._slices: list[tuple[pa.Array, np.ndarray, np.ndarray | None]] = []
         self._candidate_ids = pa.array([], pa.string())
         self._candidate_bodies = np.zeros((0, 2), dtype=np.uint64)
+        # The input's ids in its order (:meth:`known`) and each candidate's row in it (:meth:`add_compared`
+        # told the rows): commit then writes the part's entries in this order (:meth:`_ordered_rows`).
+        self._order: pa.Array | None = None
+        self._positions: list[np.ndarray] | None = []
+        self._candidate_rows: np.ndarray | None = None
         self._pending_ms = 0
         self._events: SortedKeys | None = None
         self._accepted_endpoints: list[pa.Array] = []
@@ -112,25 +119,36 @@ class Sync:
         with the state by :meth:`unchanged_endpoints` (the stream sinks' endpoint records)."""
         self._slices.append((ids, text_hashes(bodies), None))
 
-    def known(self, ids: pa.Array | pa.ChunkedArray) -> Known:
+    def known(self, ids: pa.Array | pa.ChunkedArray, *, distinct: bool = False) -> Known:
         """What the state holds for each of ``ids`` (an endpoints table's whole id column, as read):
         read once, so that each slice can then be compared as soon as it is validated, and only the
-        rows that changed need a body at all. A full refresh knows nothing."""
+        rows that changed need a body at all. A full refresh knows nothing.
+
+        ``distinct``: no two of ``ids`` are the same in any case (validation's ``seen_for`` found so);
+        a state entry spelt exactly as the id at its own position is then that id's, found without a
+        hash join (see :meth:`_latest`)."""
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
         try:
             text = ids.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not text: the rows are rejected anyway
             text = pa.nulls(len(ids), pa.string())
+        self._order = text
         if self.full_refresh:
             return Known(text, np.zeros((len(text), 2), dtype=np.uint64), np.zeros(len(text), dtype=bool))
-        hashes, valid = self._latest(text)
+        hashes, valid = self._latest(text, distinct=distinct)
         return Known(text, hashes, valid)
 
-    def add_compared(self, ids: pa.Array, hashes: np.ndarray, same: np.ndarray) -> None:
+    def add_compared(self, ids: pa.Array, hashes: np.ndarray, same: np.ndarray, rows: np.ndarray | None = None) -> None:
         """A slice of valid endpoint rows already compared with :meth:`known`: their ids, the hashes
-        to remember for them once accepted (those of the rows not ``same``), and which are ``same``."""
+        to remember for them once accepted (those of the rows not ``same``), which are ``same``, and
+        ``rows``: their positions in the ids given to :meth:`known` (so that commit can write the
+        entries in the input's order)."""
         self._slices.append((ids, hashes[~same], same))
+        if rows is None or self._positions is None:
+            self._positions = None
+        else:
+            self._positions.append(np.asarray(rows, dtype=np.int64)[~same])
 
     def unchanged_endpoints(self) -> np.ndarray:
         """Which of the endpoints added (in the order added) are unchanged; the others are written
@@ -146,6 +164,9 @@ class Sync:
             same: np.ndarray = np.concatenate([part for part in compared if part is not None])
             changed = np.flatnonzero(~same)
             self._candidate_bodies = bodies
+            if self._positions is not None and self._order is not None:
+                self._candidate_rows = np.concatenate(self._positions) if self._positions else np.zeros(0, np.int64)
+            self._positions = []
         else:
             same = np.zeros(len(ids), dtype=bool) if self.full_refresh else self._match(ids, bodies)
             changed = np.flatnonzero(~same)
@@ -159,29 +180,43 @@ class Sync:
         stored, valid = self._latest(ids)
         return valid & (stored == bodies).all(axis=1)
 
-    def _latest(self, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _latest(self, ids: pa.Array, *, distinct: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Each endpoint's latest hash over every part, and where there is one to compare with (ids
-        matched by Arrow's hash join, in any case: Pinpoint's endpoint ids are case-insensitive, so
-        ``EP-1`` accepted after ``ep-1`` is that endpoint's latest body; a repeated input id matches
-        only its first row, so the others go; two entries of one time that disagree, or a "send
-        again" entry, leave none)."""
+        matched in any case: Pinpoint's endpoint ids are case-insensitive, so ``EP-1`` accepted
+        after ``ep-1`` is that endpoint's latest body; a repeated input id matches only its first
+        row, so the others go; two entries of one time that disagree, or a "send again" entry, leave
+        none).
+
+        Commit keeps a part's entries in the order of the input that wrote them (:meth:`_commit_endpoints`),
+        so on a daily table in a stable order each entry sits at its id's own row. When the input's
+        ids are ``distinct`` in any case, an entry spelt exactly as the id at its position is that
+        id's (exact equality implies equality in any case, and no other row folds to it); only the
+        entries found otherwise go through Arrow's hash join of the lower-cased ids, which on a
+        million endpoints cost several times the positional comparison.
+        """
         best = np.full(len(ids), -1, dtype=np.int64)
         stored = np.zeros((len(ids), 2), dtype=np.uint64)
         valid = np.zeros(len(ids), dtype=bool)
-        folded = _folded(ids)
+        folded: pa.Array | None = None  # the input's ids lower-cased, made when a hash join first needs them
         for path in self.files.endpoint_files():
+            offset = 0  # the position in the file of the batch's first entry
             for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
-                found = pc.index_in(_folded(batch.column(0)), value_set=folded)
-                hit = found.is_valid().to_numpy(zero_copy_only=False).astype(bool)
+                entries = batch.column(0)
+                at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
+                offset += len(batch)
+                elsewhere = at < 0
+                if elsewhere.any():
+                    if folded is None:
+                        folded = _folded(ids)
+                    probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
+                    at[elsewhere] = _first_rows(probed, folded)
+                hit = at >= 0
                 if not hit.any():
                     continue
                 body, body_valid = from_arrow(batch.column(1))
                 stamp = _millis(batch.column(2))
-                if hit.all():  # a daily table against its own state: every entry is one of its ids
-                    at = found.to_numpy(zero_copy_only=False).astype(np.int64)
-                else:
-                    at = found.filter(pa.array(hit)).to_numpy(zero_copy_only=False).astype(np.int64)
-                    body, body_valid, stamp = body[hit], body_valid[hit], stamp[hit]
+                if not hit.all():
+                    at, body, body_valid, stamp = at[hit], body[hit], body_valid[hit], stamp[hit]
                 before = best[at]
                 # Newer than all seen for them: each taken (an id twice in one batch takes its last
                 # row, as below; a part file holds at most one entry per id that is not "send again").
@@ -281,22 +316,168 @@ class Sync:
         return written
 
     def _commit_endpoints(self, stamp: int, pending: str) -> int:
+        """Rewrite this part's endpoints file: each candidate's entry (its hash if accepted, else
+        "send again") replaces the endpoint's entries in the file, in any case; the other entries
+        stay. When the endpoints step told each row's place (:meth:`known`, :meth:`add_compared`),
+        the entries are written in this run's input order, then those of endpoints the input
+        lacks (:meth:`_ordered_rows`), which lets the next run in the same order match them by
+        position (:meth:`_latest`); otherwise each candidate's entry takes the place of the
+        endpoint's entry and new ones follow. Either way, the same entries as replacing them at
+        the end would give."""
         candidates = self._candidate_ids
         accepted = np.zeros(len(candidates), dtype=bool)
         if self._accepted_endpoints:
             ids = pa.concat_arrays([a.cast(pa.string()) for a in self._accepted_endpoints])
             found = pc.index_in(ids, value_set=candidates)
             accepted[found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)] = True
-        own = [] if self.full_refresh else self._kept_rows(self.files.own("endpoints"), candidates)
+        # Each candidate's new entry, in candidate order (body null: not accepted, "send again").
+        fresh = _endpoint_rows(candidates, self._candidate_bodies, stamp, accepted)
+        placed = np.zeros(len(candidates), dtype=bool)  # candidates whose entry took an old one's place
         # Endpoints a crashed run was about to send stay marked "send again".
         earlier_pending = self._kept_rows(pending, candidates)
-        sent_ok = np.flatnonzero(accepted)
-        not_ok = np.flatnonzero(~accepted)
-        fresh = [
-            _endpoint_rows(candidates.take(pa.array(sent_ok)), self._candidate_bodies[sent_ok], stamp),
-            _endpoint_rows(candidates.take(pa.array(not_ok)), None, stamp),
-        ]
-        return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, fresh))
+        if self._order is not None and self._candidate_rows is not None:
+            own = [] if self.full_refresh else self._own_rows(candidates)
+            ordered = self._ordered_rows(own, earlier_pending, fresh, self._candidate_rows)
+            return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, ordered)
+        own = [] if self.full_refresh else self._replaced_rows(self.files.own("endpoints"), fresh, placed)
+
+        def rest() -> Iterator[pa.RecordBatch]:  # read once ``own`` has placed what it could
+            yield fresh.filter(pa.array(~placed))
+
+        return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, rest()))
+
+    def _own_rows(self, candidates: pa.Array) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        """This part's endpoint entries batch by batch, each with whether it is kept (not one of the
+        ``candidates``' in any case): batches whole, so that an entry's position in the file is known."""
+        path = self.files.own("endpoints")
+        if path not in self.files.endpoint_files():
+            return
+        folded = _folded(candidates)
+        for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            yield batch, ~as_mask(pc.is_in(_folded(batch.column(0)), value_set=folded))
+
+    def _ordered_rows(
+        self,
+        own: Iterable[tuple[pa.RecordBatch, np.ndarray]],
+        pending: Iterable[pa.RecordBatch],
+        fresh: pa.RecordBatch,
+        fresh_rows: np.ndarray,
+    ) -> Iterator[pa.RecordBatch]:
+        """The entries of this part's file kept (``own``: each batch with which of its entries
+        stay), those of the ``pending`` file kept and ``fresh`` (the candidates', each for the
+        input row of ``fresh_rows``), in this run's input order: each
+        where its endpoint's row is in the input (a kept entry at the row of its id in any case),
+        then the entries of endpoints the input lacks, in their old order. The next run with the
+        rows in the same order then finds each entry at its id's position (:meth:`_latest`).
+
+        Entries are placed by row without holding them whole: per input row a 16-byte hash, a time
+        and whether it has an entry; the id text is the input's, the entry's own spelling kept
+        only where it differs. An entry whose id is not at its position in the input is found
+        by a hash join of the lower-cased ids; a second entry for one row goes with the rest.
+        """
+        order = self._order
+        assert order is not None
+        n = len(order)
+        hashes = np.zeros((n, 2), dtype=np.uint64)
+        hashed = np.zeros(n, dtype=bool)  # the entry holds a hash (else "send again")
+        stamps = np.zeros(n, dtype=np.int64)
+        filled = np.zeros(n, dtype=bool)
+        spelt: list[tuple[np.ndarray, pa.Array]] = []  # rows whose entry spells the id otherwise
+        rest: list[pa.RecordBatch] = []  # entries of endpoints the input lacks, in their order
+        folded: pa.Array | None = None
+
+        def place(batch: pa.RecordBatch, at: np.ndarray) -> None:
+            """Put the entries of ``batch`` at their rows ``at`` (-1: none); the others go to ``rest``."""
+            free = at >= 0
+            free[free] = ~filled[at[free]]
+            ours = at[free]
+            if len(ours) and np.bincount(ours).max() > 1:  # one row twice in the batch: its first entry only
+                _, first = np.unique(ours, return_index=True)
+                keep = np.zeros(len(ours), dtype=bool)
+                keep[first] = True
+                free[np.flatnonzero(free)[~keep]] = False
+                ours = at[free]
+            if free.any():
+                body, valid = from_arrow(batch.column(1).filter(pa.array(free)))
+                hashes[ours], hashed[ours], filled[ours] = body, valid, True
+                stamps[ours] = _millis(batch.column(2).filter(pa.array(free)))
+                names = batch.column(0).filter(pa.array(free)).cast(pa.string())
+                differs = ~as_mask(pc.equal(names, order.take(pa.array(ours))))
+                if differs.any():
+                    spelt.append((ours[differs], names.filter(pa.array(differs))))
+            if not free.all():
+                rest.append(batch.filter(pa.array(~free)).cast(ENDPOINTS_SCHEMA))
+
+        def rows_of(entries: pa.Array, at: np.ndarray) -> np.ndarray:
+            """``at`` (the rows found by position), completed by a hash join of the others."""
+            nonlocal folded
+            elsewhere = at < 0
+            if elsewhere.any():
+                if folded is None:
+                    folded = _folded(order)
+                probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
+                at[elsewhere] = _first_rows(probed, folded)
+            return at
+
+        place(fresh, fresh_rows)
+        offset = 0  # the position in the file of the batch's first entry, as the next run reads it
+        for batch, stays in own:
+            at = _in_place(batch.column(0), order, offset)
+            offset += len(batch)
+            if not stays.all():
+                batch, at = batch.filter(pa.array(stays)), at[stays]
+            place(batch, rows_of(batch.column(0), at))
+        for batch in pending:
+            place(batch, rows_of(batch.column(0), np.full(len(batch), -1, dtype=np.int64)))
+        folded = None
+        fixes = (np.concatenate([r for r, _ in spelt]), pa.concat_arrays([t for _, t in spelt])) if spelt else None
+        for start in range(0, n, _WRITE_ROWS):
+            rows = np.flatnonzero(filled[start : start + _WRITE_ROWS]) + start
+            if not len(rows):
+                continue
+            ids = order.take(pa.array(rows))
+            if fixes is not None:
+                where = np.flatnonzero((fixes[0] >= start) & (fixes[0] < start + _WRITE_ROWS))
+                if len(where):
+                    slot = np.searchsorted(rows, fixes[0][where])
+                    mask = np.zeros(len(rows), dtype=bool)
+                    mask[slot] = True
+                    names = fixes[1].take(pa.array(where[np.argsort(slot)]))
+                    ids = pc.replace_with_mask(ids, pa.array(mask), names)
+            body = to_arrow(hashes[rows])
+            if not hashed[rows].all():
+                body = pc.if_else(
+                    pa.array(hashed[rows]), body, pa.nulls(len(rows), ENDPOINTS_SCHEMA.field("body_hash").type)
+                )
+            time = pa.array(stamps[rows], pa.int64()).cast(ENDPOINTS_SCHEMA.field("accepted_at").type)
+            yield pa.RecordBatch.from_arrays([ids, body, time], schema=ENDPOINTS_SCHEMA)
+        yield from rest
+
+    def _replaced_rows(self, path: str, fresh: pa.RecordBatch, placed: np.ndarray) -> Iterator[pa.RecordBatch]:
+        """The rows of one of this part's endpoint files, each row of an endpoint in ``fresh`` (in
+        any case) replaced by that endpoint's fresh row where the endpoint first appears, dropped
+        where it appears again; ``placed`` marks the fresh rows so placed."""
+        if path not in self.files.endpoint_files():
+            return
+        folded = _folded(fresh.column(0))
+        for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            slots = pc.index_in(_folded(batch.column(0)), value_set=folded)
+            if not slots.null_count < len(slots):  # no candidate here: the batch as it is
+                yield batch
+                continue
+            slot = slots.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            rows = np.flatnonzero(slot >= 0)
+            # The first row of each candidate not placed yet takes its fresh row; other rows of it go.
+            _, first = np.unique(slot[rows], return_index=True)
+            takes = np.zeros(len(batch), dtype=bool)
+            takes[rows[first]] = True
+            takes[rows] &= ~placed[slot[rows]]
+            placed[slot[takes]] = True
+            keep = (slot < 0) | takes
+            # Row i of the new batch: the old row i, or (where it takes one) the fresh row of its endpoint.
+            source = np.where(takes, len(batch) + slot, np.arange(len(batch)))
+            both = pa.concat_batches([batch.cast(ENDPOINTS_SCHEMA), fresh])
+            yield both.take(pa.array(source[keep]))
 
     def _expired_events(self) -> bool:
         path = self.files.own("events")
@@ -384,15 +565,52 @@ def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.utf8_lower(ids.cast(pa.string()))
 
 
+def _first_rows(entries: pa.Array, folded: pa.Array) -> np.ndarray:
+    """For each of ``entries`` (endpoint ids), the first of the ``folded`` ids (lower-cased, see
+    :func:`_folded`) equal to it in any case, or -1.
+
+    Arrow's ``index_in`` builds a hash table of its value set: of the input's ids when there are
+    many entries, of the entries when they are few (those not in place after a row was deleted or
+    added: the table then costs a fraction of one of a million ids)."""
+    probed = _folded(entries)
+    if len(probed) * 16 >= len(folded):
+        return pc.index_in(probed, value_set=folded).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    unique = pc.unique(probed)
+    which = pc.index_in(probed, value_set=unique).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = pc.index_in(folded, value_set=unique).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    rows = np.flatnonzero(found >= 0)
+    first = np.full(len(unique) + 1, -1, dtype=np.int64)  # the last slot answers ``which`` = -1
+    keys, at = np.unique(found[rows], return_index=True)  # rows ascending: each key's first row
+    first[keys] = rows[at]
+    return first[which]
+
+
+def _in_place(entries: pa.Array, ids: pa.Array, offset: int) -> np.ndarray:
+    """For each state entry (the batch at ``offset`` in its file), the input row at the same
+    position if it holds exactly the entry's id, else -1."""
+    at = np.full(len(entries), -1, dtype=np.int64)
+    n = min(len(entries), max(len(ids) - offset, 0))
+    if n:
+        equal = np.flatnonzero(as_mask(pc.equal(entries.slice(0, n).cast(pa.string()), ids.slice(offset, n))))
+        at[equal] = offset + equal
+    return at
+
+
 def _plain(sources: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(sources.type):
         sources = sources.dictionary_decode()
     return sources.cast(pa.string())
 
 
-def _endpoint_rows(ids: pa.Array, bodies: np.ndarray | None, stamp: int) -> pa.RecordBatch:
+def _endpoint_rows(
+    ids: pa.Array, bodies: np.ndarray | None, stamp: int, accepted: np.ndarray | None = None
+) -> pa.RecordBatch:
+    """Entries for ``ids`` at ``stamp``: their ``bodies`` hashes, null ("send again") where there
+    are none or where not ``accepted``."""
     n = len(ids)
     body = pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type) if bodies is None else to_arrow(bodies)
+    if bodies is not None and accepted is not None and not accepted.all():
+        body = pc.if_else(pa.array(accepted), body, pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type))
     return pa.RecordBatch.from_arrays([ids.cast(pa.string()), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.prepare import validation
 from airflow_provider_pinpoint.prepare.validation import rules
 from airflow_provider_pinpoint.quotas import ENDPOINT_ID_FORBIDDEN_CHARACTERS
@@ -75,3 +77,98 @@ def test_the_byte_scan_reads_chunked_columns_and_offsets_buffers_longer_than_nee
     padded = pa.py_buffer(np.array([0, 2, 4], dtype=np.int32).tobytes() + b"\0")
     values = pa.StringArray.from_buffers(2, padded, pa.py_buffer(b"ab$c"))
     assert rules.may_hold(values, ENDPOINT_ID_FORBIDDEN_CHARACTERS)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("order", ["sorted", "random"])
+def test_distinct_and_most_repeated_agree_with_counting_in_any_order(seed, order):
+    # Values in ascending order are judged by comparing neighbours, others by hashing: the same answers.
+    rng = np.random.default_rng(seed)
+    values = [v for v in _ids(rng, int(rng.integers(0, 60)), 0.0)]
+    if seed % 2:  # no repeats, so that both answers are exercised
+        values = list(dict.fromkeys(values))
+    if order == "sorted":
+        values = sorted(v for v in values if v is not None) + [None] * values.count(None)
+    counts = [values.count(v) for v in values if v is not None]
+    array = pa.array(values, pa.string())
+    assert rules.all_distinct(array) == (max(counts, default=0) <= 1)
+    assert rules.most_repeated(array) == max(counts, default=0)
+
+
+def test_a_user_over_the_limit_in_a_sorted_table_is_rejected_as_in_a_shuffled_one():
+    # Sorted by user id, the count of a user's endpoints comes from neighbours: the same rejections.
+    n = 40
+    users = sorted([f"u{i % 3}" for i in range(n)])  # 14, 13, 13 endpoints
+    users[-1] = users[-2] = "u9"  # so the rows stay sorted
+    table = pa.table(
+        {
+            "Id": [f"ep-{i:03d}" for i in range(n)],
+            "ChannelType": ["EMAIL"] * n,
+            "User.UserId": users,
+            "_source": ["endpoints.parquet"] * n,
+            "_source_row": list(range(1, n + 1)),
+        }
+    )
+    over = pa.concat_tables([table, table.slice(0, 3).set_column(0, "Id", pa.array(["ep-a", "ep-b", "ep-c"]))])
+    over = over.sort_by("User.UserId")
+    shuffled = over.take(pa.array(np.random.default_rng(0).permutation(over.num_rows)))
+    assert validation.seen_for(over).users_within_limit is False
+    for sliced in (over, shuffled):
+        seen = validation.seen_for(sliced)
+        checked = [validation.endpoints(sliced.slice(s, 10), seen) for s in range(0, sliced.num_rows, 10)]
+        reasons = sorted(r.split(": ", 1)[1] for c in checked for r in c.reasons.values())
+        refused = "User.UserId already has 15 endpoints in this input; Pinpoint refuses endpoint {} of a user for EMAIL"
+        assert reasons == [refused.format(16), refused.format(17)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rows_said_unchanged_skip_only_the_rules_they_passed(seed, monkeypatch):
+    # Rows the sync state finds unchanged are not judged by their own values again; chosen among
+    # rows that passed every rule the day before, the table gets the same rejections and messages,
+    # cross-row rules (ids repeated in any case, endpoints per user) still counting the skipped rows.
+    # Today's columns come in another order, which the state's row hash ignores but the
+    # per-application key cap (2 here) counts by: rows unchanged in values can be over it today.
+    monkeypatch.setattr(quotas, "MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP", 2)
+    rng = np.random.default_rng(seed)
+    n = 80
+    pick = lambda pool: [pool[k] for k in rng.integers(0, len(pool), n)]  # noqa: E731
+    ids = [f"ep-{k}" for k in rng.integers(0, 70, n)]
+    yesterday = pa.table(
+        {
+            "Id": [i.upper() if rng.random() < 0.2 else i for i in ids],
+            "ChannelType": pick(["EMAIL"] * 8 + ["PIGEON"]),
+            "OptOut": pick(["NONE", "ALL", "SOME"]),
+            "Location.Country": pick(["US", "DE", "XX", None]),
+            "Attributes.tag": pick([["a"], ["b" * 200], None]),
+            "Attributes.kind": pick([["k"], None, None]),
+            "Metrics.score": pick([1.0, None, None, None]),
+            "User.UserId": pick(["u1"] * 6 + ["u2", "u3"]),
+            "_source": ["endpoints.parquet"] * n,
+            "_source_row": list(range(1, n + 1)),
+        }
+    )
+    order = list(yesterday.column_names)
+    order[4:7] = [order[6], order[4], order[5]]  # Metrics.score now before the attributes
+    table = yesterday.select(order)
+
+    def judged(table: pa.Table, unchanged) -> tuple[list[bool], dict[int, str]]:
+        seen = validation.seen_for(table)
+        parts = [validation.endpoints(table.slice(s, 16), seen, unchanged=unchanged(s)) for s in range(0, n, 16)]
+        reasons = {s + i: r for s, p in zip(range(0, n, 16), parts, strict=True) for i, r in p.reasons.items()}
+        return np.concatenate([p.rejected for p in parts]).tolist(), reasons
+
+    passed = ~np.array(judged(yesterday, lambda start: None)[0])
+    every = judged(table, lambda start: None)
+    unchanged = passed & (rng.random(n) < 0.7)
+    assert 0 < unchanged.sum() < passed.sum() < n
+    assert any("Attributes.kind is distinct" in every[1].get(i, "") for i in np.flatnonzero(unchanged))
+    assert judged(table, lambda start: lambda checked: unchanged[start : start + len(checked)]) == every
+
+
+@pytest.mark.parametrize("values", [[-0.0, 0.0], [-0.0, 0.0, 0.0], [1.0, float("nan"), float("nan")], [-1, 0, 0, 7]])
+def test_numbers_are_counted_as_hashing_counts_them(values):
+    # Floats order -0.0 equal to 0.0, which hashing tells apart: in order or not, the answers are Arrow's.
+    array = pa.array(values)
+    counts = pc.value_counts(array).field("counts")
+    assert rules.most_repeated(array) == pc.max(counts).as_py()
+    assert rules.all_distinct(array) == (len(pc.unique(array)) == len(array))

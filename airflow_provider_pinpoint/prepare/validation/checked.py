@@ -63,6 +63,25 @@ class Checked:
         array = self.columns.get(column)
         return valid_mask(array) if array is not None else np.zeros(len(self), dtype=bool)
 
+    def subset(self, rows: np.ndarray) -> Checked:
+        """The rows at positions ``rows`` (ascending) as a batch of their own, for rules to judge
+        apart; :meth:`take_back` then brings its rejections back here."""
+        at = pa.array(rows, pa.int64())
+        return Checked(
+            self.kind,
+            {name: column.take(at) for name, column in self.columns.items()},
+            self.sources.take(at),
+            self.rows.take(at),
+            self.raw.take(at),
+            self.rejected[rows].copy(),
+        )
+
+    def take_back(self, part: Checked, rows: np.ndarray) -> None:
+        """The rejections rules made in ``part`` (:meth:`subset` of ``rows``), as rejections of these rows."""
+        for i, reason in part.reasons.items():
+            self.reasons[int(rows[i])] = reason
+        self.rejected[rows] |= part.rejected
+
 
 def normalised(table: pa.Table, kind: Kind) -> Checked:
     n = table.num_rows

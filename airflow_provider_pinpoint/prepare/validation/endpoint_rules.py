@@ -7,6 +7,7 @@ first, then events in order; rows rejected for another rule do not count).
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -24,6 +25,7 @@ from airflow_provider_pinpoint.prepare.validation.rules import (
     check_enum,
     check_key_cap,
     check_lengths,
+    most_repeated,
     not_in,
 )
 from airflow_provider_pinpoint.prepare.validation.state import EndpointsSeen, EventState
@@ -47,18 +49,57 @@ def _timezones() -> pa.Array:
     return pa.array(sorted(zoneinfo.available_timezones()), pa.string())
 
 
-def endpoints(table: pa.Table, seen: EndpointsSeen | None = None, *, rules: Rules = "putevents") -> Checked:
+def endpoints(
+    table: pa.Table,
+    seen: EndpointsSeen | None = None,
+    *,
+    rules: Rules = "putevents",
+    unchanged: Callable[[Checked], np.ndarray] | None = None,
+) -> Checked:
     """Validate an endpoints table, or one slice of it after the slices before it (``seen``).
 
     Ids are compared across all the table's rows, and a user's endpoints counted over all of them:
     a slice's rows are checked against what ``seen`` kept of the slices before it. ``rules="stream"``
     (the Kinesis and Firehose sinks) leaves out what only Pinpoint enforces: its endpoint id
     characters, attribute name and value lengths, per-application caps and endpoints per user.
+
+    ``unchanged``: given the slice with its values normalised (and its ids checked), the rows whose
+    id and values are those the service last accepted (the sync state's comparison). The rules that
+    judge one row by its own values (allowed values, formats, lengths) passed those values then, so
+    they run on the other rows only: on a daily sync that is most of validation's time saved. The
+    per-application key cap (which depends on the input's column order, not the row's values) and
+    the rules across rows (ids repeated in any case, endpoints per user) judge every row.
     """
     seen = EndpointsSeen() if seen is None else seen
     checked = normalised(table, "endpoints")
     pinpoint = rules == "putevents"
     check_endpoint_id(checked, "Id", "every endpoint row needs its endpoint id", pinpoint_characters=pinpoint)
+    same = unchanged(checked) & ~checked.rejected if unchanged is not None else None
+    if same is not None and same.any():
+        judged = np.flatnonzero(~same)
+        part = checked.subset(judged)
+        _check_row_values(part, pinpoint)
+        checked.take_back(part, judged)
+    else:
+        _check_row_values(checked, pinpoint)
+    if pinpoint:
+        # The cap counts keys in the input's column order, which the state's row hash leaves out:
+        # a row unchanged in its values can use a key beyond the cap once the columns are reordered,
+        # so every row is judged by it, last of the rules of a row, as without a state.
+        check_key_cap(
+            checked,
+            ("Attributes.", "Metrics.", "User.UserAttributes."),
+            quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
+            "endpoint attribute or metric",
+        )
+    _check_case_collisions(checked, seen)
+    if pinpoint:
+        _check_endpoints_per_user(checked, seen)
+    return checked
+
+
+def _check_row_values(checked: Checked, pinpoint: bool) -> None:
+    """The rules that judge each row by its own values, in the order a row's first broken one is reported."""
     check_enum(checked, "ChannelType", service_model.channel_types())
     check_enum(checked, "EndpointStatus", service_model.ENDPOINT_STATUS_VALUES)
     check_enum(checked, "OptOut", service_model.OPT_OUT_VALUES)
@@ -79,36 +120,27 @@ def endpoints(table: pa.Table, seen: EndpointsSeen | None = None, *, rules: Rule
             "characters per user attribute value",
         )
         check_lengths(checked, "Metrics.", quotas.MAX_ENDPOINT_ATTRIBUTE_NAME_LENGTH, None, "")
-        check_key_cap(
-            checked,
-            ("Attributes.", "Metrics.", "User.UserAttributes."),
-            quotas.MAX_ENDPOINT_CUSTOM_ATTRIBUTES_PER_APP,
-            "endpoint attribute or metric",
-        )
-    _check_case_collisions(checked, seen)
-    if pinpoint:
-        _check_endpoints_per_user(checked, seen)
-    return checked
 
 
-def seen_for(table: pa.Table) -> EndpointsSeen:
+def seen_for(table: pa.Table, ids: pa.Array | None = None) -> EndpointsSeen:
     """Where validating the whole endpoints ``table`` slice by slice starts, told what the whole table holds.
 
     When no two ids are the same in any case, no row can repeat another, and when no user id has
     more rows than Pinpoint allows a user, no row can be over the limit: the slices then need not
     carry ids or user counts from one to the next, most of validation's time on a daily table of a
     million endpoints (where both hold). The columns are made text as :func:`normalised` makes
-    them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections.
+    them (:func:`coerce.to_string`, row by row), so the table validated in slices gets the same rejections;
+    ``ids``: the ``Id`` column so made, if the caller has it already.
     """
     seen = EndpointsSeen()
     try:
         if "Id" in table.column_names:
-            ids, _ = coerce.to_string(table.column("Id"))
+            if ids is None:
+                ids, _ = coerce.to_string(table.column("Id"))
             seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
         if "User.UserId" in table.column_names:
             users, _ = coerce.to_string(table.column("User.UserId"))
-            counts = pc.value_counts(users.drop_null()).field("counts")
-            seen.users_within_limit = not len(counts) or pc.max(counts).as_py() <= quotas.MAX_ENDPOINTS_PER_USER_ID
+            seen.users_within_limit = most_repeated(users) <= quotas.MAX_ENDPOINTS_PER_USER_ID
     except (pa.ArrowInvalid, pa.ArrowCapacityError, MemoryError):
         # More than 2 GiB of text in one column cannot be made one string array: no shortcut, every
         # slice checks its rows against the ones before it, as without this function.
