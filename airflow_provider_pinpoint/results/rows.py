@@ -194,10 +194,23 @@ def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequen
     rest of reading a journal.
     """
     joined = items[0] if len(items) == 1 else pa.concat_batches(list(items))
-    runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
+    n = joined.num_rows
+    runs: pa.Array | None = None
+
+    def column(values: tuple[Any, ...], field: pa.Field) -> pa.Array:
+        nonlocal runs
+        first = values[0]
+        if all(value == first and type(value) is type(first) for value in values):
+            # One value for every run (a run id, a status; all of them for a sync's unchanged rows):
+            # repeated as bytes, where a ``take`` copied it value by value.
+            return _constant(first, n, field.type)
+        if runs is None:
+            runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
+        return pa.array(values, field.type).take(runs)
+
     per_run = zip(*decisions, strict=True)
     run_ids, status, code, message, attempts, request_id, sent_at = (
-        pa.array(values, field.type).take(runs) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
+        column(values, field) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
     )
     return pa.RecordBatch.from_arrays(
         [run_ids, *joined.columns, status, code, message, attempts, request_id, sent_at], schema=RESULTS_SCHEMA
@@ -323,6 +336,17 @@ def _repeated_time(when: datetime | None, n: int) -> pa.Array:
     if millis is None:
         return _repeated(None, n, _SENT_AT)
     return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(millis) * n)])
+
+
+def _constant(value: Any, n: int, type_: pa.DataType) -> pa.Array:
+    """``value`` (as the journal keeps it: ``sent_at`` in milliseconds) ``n`` times, as a column of ``type_``."""
+    if value is None:
+        return pa.nulls(n, type_)
+    if type_ == _TEXT:
+        return _repeated_text(value, n)
+    if type_ == _SENT_AT:
+        return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(value) * n)])
+    return pa.repeat(pa.scalar(value, type_), n)
 
 
 def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:

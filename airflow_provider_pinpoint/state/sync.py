@@ -30,7 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.common.arrow import as_mask
-from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, DECISION_SCHEMA, UNCHANGED, Outcomes
+from airflow_provider_pinpoint.results.rows import (
+    ACCEPTED,
+    ALREADY_SENT,
+    DECISION_SCHEMA,
+    ITEM_COLUMNS_SCHEMA,
+    UNCHANGED,
+    Decision,
+    Outcomes,
+)
 from airflow_provider_pinpoint.state.files import DEFAULT_RETENTION_DAYS, ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
 from airflow_provider_pinpoint.state.keys import SortedKeys, event_keys, from_arrow, text_hashes, to_arrow
 
@@ -354,28 +362,30 @@ class Sync:
     ) -> Iterator[Unsent]:
         """Results rows for rows not sent because of the state, ``chunk`` rows a piece, made as they
         are taken (a day's unchanged endpoints are most of the table: made at once, their rows
-        took the table's size again)."""
+        took the table's size again).
+
+        Each piece is decided alike (:attr:`Outcomes.uniform`: the items' own columns and one
+        decision): the results journal then writes the status and reason once per piece, not once
+        per row; those repeated columns were most of what a sync wrote, summed and read back.
+        """
+        text = pa.string()
+        decision = Decision(status, None, REASONS[status], 0, None, None)
         for start in range(0, len(endpoint_ids), max(chunk, 1)):
             part = slice(start, start + chunk)
             n = len(endpoint_ids[part])
-            text = pa.string()
-            batch = pa.RecordBatch.from_arrays(
+            items = pa.RecordBatch.from_arrays(
                 [
                     pa.repeat(pa.scalar(record_type, text), n),
                     endpoint_ids[part].cast(text),
                     pa.nulls(n, text) if event_ids is None else event_ids[part].cast(text),
                     _plain(sources[part]),
                     rows[part].cast(pa.int64()),
-                    pa.repeat(pa.scalar(status, text), n),
-                    pa.nulls(n, pa.int32()),
-                    pa.repeat(pa.scalar(REASONS[status], text), n),
-                    pa.repeat(pa.scalar(0, pa.int32()), n),
-                    pa.nulls(n, text),
-                    pa.nulls(n, DECISION_SCHEMA.field("sent_at").type),
                 ],
-                schema=DECISION_SCHEMA,
+                schema=ITEM_COLUMNS_SCHEMA,
             )
-            yield Unsent(status, Outcomes(batch, 0, 0, 0, 0))
+            outcomes = Outcomes(None, 0, 0, 0, 0)
+            outcomes.uniform = (items, decision)
+            yield Unsent(status, outcomes)
 
 
 def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -405,3 +405,28 @@ def test_a_journal_cut_anywhere_or_with_a_bit_flipped_reads_exactly_its_intact_r
         # A flip in a frame loses the rest of the file; one in a payload loses that record only.
         kept = range(hit) if at < bounds[hit][0] + 12 else [i for i in range(4) if i != hit]
         assert read(bytes(flipped)) == sorted(pair for i in kept for pair in per_record[i]), at
+
+
+# Runs of rows decided alike that share some decision values and not others: read back, each
+# column is made either once for all (a value shared by every run) or run by run.
+SHARED_CASES = {
+    "all shared": [(202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC))] * 3,
+    "request ids differ": [(202, 1, f"q{i}", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(3)],
+    "a null among values": [(202, 1, None, datetime(2026, 1, 1, tzinfo=UTC)), (202, 1, "q", None), (201, 2, "q", None)],
+    "an empty text and a null": [(202, 1, "", datetime(2026, 1, 1, tzinfo=UTC)), (202, 1, None, None)],
+}
+
+
+@pytest.mark.parametrize("case", SHARED_CASES)
+def test_runs_decided_alike_sharing_some_values_read_back_exactly(tmp_path, case):
+    requests = make_requests(make_items(len(SHARED_CASES[case]), 7), per_request=8)
+    decided = [Outcomes.all_accepted(r, *d) for r, d in zip(requests, SHARED_CASES[case], strict=True)]
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run")
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    expected = pa.Table.from_batches([stamped(o, pa.repeat(pa.scalar("run"), len(o))) for o in decided])
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())  # the runs, read back as one batch
+    assert pa.Table.from_batches([batch]).equals(expected)

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
+from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, RESULTS_SCHEMA, Outcomes
+from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.state import StateFiles, Sync
 from airflow_provider_pinpoint.state import sync as sync_module
 
@@ -101,3 +102,44 @@ def test_answers_of_other_text_types_are_sorted_out_alike(tmp_path):
         if row["status"] == "accepted" and row["record_type"] == "endpoint"
     )
     assert sorted(pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()) == expected
+
+
+@pytest.mark.parametrize("status", [Sync.UNCHANGED, Sync.ALREADY_SENT])
+@pytest.mark.parametrize("location", [None, "results.parquet"])
+def test_rows_not_sent_become_results_rows_with_their_status_and_reason(tmp_path, status, location):
+    # Written as rows decided alike (the reason once per piece), they read back as one row each.
+    n = 25
+    ids = pa.array([f"ep-{i}" for i in range(n)])
+    event_ids = None if status == Sync.UNCHANGED else pa.array([f"ev-{i}" for i in range(n)], pa.large_string())
+    sources = pa.array(["a.csv"] * 10 + ["b.csv"] * 15).dictionary_encode()
+    rows = pa.array(range(100, 100 + n), pa.int32())
+    record_type = "endpoint" if event_ids is None else "event"
+    pieces = list(Sync.unsent(status, record_type, ids, event_ids, sources, rows, chunk=10))
+    assert [len(piece) for piece in pieces] == [10, 10, 5]
+    assert all(piece.status == status and not piece.outcomes.accepted for piece in pieces)
+    store = ResultsStore(None if location is None else tmp_path / location)
+    writer = store.writer("run-1")
+    for piece in pieces:
+        writer.add_outcomes(piece.outcomes)
+    writer.close()
+    assert store.compact() == {status: n}
+    table = (store if location is None else ResultsStore(tmp_path / location)).read()
+    assert table.schema.equals(RESULTS_SCHEMA)
+    expected = [
+        {
+            "run_id": "run-1",
+            "record_type": record_type,
+            "endpoint_id": f"ep-{i}",
+            "event_id": None if event_ids is None else f"ev-{i}",
+            "source": "a.csv" if i < 10 else "b.csv",
+            "source_row": 100 + i,
+            "status": status,
+            "status_code": None,
+            "message": sync_module.REASONS[status],
+            "attempts": 0,
+            "request_id": None,
+            "sent_at": None,
+        }
+        for i in range(n)
+    ]
+    assert table.to_pylist() == expected
