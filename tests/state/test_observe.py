@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, RESULTS_SCHE
 from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.state import StateFiles, Sync
 from airflow_provider_pinpoint.state import sync as sync_module
+from tests.helpers.items import make_items, make_requests
 
 STATUSES = ("accepted", "rejected", "failed")
 
@@ -143,3 +145,36 @@ def test_rows_not_sent_become_results_rows_with_their_status_and_reason(tmp_path
         for i in range(n)
     ]
     assert table.to_pylist() == expected
+
+
+@pytest.mark.parametrize("fold_rows", [1, 30, 1_000_000])
+def test_requests_accepted_whole_are_remembered_with_the_answers_decided_row_by_row(tmp_path, monkeypatch, fold_rows):
+    # Requests accepted whole come as their items' columns (Outcomes.uniform), one of them with ids
+    # of another text type; answers decided row by row come between them.
+    monkeypatch.setattr(sync_module, "_FOLD_ROWS", fold_rows)
+    rng = np.random.default_rng(fold_rows)
+    requests = make_requests(make_items(12, 4, tag="w"), per_request=10)
+    whole = [Outcomes.all_accepted(r, 202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC)) for r in requests]
+    items, decision = whole[1].uniform
+    at = items.schema.get_field_index("endpoint_id")
+    whole[1].uniform = (items.set_column(at, "endpoint_id", items.column(at).cast(pa.large_string())), decision)
+    by_row = _answers(rng, [f"ep-{i}" for i in range(30)], per_answer=7)
+    answers = [answer for pair in zip(whole, by_row, strict=False) for answer in pair] + by_row[len(whole) :]
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    threads = [threading.Thread(target=_observe_all, args=(sync, answers[k::3])) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sync._lock:
+        sync._fold_observed()
+    expected = [row for answer in answers for row in answer.batch.to_pylist() if row["status"] == "accepted"]
+    endpoints = pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()
+    assert sorted(endpoints) == sorted(r["endpoint_id"] for r in expected if r["record_type"] == "endpoint")
+    events = [
+        pair
+        for ids, event_ids in sync._accepted_events
+        for pair in zip(ids.cast(pa.string()).to_pylist(), event_ids.to_pylist(), strict=True)
+    ]
+    assert sorted(events) == sorted((r["endpoint_id"], r["event_id"]) for r in expected if r["record_type"] == "event")
+    assert any(r["endpoint_id"].startswith("w-") for r in expected) and len(events) > 40
