@@ -31,7 +31,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import msgspec
 import pyarrow as pa
@@ -63,13 +63,16 @@ MARKER_V2 = b"PPJRNL\x00\x02"
 _ALIKE = 1 << 31
 _HEADER_LENGTH = struct.Struct("<I")
 # A decision's JSON list (run id, status, status code, message, attempts, request id, sent_at in
-# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed,
-# so that a record whose values the results columns cannot hold is dropped like a damaged one.
-_DecisionValues = tuple[str, str, int | None, str | None, int, str | None, int | None]
+# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed
+# and bounded (32-bit status code and attempts, 64-bit milliseconds), so that a record whose values
+# the results columns cannot hold is dropped like a damaged one, checked in msgspec's own decoding.
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_Int32 = Annotated[int, msgspec.Meta(ge=_INT32_MIN, le=_INT32_MAX)]
+_Int64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
+_DecisionValues = tuple[str, str, _Int32 | None, str | None, _Int32, str | None, _Int64 | None]
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(_DecisionValues)
-_INT32 = range(-(1 << 31), 1 << 31)
-_INT64 = range(-(1 << 63), 1 << 63)
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
@@ -384,8 +387,6 @@ def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
         items = pa.ipc.read_record_batch(message, ITEM_COLUMNS_SCHEMA)
     except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
         return None
-    if not _storable(decision):
-        return None
     return _Alike(items, list(decision))
 
 
@@ -394,18 +395,14 @@ def _storable(values: Sequence[Any]) -> bool:
     status code and attempts, 64-bit milliseconds. Such a record is read back whole; any other is
     written as rows, whose columns refuse what they cannot hold at once, as before."""
     run_id, status, code, message, attempts, request_id, sent_at = values
-
-    def whole(value: Any, bounds: range) -> bool:
-        return type(value) is int and value in bounds
-
     return (
         isinstance(run_id, str)
         and isinstance(status, str)
-        and (code is None or whole(code, _INT32))
+        and (code is None or (type(code) is int and _INT32_MIN <= code <= _INT32_MAX))
         and (message is None or isinstance(message, str))
-        and whole(attempts, _INT32)
+        and (type(attempts) is int and _INT32_MIN <= attempts <= _INT32_MAX)
         and (request_id is None or isinstance(request_id, str))
-        and (sent_at is None or whole(sent_at, _INT64))
+        and (sent_at is None or (type(sent_at) is int and _INT64_MIN <= sent_at <= _INT64_MAX))
     )
 
 

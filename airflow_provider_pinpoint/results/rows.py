@@ -191,7 +191,7 @@ def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequen
     ``decisions``: for each run, its run id then its :class:`Decision` with ``sent_at`` in
     milliseconds (:func:`sent_at_millis`), as the journal keeps them. Each decision column is made
     from one value per run, repeated by one ``take``: making them run by run cost more than the
-    rest of reading a journal.
+    rest of reading a journal. A value the same in every run is repeated as it is.
     """
     joined = items[0] if len(items) == 1 else pa.concat_batches(list(items))
     n = joined.num_rows
@@ -200,7 +200,9 @@ def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequen
     def column(values: tuple[Any, ...], field: pa.Field) -> pa.Array:
         nonlocal runs
         first = values[0]
-        if all(value == first and type(value) is type(first) for value in values):
+        # Compared by ``==``: the journal reads each value typed (text or null, a whole number or
+        # null), so no True stands for a 1 here.
+        if values.count(first) == len(values):
             # One value for every run (a run id, a status; all of them for a sync's unchanged rows):
             # repeated as bytes, where a ``take`` copied it value by value.
             return _constant(first, n, field.type)

@@ -344,6 +344,9 @@ def test_a_record_of_rows_decided_alike_is_read_with_aligned_buffers(tmp_path, r
         ("r", "accepted", True, "", 1, None, 0),  # a bool for a status code
         ("r", "accepted", 202, "", 1, 7, 0),  # a number for a request id
         ("r", "accepted", 202, "", 1, None),  # a value short
+        ("r", "accepted", -(1 << 31) - 1, "", 1, None, 0),  # a status code below int32
+        ("r", "accepted", 202.0, "", 1, None, 0),  # a float for a status code
+        ("r", "accepted", 202, "", 1, None, 1 << 63),  # milliseconds past int64
     ],
 )
 def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp_path, caplog, decision):
