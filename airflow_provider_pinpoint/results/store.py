@@ -142,8 +142,11 @@ class ResultsStore:
         def every() -> Iterator[pa.RecordBatch]:
             if self.fs.exists(self._path):
                 yield from self._table_batches()
+            own = {path: writer for writer in self._writers for path in writer.journals()}
             for journal in journal_paths(self.fs, self.staging) if journals is None else journals:
-                yield from journal_batches(self.fs, journal, self._damaged)
+                writer = own.get(journal)
+                written = None if writer is None else writer.written_batches(journal, self.fs.size(journal))
+                yield from journal_batches(self.fs, journal, self._damaged) if written is None else written
 
         return _rechunk(every())
 

@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.prepare.requests import EVENT, Item, Request
+from airflow_provider_pinpoint.results import journal as journal_module
 from airflow_provider_pinpoint.results.journal import MARKER_V2, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.rows import FAILED, REJECTED, RESULTS_SCHEMA, ItemResult, Outcomes, stamped
 from airflow_provider_pinpoint.results.store import ResultsStore
@@ -261,7 +262,7 @@ def test_a_damaged_record_of_rows_decided_alike_is_dropped_and_the_others_read(t
     size = Path(journal).stat().st_size
     damage(tmp_path / "results.parquet", size // 2, size=4)  # inside the second of three records
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
-        done = store.done_rows()
+        done = ResultsStore(tmp_path / "results.parquet").done_rows()  # the next run's reading
     [warning] = [r.getMessage() for r in caplog.records if "journal" in r.getMessage()]
     assert "1 damaged record batch" in warning
     expected: dict[str, set[int]] = {}
@@ -360,7 +361,9 @@ def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp
     writer.add_outcomes(Outcomes.all_accepted(first, 202, 1, None, None))
     head = msgspec.json.encode(decision)
     items = second.columns.drop_columns(["body"])
-    writer._write_locked(lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), 3))
+    writer._write_locked(
+        lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), items, 3)
+    )
     writer.close()
     [journal] = journal_paths(store.fs, store.staging)
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
@@ -433,3 +436,58 @@ def test_runs_decided_alike_sharing_some_values_read_back_exactly(tmp_path, case
     [journal] = journal_paths(store.fs, store.staging)
     [batch] = journal_batches(store.fs, journal, set())  # the runs, read back as one batch
     assert pa.Table.from_batches([batch]).equals(expected)
+
+
+def _run_with_every_kind_of_record(location: Path) -> tuple[ResultsStore, list[str]]:
+    """A closed writer's journals (rotated every 25 rows): rows decided alike (one of them with
+    metadata on its columns' schema), rows decided one by one, and rows decided alike but written
+    as rows (their ids of another text type)."""
+    store = ResultsStore(location, rotate_rows=25)
+    writer = store.writer("run")
+    decided = alike_and_other_outcomes()
+    items, decision = decided[1].uniform
+    at = items.schema.get_field_index("endpoint_id")
+    decided[1].uniform = (items.set_column(at, "endpoint_id", items.column(at).cast(pa.large_string())), decision)
+    items, decision = decided[2].uniform  # columns with metadata on their schema: written alike
+    decided[2].uniform = (items.replace_schema_metadata({"origin": "test"}), decision)
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    return store, journal_paths(store.fs, store.staging)
+
+
+def _rows_read(store: ResultsStore, journal: str) -> int:
+    return sum(batch.num_rows for batch in journal_batches(store.fs, journal, set()))
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 1 << 30])
+def test_a_run_compacts_its_own_journals_from_what_it_wrote_as_reading_them_gives(tmp_path, monkeypatch, kept_bytes):
+    # Kept by the writer (a run compacting its own journals) or not (too many rows): the same table.
+    monkeypatch.setattr(journal_module, "KEPT_BYTES", kept_bytes)
+    store, journals = _run_with_every_kind_of_record(tmp_path / "results.parquet")
+    assert len(journals) > 1
+    from_files = pa.Table.from_batches([b for j in journals for b in journal_batches(store.fs, j, set())])
+    assert store.compact() == {"accepted": 50, "rejected": 1, "failed": 1}
+    assert ResultsStore(tmp_path / "results.parquet").read().equals(from_files)
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("change", ["flip", "cut"])
+def test_an_own_journal_changed_on_disk_is_read_from_its_file_unless_its_size_is_as_written(
+    tmp_path, monkeypatch, kept_bytes, change
+):
+    # A bit flipped in place: what the writer kept is used (the table has every row) when it kept
+    # it; cut short, the journal is read from its file (its last record dropped) in either case.
+    monkeypatch.setattr(journal_module, "KEPT_BYTES", kept_bytes)
+    store, [first, *_] = _run_with_every_kind_of_record(tmp_path / "results.parquet")
+    intact = _rows_read(store, first)
+    data = bytearray(Path(first).read_bytes())
+    if change == "flip":
+        data[-3] ^= 0x10
+    else:
+        del data[-3:]
+    Path(first).write_bytes(bytes(data))
+    lost = intact - _rows_read(store, first)
+    assert lost > 0
+    from_memory = change == "flip" and kept_bytes > 0
+    assert sum(store.compact().values()) == 52 - (0 if from_memory else lost)
