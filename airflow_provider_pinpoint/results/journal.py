@@ -278,6 +278,17 @@ class ResultsWriter:
                 return None
         return _grouped(map(_as_read, records))
 
+    def release(self) -> None:
+        """Let go of what only compaction needs: the records kept (up to ``KEPT_BYTES``) and, once the
+        journal is closed, the sizes written. A finished run's report keeps its store, and so this
+        writer, alive: without this, a run's last tens of MB of records would stay in memory with it.
+        Nothing is kept after: a later compaction reads the journals from their files."""
+        with self._lock:
+            self._kept = None
+            self._kept_bytes = 0
+            if self._file is None:
+                self._sizes = {}
+
     def close(self) -> None:
         """Close the journal file being written (on object storage, that is when it appears).
 

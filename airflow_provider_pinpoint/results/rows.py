@@ -272,6 +272,11 @@ _ITEM_FIELDS = operator.attrgetter("record_type", "endpoint_id", "event_id", "so
 _ITEM = operator.attrgetter("item")
 
 _REPEATED: dict[tuple[Any, int, pa.DataType], pa.Array] = {}
+# Repeated values (:func:`_repeated`, :func:`_repeated_text`) are kept for at most this many rows, a
+# request's worth, where making them was most of the cost. A batch of rows decided alike read back
+# from a journal, or a sync's rows not sent, has up to tens of thousands: keeping theirs, one per
+# count, held tens of MB for the life of the process, for a saving too small to see there.
+_CACHED_ROWS = 500
 _TEXT = pa.string()
 _INT32 = pa.int32()
 _DECISION_FIELDS = list(DECISION_SCHEMA)[_ITEM_COLUMNS:]
@@ -306,7 +311,7 @@ _OFFSETS: dict[tuple[int, int], pa.Buffer] = {}
 
 def _repeated_text(text: str | None, n: int) -> pa.Array:
     """``text`` (None: null) ``n`` times, as a string column: its bytes repeated behind offsets made once
-    per (count, length). ``pa.repeat`` of a string scalar took about 9 µs for 100 rows, this 3."""
+    per (count, length) for a few rows. ``pa.repeat`` of a string scalar took about 9 µs for 100 rows, this 3."""
     if text is None:
         return _repeated(None, n)
     data = text.encode()
@@ -315,9 +320,11 @@ def _repeated_text(text: str | None, n: int) -> pa.Array:
     key = (n, len(data))
     offsets = _OFFSETS.get(key)
     if offsets is None:
-        if len(_OFFSETS) > 1024:
-            _OFFSETS.clear()
-        offsets = _OFFSETS[key] = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32))
+        offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32))
+        if n <= _CACHED_ROWS:
+            if len(_OFFSETS) > 1024:
+                _OFFSETS.clear()
+            _OFFSETS[key] = offsets
     return pa.Array.from_buffers(_TEXT, n, [None, offsets, pa.py_buffer(data * n)])
 
 
@@ -353,11 +360,13 @@ def _constant(value: Any, n: int, type_: pa.DataType) -> pa.Array:
 
 def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:
     """``value`` ``n`` times: the same few (accepted, 202, 1 attempt, 100 rows) come back for every
-    request, so they are made once (Arrow arrays are immutable, sharing them is safe)."""
+    request, so they are made once for a few rows (Arrow arrays are immutable, sharing them is safe)."""
     key = (value, n, type_)
     array = _REPEATED.get(key)
     if array is None:
-        if len(_REPEATED) > 1024:
-            _REPEATED.clear()
-        array = _REPEATED[key] = pa.repeat(pa.scalar(value, type_), n)
+        array = pa.repeat(pa.scalar(value, type_), n)
+        if n <= _CACHED_ROWS:
+            if len(_REPEATED) > 1024:
+                _REPEATED.clear()
+            _REPEATED[key] = array
     return array

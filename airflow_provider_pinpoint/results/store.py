@@ -174,6 +174,13 @@ class ResultsStore:
             for batch in self.read().to_batches():
                 compaction.add_counts(counts, batch)
             return counts
+        try:
+            return self._compact()
+        finally:  # succeeded or not, what the writers kept for it is no longer needed
+            for writer in self._writers:
+                writer.release()
+
+    def _compact(self) -> dict[str, int]:
         if any(writer.failed is not None for writer in self._writers):
             return {}
         # Both passes read the same journals, and only those are removed: one that appears meanwhile
@@ -183,8 +190,12 @@ class ResultsStore:
             journals = journal_paths(self.fs, self.staging)
             sizes = self._sizes(journals)
             read = _Kept(self._batches(journals), _KEPT_BYTES)
-            keep, rows = compaction.survivors(read)
-            counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
+            try:
+                keep, rows = compaction.survivors(read)
+                counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
+            finally:  # an error's traceback keeps this frame: not the rows with it
+                if read.batches:
+                    read.batches.clear()
         except PinpointLoaderError:
             _remove_quietly(self.fs, tmp)
             raise

@@ -110,7 +110,7 @@ class Sync:
         self._accepted_endpoints: list[pa.Array] = []
         self._accepted_events: list[tuple[pa.Array, pa.Array]] = []
         self._observed: list[pa.RecordBatch] = []  # answers' rows not yet sorted out (see observe)
-        self._observed_accepted: list[pa.RecordBatch] = []  # the items of requests accepted whole, likewise
+        self._observed_accepted: list[pa.RecordBatch] = []  # the ids of requests accepted whole, likewise
         self._observed_rows = 0
         # What this run's input had: a full refresh rebuilds only the kinds of rows it saw.
         self._saw_endpoints = False
@@ -244,14 +244,15 @@ class Sync:
         The answers' rows are kept as they come and sorted out ``_FOLD_ROWS`` at a time: filtering
         each answer's hundred rows on its own cost a dozen Arrow calls per answer, as much CPU as
         the rest of recording it (a first sync of a million endpoints makes 10,000 answers). A
-        request accepted whole (:attr:`Outcomes.uniform`) is kept as its items' columns, as they
+        request accepted whole (:attr:`Outcomes.uniform`) is kept as its items' type and ids, as they
         come: building its rows only to find them all accepted took six times as long.
         """
         if not decided.accepted:
             return
         uniform = decided.uniform
         if uniform is not None and uniform[1].status == ACCEPTED:
-            items = uniform[0]
+            # Only the columns the state takes: the source and row number would stay alive with it.
+            items = uniform[0].select(_ACCEPTED.names)
             with self._lock:
                 self._observed_accepted.append(items)
                 self._observed_rows += items.num_rows
@@ -272,7 +273,7 @@ class Sync:
             batch = _joined(self._observed, _OBSERVED)
             parts.append(batch.filter(pc.equal(batch.column("status"), ACCEPTED)).select(_ACCEPTED.names))
         if self._observed_accepted:
-            parts.append(_joined(self._observed_accepted, ITEM_COLUMNS_SCHEMA).select(_ACCEPTED.names))
+            parts.append(_joined(self._observed_accepted, _ACCEPTED))
         self._observed, self._observed_accepted, self._observed_rows = [], [], 0
         if not parts:
             return

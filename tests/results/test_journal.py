@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import struct
+import weakref
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +15,10 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT, Item, Request
 from airflow_provider_pinpoint.results import journal as journal_module
+from airflow_provider_pinpoint.results import rows as rows_module
 from airflow_provider_pinpoint.results.journal import MARKER_V2, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.rows import FAILED, REJECTED, RESULTS_SCHEMA, ItemResult, Outcomes, stamped
 from airflow_provider_pinpoint.results.store import ResultsStore
@@ -491,3 +495,97 @@ def test_an_own_journal_changed_on_disk_is_read_from_its_file_unless_its_size_is
     assert lost > 0
     from_memory = change == "flip" and kept_bytes > 0
     assert sum(store.compact().values()) == 52 - (0 if from_memory else lost)
+
+
+def _kept_records(writer: ResultsWriter) -> list[object]:
+    """Weak references to every record a writer keeps for compaction, and its items' batches."""
+    kept = [r for records in (writer._kept or {}).values() for r in records]
+    return [weakref.ref(r.items if hasattr(r, "items") and not callable(r.items) else r) for r in kept]
+
+
+def _write_all(writer: ResultsWriter, decided: list[Outcomes]) -> None:
+    """Write ``decided`` and close: nothing here keeps them alive afterwards."""
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+
+
+def test_a_finished_run_lets_go_of_what_its_writer_kept_while_its_report_is_kept(emulator, tmp_path, monkeypatch):
+    # The report reads the table through its store, which holds the run's writer: what the writer
+    # kept for compaction must not stay alive with the report.
+    writers: list[ResultsWriter] = []
+    real_writer = ResultsStore.writer
+
+    def writer(store: ResultsStore, run_id: str) -> ResultsWriter:
+        made = real_writer(store, run_id)
+        writers.append(made)
+        return made
+
+    monkeypatch.setattr(ResultsStore, "writer", writer)
+    kept: list[object] = []
+    real_compact = ResultsStore.compact
+
+    def compact(store: ResultsStore) -> dict[str, int]:
+        kept.extend(ref for w in writers for ref in _kept_records(w))
+        return real_compact(store)
+
+    monkeypatch.setattr(ResultsStore, "compact", compact)
+    report = load_events(
+        events_file(tmp_path),
+        application_id=APP,
+        results=str(tmp_path / "r.parquet"),
+        client=emulator_client(emulator.url),
+    )
+    assert report.summary["accepted"] == ROWS and len(report.results) == ROWS
+    assert kept  # the run's records were kept until compaction took them
+    gc.collect()
+    [run_writer] = writers
+    assert run_writer._kept is None and not run_writer._sizes and run_writer.journals() == []
+    assert [ref for ref in kept if ref() is not None] == []
+
+
+@pytest.mark.parametrize("outcome", ["compacted", "journal gone", "writer failed"])
+def test_compaction_lets_go_of_what_the_writers_kept_whether_it_succeeds_or_not(tmp_path, outcome):
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run")
+    _write_all(writer, alike_and_other_outcomes())
+    kept = _kept_records(writer)
+    assert len(kept) > 3
+    if outcome == "journal gone":
+        other = ResultsStore(tmp_path / "results.parquet").writer("other")  # read from its file
+        _write_all(other, alike_and_other_outcomes()[:1])
+        [gone] = [j for j in journal_paths(store.fs, store.staging) if j not in writer.journals()]
+        real_open = store.fs.open
+
+        def open_(path, mode="rb", **kwargs):
+            if path == gone:
+                raise FileNotFoundError(path)
+            return real_open(path, mode, **kwargs)
+
+        store.fs.open = open_
+        with pytest.raises(PinpointLoaderError):
+            store.compact()
+    elif outcome == "writer failed":
+        writer.failed = OSError("disk full")
+        assert store.compact() == {}
+    else:
+        assert store.compact() == {"accepted": 50, "rejected": 1, "failed": 1}
+    gc.collect()
+    assert writer._kept is None
+    assert [ref for ref in kept if ref() is not None] == []
+
+
+def test_reading_large_runs_of_rows_decided_alike_keeps_no_repeated_column_of_their_size(tmp_path):
+    # A batch read back joins up to CHUNK_ROWS rows decided alike: the values repeated for it are
+    # made for it, not kept in the module's caches for the life of the process (those keep a
+    # request's worth of rows).
+    requests = make_requests(make_items(30, 50), per_request=100)
+    store = ResultsStore(tmp_path / "results.parquet")
+    _write_all(store.writer("run"), [Outcomes.all_accepted(r, 202, 1, f"q{i}", None) for i, r in enumerate(requests)])
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())
+    rows = sum(len(r.items) for r in requests)
+    assert rows > 1_000 and batch.num_rows == rows and batch.column("status").to_pylist() == ["accepted"] * rows
+    assert store.compact() == {"accepted": rows}
+    assert [n for n, _ in rows_module._OFFSETS if n > rows_module._CACHED_ROWS] == []
+    assert [n for _, n, _ in rows_module._REPEATED if n > rows_module._CACHED_ROWS] == []

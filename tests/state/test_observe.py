@@ -178,3 +178,16 @@ def test_requests_accepted_whole_are_remembered_with_the_answers_decided_row_by_
     ]
     assert sorted(events) == sorted((r["endpoint_id"], r["event_id"]) for r in expected if r["record_type"] == "event")
     assert any(r["endpoint_id"].startswith("w-") for r in expected) and len(events) > 40
+
+
+def test_a_request_accepted_whole_is_remembered_by_its_ids_only_until_the_fold(tmp_path):
+    # Until the answers are sorted out, a request's source and row numbers are no use to the state:
+    # only the type and ids of its items are kept.
+    request = make_requests(make_items(1, 10), per_request=10)[0]
+    decided = Outcomes.all_accepted(request, 202, 1, "q", None)
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    sync.observe(decided)
+    [kept] = sync._observed_accepted
+    assert kept.schema.names == ["record_type", "endpoint_id", "event_id"]
+    items = decided.uniform[0]
+    assert kept.to_pylist() == items.select(kept.schema.names).to_pylist()
