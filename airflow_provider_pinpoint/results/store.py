@@ -227,14 +227,15 @@ class ResultsStore:
         rows: int,
         journals: list[str],
         kept: list[pa.RecordBatch] | None,
-        sizes: list[int],
+        sizes: list[int | None],
     ) -> dict[str, int]:
         """Write the surviving rows to ``tmp``, then put it in place of the location in one step.
 
         ``kept``: the rows of the first pass, when it kept them all; otherwise they are read again.
-        Kept rows were read once only, so the journals are checked to still have ``sizes`` bytes
-        (a run still writing to one, where the lock is best effort, would lose the rows it added
-        when the journals are removed): the second reading's count of rows checks that otherwise.
+        Kept rows were read once only, so the journals are checked to still be there with ``sizes``
+        bytes (a run still writing to one, where the lock is best effort, would lose the rows it
+        added when the journals are removed; another run's compaction may have removed one): the
+        second reading checks that otherwise, by its count of rows or a journal not found.
         """
         self.fs.makedirs(self._parent, exist_ok=True)
         batches = self._batches(journals) if kept is None else _drained(kept)
@@ -254,10 +255,19 @@ class ResultsStore:
             self.fs.mv(tmp, self._path)
         return counts
 
-    def _sizes(self, journals: list[str]) -> list[int]:
-        """The journals' sizes in bytes, where a journal can grow while it is read (a local file; on
-        object storage a journal appears only once closed, and never changes): [] elsewhere."""
-        return [self.fs.size(journal) for journal in journals] if self.is_local else []
+    def _sizes(self, journals: list[str]) -> list[int | None]:
+        """The journals' sizes in bytes, None for one gone. A local journal can grow while it is
+        read; on object storage one appears only once closed, but can still be removed (by another
+        run's compaction) or written again: there one listing of the staging directory, made afresh
+        (a filesystem may cache listings), gives them all."""
+        if self.is_local:
+            return [_local_size(journal) for journal in journals]
+        self.fs.invalidate_cache(self.staging)
+        try:
+            listed = {entry["name"]: entry["size"] for entry in self.fs.ls(self.staging, detail=True)}
+        except FileNotFoundError:  # the staging directory is gone with every journal in it
+            listed = {}
+        return [listed.get(journal) for journal in journals]
 
 
 # Compaction keeps the rows of its first pass for its second up to this many bytes of Arrow buffers
@@ -284,6 +294,13 @@ class _Kept:
                 else:
                     self.batches.append(batch)
             yield batch
+
+
+def _local_size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return None
 
 
 def _drained(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

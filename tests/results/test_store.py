@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import posixpath
 import sys
 from datetime import UTC, datetime
 
@@ -234,6 +235,50 @@ def test_a_journal_that_grows_while_kept_rows_are_written_stops_compaction_and_k
     assert len(os.listdir(store.staging)) == 2  # every journal kept
     a.close()
     assert ResultsStore(location).compact() == {ACCEPTED: 5}
+
+
+@pytest.mark.parametrize("change", ["removed", "grown"])
+def test_on_object_storage_a_journal_changed_while_kept_rows_are_written_stops_compaction(tmp_path, change):
+    # Object storage: a journal read once, its rows kept for the table, then removed (another run's
+    # compaction, where the lock is best effort) or written again before the table replaces the
+    # location: nothing is removed, and the error says the journals changed.
+    location = f"memory://store-tests/{tmp_path.name}/results.parquet"
+    a = ResultsStore(location).writer("run-A")  # another run's journal: read from its file
+    a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
+    a.close()
+    store = ResultsStore(location)
+    b = store.writer("run-B")
+    b.add(journal_rows(1, 2, 3, run="run-B"))
+    b.close()
+    fs = store.fs
+    journals = fs.ls(store.staging, detail=False)
+    [theirs] = [j for j in journals if "run-A" in j]
+    real_open = fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        opened.append(mode)
+        if mode == "wb":  # the table being written, from the rows kept
+            if change == "removed":
+                fs.rm(theirs)
+            else:
+                data = fs.cat_file(theirs)
+                with real_open(theirs, "wb") as f:
+                    f.write(data + bytes(16))
+        return real_open(path, mode, **kwargs)
+
+    fs.open = open_
+    try:
+        with pytest.raises(PinpointLoaderError) as caught:
+            store.compact()
+    finally:
+        del fs.open
+    assert opened == ["rb", "wb"]  # A's journal read once: the rows were kept
+    assert "changed while they were compacted" in str(caught.value) and "\n" not in str(caught.value)
+    left = fs.ls(f"/store-tests/{tmp_path.name}", detail=False)
+    assert [posixpath.basename(p) for p in left] == [".results.parquet.staging"]  # no table, no temporary file
+    assert sorted(fs.ls(store.staging, detail=False)) == sorted(j for j in journals if change == "grown" or j != theirs)
+    fs.rm(f"/store-tests/{tmp_path.name}", recursive=True)
 
 
 @pytest.mark.parametrize("kept_bytes", [0, 100_000, 1 << 30])
