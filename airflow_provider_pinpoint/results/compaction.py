@@ -3,7 +3,9 @@
 A row may be recorded more than once (a failure, then a resend; a rerun after a kill). Within one
 input row, a final decision (accepted or rejected) beats a failure and a later row beats an earlier
 one. Rows are keyed by one int64 each, so finding the survivors is one numpy sort, and the table is
-written in a second streaming pass: memory stays at about two int64 per row plus one batch.
+written in a second streaming pass: memory stays at about two int64 per row plus one batch. (A small
+run's rows, up to a few tens of MB, are kept from the first pass for the second instead of being
+read again: see ``ResultsStore.compact``.)
 """
 
 from __future__ import annotations
@@ -103,18 +105,19 @@ def write_survivors(
     for batch in batches:
         n = batch.num_rows
         if offset + n > rows:
-            raise _changed()
+            raise changed()
         if keep is not None:
             batch = batch.filter(pa.array(keep[offset : offset + n]))
         offset += n
         writer.write_batch(batch)
         add_counts(counts, batch)
     if offset != rows:
-        raise _changed()
+        raise changed()
     return counts
 
 
-def _changed() -> ResultsChanged:
+def changed() -> ResultsChanged:
+    """The error for rows that changed between compaction's two passes."""
     return ResultsChanged(
         "the results journals changed while they were compacted (is another run writing to the same results "
         "location?); nothing was removed: rerun with the same results location once that run has ended"

@@ -19,6 +19,10 @@ the earlier format (the same frames, no flagged records, marker ``...\x00\x02``)
 Reading checks both sums: a damaged batch is dropped (its rows count as not sent, so the next run
 sends them again) instead of making every later resume fail; a damaged frame loses the rest of its
 file the same way. A batch cut short by a kill is dropped silently: that is how a killed run ends.
+
+A writer also keeps the records it wrote, up to :data:`KEPT_BYTES`: the compaction that ends its
+run takes its own journals from there (each whose file has the size written) instead of reading
+them back; any other journal, or one of a larger run, is read from its file.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import msgspec
 import pyarrow as pa
@@ -63,19 +67,25 @@ MARKER_V2 = b"PPJRNL\x00\x02"
 _ALIKE = 1 << 31
 _HEADER_LENGTH = struct.Struct("<I")
 # A decision's JSON list (run id, status, status code, message, attempts, request id, sent_at in
-# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed,
-# so that a record whose values the results columns cannot hold is dropped like a damaged one.
-_DecisionValues = tuple[str, str, int | None, str | None, int, str | None, int | None]
+# milliseconds), made and read by msgspec: a tenth of what the json module takes for it. Read typed
+# and bounded (32-bit status code and attempts, 64-bit milliseconds), so that a record whose values
+# the results columns cannot hold is dropped like a damaged one, checked in msgspec's own decoding.
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_Int32 = Annotated[int, msgspec.Meta(ge=_INT32_MIN, le=_INT32_MAX)]
+_Int64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
+_DecisionValues = tuple[str, str, _Int32 | None, str | None, _Int32, str | None, _Int64 | None]
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(_DecisionValues)
-_INT32 = range(-(1 << 31), 1 << 31)
-_INT64 = range(-(1 << 63), 1 << 63)
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
 # No results batch comes near this: a larger length is a damaged frame.
 _MAX_RECORD = 1 << 30
 # How an Arrow IPC stream, an earlier loader's journal, begins.
 _IPC_CONTINUATION = b"\xff\xff\xff\xff"
+# A writer keeps the records it wrote while their IPC messages come to at most this many bytes (a run
+# of about 400,000 rows accepted whole): compaction in the same process then takes them from memory.
+KEPT_BYTES = 32 << 20
 
 
 class ResultsWriteError(PinpointLoaderError):
@@ -131,6 +141,12 @@ class ResultsWriter:
         self._rows_in_file = 0
         self._opened_at = 0.0
         self._run_ids: pa.Array | None = None  # the run id repeated, reused while answers have as many rows
+        # What was written, by journal: its size, and its records while they fit in KEPT_BYTES
+        # (None past that), for compaction to take instead of reading the journal back.
+        self._path = ""
+        self._sizes: dict[str, int] = {}
+        self._kept: dict[str, list[pa.RecordBatch | _Alike]] | None = {}
+        self._kept_bytes = 0
         # The first error writing the journal: nothing more is written after it (a record after a
         # half-written one could not be read back), and the journals are left for the next run.
         self.failed: Exception | None = None
@@ -183,17 +199,19 @@ class ResultsWriter:
     def _append(self, batch: pa.RecordBatch) -> None:
         # The batch's IPC message, serialised by Arrow in one call (an IPC stream writer on a
         # Python file makes a dozen small writes per batch), behind its frame.
-        self._write_record(b"", batch.serialize(), batch.num_rows)
+        self._write_record(b"", batch.serialize(), batch, batch.num_rows)
 
     def _append_alike(self, items: pa.RecordBatch, values: tuple[Any, ...]) -> None:
         header = _ENCODER.encode(values)
         # Spaces after the JSON (still valid JSON) keep the IPC message 8-byte aligned in the payload,
         # as Arrow's format asks of its buffers when they are read in place.
         header += b" " * (-(_HEADER_LENGTH.size + len(header)) % 8)
-        self._write_record(_HEADER_LENGTH.pack(len(header)) + header, items.serialize(), items.num_rows)
+        record = _Alike(items, list(values))
+        self._write_record(_HEADER_LENGTH.pack(len(header)) + header, items.serialize(), record, items.num_rows)
 
-    def _write_record(self, head: bytes, message: pa.Buffer, rows: int) -> None:
-        """One record: its frame, ``head`` (a decision, for rows decided alike) and the IPC ``message``."""
+    def _write_record(self, head: bytes, message: pa.Buffer, record: pa.RecordBatch | _Alike, rows: int) -> None:
+        """One record: its frame, ``head`` (a decision, for rows decided alike) and the IPC ``message``;
+        ``record``: the same as reading it back gives it, kept while there is room."""
         if self._file is not None and self._due_rotation():
             self._close_journal()
         if self._file is None:
@@ -203,9 +221,17 @@ class ResultsWriter:
             raise ValueError(f"a results record of {size:,} bytes is more than a journal record holds")
         head_and_length = _LENGTH_AND_SUM.pack((size | _ALIKE) if head else size, zlib.crc32(message, zlib.crc32(head)))
         # One write call, one copy of the message: one system call.
-        self._file.write(b"".join((head_and_length, struct.pack("<I", zlib.crc32(head_and_length)), head, message)))
+        data = b"".join((head_and_length, struct.pack("<I", zlib.crc32(head_and_length)), head, message))
+        self._file.write(data)
         self._file.flush()
         self._rows_in_file += rows
+        self._sizes[self._path] += len(data)
+        if self._kept is not None:
+            self._kept_bytes += message.size
+            if self._kept_bytes > KEPT_BYTES:
+                self._kept = None
+            else:
+                self._kept[self._path].append(record)
 
     def _due_rotation(self) -> bool:
         if self._rows_in_file >= self._store.rotate_rows:
@@ -218,14 +244,50 @@ class ResultsWriter:
         # The run id is in every row; in the name it is only for people, and may not make a path.
         name = f"{time.time_ns():020d}-{_UNSAFE.sub('_', self.run_id)[:100]}-{self._seq:05d}{JOURNAL_SUFFIX}"
         self._seq += 1
-        self._file = store.fs.open(posixpath.join(store.staging, name), "wb")
+        self._path = posixpath.join(store.staging, name)
+        self._file = store.fs.open(self._path, "wb")
         self._file.write(MARKER)
+        self._sizes[self._path] = len(MARKER)
+        if self._kept is not None:
+            self._kept[self._path] = []
         self._rows_in_file = 0
         self._opened_at = time.monotonic()
 
     def _close_journal(self) -> None:
         self._file.close()
         self._file = None
+
+    def journals(self) -> list[str]:
+        """The journals this writer opened."""
+        with self._lock:
+            return list(self._sizes)
+
+    def written_batches(self, path: str, size: int) -> Iterator[pa.RecordBatch] | None:
+        """The batches of the journal at ``path`` as reading it gives them, from what this writer
+        kept of it; None unless the writer is closed without a failure, kept every record of it, and
+        the file has the ``size`` it wrote (a journal changed since is read from its file).
+
+        Taken from memory, a journal is neither read back nor summed: compacting a run's own
+        journals cost about a third more when read.
+        """
+        with self._lock:
+            if self.failed is not None or self._file is not None or self._kept is None:
+                return None
+            records = self._kept.get(path)
+            if records is None or self._sizes[path] != size:
+                return None
+        return _grouped(map(_as_read, records))
+
+    def release(self) -> None:
+        """Let go of what only compaction needs: the records kept (up to ``KEPT_BYTES``) and, once the
+        journal is closed, the sizes written. A finished run's report keeps its store, and so this
+        writer, alive: without this, a run's last tens of MB of records would stay in memory with it.
+        Nothing is kept after: a later compaction reads the journals from their files."""
+        with self._lock:
+            self._kept = None
+            self._kept_bytes = 0
+            if self._file is None:
+                self._sizes = {}
 
     def close(self) -> None:
         """Close the journal file being written (on object storage, that is when it appears).
@@ -344,6 +406,18 @@ def _grouped(records: Iterator[pa.RecordBatch | _Alike]) -> Iterator[pa.RecordBa
         yield results_of_alike(items, decisions)
 
 
+def _as_read(record: pa.RecordBatch | _Alike) -> pa.RecordBatch | _Alike:
+    """A record kept as written, with the schema reading it back gives (no metadata)."""
+    if isinstance(record, _Alike):
+        items = record.items
+        if items.schema.equals(ITEM_COLUMNS_SCHEMA, check_metadata=True):
+            return record
+        return _Alike(pa.RecordBatch.from_arrays(items.columns, schema=ITEM_COLUMNS_SCHEMA), record.decision)
+    if record.schema.equals(RESULTS_SCHEMA, check_metadata=True):
+        return record
+    return pa.RecordBatch.from_arrays(record.columns, schema=RESULTS_SCHEMA)
+
+
 def _stream_batches(f: Any, foreign: Callable[[], None]) -> Iterator[pa.RecordBatch]:
     """The complete batches of an earlier loader's journal; a batch cut short by a kill ends it."""
     try:
@@ -384,8 +458,6 @@ def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
         items = pa.ipc.read_record_batch(message, ITEM_COLUMNS_SCHEMA)
     except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
         return None
-    if not _storable(decision):
-        return None
     return _Alike(items, list(decision))
 
 
@@ -394,18 +466,14 @@ def _storable(values: Sequence[Any]) -> bool:
     status code and attempts, 64-bit milliseconds. Such a record is read back whole; any other is
     written as rows, whose columns refuse what they cannot hold at once, as before."""
     run_id, status, code, message, attempts, request_id, sent_at = values
-
-    def whole(value: Any, bounds: range) -> bool:
-        return type(value) is int and value in bounds
-
     return (
         isinstance(run_id, str)
         and isinstance(status, str)
-        and (code is None or whole(code, _INT32))
+        and (code is None or (type(code) is int and _INT32_MIN <= code <= _INT32_MAX))
         and (message is None or isinstance(message, str))
-        and whole(attempts, _INT32)
+        and (type(attempts) is int and _INT32_MIN <= attempts <= _INT32_MAX)
         and (request_id is None or isinstance(request_id, str))
-        and (sent_at is None or whole(sent_at, _INT64))
+        and (sent_at is None or (type(sent_at) is int and _INT64_MIN <= sent_at <= _INT64_MAX))
     )
 
 

@@ -191,13 +191,28 @@ def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequen
     ``decisions``: for each run, its run id then its :class:`Decision` with ``sent_at`` in
     milliseconds (:func:`sent_at_millis`), as the journal keeps them. Each decision column is made
     from one value per run, repeated by one ``take``: making them run by run cost more than the
-    rest of reading a journal.
+    rest of reading a journal. A value the same in every run is repeated as it is.
     """
     joined = items[0] if len(items) == 1 else pa.concat_batches(list(items))
-    runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
+    n = joined.num_rows
+    runs: pa.Array | None = None
+
+    def column(values: tuple[Any, ...], field: pa.Field) -> pa.Array:
+        nonlocal runs
+        first = values[0]
+        # Compared by ``==``: the journal reads each value typed (text or null, a whole number or
+        # null), so no True stands for a 1 here.
+        if values.count(first) == len(values):
+            # One value for every run (a run id, a status; all of them for a sync's unchanged rows):
+            # repeated as bytes, where a ``take`` copied it value by value.
+            return _constant(first, n, field.type)
+        if runs is None:
+            runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
+        return pa.array(values, field.type).take(runs)
+
     per_run = zip(*decisions, strict=True)
     run_ids, status, code, message, attempts, request_id, sent_at = (
-        pa.array(values, field.type).take(runs) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
+        column(values, field) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
     )
     return pa.RecordBatch.from_arrays(
         [run_ids, *joined.columns, status, code, message, attempts, request_id, sent_at], schema=RESULTS_SCHEMA
@@ -257,6 +272,11 @@ _ITEM_FIELDS = operator.attrgetter("record_type", "endpoint_id", "event_id", "so
 _ITEM = operator.attrgetter("item")
 
 _REPEATED: dict[tuple[Any, int, pa.DataType], pa.Array] = {}
+# Repeated values (:func:`_repeated`, :func:`_repeated_text`) are kept for at most this many rows, a
+# request's worth, where making them was most of the cost. A batch of rows decided alike read back
+# from a journal, or a sync's rows not sent, has up to tens of thousands: keeping theirs, one per
+# count, held tens of MB for the life of the process, for a saving too small to see there.
+_CACHED_ROWS = 500
 _TEXT = pa.string()
 _INT32 = pa.int32()
 _DECISION_FIELDS = list(DECISION_SCHEMA)[_ITEM_COLUMNS:]
@@ -291,7 +311,7 @@ _OFFSETS: dict[tuple[int, int], pa.Buffer] = {}
 
 def _repeated_text(text: str | None, n: int) -> pa.Array:
     """``text`` (None: null) ``n`` times, as a string column: its bytes repeated behind offsets made once
-    per (count, length). ``pa.repeat`` of a string scalar took about 9 µs for 100 rows, this 3."""
+    per (count, length) for a few rows. ``pa.repeat`` of a string scalar took about 9 µs for 100 rows, this 3."""
     if text is None:
         return _repeated(None, n)
     data = text.encode()
@@ -300,9 +320,11 @@ def _repeated_text(text: str | None, n: int) -> pa.Array:
     key = (n, len(data))
     offsets = _OFFSETS.get(key)
     if offsets is None:
-        if len(_OFFSETS) > 1024:
-            _OFFSETS.clear()
-        offsets = _OFFSETS[key] = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32))
+        offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32))
+        if n <= _CACHED_ROWS:
+            if len(_OFFSETS) > 1024:
+                _OFFSETS.clear()
+            _OFFSETS[key] = offsets
     return pa.Array.from_buffers(_TEXT, n, [None, offsets, pa.py_buffer(data * n)])
 
 
@@ -325,13 +347,26 @@ def _repeated_time(when: datetime | None, n: int) -> pa.Array:
     return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(millis) * n)])
 
 
+def _constant(value: Any, n: int, type_: pa.DataType) -> pa.Array:
+    """``value`` (as the journal keeps it: ``sent_at`` in milliseconds) ``n`` times, as a column of ``type_``."""
+    if value is None:
+        return pa.nulls(n, type_)
+    if type_ == _TEXT:
+        return _repeated_text(value, n)
+    if type_ == _SENT_AT:
+        return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(value) * n)])
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
 def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:
     """``value`` ``n`` times: the same few (accepted, 202, 1 attempt, 100 rows) come back for every
-    request, so they are made once (Arrow arrays are immutable, sharing them is safe)."""
+    request, so they are made once for a few rows (Arrow arrays are immutable, sharing them is safe)."""
     key = (value, n, type_)
     array = _REPEATED.get(key)
     if array is None:
-        if len(_REPEATED) > 1024:
-            _REPEATED.clear()
-        array = _REPEATED[key] = pa.repeat(pa.scalar(value, type_), n)
+        array = pa.repeat(pa.scalar(value, type_), n)
+        if n <= _CACHED_ROWS:
+            if len(_REPEATED) > 1024:
+                _REPEATED.clear()
+            _REPEATED[key] = array
     return array

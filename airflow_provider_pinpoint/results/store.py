@@ -142,8 +142,11 @@ class ResultsStore:
         def every() -> Iterator[pa.RecordBatch]:
             if self.fs.exists(self._path):
                 yield from self._table_batches()
+            own = {path: writer for writer in self._writers for path in writer.journals()}
             for journal in journal_paths(self.fs, self.staging) if journals is None else journals:
-                yield from journal_batches(self.fs, journal, self._damaged)
+                writer = own.get(journal)
+                written = None if writer is None else writer.written_batches(journal, self.fs.size(journal))
+                yield from journal_batches(self.fs, journal, self._damaged) if written is None else written
 
         return _rechunk(every())
 
@@ -171,6 +174,13 @@ class ResultsStore:
             for batch in self.read().to_batches():
                 compaction.add_counts(counts, batch)
             return counts
+        try:
+            return self._compact()
+        finally:  # succeeded or not, what the writers kept for it is no longer needed
+            for writer in self._writers:
+                writer.release()
+
+    def _compact(self) -> dict[str, int]:
         if any(writer.failed is not None for writer in self._writers):
             return {}
         # Both passes read the same journals, and only those are removed: one that appears meanwhile
@@ -178,8 +188,14 @@ class ResultsStore:
         tmp = f"{self._path}.{secrets.token_hex(4)}.tmp"
         try:
             journals = journal_paths(self.fs, self.staging)
-            keep, rows = compaction.survivors(self._batches(journals))
-            counts = self._write_table(tmp, keep, rows, journals)
+            sizes = self._sizes(journals)
+            read = _Kept(self._batches(journals), _KEPT_BYTES)
+            try:
+                keep, rows = compaction.survivors(read)
+                counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
+            finally:  # an error's traceback keeps this frame: not the rows with it
+                if read.batches:
+                    read.batches.clear()
         except PinpointLoaderError:
             _remove_quietly(self.fs, tmp)
             raise
@@ -204,22 +220,94 @@ class ResultsStore:
             pass
         return counts
 
-    def _write_table(self, tmp: str, keep: np.ndarray | None, rows: int, journals: list[str]) -> dict[str, int]:
-        """Write the surviving rows to ``tmp``, then put it in place of the location in one step."""
+    def _write_table(
+        self,
+        tmp: str,
+        keep: np.ndarray | None,
+        rows: int,
+        journals: list[str],
+        kept: list[pa.RecordBatch] | None,
+        sizes: list[int | None],
+    ) -> dict[str, int]:
+        """Write the surviving rows to ``tmp``, then put it in place of the location in one step.
+
+        ``kept``: the rows of the first pass, when it kept them all; otherwise they are read again.
+        Kept rows were read once only, so the journals are checked to still be there with ``sizes``
+        bytes (a run still writing to one, where the lock is best effort, would lose the rows it
+        added when the journals are removed; another run's compaction may have removed one): the
+        second reading checks that otherwise, by its count of rows or a journal not found.
+        """
         self.fs.makedirs(self._parent, exist_ok=True)
+        batches = self._batches(journals) if kept is None else _drained(kept)
         with self.fs.open(tmp, "wb") as f:
             writer = _parquet_writer(f) if self.format == "parquet" else table_writer(f, self.format)
             try:
-                counts = compaction.write_survivors(self._batches(journals), keep, rows, writer)
+                counts = compaction.write_survivors(batches, keep, rows, writer)
                 writer.close()
             except BaseException:
                 abandon(writer)
                 raise
+        if kept is not None and self._sizes(journals) != sizes:
+            raise compaction.changed()
         if self.is_local:
             os.replace(tmp, self._path)
         else:
             self.fs.mv(tmp, self._path)
         return counts
+
+    def _sizes(self, journals: list[str]) -> list[int | None]:
+        """The journals' sizes in bytes, None for one gone. A local journal can grow while it is
+        read; on object storage one appears only once closed, but can still be removed (by another
+        run's compaction) or written again: there one listing of the staging directory, made afresh
+        (a filesystem may cache listings), gives them all."""
+        if self.is_local:
+            return [_local_size(journal) for journal in journals]
+        self.fs.invalidate_cache(self.staging)
+        try:
+            listed = {entry["name"]: entry["size"] for entry in self.fs.ls(self.staging, detail=True)}
+        except FileNotFoundError:  # the staging directory is gone with every journal in it
+            listed = {}
+        return [listed.get(journal) for journal in journals]
+
+
+# Compaction keeps the rows of its first pass for its second up to this many bytes of Arrow buffers
+# (a run of about 300,000 rows): reading, summing and decoding the journals again was about a third
+# of compacting a run's table. Larger tables are read again, as memory stays bounded.
+_KEPT_BYTES = 48 << 20
+
+
+class _Kept:
+    """``batches`` as they pass, kept in :attr:`batches` while they fit in ``budget`` bytes (else None)."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], budget: int) -> None:
+        self._source = batches
+        self._budget = budget
+        self._bytes = 0
+        self.batches: list[pa.RecordBatch] | None = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._source:
+            if self.batches is not None:
+                self._bytes += batch.get_total_buffer_size()
+                if self._bytes > self._budget:
+                    self.batches = None
+                else:
+                    self.batches.append(batch)
+            yield batch
+
+
+def _local_size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return None
+
+
+def _drained(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches`` in order, each let go once written."""
+    batches.reverse()
+    while batches:
+        yield batches.pop()
 
 
 # Ids and row numbers are (nearly) unique: the Parquet writer built a dictionary for each, only to

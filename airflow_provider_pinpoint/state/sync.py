@@ -30,7 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.common.arrow import as_mask
-from airflow_provider_pinpoint.results.rows import ACCEPTED, ALREADY_SENT, DECISION_SCHEMA, UNCHANGED, Outcomes
+from airflow_provider_pinpoint.results.rows import (
+    ACCEPTED,
+    ALREADY_SENT,
+    DECISION_SCHEMA,
+    ITEM_COLUMNS_SCHEMA,
+    UNCHANGED,
+    Decision,
+    Outcomes,
+)
 from airflow_provider_pinpoint.state.files import DEFAULT_RETENTION_DAYS, ENDPOINTS_SCHEMA, EVENTS_SCHEMA, StateFiles
 from airflow_provider_pinpoint.state.keys import SortedKeys, event_keys, from_arrow, text_hashes, to_arrow
 
@@ -44,6 +52,8 @@ _OBSERVED = pa.schema([DECISION_SCHEMA.field(name) for name in ("record_type", "
 _FOLD_ROWS = 65_536
 # Entries a commit writes in input order per batch.
 _WRITE_ROWS = 1_000_000
+# What the state takes of the rows accepted.
+_ACCEPTED = pa.schema([DECISION_SCHEMA.field(name) for name in ("record_type", "endpoint_id", "event_id")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,7 @@ class Sync:
         self._accepted_endpoints: list[pa.Array] = []
         self._accepted_events: list[tuple[pa.Array, pa.Array]] = []
         self._observed: list[pa.RecordBatch] = []  # answers' rows not yet sorted out (see observe)
+        self._observed_accepted: list[pa.RecordBatch] = []  # the ids of requests accepted whole, likewise
         self._observed_rows = 0
         # What this run's input had: a full refresh rebuilds only the kinds of rows it saw.
         self._saw_endpoints = False
@@ -267,9 +278,21 @@ class Sync:
 
         The answers' rows are kept as they come and sorted out ``_FOLD_ROWS`` at a time: filtering
         each answer's hundred rows on its own cost a dozen Arrow calls per answer, as much CPU as
-        the rest of recording it (a first sync of a million endpoints makes 10,000 answers).
+        the rest of recording it (a first sync of a million endpoints makes 10,000 answers). A
+        request accepted whole (:attr:`Outcomes.uniform`) is kept as its items' type and ids, as they
+        come: building its rows only to find them all accepted took six times as long.
         """
         if not decided.accepted:
+            return
+        uniform = decided.uniform
+        if uniform is not None and uniform[1].status == ACCEPTED:
+            # Only the columns the state takes: the source and row number would stay alive with it.
+            items = uniform[0].select(_ACCEPTED.names)
+            with self._lock:
+                self._observed_accepted.append(items)
+                self._observed_rows += items.num_rows
+                if self._observed_rows >= _FOLD_ROWS:
+                    self._fold_observed()
             return
         columns = decided.batch.select(list(_OBSERVED.names))
         with self._lock:
@@ -280,14 +303,16 @@ class Sync:
 
     def _fold_observed(self) -> None:
         """Move the accepted rows of the answers observed into the accepted lists (under the lock)."""
-        if not self._observed:
+        parts = []
+        if self._observed:
+            batch = _joined(self._observed, _OBSERVED)
+            parts.append(batch.filter(pc.equal(batch.column("status"), ACCEPTED)).select(_ACCEPTED.names))
+        if self._observed_accepted:
+            parts.append(_joined(self._observed_accepted, _ACCEPTED))
+        self._observed, self._observed_accepted, self._observed_rows = [], [], 0
+        if not parts:
             return
-        try:  # one batch: calls per chunk would cost per answer again
-            batch = pa.concat_batches(self._observed)
-        except pa.ArrowInvalid:  # answers of other column types (no sink makes them today): made alike
-            batch = pa.concat_batches([part.cast(_OBSERVED) for part in self._observed])
-        self._observed, self._observed_rows = [], 0
-        accepted = batch.filter(pc.equal(batch.column("status"), ACCEPTED))
+        accepted = _joined(parts, _ACCEPTED)
         is_event = pc.equal(accepted.column("record_type"), "event")
         events = accepted.filter(is_event)
         endpoints = accepted.filter(pc.invert(is_event))
@@ -535,28 +560,39 @@ class Sync:
     ) -> Iterator[Unsent]:
         """Results rows for rows not sent because of the state, ``chunk`` rows a piece, made as they
         are taken (a day's unchanged endpoints are most of the table: made at once, their rows
-        took the table's size again)."""
+        took the table's size again).
+
+        Each piece is decided alike (:attr:`Outcomes.uniform`: the items' own columns and one
+        decision): the results journal then writes the status and reason once per piece, not once
+        per row; those repeated columns were most of what a sync wrote, summed and read back.
+        """
+        text = pa.string()
+        decision = Decision(status, None, REASONS[status], 0, None, None)
         for start in range(0, len(endpoint_ids), max(chunk, 1)):
             part = slice(start, start + chunk)
             n = len(endpoint_ids[part])
-            text = pa.string()
-            batch = pa.RecordBatch.from_arrays(
+            items = pa.RecordBatch.from_arrays(
                 [
                     pa.repeat(pa.scalar(record_type, text), n),
                     endpoint_ids[part].cast(text),
                     pa.nulls(n, text) if event_ids is None else event_ids[part].cast(text),
                     _plain(sources[part]),
                     rows[part].cast(pa.int64()),
-                    pa.repeat(pa.scalar(status, text), n),
-                    pa.nulls(n, pa.int32()),
-                    pa.repeat(pa.scalar(REASONS[status], text), n),
-                    pa.repeat(pa.scalar(0, pa.int32()), n),
-                    pa.nulls(n, text),
-                    pa.nulls(n, DECISION_SCHEMA.field("sent_at").type),
                 ],
-                schema=DECISION_SCHEMA,
+                schema=ITEM_COLUMNS_SCHEMA,
             )
-            yield Unsent(status, Outcomes(batch, 0, 0, 0, 0))
+            outcomes = Outcomes(None, 0, 0, 0, 0)
+            outcomes.uniform = (items, decision)
+            yield Unsent(status, outcomes)
+
+
+def _joined(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    """``batches`` as one batch (calls per chunk would cost per answer again); batches of other
+    column types (no sink makes them today) are cast to ``schema`` first."""
+    try:
+        return pa.concat_batches(batches)
+    except pa.ArrowInvalid:
+        return pa.concat_batches([batch.select(schema.names).cast(schema) for batch in batches])
 
 
 def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

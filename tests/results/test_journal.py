@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import struct
+import weakref
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,10 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT, Item, Request
+from airflow_provider_pinpoint.results import journal as journal_module
+from airflow_provider_pinpoint.results import rows as rows_module
 from airflow_provider_pinpoint.results.journal import MARKER_V2, ResultsWriter, journal_batches, journal_paths
 from airflow_provider_pinpoint.results.rows import FAILED, REJECTED, RESULTS_SCHEMA, ItemResult, Outcomes, stamped
 from airflow_provider_pinpoint.results.store import ResultsStore
@@ -261,7 +266,7 @@ def test_a_damaged_record_of_rows_decided_alike_is_dropped_and_the_others_read(t
     size = Path(journal).stat().st_size
     damage(tmp_path / "results.parquet", size // 2, size=4)  # inside the second of three records
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
-        done = store.done_rows()
+        done = ResultsStore(tmp_path / "results.parquet").done_rows()  # the next run's reading
     [warning] = [r.getMessage() for r in caplog.records if "journal" in r.getMessage()]
     assert "1 damaged record batch" in warning
     expected: dict[str, set[int]] = {}
@@ -344,6 +349,9 @@ def test_a_record_of_rows_decided_alike_is_read_with_aligned_buffers(tmp_path, r
         ("r", "accepted", True, "", 1, None, 0),  # a bool for a status code
         ("r", "accepted", 202, "", 1, 7, 0),  # a number for a request id
         ("r", "accepted", 202, "", 1, None),  # a value short
+        ("r", "accepted", -(1 << 31) - 1, "", 1, None, 0),  # a status code below int32
+        ("r", "accepted", 202.0, "", 1, None, 0),  # a float for a status code
+        ("r", "accepted", 202, "", 1, None, 1 << 63),  # milliseconds past int64
     ],
 )
 def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp_path, caplog, decision):
@@ -357,7 +365,9 @@ def test_a_record_whose_decision_the_columns_cannot_hold_is_dropped_not_read(tmp
     writer.add_outcomes(Outcomes.all_accepted(first, 202, 1, None, None))
     head = msgspec.json.encode(decision)
     items = second.columns.drop_columns(["body"])
-    writer._write_locked(lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), 3))
+    writer._write_locked(
+        lambda: writer._write_record(_HEADER_LENGTH.pack(len(head)) + head, items.serialize(), items, 3)
+    )
     writer.close()
     [journal] = journal_paths(store.fs, store.staging)
     with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
@@ -405,3 +415,177 @@ def test_a_journal_cut_anywhere_or_with_a_bit_flipped_reads_exactly_its_intact_r
         # A flip in a frame loses the rest of the file; one in a payload loses that record only.
         kept = range(hit) if at < bounds[hit][0] + 12 else [i for i in range(4) if i != hit]
         assert read(bytes(flipped)) == sorted(pair for i in kept for pair in per_record[i]), at
+
+
+# Runs of rows decided alike that share some decision values and not others: read back, each
+# column is made either once for all (a value shared by every run) or run by run.
+SHARED_CASES = {
+    "all shared": [(202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC))] * 3,
+    "request ids differ": [(202, 1, f"q{i}", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(3)],
+    "a null among values": [(202, 1, None, datetime(2026, 1, 1, tzinfo=UTC)), (202, 1, "q", None), (201, 2, "q", None)],
+    "an empty text and a null": [(202, 1, "", datetime(2026, 1, 1, tzinfo=UTC)), (202, 1, None, None)],
+}
+
+
+@pytest.mark.parametrize("case", SHARED_CASES)
+def test_runs_decided_alike_sharing_some_values_read_back_exactly(tmp_path, case):
+    requests = make_requests(make_items(len(SHARED_CASES[case]), 7), per_request=8)
+    decided = [Outcomes.all_accepted(r, *d) for r, d in zip(requests, SHARED_CASES[case], strict=True)]
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run")
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    expected = pa.Table.from_batches([stamped(o, pa.repeat(pa.scalar("run"), len(o))) for o in decided])
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())  # the runs, read back as one batch
+    assert pa.Table.from_batches([batch]).equals(expected)
+
+
+def _run_with_every_kind_of_record(location: Path) -> tuple[ResultsStore, list[str]]:
+    """A closed writer's journals (rotated every 25 rows): rows decided alike (one of them with
+    metadata on its columns' schema), rows decided one by one, and rows decided alike but written
+    as rows (their ids of another text type)."""
+    store = ResultsStore(location, rotate_rows=25)
+    writer = store.writer("run")
+    decided = alike_and_other_outcomes()
+    items, decision = decided[1].uniform
+    at = items.schema.get_field_index("endpoint_id")
+    decided[1].uniform = (items.set_column(at, "endpoint_id", items.column(at).cast(pa.large_string())), decision)
+    items, decision = decided[2].uniform  # columns with metadata on their schema: written alike
+    decided[2].uniform = (items.replace_schema_metadata({"origin": "test"}), decision)
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+    return store, journal_paths(store.fs, store.staging)
+
+
+def _rows_read(store: ResultsStore, journal: str) -> int:
+    return sum(batch.num_rows for batch in journal_batches(store.fs, journal, set()))
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 1 << 30])
+def test_a_run_compacts_its_own_journals_from_what_it_wrote_as_reading_them_gives(tmp_path, monkeypatch, kept_bytes):
+    # Kept by the writer (a run compacting its own journals) or not (too many rows): the same table.
+    monkeypatch.setattr(journal_module, "KEPT_BYTES", kept_bytes)
+    store, journals = _run_with_every_kind_of_record(tmp_path / "results.parquet")
+    assert len(journals) > 1
+    from_files = pa.Table.from_batches([b for j in journals for b in journal_batches(store.fs, j, set())])
+    assert store.compact() == {"accepted": 50, "rejected": 1, "failed": 1}
+    assert ResultsStore(tmp_path / "results.parquet").read().equals(from_files)
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("change", ["flip", "cut"])
+def test_an_own_journal_changed_on_disk_is_read_from_its_file_unless_its_size_is_as_written(
+    tmp_path, monkeypatch, kept_bytes, change
+):
+    # A bit flipped in place: what the writer kept is used (the table has every row) when it kept
+    # it; cut short, the journal is read from its file (its last record dropped) in either case.
+    monkeypatch.setattr(journal_module, "KEPT_BYTES", kept_bytes)
+    store, [first, *_] = _run_with_every_kind_of_record(tmp_path / "results.parquet")
+    intact = _rows_read(store, first)
+    data = bytearray(Path(first).read_bytes())
+    if change == "flip":
+        data[-3] ^= 0x10
+    else:
+        del data[-3:]
+    Path(first).write_bytes(bytes(data))
+    lost = intact - _rows_read(store, first)
+    assert lost > 0
+    from_memory = change == "flip" and kept_bytes > 0
+    assert sum(store.compact().values()) == 52 - (0 if from_memory else lost)
+
+
+def _kept_records(writer: ResultsWriter) -> list[object]:
+    """Weak references to every record a writer keeps for compaction, and its items' batches."""
+    kept = [r for records in (writer._kept or {}).values() for r in records]
+    return [weakref.ref(r.items if hasattr(r, "items") and not callable(r.items) else r) for r in kept]
+
+
+def _write_all(writer: ResultsWriter, decided: list[Outcomes]) -> None:
+    """Write ``decided`` and close: nothing here keeps them alive afterwards."""
+    for outcomes in decided:
+        writer.add_outcomes(outcomes)
+    writer.close()
+
+
+def test_a_finished_run_lets_go_of_what_its_writer_kept_while_its_report_is_kept(emulator, tmp_path, monkeypatch):
+    # The report reads the table through its store, which holds the run's writer: what the writer
+    # kept for compaction must not stay alive with the report.
+    writers: list[ResultsWriter] = []
+    real_writer = ResultsStore.writer
+
+    def writer(store: ResultsStore, run_id: str) -> ResultsWriter:
+        made = real_writer(store, run_id)
+        writers.append(made)
+        return made
+
+    monkeypatch.setattr(ResultsStore, "writer", writer)
+    kept: list[object] = []
+    real_compact = ResultsStore.compact
+
+    def compact(store: ResultsStore) -> dict[str, int]:
+        kept.extend(ref for w in writers for ref in _kept_records(w))
+        return real_compact(store)
+
+    monkeypatch.setattr(ResultsStore, "compact", compact)
+    report = load_events(
+        events_file(tmp_path),
+        application_id=APP,
+        results=str(tmp_path / "r.parquet"),
+        client=emulator_client(emulator.url),
+    )
+    assert report.summary["accepted"] == ROWS and len(report.results) == ROWS
+    assert kept  # the run's records were kept until compaction took them
+    gc.collect()
+    [run_writer] = writers
+    assert run_writer._kept is None and not run_writer._sizes and run_writer.journals() == []
+    assert [ref for ref in kept if ref() is not None] == []
+
+
+@pytest.mark.parametrize("outcome", ["compacted", "journal gone", "writer failed"])
+def test_compaction_lets_go_of_what_the_writers_kept_whether_it_succeeds_or_not(tmp_path, outcome):
+    store = ResultsStore(tmp_path / "results.parquet")
+    writer = store.writer("run")
+    _write_all(writer, alike_and_other_outcomes())
+    kept = _kept_records(writer)
+    assert len(kept) > 3
+    if outcome == "journal gone":
+        other = ResultsStore(tmp_path / "results.parquet").writer("other")  # read from its file
+        _write_all(other, alike_and_other_outcomes()[:1])
+        [gone] = [j for j in journal_paths(store.fs, store.staging) if j not in writer.journals()]
+        real_open = store.fs.open
+
+        def open_(path, mode="rb", **kwargs):
+            if path == gone:
+                raise FileNotFoundError(path)
+            return real_open(path, mode, **kwargs)
+
+        store.fs.open = open_
+        with pytest.raises(PinpointLoaderError):
+            store.compact()
+    elif outcome == "writer failed":
+        writer.failed = OSError("disk full")
+        assert store.compact() == {}
+    else:
+        assert store.compact() == {"accepted": 50, "rejected": 1, "failed": 1}
+    gc.collect()
+    assert writer._kept is None
+    assert [ref for ref in kept if ref() is not None] == []
+
+
+def test_reading_large_runs_of_rows_decided_alike_keeps_no_repeated_column_of_their_size(tmp_path):
+    # A batch read back joins up to CHUNK_ROWS rows decided alike: the values repeated for it are
+    # made for it, not kept in the module's caches for the life of the process (those keep a
+    # request's worth of rows).
+    requests = make_requests(make_items(30, 50), per_request=100)
+    store = ResultsStore(tmp_path / "results.parquet")
+    _write_all(store.writer("run"), [Outcomes.all_accepted(r, 202, 1, f"q{i}", None) for i, r in enumerate(requests)])
+    [journal] = journal_paths(store.fs, store.staging)
+    [batch] = journal_batches(store.fs, journal, set())
+    rows = sum(len(r.items) for r in requests)
+    assert rows > 1_000 and batch.num_rows == rows and batch.column("status").to_pylist() == ["accepted"] * rows
+    assert store.compact() == {"accepted": rows}
+    assert [n for n, _ in rows_module._OFFSETS if n > rows_module._CACHED_ROWS] == []
+    assert [n for _, n, _ in rows_module._REPEATED if n > rows_module._CACHED_ROWS] == []

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gc
 import os
+import posixpath
 import sys
 from datetime import UTC, datetime
 
 import pandas as pd
+import pyarrow.compute as pc
 import pytest
 
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
+from airflow_provider_pinpoint.results import store as store_module
 from airflow_provider_pinpoint.results.rows import ACCEPTED, COLUMNS, FAILED, REJECTED, ItemResult, Outcomes
 from airflow_provider_pinpoint.results.store import ResultsStore, ResultsWriteError
 from tests.helpers.items import make_items
@@ -157,9 +160,10 @@ def journal_rows(*numbers, status=ACCEPTED, run="r"):
     )
 
 
-def test_a_journal_that_grows_between_the_two_passes_stops_compaction_instead_of_misplacing_rows(tmp_path):
+def test_a_journal_that_grows_between_the_two_passes_stops_compaction_instead_of_misplacing_rows(tmp_path, monkeypatch):
     # Run A (still writing: two runs on one location where the lock is absent or best effort) opened
     # its journal first; run B's compaction must not apply its keep mask to rows shifted by A's growth.
+    monkeypatch.setattr(store_module, "_KEPT_BYTES", 0)  # a table too large to keep: read twice
     location = tmp_path / "results.parquet"
     a = ResultsStore(location).writer("run-A")
     a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
@@ -200,10 +204,111 @@ def test_a_journal_that_grows_between_the_two_passes_stops_compaction_instead_of
     ]
 
 
+def test_a_journal_that_grows_while_kept_rows_are_written_stops_compaction_and_keeps_every_journal(tmp_path):
+    # The rows of the first pass are kept for the table (a small run), so the journals are read
+    # once: run A's journal growing after that read must not be removed with rows the table lacks.
+    location = tmp_path / "results.parquet"
+    a = ResultsStore(location).writer("run-A")
+    a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
+    store = ResultsStore(location)
+    b = store.writer("run-B")
+    b.add(journal_rows(1, 2, 3, run="run-B"))
+    b.close()
+    real_open = store.fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        opened.append(mode)
+        if mode == "wb":  # the table being written: A answered meanwhile
+            a.add(journal_rows(4, 5, run="run-A"))
+        return real_open(path, mode, **kwargs)
+
+    store.fs.open = open_
+    try:
+        with pytest.raises(PinpointLoaderError) as caught:
+            store.compact()
+    finally:
+        del store.fs.open
+    assert opened == ["rb", "wb"]  # A's journal read once (B's own journal is taken from its writer)
+    assert "changed while they were compacted" in str(caught.value) and "\n" not in str(caught.value)
+    assert sorted(os.listdir(tmp_path)) == [".results.parquet.staging"]  # no table, no temporary file
+    assert len(os.listdir(store.staging)) == 2  # every journal kept
+    a.close()
+    assert ResultsStore(location).compact() == {ACCEPTED: 5}
+
+
+@pytest.mark.parametrize("change", ["removed", "grown"])
+def test_on_object_storage_a_journal_changed_while_kept_rows_are_written_stops_compaction(tmp_path, change):
+    # Object storage: a journal read once, its rows kept for the table, then removed (another run's
+    # compaction, where the lock is best effort) or written again before the table replaces the
+    # location: nothing is removed, and the error says the journals changed.
+    location = f"memory://store-tests/{tmp_path.name}/results.parquet"
+    a = ResultsStore(location).writer("run-A")  # another run's journal: read from its file
+    a.add(journal_rows(1, 2, status=FAILED, run="run-A"))
+    a.close()
+    store = ResultsStore(location)
+    b = store.writer("run-B")
+    b.add(journal_rows(1, 2, 3, run="run-B"))
+    b.close()
+    fs = store.fs
+    journals = fs.ls(store.staging, detail=False)
+    [theirs] = [j for j in journals if "run-A" in j]
+    real_open = fs.open
+    opened: list[str] = []
+
+    def open_(path, mode="rb", **kwargs):
+        opened.append(mode)
+        if mode == "wb":  # the table being written, from the rows kept
+            if change == "removed":
+                fs.rm(theirs)
+            else:
+                data = fs.cat_file(theirs)
+                with real_open(theirs, "wb") as f:
+                    f.write(data + bytes(16))
+        return real_open(path, mode, **kwargs)
+
+    fs.open = open_
+    try:
+        with pytest.raises(PinpointLoaderError) as caught:
+            store.compact()
+    finally:
+        del fs.open
+    assert opened == ["rb", "wb"]  # A's journal read once: the rows were kept
+    assert "changed while they were compacted" in str(caught.value) and "\n" not in str(caught.value)
+    left = fs.ls(f"/store-tests/{tmp_path.name}", detail=False)
+    assert [posixpath.basename(p) for p in left] == [".results.parquet.staging"]  # no table, no temporary file
+    assert sorted(fs.ls(store.staging, detail=False)) == sorted(j for j in journals if change == "grown" or j != theirs)
+    fs.rm(f"/store-tests/{tmp_path.name}", recursive=True)
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 100_000, 1 << 30])
+def test_the_table_is_the_same_whether_compaction_keeps_its_rows_or_reads_them_again(tmp_path, monkeypatch, kept_bytes):
+    # Read twice, kept until they outgrow the budget, or kept whole: the same rows, counts and order.
+    monkeypatch.setattr(store_module, "_KEPT_BYTES", kept_bytes)
+    location = tmp_path / "results.parquet"
+    first = ResultsStore(location)
+    writer = first.writer("run-1")
+    writer.add(journal_rows(*range(1, 3_000), status=FAILED))
+    writer.close()
+    assert first.compact() == {FAILED: 2_999}
+    store = ResultsStore(location, rotate_rows=1_000)
+    writer = store.writer("run-2")
+    for start in range(1, 3_000, 500):  # the earlier table, then journals of three rotations
+        writer.add(journal_rows(*range(start, start + 500, 2), run="run-2"))
+    writer.close()
+    assert store.compact() == {ACCEPTED: 1_500, FAILED: 1_499}
+    table = ResultsStore(location).read()
+    assert table.num_rows == 2_999 and len(set(table["source_row"].to_pylist())) == 2_999
+    assert [row["status"] for row in table.slice(0, 4).to_pylist()] == [FAILED] * 4  # the table's rows first
+    accepted = table.filter(pc.equal(table["status"], ACCEPTED))
+    assert accepted["source_row"].to_pylist() == list(range(1, 3_000, 2))
+    assert set(accepted["run_id"].to_pylist()) == {"run-2"}
+
+
 def test_a_journal_gone_before_compaction_reads_it_is_one_line_and_leaves_the_table_alone(tmp_path):
     location = tmp_path / "results.parquet"
     store = ResultsStore(location)
-    writer = store.writer("run-1")
+    writer = ResultsStore(location).writer("run-1")  # another run's journal: read from its file
     writer.add(journal_rows(1, 2))
     writer.close()
     [journal] = os.listdir(store.staging)
@@ -230,6 +335,7 @@ def test_a_journal_gone_between_the_passes_leaves_no_traceback_behind_on_stderr(
     # Traceback" on stderr.
     unraisable: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(store_module, "_KEPT_BYTES", 0)  # a table too large to keep: read twice
     location = tmp_path / "results.parquet"
     store = ResultsStore(location)
     writer = store.writer("run-1")

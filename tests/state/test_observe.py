@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
+from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, RESULTS_SCHEMA, Outcomes
+from airflow_provider_pinpoint.results.store import ResultsStore
 from airflow_provider_pinpoint.state import StateFiles, Sync
 from airflow_provider_pinpoint.state import sync as sync_module
+from tests.helpers.items import make_items, make_requests
 
 STATUSES = ("accepted", "rejected", "failed")
 
@@ -101,3 +104,90 @@ def test_answers_of_other_text_types_are_sorted_out_alike(tmp_path):
         if row["status"] == "accepted" and row["record_type"] == "endpoint"
     )
     assert sorted(pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()) == expected
+
+
+@pytest.mark.parametrize("status", [Sync.UNCHANGED, Sync.ALREADY_SENT])
+@pytest.mark.parametrize("location", [None, "results.parquet"])
+def test_rows_not_sent_become_results_rows_with_their_status_and_reason(tmp_path, status, location):
+    # Written as rows decided alike (the reason once per piece), they read back as one row each.
+    n = 25
+    ids = pa.array([f"ep-{i}" for i in range(n)])
+    event_ids = None if status == Sync.UNCHANGED else pa.array([f"ev-{i}" for i in range(n)], pa.large_string())
+    sources = pa.array(["a.csv"] * 10 + ["b.csv"] * 15).dictionary_encode()
+    rows = pa.array(range(100, 100 + n), pa.int32())
+    record_type = "endpoint" if event_ids is None else "event"
+    pieces = list(Sync.unsent(status, record_type, ids, event_ids, sources, rows, chunk=10))
+    assert [len(piece) for piece in pieces] == [10, 10, 5]
+    assert all(piece.status == status and not piece.outcomes.accepted for piece in pieces)
+    store = ResultsStore(None if location is None else tmp_path / location)
+    writer = store.writer("run-1")
+    for piece in pieces:
+        writer.add_outcomes(piece.outcomes)
+    writer.close()
+    assert store.compact() == {status: n}
+    table = (store if location is None else ResultsStore(tmp_path / location)).read()
+    assert table.schema.equals(RESULTS_SCHEMA)
+    expected = [
+        {
+            "run_id": "run-1",
+            "record_type": record_type,
+            "endpoint_id": f"ep-{i}",
+            "event_id": None if event_ids is None else f"ev-{i}",
+            "source": "a.csv" if i < 10 else "b.csv",
+            "source_row": 100 + i,
+            "status": status,
+            "status_code": None,
+            "message": sync_module.REASONS[status],
+            "attempts": 0,
+            "request_id": None,
+            "sent_at": None,
+        }
+        for i in range(n)
+    ]
+    assert table.to_pylist() == expected
+
+
+@pytest.mark.parametrize("fold_rows", [1, 30, 1_000_000])
+def test_requests_accepted_whole_are_remembered_with_the_answers_decided_row_by_row(tmp_path, monkeypatch, fold_rows):
+    # Requests accepted whole come as their items' columns (Outcomes.uniform), one of them with ids
+    # of another text type; answers decided row by row come between them.
+    monkeypatch.setattr(sync_module, "_FOLD_ROWS", fold_rows)
+    rng = np.random.default_rng(fold_rows)
+    requests = make_requests(make_items(12, 4, tag="w"), per_request=10)
+    whole = [Outcomes.all_accepted(r, 202, 1, "q", datetime(2026, 1, 1, tzinfo=UTC)) for r in requests]
+    items, decision = whole[1].uniform
+    at = items.schema.get_field_index("endpoint_id")
+    whole[1].uniform = (items.set_column(at, "endpoint_id", items.column(at).cast(pa.large_string())), decision)
+    by_row = _answers(rng, [f"ep-{i}" for i in range(30)], per_answer=7)
+    answers = [answer for pair in zip(whole, by_row, strict=False) for answer in pair] + by_row[len(whole) :]
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    threads = [threading.Thread(target=_observe_all, args=(sync, answers[k::3])) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sync._lock:
+        sync._fold_observed()
+    expected = [row for answer in answers for row in answer.batch.to_pylist() if row["status"] == "accepted"]
+    endpoints = pa.concat_arrays([a.cast(pa.string()) for a in sync._accepted_endpoints]).to_pylist()
+    assert sorted(endpoints) == sorted(r["endpoint_id"] for r in expected if r["record_type"] == "endpoint")
+    events = [
+        pair
+        for ids, event_ids in sync._accepted_events
+        for pair in zip(ids.cast(pa.string()).to_pylist(), event_ids.to_pylist(), strict=True)
+    ]
+    assert sorted(events) == sorted((r["endpoint_id"], r["event_id"]) for r in expected if r["record_type"] == "event")
+    assert any(r["endpoint_id"].startswith("w-") for r in expected) and len(events) > 40
+
+
+def test_a_request_accepted_whole_is_remembered_by_its_ids_only_until_the_fold(tmp_path):
+    # Until the answers are sorted out, a request's source and row numbers are no use to the state:
+    # only the type and ids of its items are kept.
+    request = make_requests(make_items(1, 10), per_request=10)[0]
+    decided = Outcomes.all_accepted(request, 202, 1, "q", None)
+    sync = Sync(StateFiles(str(tmp_path / "state"), application_id="app"))
+    sync.observe(decided)
+    [kept] = sync._observed_accepted
+    assert kept.schema.names == ["record_type", "endpoint_id", "event_id"]
+    items = decided.uniform[0]
+    assert kept.to_pylist() == items.select(kept.schema.names).to_pylist()
