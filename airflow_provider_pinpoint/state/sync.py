@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -361,8 +361,11 @@ class Sync:
         # Endpoints a crashed run was about to send stay marked "send again".
         earlier_pending = self._kept_rows(pending, candidates)
         if self._order is not None and self._candidate_rows is not None:
-            own = [] if self.full_refresh else self._own_rows(candidates)
-            ordered = self._ordered_rows(own, earlier_pending, fresh, self._candidate_rows)
+
+            def own_rows() -> Iterable[tuple[pa.RecordBatch, np.ndarray]]:
+                return [] if self.full_refresh else self._own_rows(candidates)
+
+            ordered = self._ordered_rows(own_rows, earlier_pending, fresh, self._candidate_rows)
             return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, ordered)
         own = [] if self.full_refresh else self._replaced_rows(self.files.own("endpoints"), fresh, placed)
 
@@ -383,13 +386,13 @@ class Sync:
 
     def _ordered_rows(
         self,
-        own: Iterable[tuple[pa.RecordBatch, np.ndarray]],
+        own: Callable[[], Iterable[tuple[pa.RecordBatch, np.ndarray]]],
         pending: Iterable[pa.RecordBatch],
         fresh: pa.RecordBatch,
         fresh_rows: np.ndarray,
     ) -> Iterator[pa.RecordBatch]:
-        """The entries of this part's file kept (``own``: each batch with which of its entries
-        stay), those of the ``pending`` file kept and ``fresh`` (the candidates', each for the
+        """The entries of this part's file kept (``own()`` reads them: each batch with which of its
+        entries stay), those of the ``pending`` file kept and ``fresh`` (the candidates', each for the
         input row of ``fresh_rows``), in this run's input order: each
         where its endpoint's row is in the input (a kept entry at the row of its id in any case),
         then the entries of endpoints the input lacks, in their old order. The next run with the
@@ -399,6 +402,9 @@ class Sync:
         and whether it has an entry; the id text is the input's, the entry's own spelling kept
         only where it differs. An entry whose id is not at its position in the input is found
         by a hash join of the lower-cased ids; a second entry for one row goes with the rest.
+        The file's entries the input lacks are not held either (a shard's sync against a large
+        state lacks most of them): which of each batch's entries were placed is kept, one byte
+        per entry, and the file is read a second time for the others.
         """
         order = self._order
         assert order is not None
@@ -408,11 +414,12 @@ class Sync:
         stamps = np.zeros(n, dtype=np.int64)
         filled = np.zeros(n, dtype=bool)
         spelt: list[tuple[np.ndarray, pa.Array]] = []  # rows whose entry spells the id otherwise
-        rest: list[pa.RecordBatch] = []  # entries of endpoints the input lacks, in their order
+        rest: list[pa.RecordBatch] = []  # entries of the pending file the input lacks, in their order
+        left: list[np.ndarray] = []  # per batch of the file, which kept entries the input lacks
         folded: pa.Array | None = None
 
-        def place(batch: pa.RecordBatch, at: np.ndarray) -> None:
-            """Put the entries of ``batch`` at their rows ``at`` (-1: none); the others go to ``rest``."""
+        def place(batch: pa.RecordBatch, at: np.ndarray) -> np.ndarray:
+            """Put the entries of ``batch`` at their rows ``at`` (-1: none); which were not placed."""
             free = at >= 0
             free[free] = ~filled[at[free]]
             ours = at[free]
@@ -430,8 +437,7 @@ class Sync:
                 differs = ~as_mask(pc.equal(names, order.take(pa.array(ours))))
                 if differs.any():
                     spelt.append((ours[differs], names.filter(pa.array(differs))))
-            if not free.all():
-                rest.append(batch.filter(pa.array(~free)).cast(ENDPOINTS_SCHEMA))
+            return ~free
 
         def rows_of(entries: pa.Array, at: np.ndarray) -> np.ndarray:
             """``at`` (the rows found by position), completed by a hash join of the others."""
@@ -444,16 +450,18 @@ class Sync:
                 at[elsewhere] = _first_rows(probed, folded)
             return at
 
-        place(fresh, fresh_rows)
+        place(fresh, fresh_rows)  # (every candidate has its row)
         offset = 0  # the position in the file of the batch's first entry, as the next run reads it
-        for batch, stays in own:
+        for batch, stays in own():
             at = _in_place(batch.column(0), order, offset)
             offset += len(batch)
             if not stays.all():
                 batch, at = batch.filter(pa.array(stays)), at[stays]
-            place(batch, rows_of(batch.column(0), at))
+            left.append(place(batch, rows_of(batch.column(0), at)))
         for batch in pending:
-            place(batch, rows_of(batch.column(0), np.full(len(batch), -1, dtype=np.int64)))
+            unplaced = place(batch, rows_of(batch.column(0), np.full(len(batch), -1, dtype=np.int64)))
+            if unplaced.any():
+                rest.append(batch.filter(pa.array(unplaced)).cast(ENDPOINTS_SCHEMA))
         folded = None
         fixes = (np.concatenate([r for r, _ in spelt]), pa.concat_arrays([t for _, t in spelt])) if spelt else None
         for start in range(0, n, _WRITE_ROWS):
@@ -476,6 +484,21 @@ class Sync:
                 )
             time = pa.array(stamps[rows], pa.int64()).cast(ENDPOINTS_SCHEMA.field("accepted_at").type)
             yield pa.RecordBatch.from_arrays([ids, body, time], schema=ENDPOINTS_SCHEMA)
+        if not any(unplaced.any() for unplaced in left):  # the input has every entry: nothing to read again
+            yield from rest
+            return
+        batches = 0
+        for batch, stays in own():  # the file again (the lock keeps it as it was): what the input lacks
+            if not stays.all():
+                batch = batch.filter(pa.array(stays))
+            if batches >= len(left) or len(batch) != len(left[batches]):
+                raise RuntimeError("the sync state's file changed while it was rewritten")  # nothing replaced
+            unplaced = left[batches]
+            batches += 1
+            if unplaced.any():
+                yield batch.filter(pa.array(unplaced)).cast(ENDPOINTS_SCHEMA)
+        if batches != len(left):
+            raise RuntimeError("the sync state's file changed while it was rewritten")
         yield from rest
 
     def _replaced_rows(self, path: str, fresh: pa.RecordBatch, placed: np.ndarray) -> Iterator[pa.RecordBatch]:
