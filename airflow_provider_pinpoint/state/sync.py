@@ -208,19 +208,14 @@ class Sync:
         best = np.full(len(ids), -1, dtype=np.int64)
         stored = np.zeros((len(ids), 2), dtype=np.uint64)
         valid = np.zeros(len(ids), dtype=bool)
-        folded: pa.Array | None = None  # the input's ids lower-cased, made when a hash join first needs them
+        matched = _Matched(ids)
         for path in self.files.endpoint_files():
             offset = 0  # the position in the file of the batch's first entry
             for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
                 entries = batch.column(0)
                 at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
                 offset += len(batch)
-                elsewhere = at < 0
-                if elsewhere.any():
-                    if folded is None:
-                        folded = _folded(ids)
-                    probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
-                    at[elsewhere] = _first_rows(probed, folded)
+                at = matched.rows(entries, at)
                 hit = at >= 0
                 if not hit.any():
                     continue
@@ -416,7 +411,7 @@ class Sync:
         spelt: list[tuple[np.ndarray, pa.Array]] = []  # rows whose entry spells the id otherwise
         rest: list[pa.RecordBatch] = []  # entries of the pending file the input lacks, in their order
         left: list[np.ndarray] = []  # per batch of the file, which kept entries the input lacks
-        folded: pa.Array | None = None
+        matched = _Matched(order)
 
         def place(batch: pa.RecordBatch, at: np.ndarray) -> np.ndarray:
             """Put the entries of ``batch`` at their rows ``at`` (-1: none); which were not placed."""
@@ -439,17 +434,6 @@ class Sync:
                     spelt.append((ours[differs], names.filter(pa.array(differs))))
             return ~free
 
-        def rows_of(entries: pa.Array, at: np.ndarray) -> np.ndarray:
-            """``at`` (the rows found by position), completed by a hash join of the others."""
-            nonlocal folded
-            elsewhere = at < 0
-            if elsewhere.any():
-                if folded is None:
-                    folded = _folded(order)
-                probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
-                at[elsewhere] = _first_rows(probed, folded)
-            return at
-
         place(fresh, fresh_rows)  # (every candidate has its row)
         offset = 0  # the position in the file of the batch's first entry, as the next run reads it
         for batch, stays in own():
@@ -457,12 +441,12 @@ class Sync:
             offset += len(batch)
             if not stays.all():
                 batch, at = batch.filter(pa.array(stays)), at[stays]
-            left.append(place(batch, rows_of(batch.column(0), at)))
+            left.append(place(batch, matched.rows(batch.column(0), at)))
         for batch in pending:
-            unplaced = place(batch, rows_of(batch.column(0), np.full(len(batch), -1, dtype=np.int64)))
+            unplaced = place(batch, matched.rows(batch.column(0), np.full(len(batch), -1, dtype=np.int64)))
             if unplaced.any():
                 rest.append(batch.filter(pa.array(unplaced)).cast(ENDPOINTS_SCHEMA))
-        folded = None
+        del matched  # its lower-cased ids, before the entries are written
         fixes = (np.concatenate([r for r, _ in spelt]), pa.concat_arrays([t for _, t in spelt])) if spelt else None
         for start in range(0, n, _WRITE_ROWS):
             rows = np.flatnonzero(filled[start : start + _WRITE_ROWS]) + start
@@ -622,6 +606,25 @@ def _folded(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Endpoint ids as the state matches them: lower-cased, as Pinpoint treats ``EP-1`` and ``ep-1``
     as one endpoint (the same folding as validation's check for ids repeated in another case)."""
     return pc.utf8_lower(ids.cast(pa.string()))
+
+
+class _Matched:
+    """An input's ids as state entries are matched to them: the rows found by position, completed
+    by a hash join of the other entries against the ids lower-cased (made once, when first needed)."""
+
+    def __init__(self, ids: pa.Array) -> None:
+        self.ids = ids
+        self._folded: pa.Array | None = None
+
+    def rows(self, entries: pa.Array, at: np.ndarray) -> np.ndarray:
+        """``at`` (each entry's row found by position, -1 where none) with the others' rows, or -1."""
+        elsewhere = at < 0
+        if elsewhere.any():
+            if self._folded is None:
+                self._folded = _folded(self.ids)
+            probed = entries if elsewhere.all() else entries.filter(pa.array(elsewhere))
+            at[elsewhere] = _first_rows(probed, self._folded)
+        return at
 
 
 def _first_rows(entries: pa.Array, folded: pa.Array) -> np.ndarray:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from airflow_provider_pinpoint import load_events
+from airflow_provider_pinpoint.load import LoadReport
+from tests.helpers.items import emulator_client
 
 APP = "app-sync"
 
@@ -54,3 +59,21 @@ def write(table: pa.Table, path: Path) -> str:
     else:
         pq.write_table(table, path)
     return str(path)
+
+
+def load_endpoints(
+    url: str, directory: Path, run: str, table: pa.Table, *, state: bool = True, **options: Any
+) -> LoadReport:
+    """``table`` loaded as endpoints by run ``run`` into the emulator at ``url``, its files and the
+    sync state (unless not ``state``) under ``directory``."""
+    return load_events(
+        None,
+        write(table, directory / run / "endpoints.parquet"),
+        application_id=APP,
+        results=str(directory / run / "results.parquet"),
+        client=emulator_client(url),
+        progress=False,
+        requests_per_second=1000,
+        **({"state": str(directory / "state")} if state else {}),
+        **options,
+    )

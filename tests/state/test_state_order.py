@@ -17,7 +17,7 @@ from airflow_provider_pinpoint.state import sync as sync_module
 from airflow_provider_pinpoint.state.files import ENDPOINTS_SCHEMA
 from airflow_provider_pinpoint.state.keys import to_arrow
 from tests.helpers.items import emulator_client
-from tests.state.tables import APP, endpoints, write
+from tests.state.tables import APP, endpoints, load_endpoints
 
 
 def _entries(state: Path, app: str = APP) -> pa.Table:
@@ -25,17 +25,7 @@ def _entries(state: Path, app: str = APP) -> pa.Table:
 
 
 def _load(emulator, tmp_path: Path, run: str, table: pa.Table, **options):
-    return load_events(
-        None,
-        write(table, tmp_path / run / "endpoints.parquet"),
-        application_id=APP,
-        results=str(tmp_path / run / "results.parquet"),
-        client=emulator_client(emulator.url),
-        progress=False,
-        state=str(tmp_path / "state"),
-        requests_per_second=1000,
-        **options,
-    )
+    return load_endpoints(emulator.url, tmp_path, run, table, **options)
 
 
 def _spelt(table: pa.Table, upper: set[int]) -> pa.Table:

@@ -8,11 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_pinpoint import load_events, quotas
+from airflow_provider_pinpoint import quotas
 from airflow_provider_pinpoint.prepare import flow
 from airflow_provider_pinpoint.prepare.validation import endpoint_rules
-from tests.helpers.items import emulator_client
-from tests.state.tables import APP, write
+from tests.state.tables import load_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +40,7 @@ def _table(n: int, *, changed: set[int] = frozenset(), start: int = 0, **columns
 
 
 def _load(emulator, tmp_path: Path, run: str, table: pa.Table, *, state: bool = True):
-    return load_events(
-        None,
-        write(table, tmp_path / run / "endpoints.parquet"),
-        application_id=APP,
-        results=str(tmp_path / run / "results.parquet"),
-        client=emulator_client(emulator.url),
-        progress=False,
-        requests_per_second=1000,
-        **({"state": str(tmp_path / "state")} if state else {}),
-    )
+    return load_endpoints(emulator.url, tmp_path, run, table, state=state)
 
 
 def _outcome(report) -> dict[str, list]:
