@@ -187,3 +187,46 @@ def test_the_endpoints_step_tells_the_state_whether_the_ids_are_distinct(emulato
         table = pa.concat_tables([table, _spelt(endpoints(1, start=2), {0})])
     _load(emulator, tmp_path, "day1", table)
     assert told == [not repeated]
+
+
+def _run_directly(state: Path, ids: list[str], values: list[int]) -> None:
+    """One run through the state directly: ``ids`` with value hashes ``values``, every candidate accepted."""
+    sync = Sync(StateFiles(str(state), application_id=APP))
+    text = pa.array(ids)
+    hashes = np.array([[value, 1] for value in values], dtype=np.uint64)
+    with sync.files.lock("run"):
+        known = sync.known(text, distinct=True)
+        sync.add_compared(text, hashes, known.same(0, text, hashes), np.arange(len(ids)))
+        sync.unchanged_endpoints()
+        n = len(sync._candidate_ids)
+        columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
+        columns |= {
+            "record_type": pa.array(["endpoint"] * n),
+            "endpoint_id": sync._candidate_ids,
+            "status": pa.array(["accepted"] * n),
+        }
+        batch = pa.RecordBatch.from_arrays([columns[field.name] for field in DECISION_SCHEMA], schema=DECISION_SCHEMA)
+        sync.observe(Outcomes(batch, n, 0, 0, 0))
+        sync.commit()
+
+
+@pytest.mark.parametrize("rewrite", ["same length, other order", "one entry more"])
+def test_a_part_file_changed_between_the_two_reads_of_a_commit_replaces_nothing(tmp_path, monkeypatch, rewrite):
+    """The entries the input lacks are read again at commit; a file another writer changed meanwhile
+    (a lock taken over) must stop the commit, not have the first read's choices applied to other entries."""
+    state = tmp_path / "state"
+    _run_directly(state, [f"ep-{i}" for i in range(6)], [1] * 6)
+    before = _entries(state)
+    changed = before.take([2, 1, 3, 4, 5, 0])
+    if rewrite == "one entry more":
+        changed = pa.concat_tables([before, before.slice(0, 1).set_column(0, "endpoint_id", pa.array(["ep-9"]))])
+    real = sync_module.Sync._unplaced_rows
+
+    def rewritten(self, left):
+        pq.write_table(changed, state / "pinpoint" / APP / "endpoints" / "main.parquet")
+        return real(self, left)
+
+    monkeypatch.setattr(sync_module.Sync, "_unplaced_rows", rewritten)
+    with pytest.raises(sync_module.StateError, match="changed while this run rewrote it"):
+        _run_directly(state, ["ep-0", "ep-1"], [2, 1])
+    assert _entries(state).equals(changed.cast(_entries(state).schema))  # what the other writer left, untouched
