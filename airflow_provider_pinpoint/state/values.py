@@ -115,7 +115,10 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
             return _dictionary(encoded, keys)
     octets = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)[start : start + span]
     lengths = np.diff(offsets)
-    most = (min(int(lengths.max(initial=0)), _LONG) + 7) >> 3  # words up to _LONG bytes; longer values go whole
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    if shortest == longest <= _LONG:
+        return _same_length(octets, n, longest, keys)
+    most = (min(longest, _LONG) + 7) >> 3  # words up to _LONG bytes; longer values go whole
     # The word positions most values fill are computed over every row: a value that ended before
     # one reads zeros there, which the key of zeros (taken off) makes add nothing. The rare later
     # positions go over the few values that fill them.
@@ -124,10 +127,13 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
         every += 1
     words = np.zeros((span >> 3) + every + 2, dtype="<u8")
     words.view(np.uint8)[:span] = octets
+    # The lanes start from each value's length term, less what the words of zeros past its end add,
+    # taken from a table of the lengths there are (a value longer than _LONG is hashed whole below).
+    table = _length_terms(min(longest, _LONG), every, keys)
     lanes = np.empty((_LANES, n), dtype=np.uint64)
-    zeros = _mix(keys[0, :every].copy())  # what a word of zeros mixes to, at each position
-    lanes[0] = -zeros.sum(dtype=np.uint64)
-    lanes[1] = -(zeros * keys[1, :every]).sum(dtype=np.uint64)
+    looked_up = lengths if longest <= _LONG else np.minimum(lengths, _LONG)
+    for lane in range(_LANES):
+        np.take(table[lane], looked_up, out=lanes[lane])
     low, high, spare = (np.empty(n, dtype=np.uint64) for _ in range(3))
     # A value's word is read from the two aligned words around it: the first shifted down by where
     # the value starts in it, the second shifted up into the top (by 64, to nothing, when aligned).
@@ -136,7 +142,6 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
     down <<= np.uint64(3)
     up = np.uint64(64) - down
     cut, ends = np.empty(n, dtype=np.int64), lengths * -8
-    shortest = int(lengths.min(initial=0))
     if every:
         np.take(words, at, out=high, mode="clip")
     for word in range(every):  # the key of each position inside the finaliser: a change of any byte moves every bit
@@ -154,12 +159,42 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
     for word in range(every, most):
         fill = np.flatnonzero(lengths > 8 * word)
         lanes[:, fill] += _sparse(words, offsets[fill] + 8 * word, lengths[fill] - 8 * word, word, keys)
-    np.copyto(low, lengths.view(np.uint64))
-    _term(lanes, low, _LENGTH, keys, spare)
-    for row in np.flatnonzero(lengths > _LONG):  # few, each hashed whole by blake2b
-        text = octets[int(offsets[row]) : int(offsets[row + 1])].tobytes()
-        digest = np.frombuffer(blake2b(text, digest_size=8 * _LANES, person=b"long value").digest(), np.uint64)
-        lanes[:, row] = _mix(digest ^ keys[:, _WHOLE])
+    if longest > _LONG:
+        for row in np.flatnonzero(lengths > _LONG):  # few, each hashed whole by blake2b
+            text = octets[int(offsets[row]) : int(offsets[row + 1])].tobytes()
+            digest = np.frombuffer(blake2b(text, digest_size=8 * _LANES, person=b"long value").digest(), np.uint64)
+            lanes[:, row] = _mix(digest ^ keys[:, _WHOLE])
+    return lanes
+
+
+def _length_terms(longest: int, every: int, keys: np.ndarray) -> np.ndarray:
+    """For each length up to ``longest``, shape (2, longest + 1): what the length adds to the lanes
+    as its word, less what words of zeros add at the first ``every`` positions."""
+    lengths = np.arange(longest + 1, dtype=np.uint64)
+    terms = np.zeros((_LANES, longest + 1), dtype=np.uint64)
+    _term(terms, lengths, _LENGTH, keys, np.empty_like(lengths))
+    zeros = _mix(keys[0, :every].copy())  # what a word of zeros mixes to, at each position
+    terms[0] -= zeros.sum(dtype=np.uint64)
+    terms[1] -= (zeros * keys[1, :every]).sum(dtype=np.uint64)
+    return terms
+
+
+def _same_length(octets: np.ndarray, n: int, length: int, keys: np.ndarray) -> np.ndarray:
+    """The lanes of ``n`` values of ``length`` bytes each (up to _LONG), back to back in ``octets``:
+    value i's word w is read in place, 8 bytes at byte i * length + 8 * w (a strided view), its
+    bytes past the value masked off; the length's term is the same for every row."""
+    words = np.zeros(((n * length) >> 3) + 2, dtype="<u8")  # room for the last value's word read past its end
+    words.view(np.uint8)[: n * length] = octets
+    lanes = np.empty((_LANES, n), dtype=np.uint64)
+    lanes[:] = _length_terms(length, (length + 7) >> 3, keys)[:, length:]
+    value, spare = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    for word in range((length + 7) >> 3):
+        place = np.ndarray((n,), dtype="<u8", buffer=words, offset=8 * word, strides=(length,))
+        if length - 8 * word < 8:
+            np.bitwise_and(place, _BYTE_MASKS[length - 8 * word], out=value)
+        else:
+            np.copyto(value, place)
+        _term(lanes, value, word, keys, spare)
     return lanes
 
 

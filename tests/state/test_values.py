@@ -253,6 +253,60 @@ def test_texts_hash_word_by_word_as_each_value_alone():
     assert column_hash(column.slice(100, 50), "x").tolist() == expected[100:150]
 
 
+@pytest.mark.parametrize("length", [0, 1, 2, 4, 5, 7, 8, 9, 12, 14, 16, 17, 31, 255, 256, 257])
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_values_all_of_one_length_hash_as_each_value_alone(length, kind):
+    # A column whose values all have one length (ids, codes) is read a word every `length` bytes:
+    # each value still hashes as its definition says, in a slice too, and next to nulls whose
+    # slots span bytes of their own (which the nulls' key must replace).
+    rng = np.random.default_rng(length)
+    texts = [bytes(rng.integers(0, 256, length, dtype=np.uint8)) for _ in range(300)]
+    column = pa.array(texts, kind)
+    expected = [text_lanes(text, keys_of("x\0binary")) for text in texts]
+    assert column_hash(column, "x").tolist() == expected
+    assert column_hash(column.slice(37, 200), "x").tolist() == expected[37:237]
+    valid = pa.array([i % 9 != 4 for i in range(len(texts))]).buffers()[1]
+    _, offsets, data = column.buffers()
+    with_nulls = pa.Array.from_buffers(kind, len(texts), [valid, offsets, data])
+    assert with_nulls.null_count == len(texts[4::9])
+    expected_nulls = [text_lanes(None if i % 9 == 4 else text, keys_of("x\0binary")) for i, text in enumerate(texts)]
+    assert column_hash(with_nulls, "x").tolist() == expected_nulls
+    assert column_hash(with_nulls.slice(3, 100), "x").tolist() == expected_nulls[3:103]
+    # As the items of a list, whose lists span several blocks of rows.
+    lists = [texts[i : i + i % 3] for i in range(len(texts))]
+    listed = pa.array(lists, pa.list_(kind))
+    assert column_hash(listed, "y").tolist() == [list_lanes(items, "y\0list<binary>") for items in lists]
+
+
+def test_rows_of_many_blocks_hash_as_their_definition_says():
+    # More rows than a block (each block's columns hashed on their own, then summed): ids of one
+    # length, codes of a few lengths, lists of short items, a row at a time by the definition.
+    rng = np.random.default_rng(19)
+    rows = values._BLOCK * 2 + 301
+    ids = [f"ep-{i:09d}" for i in range(rows)]
+    codes = [["EMAIL", "SMS", "PUSH", "é", ""][int(k)] for k in rng.integers(0, 5, size=rows)]
+    lists = [[["beta", "north", "blue"][int(k)] for k in rng.integers(0, 3, size=i % 3)] for i in range(rows)]
+    columns = {"Id": pa.array(ids), "ChannelType": pa.array(codes), "Attributes.a": pa.array(lists)}
+    hashes = row_hashes(columns, rows)
+    assert hashes is not None
+    start = keys_of(values.FORMAT + "|Attributes.a,ChannelType,Id")
+    id_keys, code_keys = keys_of("Id\0string"), keys_of("ChannelType\0string")
+    item_keys, list_keys = keys_of("Attributes.a\0list<string>\0item"), keys_of("Attributes.a\0list<string>")
+    for row in range(0, rows, 7):
+        parts = [text_lanes(ids[row].encode(), id_keys), text_lanes(codes[row].encode(), code_keys)]
+        listed = [0, 0]
+        for position, item in enumerate(lists[row]):
+            hashed = text_lanes(item.encode(), item_keys)
+            for lane in range(2):
+                placed = hashed[lane] ^ (position * GOLDEN & MASK) ^ list_keys[lane][PLACE]
+                listed[lane] = (listed[lane] + mix(placed)) & MASK
+        term(listed, len(lists[row]), LENGTH, list_keys)
+        lanes = [start[0][0], start[1][0]]
+        for part in [*parts, listed]:
+            lanes = [(lane + value) & MASK for lane, value in zip(lanes, part, strict=True)]
+        assert hashes[row].tolist() == [mix(lane) for lane in lanes], row
+
+
 @pytest.mark.parametrize("shape", ["short", "mixed", "rare-long"])
 def test_rows_hash_as_their_definition_says(shape):
     rng = np.random.default_rng(11)
