@@ -278,6 +278,29 @@ def test_values_all_of_one_length_hash_as_each_value_alone(length, kind):
     assert column_hash(listed, "y").tolist() == [list_lanes(items, "y\0list<binary>") for items in lists]
 
 
+@pytest.mark.parametrize("spread", ["one length", "short", "mixed", "one long"])
+def test_lists_hash_as_their_definition_says(spread):
+    # Lists of about one length are summed a position at a time, others through a running sum of
+    # their items: either way each list hashes as its definition says, nulls and empty lists too.
+    rng = np.random.default_rng(23)
+    rows = 500
+    sizes = {
+        "one length": np.full(rows, 3),
+        "short": rng.integers(0, 3, size=rows),
+        "mixed": rng.integers(0, 40, size=rows),
+        "one long": np.where(np.arange(rows) == 250, 300, rng.integers(0, 2, size=rows)),
+    }[spread]
+    words = [b"beta", b"north", b"", b"a much longer item than a word", None]
+    lists = [
+        None if i % 29 == 7 else [words[int(k)] for k in rng.integers(0, len(words), size=int(n))]
+        for i, n in enumerate(sizes)
+    ]
+    column = pa.array(lists, pa.list_(pa.binary()))
+    expected = [list_lanes(items, "y\0list<binary>") for items in lists]
+    assert column_hash(column, "y").tolist() == expected
+    assert column_hash(column.slice(101, 300), "y").tolist() == expected[101:401]
+
+
 def test_rows_of_many_blocks_hash_as_their_definition_says():
     # More rows than a block (each block's columns hashed on their own, then summed): ids of one
     # length, codes of a few lengths, lists of short items, a row at a time by the definition.
