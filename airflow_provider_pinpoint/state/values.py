@@ -131,9 +131,8 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
     # taken from a table of the lengths there are (a value longer than _LONG is hashed whole below).
     table = _length_terms(min(longest, _LONG), every, keys)
     lanes = np.empty((_LANES, n), dtype=np.uint64)
-    looked_up = lengths if longest <= _LONG else np.minimum(lengths, _LONG)
-    for lane in range(_LANES):
-        np.take(table[lane], looked_up, out=lanes[lane])
+    for lane in range(_LANES):  # (clipped: a take into ``out`` that checks its indices is buffered, slow)
+        np.take(table[lane], lengths, out=lanes[lane], mode="clip")
     low, high, spare = (np.empty(n, dtype=np.uint64) for _ in range(3))
     # A value's word is read from the two aligned words around it: the first shifted down by where
     # the value starts in it, the second shifted up into the top (by 64, to nothing, when aligned).
@@ -258,7 +257,7 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
         table = _length_terms(longest, 0, keys)
         lanes = np.empty((_LANES, len(array)), dtype=np.uint64)
         for lane in range(_LANES):
-            np.take(table[lane], lengths, out=lanes[lane])
+            np.take(table[lane], lengths, out=lanes[lane], mode="clip")
     else:
         lanes = _nothing(array)
         _term(lanes, lengths.view(np.uint64).copy(), _LENGTH, keys, np.empty(len(array), dtype=np.uint64))
