@@ -140,7 +140,7 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
     down = (offsets[:-1] & 7).view(np.uint64)
     down <<= np.uint64(3)
     up = np.uint64(64) - down
-    cut, ends = np.empty(n, dtype=np.int64), lengths * -8
+    left = np.empty(n, dtype=np.int64)
     if every:
         np.take(words, at, out=high, mode="clip")
     for word in range(every):  # the key of each position inside the finaliser: a change of any byte moves every bit
@@ -149,11 +149,10 @@ def _text(array: pa.Array, keys: np.ndarray) -> np.ndarray:
         np.take(words, at, out=high, mode="clip")
         value = np.right_shift(low, down, out=low)
         value |= np.left_shift(high, up, out=spare)
-        if shortest < 8 * (word + 1):  # keep each value's own bytes: shift the others out at the top
-            np.add(ends, 64 * (word + 1), out=cut)  # 64 and more for a value already ended: shifts to 0
-            np.maximum(cut, 0, out=cut)
-            np.left_shift(value, cut.view(np.uint64), out=value)
-            np.right_shift(value, cut.view(np.uint64), out=value)
+        if shortest < 8 * (word + 1):  # keep each value's own bytes (none of a value already ended)
+            np.subtract(lengths, 8 * word, out=left)  # the bytes left: clipped to 0..8, a mask of them
+            np.take(_BYTE_MASKS, left, out=spare, mode="clip")
+            value &= spare
         _term(lanes, value, word, keys, spare)
     for word in range(every, most):
         fill = np.flatnonzero(lengths > 8 * word)
