@@ -8,9 +8,10 @@ import pyarrow.compute as pc
 import pytest
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.prepare import validation
+from airflow_provider_pinpoint.prepare import coerce, validation
 from airflow_provider_pinpoint.prepare.validation import rules
 from airflow_provider_pinpoint.quotas import ENDPOINT_ID_FORBIDDEN_CHARACTERS
+from airflow_provider_pinpoint.state.values import row_hashes
 
 # Characters the ids are drawn from: plain, forbidden, and multibyte ones (no ASCII byte inside).
 _ALPHABET = list("ab-_09") + ["$", "{", "}"] + ["é", "€", "日"]
@@ -172,3 +173,30 @@ def test_numbers_are_counted_as_hashing_counts_them(values):
     counts = pc.value_counts(array).field("counts")
     assert rules.most_repeated(array) == pc.max(counts).as_py()
     assert rules.all_distinct(array) == (len(pc.unique(array)) == len(array))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lists_kept_whole_are_the_lists_the_general_way_makes(seed, monkeypatch):
+    # A list column none of whose values is dropped skips counting each row's values: the lists it
+    # gives, their type, failures and row hashes are those of the general way, sliced or not.
+    rng = np.random.default_rng(seed)
+    words = ["a", "bb", "é", "日本", "x" * 40]
+    odd = {1: None, 3: "", 5: "empty list"}  # seeds where one row breaks the fast path's conditions
+    rows: list[list[str | None] | None] = [
+        [words[k] for k in rng.integers(0, len(words), int(rng.integers(1, 4)))] for _ in range(200)
+    ]
+    if seed in odd:
+        at = int(rng.integers(0, 200))
+        rows[at] = [] if odd[seed] == "empty list" else [odd[seed]]
+    array = pa.array(rows, pa.list_(pa.string()))
+    start, length = int(rng.integers(0, 50)), int(rng.integers(100, 150))
+    for column in (array, array.slice(start, length), pa.chunked_array([array.slice(start, length)])):
+        fast, fast_failed = coerce.to_string_lists(column)
+        with monkeypatch.context() as patched:
+            patched.setattr(coerce, "_all_kept", lambda array, values: None)  # the general way
+            general, general_failed = coerce.to_string_lists(column)
+        assert fast.type == general.type
+        assert fast.to_pylist() == general.to_pylist()
+        assert fast.equals(general)
+        assert fast_failed.tolist() == general_failed.tolist()
+        assert (row_hashes({"Attributes.a": fast}, len(fast)) == row_hashes({"Attributes.a": general}, len(fast))).all()
