@@ -200,3 +200,22 @@ def test_lists_kept_whole_are_the_lists_the_general_way_makes(seed, monkeypatch)
         assert fast.equals(general)
         assert fast_failed.tolist() == general_failed.tolist()
         assert (row_hashes({"Attributes.a": fast}, len(fast)) == row_hashes({"Attributes.a": general}, len(fast))).all()
+
+
+def test_a_subset_reads_its_rows_values_as_read():
+    # A subset keeps the batch's raw table whole and where its rows are in it: a value as read is
+    # that of the same row, in a subset of a subset too.
+    table = pa.table(
+        {
+            "Id": [f"ep-{i}" for i in range(10)],
+            "Metrics.score": [str(i * 10) for i in range(10)],
+            "_source": ["endpoints.csv"] * 10,
+            "_source_row": list(range(1, 11)),
+        }
+    )
+    checked = validation.endpoints(table)
+    part = checked.subset(np.array([1, 4, 7, 8]))
+    inner = part.subset(np.array([0, 2, 3]))
+    assert [part.raw_value("Metrics.score", i) for i in range(4)] == ["10", "40", "70", "80"]
+    assert [inner.raw_value("Metrics.score", i) for i in range(3)] == ["10", "70", "80"]
+    assert [inner.label(i) for i in range(3)] == ["endpoints.csv row 2", "endpoints.csv row 8", "endpoints.csv row 9"]
