@@ -156,15 +156,17 @@ def _endpoints(
             hashes, same = comparison.hashes, comparison.same & ~checked.rejected
         del comparison
         # An unchanged row's values were accepted before, so its body was within the size limit then.
-        text = _changed_bodies(checked, same)
-        validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+        changed = np.flatnonzero(~same) if same.any() else None  # None: every row
+        text = _changed_bodies(checked, changed)
+        validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint", rows=changed)
         rejections += _rejections(checked, ENDPOINT, "Id", None)
         keep = ~checked.rejected
         columns = (checked.columns["Id"], checked.sources, checked.rows)
         if not keep.all():
             columns = tuple(column.filter(pa.array(keep)) for column in columns)
         kept.append(columns)
-        bodies.extend(text.filter(pa.array(keep & ~same)) if same.any() or not keep.all() else text)
+        sent = keep if changed is None else keep[changed]  # of the rows ``text`` holds, those that go
+        bodies.extend(text if sent.all() else text.filter(pa.array(sent)))
         if sync is not None:
             if hashes is None:  # values of a kind not hashed: nothing was compared, every row goes
                 from airflow_provider_pinpoint.state.keys import text_hashes
@@ -223,16 +225,16 @@ class _Comparison:
         return self.same
 
 
-def _changed_bodies(checked: validation.Checked, same: np.ndarray) -> pa.Array:
-    """The JSON bodies of the slice's rows, null where ``same`` (unchanged: nothing is sent)."""
-    if not same.any():
+def _changed_bodies(checked: validation.Checked, changed: np.ndarray | None) -> pa.Array:
+    """The JSON bodies of the slice's rows at positions ``changed`` (None: of every row), in order.
+
+    Only the changed rows' bodies are built, and they stay that many rows long: the size check and
+    the bodies kept find their rows by these positions, with no pass over the unchanged rows.
+    """
+    if changed is None:
         return endpoint_bodies(checked.columns, len(checked))
-    changed = np.flatnonzero(~same)
     picked = pa.array(changed)
-    built = endpoint_bodies({name: column.take(picked) for name, column in checked.columns.items()}, len(changed))
-    where = np.full(len(same), -1, dtype=np.int64)
-    where[changed] = np.arange(len(changed))
-    return built.take(pa.array(where, mask=same))
+    return endpoint_bodies({name: column.take(picked) for name, column in checked.columns.items()}, len(changed))
 
 
 @dataclass(frozen=True, slots=True)

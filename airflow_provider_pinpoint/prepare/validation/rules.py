@@ -165,11 +165,27 @@ def _ascending(values: pa.Array, *, strictly: bool) -> bool:
         return False
 
 
-def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str) -> None:
-    """Reject rows whose serialised item exceeds the service's size limit."""
+def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str, rows: np.ndarray | None = None) -> None:
+    """Reject rows whose serialised item exceeds the service's size limit.
+
+    ``rows``: the positions in ``checked`` of the rows ``bodies`` holds, ascending (None: every row,
+    in order), so that bodies built for some rows only need not be spread over the batch.
+    """
     sizes = pc.binary_length(bodies)
+    over = as_mask(pc.greater(sizes, limit))
+    if not over.any():
+        return
+    if rows is None:
+        mask, size_of = (
+            over,
+            dict(zip(np.flatnonzero(over).tolist(), sizes.filter(pa.array(over)).to_pylist(), strict=True)),
+        )
+    else:
+        mask = np.zeros(len(checked), dtype=bool)
+        mask[rows[over]] = True
+        size_of = dict(zip(rows[over].tolist(), sizes.filter(pa.array(over)).to_pylist(), strict=True))
     checked.reject(
-        pc.greater(sizes, limit),
+        mask,
         "(whole row)",
-        lambda i: f"serialises to {sizes[i].as_py():,} bytes; Pinpoint allows {limit:,} per {what}",
+        lambda i: f"serialises to {size_of[i]:,} bytes; Pinpoint allows {limit:,} per {what}",
     )
