@@ -181,7 +181,7 @@ def _endpoints(
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
-    sources = pc.dictionary_encode(sources)
+    sources = _encoded(sources)
     if state is not None:  # what events are checked against (None: no events follow)
         validation.accepted_endpoints(ids, sources, rows, state)
     unchanged: Iterator[Unsent] = iter(())
@@ -204,6 +204,17 @@ def _endpoints(
     del ids, sources, rows, bodies
     pa.default_memory_pool().release_unused()
     return rejections, pending, unchanged
+
+
+def _encoded(sources: pa.Array) -> pa.Array:
+    """``pc.dictionary_encode`` of the rows' sources. Most tables are one file: when every row has
+    the first row's source (one comparison each, a fraction of hashing every value), the
+    dictionary is that one value and every index 0."""
+    if len(sources) and not sources.null_count and pc.all(pc.equal(sources, sources[0])).as_py():
+        indices = pa.array(np.zeros(len(sources), dtype=np.int32))
+        # a dictionary of its own: a slice of the sources would keep all their text
+        return pa.DictionaryArray.from_arrays(indices, pa.array([sources[0].as_py()], sources.type))
+    return pc.dictionary_encode(sources)
 
 
 class _Comparison:
