@@ -172,7 +172,10 @@ def _endpoints(
                 from airflow_provider_pinpoint.state.keys import text_hashes
 
                 hashes = text_hashes(text)
-            sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
+            if keep.all():  # as on most slices: no copy of the slice's hashes
+                sync.add_compared(columns[0], hashes, same, np.arange(start, start + len(keep)))
+            else:
+                sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
         del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen, known

@@ -159,7 +159,10 @@ def most_repeated(values: pa.Array) -> int:
     if not len(present):
         return 0
     if _ascending(present, strictly=False):
-        starts = np.flatnonzero(as_mask(pc.not_equal(present[1:], present[:-1]))) + 1
+        equal = pc.equal(present[1:], present[:-1])
+        if not pc.any(equal).as_py():  # no value repeats its neighbour: no run is longer than one row
+            return 1
+        starts = np.flatnonzero(~as_mask(equal)) + 1
         bounds = np.concatenate(([0], starts, [len(present)]))
         return int(np.diff(bounds).max())
     return int(pc.max(pc.value_counts(present).field("counts")).as_py())
