@@ -170,8 +170,10 @@ def most_repeated(values: pa.Array) -> int:
     return int(pc.max(pc.value_counts(present).field("counts")).as_py())
 
 
-# From this many values on, text in no order is first told distinct by 64-bit hashes.
+# From this many values on, text in no order is first told distinct by 64-bit hashes, unless
+# its first _SAMPLE values hold a repeat.
 _HASHED_FROM = 65_536
+_SAMPLE = 1_024
 
 
 def _distinct_hashes(values: pa.Array) -> bool:
@@ -184,6 +186,9 @@ def _distinct_hashes(values: pa.Array) -> bool:
     have values equal yet unlike in bits (0.0 and -0.0), which Arrow's kernels count their own way.
     """
     if len(values) < _HASHED_FROM or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return False
+    sample = values.slice(0, _SAMPLE)
+    if len(pc.unique(sample)) < len(sample):  # a repeat already: hashing every value would be wasted
         return False
     from airflow_provider_pinpoint.state.values import column_hash  # numpy only; imported when it pays
 
