@@ -245,6 +245,10 @@ def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
         array = array.dictionary_decode()
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
         values, failed = to_string(pc.list_flatten(array))
+        if pa.types.is_list(array.type) and not array.null_count and not values.null_count and not failed.any():
+            lists = _all_kept(array, values)
+            if lists is not None:
+                return lists, np.zeros(len(array), dtype=bool)
         parents = pc.list_parent_indices(array).to_numpy()
         row_failed = np.zeros(len(array), dtype=bool)
         row_failed[parents[failed]] = True
@@ -259,6 +263,19 @@ def to_string_lists(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
     mask = pa.array(counts == 0)
     lists = pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(keep)), mask=mask)
     return lists, row_failed
+
+
+def _all_kept(array: pa.ListArray, values: pa.Array) -> pa.Array | None:
+    """:func:`to_string_lists` of a list column none of whose values it drops (no null list, no null
+    or empty item: ``values``, its items as text, hold no null) when every list has an item: the
+    same lists, built from the column's own offsets, without counting each row's kept items. None
+    when a list is empty (its row becomes null: the general way)."""
+    offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int32)
+    if len(offsets) > 1 and not (offsets[1:] > offsets[:-1]).all():
+        return None
+    if offsets[0]:
+        offsets = offsets - offsets[0]
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(np.zeros(len(array), dtype=bool)))
 
 
 def to_iso(stamps: pa.Array, prefix: str = "", suffix: str = "") -> tuple[pa.Array, np.ndarray]:

@@ -156,21 +156,26 @@ def _endpoints(
             hashes, same = comparison.hashes, comparison.same & ~checked.rejected
         del comparison
         # An unchanged row's values were accepted before, so its body was within the size limit then.
-        text = _changed_bodies(checked, same)
-        validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint")
+        changed = np.flatnonzero(~same) if same.any() else None  # None: every row
+        text = _changed_bodies(checked, changed)
+        validation.check_size(checked, text, quotas.MAX_ENDPOINT_BYTES, "endpoint", rows=changed)
         rejections += _rejections(checked, ENDPOINT, "Id", None)
         keep = ~checked.rejected
         columns = (checked.columns["Id"], checked.sources, checked.rows)
         if not keep.all():
             columns = tuple(column.filter(pa.array(keep)) for column in columns)
         kept.append(columns)
-        bodies.extend(text.filter(pa.array(keep & ~same)) if same.any() or not keep.all() else text)
+        sent = keep if changed is None else keep[changed]  # of the rows ``text`` holds, those that go
+        bodies.extend(text if sent.all() else text.filter(pa.array(sent)))
         if sync is not None:
             if hashes is None:  # values of a kind not hashed: nothing was compared, every row goes
                 from airflow_provider_pinpoint.state.keys import text_hashes
 
                 hashes = text_hashes(text)
-            sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
+            if keep.all():  # as on most slices: no copy of the slice's hashes
+                sync.add_compared(columns[0], hashes, same, np.arange(start, start + len(keep)))
+            else:
+                sync.add_compared(columns[0], hashes[keep], same[keep], start + np.flatnonzero(keep))
         del checked, text, columns, hashes
         pa.default_memory_pool().release_unused()  # what the slice freed, before the next one
     del table, seen, known
@@ -179,7 +184,7 @@ def _endpoints(
     ids, sources, rows = (pa.concat_arrays(list(parts)) for parts in zip(*kept, strict=True))
     del kept
     # Encoded once here, the sources are shared, not copied, by the pending rows and validation's messages.
-    sources = pc.dictionary_encode(sources)
+    sources = _encoded(sources)
     if state is not None:  # what events are checked against (None: no events follow)
         validation.accepted_endpoints(ids, sources, rows, state)
     unchanged: Iterator[Unsent] = iter(())
@@ -204,6 +209,17 @@ def _endpoints(
     return rejections, pending, unchanged
 
 
+def _encoded(sources: pa.Array) -> pa.Array:
+    """``pc.dictionary_encode`` of the rows' sources. Most tables are one file: when every row has
+    the first row's source (one comparison each, a fraction of hashing every value), the
+    dictionary is that one value and every index 0."""
+    if len(sources) and not sources.null_count and pc.all(pc.equal(sources, sources[0])).as_py():
+        indices = pa.array(np.zeros(len(sources), dtype=np.int32))
+        # a dictionary of its own: a slice of the sources would keep all their text
+        return pa.DictionaryArray.from_arrays(indices, pa.array([sources[0].as_py()], sources.type))
+    return pc.dictionary_encode(sources)
+
+
 class _Comparison:
     """A slice's rows compared with the sync state as soon as validation has normalised them
     (``validation.endpoints``'s ``unchanged``): the rows found unchanged skip the rules that judge
@@ -223,16 +239,16 @@ class _Comparison:
         return self.same
 
 
-def _changed_bodies(checked: validation.Checked, same: np.ndarray) -> pa.Array:
-    """The JSON bodies of the slice's rows, null where ``same`` (unchanged: nothing is sent)."""
-    if not same.any():
+def _changed_bodies(checked: validation.Checked, changed: np.ndarray | None) -> pa.Array:
+    """The JSON bodies of the slice's rows at positions ``changed`` (None: of every row), in order.
+
+    Only the changed rows' bodies are built, and they stay that many rows long: the size check and
+    the bodies kept find their rows by these positions, with no pass over the unchanged rows.
+    """
+    if changed is None:
         return endpoint_bodies(checked.columns, len(checked))
-    changed = np.flatnonzero(~same)
     picked = pa.array(changed)
-    built = endpoint_bodies({name: column.take(picked) for name, column in checked.columns.items()}, len(changed))
-    where = np.full(len(same), -1, dtype=np.int64)
-    where[changed] = np.arange(len(changed))
-    return built.take(pa.array(where, mask=same))
+    return endpoint_bodies({name: column.take(picked) for name, column in checked.columns.items()}, len(changed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_pinpoint import service_model
 from airflow_provider_pinpoint.errors import InputError
+from airflow_provider_pinpoint.prepare import flow
 from airflow_provider_pinpoint.prepare.flow import Rejection, prepare
 from airflow_provider_pinpoint.prepare.requests import ENDPOINT, EVENT, Request, request_size
 
@@ -250,3 +252,21 @@ def test_dataframes_with_categorical_and_datetime_columns_go_through():
 def test_nothing_to_load_is_an_input_error():
     with pytest.raises(InputError, match="nothing to load"):
         list(prepare())
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        pa.array(["endpoints.parquet"] * 5),
+        pa.array(["a.csv", "b.csv", "a.csv"]),
+        pa.array(["x.csv", "y.csv"] + ["x.csv"] * 4).slice(2),
+        pa.array([], pa.string()),
+        pa.array(["a.csv", None]),
+        pa.array(["a.csv"] * 3, pa.large_string()),
+    ],
+)
+def test_sources_of_one_file_are_encoded_as_arrow_encodes_them(sources):
+    encoded = flow._encoded(sources)
+    assert encoded.type == pc.dictionary_encode(sources).type
+    assert encoded.equals(pc.dictionary_encode(sources))
+    assert encoded.dictionary.get_total_buffer_size() < 64  # its own dictionary, not a slice of every row's text

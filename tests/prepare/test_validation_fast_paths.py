@@ -8,9 +8,11 @@ import pyarrow.compute as pc
 import pytest
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.prepare import validation
+from airflow_provider_pinpoint.prepare import coerce, validation
 from airflow_provider_pinpoint.prepare.validation import rules
 from airflow_provider_pinpoint.quotas import ENDPOINT_ID_FORBIDDEN_CHARACTERS
+from airflow_provider_pinpoint.state import values as values_module
+from airflow_provider_pinpoint.state.values import row_hashes
 
 # Characters the ids are drawn from: plain, forbidden, and multibyte ones (no ASCII byte inside).
 _ALPHABET = list("ab-_09") + ["$", "{", "}"] + ["é", "€", "日"]
@@ -81,8 +83,15 @@ def test_the_byte_scan_reads_chunked_columns_and_offsets_buffers_longer_than_nee
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("order", ["sorted", "random"])
-def test_distinct_and_most_repeated_agree_with_counting_in_any_order(seed, order):
-    # Values in ascending order are judged by comparing neighbours, others by hashing: the same answers.
+@pytest.mark.parametrize("hashes", ["none", "numpy", "all alike"])
+def test_distinct_and_most_repeated_agree_with_counting_in_any_order(seed, order, hashes, monkeypatch):
+    # Values in ascending order are judged by comparing neighbours, others by hashing (first by
+    # 64-bit hashes where there are enough of them; hashes all alike stand for collisions, which
+    # only Arrow's kernels can then settle): the same answers.
+    if hashes != "none":
+        monkeypatch.setattr(rules, "_HASHED_FROM", 0)
+    if hashes == "all alike":
+        monkeypatch.setattr(values_module, "column_hash", lambda array, name="": np.zeros((len(array), 2), np.uint64))
     rng = np.random.default_rng(seed)
     values = [v for v in _ids(rng, int(rng.integers(0, 60)), 0.0)]
     if seed % 2:  # no repeats, so that both answers are exercised
@@ -172,3 +181,66 @@ def test_numbers_are_counted_as_hashing_counts_them(values):
     counts = pc.value_counts(array).field("counts")
     assert rules.most_repeated(array) == pc.max(counts).as_py()
     assert rules.all_distinct(array) == (len(pc.unique(array)) == len(array))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lists_kept_whole_are_the_lists_the_general_way_makes(seed, monkeypatch):
+    # A list column none of whose values is dropped skips counting each row's values: the lists it
+    # gives, their type, failures and row hashes are those of the general way, sliced or not.
+    rng = np.random.default_rng(seed)
+    words = ["a", "bb", "é", "日本", "x" * 40]
+    odd = {1: None, 3: "", 5: "empty list"}  # seeds where one row breaks the fast path's conditions
+    rows: list[list[str | None] | None] = [
+        [words[k] for k in rng.integers(0, len(words), int(rng.integers(1, 4)))] for _ in range(200)
+    ]
+    if seed in odd:
+        at = int(rng.integers(0, 200))
+        rows[at] = [] if odd[seed] == "empty list" else [odd[seed]]
+    array = pa.array(rows, pa.list_(pa.string()))
+    start, length = int(rng.integers(0, 50)), int(rng.integers(100, 150))
+    for column in (array, array.slice(start, length), pa.chunked_array([array.slice(start, length)])):
+        fast, fast_failed = coerce.to_string_lists(column)
+        with monkeypatch.context() as patched:
+            patched.setattr(coerce, "_all_kept", lambda array, values: None)  # the general way
+            general, general_failed = coerce.to_string_lists(column)
+        assert fast.type == general.type
+        assert fast.to_pylist() == general.to_pylist()
+        assert fast.equals(general)
+        assert fast_failed.tolist() == general_failed.tolist()
+        assert (row_hashes({"Attributes.a": fast}, len(fast)) == row_hashes({"Attributes.a": general}, len(fast))).all()
+
+
+def test_a_subset_reads_its_rows_values_as_read():
+    # A subset keeps the batch's raw table whole and where its rows are in it: a value as read is
+    # that of the same row, in a subset of a subset too.
+    table = pa.table(
+        {
+            "Id": [f"ep-{i}" for i in range(10)],
+            "Metrics.score": [str(i * 10) for i in range(10)],
+            "_source": ["endpoints.csv"] * 10,
+            "_source_row": list(range(1, 11)),
+        }
+    )
+    checked = validation.endpoints(table)
+    part = checked.subset(np.array([1, 4, 7, 8]))
+    inner = part.subset(np.array([0, 2, 3]))
+    assert [part.raw_value("Metrics.score", i) for i in range(4)] == ["10", "40", "70", "80"]
+    assert [inner.raw_value("Metrics.score", i) for i in range(3)] == ["10", "70", "80"]
+    assert [inner.label(i) for i in range(3)] == ["endpoints.csv row 2", "endpoints.csv row 8", "endpoints.csv row 9"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ids_are_lower_cased_as_the_utf8_kernel_does(seed):
+    # ASCII text takes Arrow's ASCII kernel; a value past ASCII anywhere in the bytes the values
+    # span sends them all to the UTF-8 one. Same text either way, sliced or not.
+    rng = np.random.default_rng(seed)
+    alphabet = list("abcXYZ-_09") + (["É", "ß", "Σ", "日"] if seed % 2 else [])
+    values = [
+        "".join(rng.choice(alphabet, int(rng.integers(0, 8)))) if rng.random() > 0.1 else None for _ in range(300)
+    ]
+    array = pa.array(values, pa.large_string() if seed % 3 == 0 else pa.string())
+    for part in (array, array.slice(int(rng.integers(0, 100)), int(rng.integers(0, 200)))):
+        lowered = rules.lower_cased(part)
+        assert lowered.type == part.type
+        assert lowered.equals(pc.utf8_lower(part))
+    assert rules.lower_cased(pa.array(["ÉCOLE", "ÅB"])).to_pylist() == ["école", "åb"]

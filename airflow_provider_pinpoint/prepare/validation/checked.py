@@ -39,6 +39,9 @@ class Checked:
     raw: pa.Table
     rejected: np.ndarray
     reasons: dict[int, str] = field(default_factory=dict)
+    # Where this batch's rows are in ``raw`` (None: at the same positions). A :meth:`subset` keeps
+    # the whole ``raw`` and these positions: only a message about a value ever reads it.
+    raw_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rejected)
@@ -57,7 +60,11 @@ class Checked:
         self.rejected |= mask
 
     def raw_value(self, column: str, i: int) -> object:
-        return self.raw.column(column)[i].as_py()
+        return self.raw_scalar(column, i).as_py()
+
+    def raw_scalar(self, column: str, i: int) -> pa.Scalar:
+        """Row ``i``'s value of ``column`` as read, before coercion."""
+        return self.raw.column(column)[i if self.raw_rows is None else int(self.raw_rows[i])]
 
     def present(self, column: str) -> np.ndarray:
         array = self.columns.get(column)
@@ -72,8 +79,9 @@ class Checked:
             {name: column.take(at) for name, column in self.columns.items()},
             self.sources.take(at),
             self.rows.take(at),
-            self.raw.take(at),
+            self.raw,
             self.rejected[rows].copy(),
+            raw_rows=rows if self.raw_rows is None else self.raw_rows[rows],
         )
 
     def take_back(self, part: Checked, rows: np.ndarray) -> None:
@@ -138,7 +146,7 @@ def _not_a(checked: Checked, name: str, what: str) -> Callable[[int], str]:
             return f"is not {what}"
         column = checked.raw.column(name)
         try:
-            value = column[i].as_py()
+            value = checked.raw_scalar(name, i).as_py()
         except (OverflowError, ValueError, pa.ArrowException):  # beyond Python's datetime: years 1 to 9999
             if "timestamp" in what:
                 return f"is a {column.type} value outside the years 0001 to 9999 that Pinpoint timestamps span"

@@ -25,6 +25,7 @@ from airflow_provider_pinpoint.prepare.validation.rules import (
     check_enum,
     check_key_cap,
     check_lengths,
+    lower_cased,
     most_repeated,
     not_in,
 )
@@ -137,7 +138,7 @@ def seen_for(table: pa.Table, ids: pa.Array | None = None) -> EndpointsSeen:
         if "Id" in table.column_names:
             if ids is None:
                 ids, _ = coerce.to_string(table.column("Id"))
-            seen.ids_distinct = all_distinct(pc.utf8_lower(ids))
+            seen.ids_distinct = all_distinct(lower_cased(ids))
         if "User.UserId" in table.column_names:
             users, _ = coerce.to_string(table.column("User.UserId"))
             seen.users_within_limit = most_repeated(users) <= quotas.MAX_ENDPOINTS_PER_USER_ID
@@ -153,7 +154,7 @@ def _check_case_collisions(checked: Checked, seen: EndpointsSeen) -> None:
     ids = checked.columns.get("Id")
     if ids is None or seen.ids_distinct:
         return
-    lowered = pc.utf8_lower(ids)
+    lowered = lower_cased(ids)
     hashes = seen.id_hashes(lowered)  # once, for the lookup and for remembering the slice's ids
     present = checked.present("Id") & ~checked.rejected
     earlier = seen.earlier(lowered, hashes) & present

@@ -39,15 +39,32 @@ def may_hold(values: pa.Array, characters: frozenset[str]) -> bool:
     byte in it): on a daily table, where no id holds one, that is all a regex per row would tell."""
     if isinstance(values, pa.ChunkedArray):
         return any(may_hold(chunk, characters) for chunk in values.chunks)
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
+    octets = _octets(values)
+    if octets is None:
         return True  # not plain text (a dictionary or view column): ask the regex
+    return any(bool((octets == ord(character)).any()) for character in characters)
+
+
+def lower_cased(values: pa.Array) -> pa.Array:
+    """``pc.utf8_lower`` of text values. When every byte they span is ASCII, Arrow's ASCII kernel
+    gives the same text for a tenth of the CPU (utf8_lower decodes every character); one scan of
+    the bytes (:func:`_octets`) tells, and anything else takes the UTF-8 kernel."""
+    octets = _octets(values)
+    if octets is not None and (not len(octets) or int(octets.max()) < 0x80):
+        return pc.ascii_lower(values)
+    return pc.utf8_lower(values)
+
+
+def _octets(values: pa.Array) -> np.ndarray | None:
+    """The bytes a plain string array's values span (no copy), or None for another kind of array."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return None
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
     _, offsets, data = values.buffers()
-    if data is None:
-        return False
+    if data is None or not len(values):
+        return np.zeros(0, dtype=np.uint8)
     bounds = np.frombuffer(offsets, dtype=width, count=values.offset + len(values) + 1)[values.offset :]
-    octets = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])]
-    return any(bool((octets == ord(character)).any()) for character in characters)
+    return np.frombuffer(data, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])]
 
 
 def not_in(values: pa.Array, allowed: pa.Array) -> np.ndarray:
@@ -127,7 +144,7 @@ def all_distinct(values: pa.Array) -> bool:
     comparison of neighbours tells so, a fraction of what hashing them costs.
     """
     present = values.drop_null()
-    if _ascending(present, strictly=True):
+    if _ascending(present, strictly=True) or _distinct_hashes(present):
         return True
     return len(pc.unique(present)) == len(present)
 
@@ -142,10 +159,42 @@ def most_repeated(values: pa.Array) -> int:
     if not len(present):
         return 0
     if _ascending(present, strictly=False):
-        starts = np.flatnonzero(as_mask(pc.not_equal(present[1:], present[:-1]))) + 1
+        equal = pc.equal(present[1:], present[:-1])
+        if not pc.any(equal).as_py():  # no value repeats its neighbour: no run is longer than one row
+            return 1
+        starts = np.flatnonzero(~as_mask(equal)) + 1
         bounds = np.concatenate(([0], starts, [len(present)]))
         return int(np.diff(bounds).max())
+    if _distinct_hashes(present):
+        return 1
     return int(pc.max(pc.value_counts(present).field("counts")).as_py())
+
+
+# From this many values on, text in no order is first told distinct by 64-bit hashes, unless
+# its first _SAMPLE values hold a repeat.
+_HASHED_FROM = 65_536
+_SAMPLE = 1_024
+
+
+def _distinct_hashes(values: pa.Array) -> bool:
+    """Whether text values (none null) have 64-bit hashes all different, which makes them all
+    different: True proves it; False may be a repeated value or two values sharing a hash (then
+    Arrow's kernels, which keep every value in a hash table, decide).
+
+    Hashed a column at a time by the sync state's numpy hash (one lane of it) and sorted, about
+    half of what Arrow's ``unique`` or ``value_counts`` of a million ids takes. Text only: floats
+    have values equal yet unlike in bits (0.0 and -0.0), which Arrow's kernels count their own way.
+    """
+    if len(values) < _HASHED_FROM or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return False
+    sample = values.slice(0, _SAMPLE)
+    if len(pc.unique(sample)) < len(sample):  # a repeat already: hashing every value would be wasted
+        return False
+    from airflow_provider_pinpoint.state.values import column_hash  # numpy only; imported when it pays
+
+    hashes = column_hash(values)[:, 0].copy()
+    hashes.sort()
+    return not bool((hashes[1:] == hashes[:-1]).any())
 
 
 def _ascending(values: pa.Array, *, strictly: bool) -> bool:
@@ -165,11 +214,27 @@ def _ascending(values: pa.Array, *, strictly: bool) -> bool:
         return False
 
 
-def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str) -> None:
-    """Reject rows whose serialised item exceeds the service's size limit."""
+def check_size(checked: Checked, bodies: pa.Array, limit: int, what: str, rows: np.ndarray | None = None) -> None:
+    """Reject rows whose serialised item exceeds the service's size limit.
+
+    ``rows``: the positions in ``checked`` of the rows ``bodies`` holds, ascending (None: every row,
+    in order), so that bodies built for some rows only need not be spread over the batch.
+    """
     sizes = pc.binary_length(bodies)
+    over = as_mask(pc.greater(sizes, limit))
+    if not over.any():
+        return
+    if rows is None:
+        mask, size_of = (
+            over,
+            dict(zip(np.flatnonzero(over).tolist(), sizes.filter(pa.array(over)).to_pylist(), strict=True)),
+        )
+    else:
+        mask = np.zeros(len(checked), dtype=bool)
+        mask[rows[over]] = True
+        size_of = dict(zip(rows[over].tolist(), sizes.filter(pa.array(over)).to_pylist(), strict=True))
     checked.reject(
-        pc.greater(sizes, limit),
+        mask,
         "(whole row)",
-        lambda i: f"serialises to {sizes[i].as_py():,} bytes; Pinpoint allows {limit:,} per {what}",
+        lambda i: f"serialises to {size_of[i]:,} bytes; Pinpoint allows {limit:,} per {what}",
     )
