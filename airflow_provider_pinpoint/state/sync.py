@@ -261,8 +261,6 @@ class Sync:
                     every = every and bool((at >= 0).all())
                     where = at = matched.rows(entries, at)
                 offset += len(batch)
-                if every and offset == len(ids):
-                    self._in_place.add(path)
                 hit = at >= 0
                 if not hit.any():
                     continue
@@ -283,6 +281,8 @@ class Sync:
                 best[at[newer]] = stamp[newer]
                 stored[at[newer]] = body[newer]
                 valid[at[newer]] = body_valid[newer]
+            if every and offset == len(ids):  # the whole file, one entry per row
+                self._in_place.add(path)
         return stored, valid
 
     def _write_pending(self) -> None:
