@@ -43,10 +43,18 @@ def event_keys(endpoint_ids: pa.Array, event_ids: pa.Array) -> np.ndarray:
     return _digests([b"%d:%b%b" % (len(a), a, b) for a, b in zip(_bytes(endpoint_ids), _bytes(event_ids), strict=True)])
 
 
-def to_arrow(hashes: np.ndarray) -> pa.FixedSizeBinaryArray:
-    """Hashes as a ``binary(16)`` column, as stored."""
+def to_arrow(hashes: np.ndarray, valid: np.ndarray | None = None) -> pa.FixedSizeBinaryArray:
+    """Hashes as a ``binary(16)`` column, as stored; null where not ``valid``. The column shares the
+    memory of ``hashes`` when they are contiguous uint64 (a commit's million hashes copied took
+    as long as the rest of building its entries): they must not change afterwards."""
     data = np.ascontiguousarray(hashes, dtype=np.uint64)
-    return pa.FixedSizeBinaryArray.from_buffers(HASH_TYPE, len(data), [None, pa.py_buffer(data.tobytes())])
+    n = len(data)
+    bitmap = None
+    nulls = 0
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        nulls = n - int(np.count_nonzero(valid))
+    return pa.FixedSizeBinaryArray.from_buffers(HASH_TYPE, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
 
 
 def from_arrow(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,8 @@ A kill at any point therefore leaves a state that can cause resends, never a ski
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 import zlib
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.common.arrow import as_mask
 from airflow_provider_pinpoint.results.rows import (
@@ -61,6 +64,11 @@ _FOLD_ROWS = 65_536
 _WRITE_ROWS = 1_000_000
 # What the state takes of the rows accepted.
 _ACCEPTED = pa.schema([DECISION_SCHEMA.field(name) for name in ("record_type", "endpoint_id", "event_id")])
+# A part's footer key (see :func:`_in_order`): its entries are, one each, the ids of the input that
+# wrote them, in that input's order. JSON: how many, the first id, and a SHA-256 of them all.
+_IN_ORDER = "pinpoint.endpoints_in_input_order"
+_ENTRY_COLUMNS = list(ENDPOINTS_SCHEMA.names)
+_VALUE_COLUMNS = ["body_hash", "accepted_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,13 @@ class Sync:
         # The input's ids in its order (:meth:`known`) and each candidate's row in it (:meth:`add_compared`
         # told the rows): commit then writes the part's entries in this order (:meth:`_ordered_rows`).
         self._order: pa.Array | None = None
+        self._distinct = False  # no two of the ids in ``_order`` are the same in any case
+        self._digest: str | None = None  # of ``_order`` (:func:`_ids_digest`), once asked
+        self._digested = False
+        # The endpoint files :meth:`known` found to hold one entry per input row, at its row: by
+        # their footer's mark (:func:`_in_order`), or by comparing their ids (older parts).
+        self._in_order: set[str] = set()
+        self._in_place: set[str] = set()
         self._positions: list[np.ndarray] | None = []
         self._candidate_rows: np.ndarray | None = None
         self._pending_ms = 0
@@ -151,11 +166,18 @@ class Sync:
             text = ids.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not text: the rows are rejected anyway
             text = pa.nulls(len(ids), pa.string())
-        self._order = text
+        self._order, self._distinct, self._digested = text, distinct, False
         if self.full_refresh:
             return Known(text, np.zeros((len(text), 2), dtype=np.uint64), np.zeros(len(text), dtype=bool))
         hashes, valid = self._latest(text, distinct=distinct)
         return Known(text, hashes, valid)
+
+    def _order_digest(self) -> str | None:
+        """The digest of the input's ids (:func:`_ids_digest`), made once."""
+        if not self._digested:
+            self._digest = _ids_digest(self._order) if self._order is not None else None
+            self._digested = True
+        return self._digest
 
     def add_compared(self, ids: pa.Array, hashes: np.ndarray, same: np.ndarray, rows: np.ndarray | None = None) -> None:
         """A slice of valid endpoint rows already compared with :meth:`known`: their ids, the hashes
@@ -210,31 +232,48 @@ class Sync:
         ids are ``distinct`` in any case, an entry spelt exactly as the id at its position is that
         id's (exact equality implies equality in any case, and no other row folds to it); only the
         entries found otherwise go through Arrow's hash join of the lower-cased ids, which on a
-        million endpoints cost several times the positional comparison.
+        million endpoints cost several times the positional comparison. A file whose footer says
+        it holds exactly these ids in this order (:func:`_in_order`, written by the commit of a run
+        on the same ids) is not even asked for its ids: reading and comparing them cost twice
+        what the rest of reading the file did.
         """
         best = np.full(len(ids), -1, dtype=np.int64)
         stored = np.zeros((len(ids), 2), dtype=np.uint64)
         valid = np.zeros(len(ids), dtype=bool)
         matched = _Matched(ids)
+
+        def columns(meta: pq.FileMetaData) -> list[str]:
+            mine = distinct and ids is self._order and _in_order(meta, ids, self._order_digest)
+            return _VALUE_COLUMNS if mine else _ENTRY_COLUMNS
+
         for path in self.files.endpoint_files():
             offset = 0  # the position in the file of the batch's first entry
-            for batch in self.files.batches(path, ["endpoint_id", "body_hash", "accepted_at"]):
-                entries = batch.column(0)
-                at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
+            every = distinct and ids is self._order  # whether each entry so far was at its own row
+            for batch in self.files.batches(path, columns):
+                where: slice | np.ndarray
+                if batch.num_columns == len(_VALUE_COLUMNS):  # the file is in the input's order
+                    self._in_order.add(path)
+                    at = np.arange(offset, offset + len(batch), dtype=np.int64)
+                    where = slice(offset, offset + len(batch))
+                else:
+                    entries = batch.column(0)
+                    at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
+                    every = every and bool((at >= 0).all())
+                    where = at = matched.rows(entries, at)
                 offset += len(batch)
-                at = matched.rows(entries, at)
                 hit = at >= 0
                 if not hit.any():
                     continue
-                body, body_valid = from_arrow(batch.column(1))
-                stamp = _millis(batch.column(2))
+                body, body_valid = from_arrow(batch.column("body_hash"))
+                stamp = _millis(batch.column("accepted_at"))
                 if not hit.all():
                     at, body, body_valid, stamp = at[hit], body[hit], body_valid[hit], stamp[hit]
-                before = best[at]
+                    where = at
+                before = best[where]
                 # Newer than all seen for them: each taken (an id twice in one batch takes its last
                 # row, as below; a part file holds at most one entry per id that is not "send again").
                 if (stamp > before).all():
-                    best[at], stored[at], valid[at] = stamp, body, body_valid
+                    best[where], stored[where], valid[where] = stamp, body, body_valid
                     continue
                 tie = stamp == before
                 valid[at[tie]] &= body_valid[tie] & (stored[at[tie]] == body[tie]).all(axis=1)
@@ -242,6 +281,8 @@ class Sync:
                 best[at[newer]] = stamp[newer]
                 stored[at[newer]] = body[newer]
                 valid[at[newer]] = body_valid[newer]
+            if every and offset == len(ids):  # the whole file, one entry per row
+                self._in_place.add(path)
         return stored, valid
 
     def _write_pending(self) -> None:
@@ -363,18 +404,84 @@ class Sync:
         # Endpoints a crashed run was about to send stay marked "send again".
         earlier_pending = self._kept_rows(pending, candidates)
         if self._order is not None and self._candidate_rows is not None:
+            mark: dict[str, str] = {}  # the footer's mark of entries in the input's order, if they are
+            if self._all_in_place(candidates):
+                ordered = self._rows_in_order(accepted, stamp, earlier_pending, mark)
+            else:
 
-            def own_rows() -> Iterable[tuple[pa.RecordBatch, np.ndarray]]:
-                return [] if self.full_refresh else self._own_rows(candidates)
+                def own_rows() -> Iterable[tuple[pa.RecordBatch, np.ndarray]]:
+                    return [] if self.full_refresh else self._own_rows(candidates)
 
-            ordered = self._ordered_rows(own_rows, earlier_pending, fresh, self._candidate_rows)
-            return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, ordered)
+                ordered = self._ordered_rows(own_rows, earlier_pending, fresh, self._candidate_rows, mark)
+            return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, ordered, lambda: mark)
         own = [] if self.full_refresh else self._replaced_rows(self.files.own("endpoints"), fresh, placed)
 
         def rest() -> Iterator[pa.RecordBatch]:  # read once ``own`` has placed what it could
             yield fresh.filter(pa.array(~placed))
 
         return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, _chain(own, earlier_pending, rest()))
+
+    def _all_in_place(self, candidates: pa.Array) -> bool:
+        """Whether this part's file holds one entry per input row, each at its row, as :meth:`known`
+        found (:func:`_in_order`), and each candidate is spelt as the input's row: the commit then
+        needs nothing of the file but its hashes and times (:meth:`_rows_in_order`)."""
+        order, rows = self._order, self._candidate_rows
+        if self.full_refresh or not self._distinct or order is None or rows is None:
+            return False
+        own = self.files.own("endpoints")
+        if (own not in self._in_order and own not in self._in_place) or len(candidates) != len(rows):
+            return False
+        return not len(rows) or bool(as_mask(pc.equal(candidates, order.take(pa.array(rows)))).all())
+
+    def _rows_in_order(
+        self, accepted: np.ndarray, stamp: int, pending: Iterable[pa.RecordBatch], mark: dict[str, str]
+    ) -> Iterator[pa.RecordBatch]:
+        """:meth:`_ordered_rows` where the file holds one entry per input row, each at its row
+        (:meth:`_all_in_place`): each candidate's entry takes its row's, the others stay, the
+        entries of the ``pending`` file kept follow (every row has its entry already). Nothing is
+        matched: the file's ids are not even read when its footer says they are the input's
+        (:func:`_in_order`), else compared with the input's as a whole. Either must still hold (the
+        lock keeps it so), or the commit stops and replaces nothing. The commit of a daily sync of a
+        million endpoints in the same order: 0.13-0.17 s of CPU, against 0.46-0.58 s matching."""
+        order, rows = self._order, self._candidate_rows
+        assert order is not None and rows is not None
+        digest = self._order_digest()
+        n = len(order)
+        changed = self._changed()
+        path = self.files.own("endpoints")
+        marked = path in self._in_order
+
+        def columns(meta: pq.FileMetaData) -> list[str]:
+            if meta.num_rows != n or (marked and not _in_order(meta, order, lambda: digest)):
+                raise changed
+            return _VALUE_COLUMNS if marked else _ENTRY_COLUMNS
+
+        hashes = np.empty((n, 2), dtype=np.uint64)
+        hashed = np.empty(n, dtype=bool)  # the entry holds a hash (else "send again")
+        stamps = np.empty(n, dtype=np.int64)
+        offset = 0
+        for batch in self.files.batches(path, columns):
+            if not marked and not _same_ids(batch.column(0), order.slice(offset, len(batch))):
+                raise changed
+            part = slice(offset, offset + len(batch))
+            hashes[part], hashed[part] = from_arrow(batch.column("body_hash"))
+            stamps[part] = _millis(batch.column("accepted_at"))
+            offset += len(batch)
+        if offset != n:
+            raise changed
+        hashes[rows], hashed[rows], stamps[rows] = self._candidate_bodies, accepted, stamp
+        for start in range(0, n, _WRITE_ROWS):
+            part = slice(start, start + _WRITE_ROWS)
+            yield _entries(order.slice(start, _WRITE_ROWS), hashes[part], hashed[part], stamps[part])
+        if digest is not None:
+            mark.update(_mark(order, digest))
+        for batch in pending:
+            yield batch.cast(ENDPOINTS_SCHEMA)
+
+    def _changed(self) -> StateError:
+        return StateError(
+            f"the sync state at {self.files.where()} changed while this run rewrote it; nothing was replaced"
+        )
 
     def _own_rows(self, candidates: pa.Array) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         """This part's endpoint entries batch by batch, each with whether it is kept (not one of the
@@ -392,6 +499,7 @@ class Sync:
         pending: Iterable[pa.RecordBatch],
         fresh: pa.RecordBatch,
         fresh_rows: np.ndarray,
+        mark: dict[str, str],
     ) -> Iterator[pa.RecordBatch]:
         """The entries of this part's file kept (``own()`` reads them: each batch with which of its
         entries stay), those of the ``pending`` file kept and ``fresh`` (the candidates', each for the
@@ -406,7 +514,8 @@ class Sync:
         by a hash join of the lower-cased ids; a second entry for one row goes with the rest.
         The file's entries the input lacks are not held either (a shard's sync against a large
         state lacks most of them): which of each batch's entries were placed is kept, one byte
-        per entry, and the file is read a second time for the others.
+        per entry, and the file is read a second time for the others. When every row has its
+        entry, spelt as the input's, ``mark`` gets the footer's mark of that (:func:`_in_order`).
         """
         order = self._order
         assert order is not None
@@ -466,7 +575,13 @@ class Sync:
             rows = np.flatnonzero(filled[start : start + _WRITE_ROWS]) + start
             if not len(rows):
                 continue
-            ids = order.take(pa.array(rows))
+            if len(rows) == len(filled[start : start + _WRITE_ROWS]):  # every row: slices, not copies
+                whole = slice(start, start + len(rows))
+                ids = order.slice(start, len(rows))
+                body_hashes, body_valid, times = hashes[whole], hashed[whole], stamps[whole]
+            else:
+                ids = order.take(pa.array(rows))
+                body_hashes, body_valid, times = hashes[rows], hashed[rows], stamps[rows]
             if fixes is not None:
                 where = np.flatnonzero((fixes[0] >= start) & (fixes[0] < start + _WRITE_ROWS))
                 if len(where):
@@ -475,13 +590,11 @@ class Sync:
                     mask[slot] = True
                     names = fixes[1].take(pa.array(where[np.argsort(slot)]))
                     ids = pc.replace_with_mask(ids, pa.array(mask), names)
-            body = to_arrow(hashes[rows])
-            if not hashed[rows].all():
-                body = pc.if_else(
-                    pa.array(hashed[rows]), body, pa.nulls(len(rows), ENDPOINTS_SCHEMA.field("body_hash").type)
-                )
-            time = pa.array(stamps[rows], pa.int64()).cast(ENDPOINTS_SCHEMA.field("accepted_at").type)
-            yield pa.RecordBatch.from_arrays([ids, body, time], schema=ENDPOINTS_SCHEMA)
+            yield _entries(ids, body_hashes, body_valid, times)
+        if fixes is None and filled.all():
+            digest = self._order_digest()
+            if digest is not None:
+                mark.update(_mark(order, digest))
         if any(unplaced.any() for _, unplaced in left):  # else the input has every entry: nothing to read again
             yield from self._unplaced_rows(left)
         yield from rest
@@ -490,9 +603,7 @@ class Sync:
         """This part's file read again (the lock keeps it as it was), each batch's ``left`` entries
         only: a plain filter. A batch whose ids are not those of the first read stops the commit,
         which then replaces nothing (the state stays as it was: at most resends)."""
-        changed = StateError(
-            f"the sync state at {self.files.where()} changed while this run rewrote it; nothing was replaced"
-        )
+        changed = self._changed()
         batches = self.files.batches(self.files.own("endpoints"), list(ENDPOINTS_SCHEMA.names))
         try:
             seen = 0
@@ -649,6 +760,49 @@ def _ids_check(ids: pa.Array) -> tuple[int, int]:
     return len(ids), crc ^ ids.null_count
 
 
+def _ids_digest(ids: pa.Array) -> str | None:
+    """A SHA-256 of ``ids``' lengths and text (None if one is null): an input and a part's file with
+    the same digest hold the same ids in the same order. About 20 ms for a million ids, against
+    45 ms to read a part's ids and 15 ms to compare them."""
+    if not len(ids) or ids.null_count or not pa.types.is_string(ids.type):
+        return None
+    _, offsets_buffer, data = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[ids.offset : ids.offset + len(ids) + 1]
+    digest = hashlib.sha256((offsets - offsets[0]).astype("<i4").tobytes())
+    if data is not None:
+        digest.update(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+    return digest.hexdigest()
+
+
+def _mark(ids: pa.Array, digest: str) -> dict[str, str]:
+    """The footer's mark of a part whose entries are, one each, ``ids`` in their order."""
+    return {_IN_ORDER: json.dumps({"rows": len(ids), "first": ids[0].as_py(), "sha256": digest})}
+
+
+def _in_order(meta: pq.FileMetaData, ids: pa.Array, digest: Callable[[], str | None]) -> bool:
+    """Whether the file of footer ``meta`` holds one entry for each of ``ids``, in their order, as
+    its mark (:func:`_mark`) says. The count and the first id are compared before the digest is
+    made (a run in another order pays nothing for it); a file without the mark (older parts) is
+    read as before."""
+    raw = (meta.metadata or {}).get(_IN_ORDER.encode())
+    if raw is None or not len(ids) or meta.num_rows != len(ids):
+        return False
+    try:
+        mark = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(mark, dict) or mark.get("rows") != len(ids) or mark.get("first") != ids[0].as_py():
+        return False
+    expected = digest()
+    return expected is not None and mark.get("sha256") == expected
+
+
+def _entries(ids: pa.Array, hashes: np.ndarray, valid: np.ndarray, stamps: np.ndarray) -> pa.RecordBatch:
+    """Entries of ``ids``: their hashes (null where not ``valid``: "send again") and times in ms."""
+    time = pa.array(stamps, pa.int64()).cast(ENDPOINTS_SCHEMA.field("accepted_at").type)
+    return pa.RecordBatch.from_arrays([ids, to_arrow(hashes, valid), time], schema=ENDPOINTS_SCHEMA)
+
+
 class _Matched:
     """An input's ids as state entries are matched to them: the rows found by position, completed
     by a hash join of the other entries against the ids lower-cased (made once, when first needed)."""
@@ -688,11 +842,35 @@ def _first_rows(entries: pa.Array, folded: pa.Array) -> np.ndarray:
     return first[which]
 
 
+def _same_ids(a: pa.Array, b: pa.Array) -> bool:
+    """Whether ``a`` and ``b`` are the same ids (none null) in the same order, compared as buffers:
+    under 10 ms for a million, where comparing them id by id took 15 ms."""
+    if len(a) != len(b) or a.null_count or b.null_count:
+        return False
+    if not (pa.types.is_string(a.type) and pa.types.is_string(b.type)):
+        return False
+    if not len(a):
+        return True
+    (_, offsets_a, data_a), (_, offsets_b, data_b) = a.buffers(), b.buffers()
+    ends_a = np.frombuffer(offsets_a, dtype=np.int32)[a.offset : a.offset + len(a) + 1]
+    ends_b = np.frombuffer(offsets_b, dtype=np.int32)[b.offset : b.offset + len(b) + 1]
+    if not np.array_equal(ends_a - ends_a[0], ends_b - ends_b[0]):
+        return False
+    if ends_a[-1] == ends_a[0]:
+        return True
+    text_a = np.frombuffer(data_a, dtype=np.uint8)[ends_a[0] : ends_a[-1]]
+    text_b = np.frombuffer(data_b, dtype=np.uint8)[ends_b[0] : ends_b[-1]]
+    return bool(np.array_equal(text_a, text_b))
+
+
 def _in_place(entries: pa.Array, ids: pa.Array, offset: int) -> np.ndarray:
     """For each state entry (the batch at ``offset`` in its file), the input row at the same
     position if it holds exactly the entry's id, else -1."""
     at = np.full(len(entries), -1, dtype=np.int64)
     n = min(len(entries), max(len(ids) - offset, 0))
+    if n and _same_ids(entries.slice(0, n), ids.slice(offset, n)):  # the usual daily case, at once
+        at[:n] = np.arange(offset, offset + n)
+        return at
     if n:
         equal = np.flatnonzero(as_mask(pc.equal(entries.slice(0, n).cast(pa.string()), ids.slice(offset, n))))
         at[equal] = offset + equal

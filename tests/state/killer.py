@@ -33,17 +33,17 @@ def arm(point: str) -> None:
         real = StateFiles.replace
         calls = [0]
 
-        def replace(self: StateFiles, path: str, schema: Any, batches: Iterator[Any]) -> int:
+        def replace(self: StateFiles, path: str, schema: Any, batches: Iterator[Any], *more: Any) -> int:
             calls[0] += 1
             if calls[0] != WRITES[point]:
-                return real(self, path, schema, batches)
+                return real(self, path, schema, batches, *more)
 
             def half() -> Iterator[Any]:
                 for batch in batches:
                     yield batch.slice(0, max(1, batch.num_rows // 2))
                     die()
 
-            return real(self, path, schema, half())
+            return real(self, path, schema, half(), *more)
 
         StateFiles.replace = replace  # type: ignore[method-assign]
 

@@ -1,0 +1,195 @@
+"""A part written in its input's order says so in its footer: the next run in that order reads no ids.
+
+The commit of a run whose every row got its entry, spelt as the input's, marks the part with a
+digest of the input's ids. A run whose ids have the same digest takes each entry at its own row
+without reading the part's ids, and commits without matching them again. These tests hold the
+runs that take that way to what the matching way gives, entry for entry.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
+from airflow_provider_pinpoint.state import StateFiles, Sync
+from airflow_provider_pinpoint.state import sync as sync_module
+
+APP = "app"
+MARK = sync_module._IN_ORDER.encode()
+
+
+def _part(state: Path, name: str = "main") -> Path:
+    return state / "pinpoint" / APP / "endpoints" / f"{name}.parquet"
+
+
+def _accepted(ids: list[str]) -> Outcomes:
+    n = len(ids)
+    columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
+    columns["record_type"] = pa.array(["endpoint"] * n, pa.string())
+    columns["endpoint_id"] = pa.array(ids, pa.string())
+    columns["status"] = pa.array(["accepted"] * n, pa.string())
+    batch = pa.RecordBatch.from_arrays([columns[f.name] for f in DECISION_SCHEMA], schema=DECISION_SCHEMA)
+    return Outcomes(batch, n, 0, 0, 0)
+
+
+def _run(
+    state: Path, ids: list[str], values: list[int], *, refused: frozenset[str] = frozenset(), between=None
+) -> list[bool]:
+    """One run through the state as the endpoints step drives it: ``ids`` whose values hash to
+    ``values``, every candidate accepted but ``refused``; ``between`` is called after the state
+    was read, before the commit. Which rows were unchanged."""
+    sync = Sync(StateFiles(str(state), application_id=APP))
+    text = pa.array(ids, pa.string())
+    hashes = np.array([[value, 1] for value in values], dtype=np.uint64)
+    with sync.files.lock("run"):
+        known = sync.known(text, distinct=True)
+        same = known.same(0, text, hashes)
+        sync.add_compared(text, hashes, same, np.arange(len(ids)))
+        sync.unchanged_endpoints()
+        sync.observe(_accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
+        if between is not None:
+            between()
+        sync.commit()
+    return same.tolist()
+
+
+class _Reads(list):
+    """The columns each read of a state file asked for, as (file name, columns); ``rows``: the
+    batch size the reads use."""
+
+    rows = 1_000_000
+
+
+@pytest.fixture
+def spied(monkeypatch):
+    reads = _Reads()
+    real = StateFiles.batches
+
+    def batches(self, path, columns, rows=1_000_000):
+        def chosen(meta):
+            names = columns(meta) if callable(columns) else columns
+            reads.append((posixpath.basename(path), tuple(names)))
+            return names
+
+        return real(self, path, chosen, min(rows, reads.rows))
+
+    monkeypatch.setattr(StateFiles, "batches", batches)
+    # One clock for both ways of running, so that their files can be compared whole.
+    clock = SimpleNamespace(time=lambda: 1_800_000_000.0)
+    monkeypatch.setattr(sync_module, "time", clock)
+    return reads
+
+
+DAY2 = {
+    "same order": lambda ids, rng: ids,
+    "two rows swapped": lambda ids, rng: [ids[0], ids[2], ids[1], *ids[3:]],
+    "one row more": lambda ids, rng: [*ids, "ep-new"],
+    "one row less": lambda ids, rng: ids[:-1],
+    "shuffled": lambda ids, rng: [ids[0], *rng.permutation(ids[1:]).tolist()],
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("day2", list(DAY2))
+@pytest.mark.parametrize("crashed", [False, True])
+def test_a_part_in_the_inputs_order_is_read_and_written_as_matching_would(
+    tmp_path, spied, monkeypatch, day2, seed, crashed
+):
+    # Day 1 writes the part in its order, marked. Day 2 runs three ways on copies of that state: as
+    # it comes; with every mark ignored (an older part: its ids read, and compared with the
+    # input's as a whole); and with entries matched one by one, at read and at commit, as before
+    # either. All must tell the same rows unchanged and leave the same part, entry for entry; only
+    # a day in the same order may skip reading the ids.
+    rng = np.random.default_rng(seed)
+    ids = [f"ep-{i:03d}" for i in range(int(rng.integers(5, 40)))]
+    values = {i: int(v) for i, v in zip(ids, rng.integers(0, 3, len(ids)), strict=True)}
+    first = tmp_path / "first"
+    _run(first, ids, [values[i] for i in ids])
+    assert MARK in pq.read_metadata(_part(first)).metadata
+    if crashed:  # a crashed run's "send again" entries: one of an id day 2 has, one of an id it lacks
+        pending = _part(first, "main.pending")
+        pq.write_table(
+            pq.read_table(_part(first)).take([1, len(ids) - 1]).set_column(1, "body_hash", pa.nulls(2, pa.binary(16))),
+            pending,
+        )
+    day = DAY2[day2](ids, rng)
+    spied.rows = len(day)  # a batch ends where the input does: the part's entries past it come apart
+    new = {i: values.get(i, 0) + int(rng.integers(0, 2)) for i in day}
+    refused = frozenset(i for i in day if rng.integers(0, 4) == 0)
+    results = {}
+    quick: list[str] = []  # the ways whose commit matched nothing
+    rows_in_order = Sync._rows_in_order
+    monkeypatch.setattr(Sync, "_rows_in_order", lambda self, *a: quick.append(way) or rows_in_order(self, *a))
+    for way in ("marked", "compared", "matched"):
+        state = tmp_path / way
+        shutil.copytree(first, state)
+        if way == "compared":
+            monkeypatch.setattr(sync_module, "_in_order", lambda meta, ids, digest: False)
+        if way == "matched":
+            monkeypatch.setattr(Sync, "_all_in_place", lambda self, candidates: False)
+        spied.clear()
+        same = _run(state, day, [new[i] for i in day], refused=refused)
+        ids_read = [name for name, columns in spied if name == "main.parquet" and "endpoint_id" in columns]
+        results[way] = (same, pq.read_table(_part(state)), ids_read)
+    marked, compared, matched = results["marked"], results["compared"], results["matched"]
+    assert marked[0] == compared[0] == matched[0]
+    assert marked[1].equals(matched[1]) and compared[1].equals(matched[1])
+    assert compared[2] and matched[2]  # without the mark, the ids are read
+    assert (not marked[2]) == (day2 == "same order")
+    assert quick == (["marked", "compared"] if day2 == "same order" else [])
+    again = {ids[1], ids[-1]} if crashed else set()
+    expected = [i in values and new[i] == values[i] and i not in again for i in day]
+    assert marked[0] == expected
+
+
+def test_the_mark_is_left_off_where_an_entry_is_not_at_its_row(tmp_path):
+    # A row without an entry, or an entry spelt otherwise than the row, leaves the part unmarked:
+    # the next run reads its ids.
+    state = tmp_path / "state"
+    _run(state, ["ep-0", "ep-1", "ep-2"], [1, 1, 1])
+    assert MARK in pq.read_metadata(_part(state)).metadata
+    _run(state, ["ep-0", "EP-1", "ep-2"], [1, 1, 1])  # nothing changed: the part is not written again
+    assert MARK in pq.read_metadata(_part(state)).metadata
+    _run(state, ["ep-0", "EP-1", "ep-2"], [1, 1, 2])  # EP-1: ep-1's entry, kept as it was spelt
+    assert pq.read_table(_part(state)).column("endpoint_id").to_pylist() == ["ep-0", "ep-1", "ep-2"]
+    assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
+    assert _run(state, ["ep-0", "ep-1", "ep-2"], [1, 1, 3]) == [True, True, False]
+    assert MARK in pq.read_metadata(_part(state)).metadata
+    assert _run(state, ["ep-0", "ep-1", "ep-2", "ep-3"], [1, 1, 3, 1]) == [True, True, True, False]
+    assert MARK in pq.read_metadata(_part(state)).metadata
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_part_changed_between_the_read_and_the_commit_stops_the_commit(tmp_path, marked):
+    # The commit of a run in the part's order matches nothing: a part another writer replaced
+    # meanwhile (its ids no longer the input's) must stop it, not give its entries to other ids.
+    state = tmp_path / "state"
+    ids = [f"ep-{i}" for i in range(6)]
+    _run(state, ids, [1] * 6)
+    if not marked:  # a part as older versions wrote it
+        pq.write_table(pq.read_table(_part(state)).replace_schema_metadata(None), _part(state))
+        assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
+    other = pq.read_table(_part(state)).take([1, 0, 2, 3, 4, 5])
+
+    def rewrite() -> None:
+        pq.write_table(other, _part(state))
+
+    with pytest.raises(sync_module.StateError, match="changed while this run rewrote it"):
+        _run(state, ids, [2] * 6, between=rewrite)
+    assert pq.read_table(_part(state)).equals(other.cast(pq.read_table(_part(state)).schema))
+
+
+def test_the_digest_tells_where_one_id_ends(tmp_path):
+    # The ids' lengths are part of the digest: "ab", "c" is not "a", "bc"; a slice digests as its copy.
+    digest = sync_module._ids_digest
+    assert digest(pa.array(["ab", "c"])) != digest(pa.array(["a", "bc"]))
+    assert digest(pa.array(["x", "ab", "c"]).slice(1)) == digest(pa.array(["ab", "c"]))
+    assert digest(pa.array(["ab", None])) is None
