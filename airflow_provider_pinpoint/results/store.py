@@ -36,7 +36,7 @@ from airflow_provider_pinpoint.results.journal import (
 )
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
-from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA
+from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA, repeated_columns
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,9 @@ class ResultsStore:
             sizes = self._sizes(journals)
             read = _Kept(self._batches(journals), _KEPT_BYTES)
             try:
-                keep, rows = compaction.survivors(read)
-                counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
+                with repeated_columns():  # the same few columns of one value, made once for both passes
+                    keep, rows = compaction.survivors(read)
+                    counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
             finally:  # an error's traceback keeps this frame: not the rows with it
                 if read.batches:
                     read.batches.clear()

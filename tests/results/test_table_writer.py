@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_pinpoint.results import formats
+from airflow_provider_pinpoint.results import formats, journal
 from airflow_provider_pinpoint.results.compaction import add_counts, is_final, survivors
 from airflow_provider_pinpoint.results.formats import ParquetTableWriter, text_codes
 from airflow_provider_pinpoint.results.rows import (
@@ -71,7 +71,11 @@ def _chunk_metadata(path) -> list[dict]:
     return chunks
 
 
-def test_a_sync_of_unchanged_accepted_and_rejected_rows_is_the_table_the_plain_writer_makes(tmp_path):
+@pytest.mark.parametrize("shared_rows", [1, 1_000])  # the journal's records share their type and source, or not
+def test_a_sync_of_unchanged_accepted_and_rejected_rows_is_the_table_the_plain_writer_makes(
+    tmp_path, monkeypatch, shared_rows
+):
+    monkeypatch.setattr(journal, "_SHARED_ROWS", shared_rows)
     decided = _sync_outcomes()
     location = tmp_path / "results.parquet"
     store = ResultsStore(location)
