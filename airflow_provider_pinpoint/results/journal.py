@@ -13,10 +13,10 @@ request accepted whole, the normal case) are one record of their own kind, flagg
 top bit: the decision once, as a small JSON list behind its length (run id, status, status code,
 message, attempts, request id, sent_at in milliseconds), then only the items' own columns
 (``ITEM_COLUMNS_SCHEMA``) as the IPC message; writing the decision's columns row by row made over
-half of each record, and of what building, summing, writing and reading it back cost. The items'
-record type and source, when one value each throughout the record (as they are for a request, and
-for a sync's pieces of rows not sent), go in that list too (else null, and they stay columns): the
-IPC message then holds only the ids and row numbers, a third of its bytes for a sync's rows.
+half of each record, and of what building, summing, writing and reading it back cost. In a record
+of many rows (a sync's pieces of rows not sent), the items' record type and source, when one value
+each throughout, go in that list too (else null, and they stay columns): the IPC message then holds
+only the ids and row numbers, a third of its bytes for a sync's rows.
 Journals of the earlier formats are read too: the same frames with decisions of seven values
 (marker ``...\x00\x03``), and with no flagged records (marker ``...\x00\x02``).
 
