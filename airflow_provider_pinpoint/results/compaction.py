@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT
-from airflow_provider_pinpoint.results.rows import FINAL_STATUSES
+from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, single_value
 
 
 class KeyCodes:
@@ -33,20 +33,37 @@ class KeyCodes:
         self._codes: dict[str, int] = {}
 
     def __call__(self, batch: pa.RecordBatch) -> np.ndarray:
-        sources = pc.dictionary_encode(batch.column("source"))
-        mapping = np.array(
-            [self._codes.setdefault(name, len(self._codes)) for name in sources.dictionary.to_pylist()], dtype=np.int64
-        )
+        sources = self._sources(batch.column("source"))
         rows = batch.column("source_row").to_numpy(zero_copy_only=False).astype(np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= 1 << 40 or len(self._codes) >= 1 << 21):
             raise ValueError("results key out of range (source_row >= 2^40 or over 2M sources)")
-        is_event = pc.equal(batch.column("record_type"), EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
-        local = sources.indices.to_numpy(zero_copy_only=False)
-        return (is_event << 62) | (mapping[local] << 40) | rows
+        return (_is_event(batch.column("record_type")) << 62) | (sources << 40) | rows
+
+    def _sources(self, column: pa.Array) -> np.ndarray | np.int64:
+        """The sources' codes, one per row, or the one code of a batch from one source."""
+        single = single_value(column)
+        if single is not None:
+            return np.int64(self._codes.setdefault(single[0].as_py(), len(self._codes)))
+        sources = pc.dictionary_encode(column)
+        mapping = np.array(
+            [self._codes.setdefault(name, len(self._codes)) for name in sources.dictionary.to_pylist()], dtype=np.int64
+        )
+        return mapping[sources.indices.to_numpy(zero_copy_only=False)]
+
+
+def _is_event(column: pa.Array) -> np.ndarray | np.int64:
+    """1 where a row is an event's, else 0 (one number for a batch of one record type)."""
+    single = single_value(column)
+    if single is not None:
+        return np.int64(single[0].as_py() == EVENT)
+    return pc.equal(column, EVENT).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def is_final(batch: pa.RecordBatch) -> np.ndarray:
     """Where a row's status is final (accepted or rejected), as a numpy mask."""
+    single = single_value(batch.column("status"))
+    if single is not None:
+        return np.full(batch.num_rows, single[0].as_py() in FINAL_STATUSES)
     return pc.is_in(batch.column("status"), pa.array(FINAL_STATUSES)).to_numpy(zero_copy_only=False)
 
 
@@ -132,5 +149,10 @@ def latest(table: pa.Table) -> pa.Table:
 
 def add_counts(counts: dict[str, int], batch: pa.RecordBatch) -> None:
     """Add ``batch``'s rows to ``counts``, by status."""
+    single = single_value(batch.column("status"))
+    if single is not None:
+        status = single[0].as_py()
+        counts[status] = counts.get(status, 0) + batch.num_rows
+        return
     for entry in pc.value_counts(batch.column("status")).to_pylist():
         counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]

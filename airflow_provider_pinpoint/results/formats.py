@@ -3,16 +3,18 @@ writing the one clean table, and reading it back in batches."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.common.files import is_parquet
 from airflow_provider_pinpoint.errors import InputError
-from airflow_provider_pinpoint.results.rows import COLUMNS, RESULTS_SCHEMA
+from airflow_provider_pinpoint.results.rows import COLUMNS, RESULTS_SCHEMA, single_value
 
 # Rows per batch when the table is read back (bounds the memory of resume and compaction).
 CHUNK_ROWS = 65_536
@@ -70,7 +72,79 @@ def format_of(path: str, location: str) -> str:
 
 def table_writer(f: BinaryIO, format: str) -> Any:
     """A writer of results batches into ``f`` (``write_batch``, then ``close``)."""
-    return pacsv.CSVWriter(f, RESULTS_SCHEMA) if format == "csv" else pq.ParquetWriter(f, RESULTS_SCHEMA)
+    return pacsv.CSVWriter(f, RESULTS_SCHEMA) if format == "csv" else ParquetTableWriter(f)
+
+
+# Ids and row numbers are (nearly) unique: the Parquet writer built a dictionary for each, only to
+# give it up once it grew too large; writing a million-row table took half again as long.
+_NO_DICTIONARY = frozenset({"endpoint_id", "event_id", "source_row"})
+# The text columns whose values repeat (a run id, a status, a reason) reach the Parquet writer as
+# Arrow dictionary arrays, which it writes as they are: given plain text, it hashed every value
+# again to build the same dictionary (a sync's 980,000 unchanged rows repeat an 80-character reason).
+_DICTIONARY_TEXT = tuple(
+    i for i, field in enumerate(RESULTS_SCHEMA) if field.type == pa.string() and field.name not in _NO_DICTIONARY
+)
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
+# What the Parquet writer is given: those columns as dictionaries. The file's Arrow schema (the one
+# readers restore) is still RESULTS_SCHEMA, stored as the writer stores it, so the file reads as before.
+_PARQUET_SCHEMA = pa.schema(
+    [field.with_type(_TEXT_CODES) if i in _DICTIONARY_TEXT else field for i, field in enumerate(RESULTS_SCHEMA)]
+)
+_ARROW_SCHEMA = {"ARROW:schema": base64.b64encode(RESULTS_SCHEMA.serialize().to_pybytes()).decode()}
+
+
+class ParquetTableWriter:
+    """Writes results batches as one Parquet table, a row group per batch, with a dictionary only for
+    the columns whose values repeat: the file ``pq.ParquetWriter`` on :data:`RESULTS_SCHEMA` with
+    those dictionaries writes (values, schema, encodings, statistics), for less CPU."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._writer = pq.ParquetWriter(
+            f,
+            _PARQUET_SCHEMA,
+            use_dictionary=[n for n in RESULTS_SCHEMA.names if n not in _NO_DICTIONARY],
+            store_schema=False,
+        )
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write ``batch`` (:data:`RESULTS_SCHEMA`) as one row group."""
+        columns = batch.columns
+        for i in _DICTIONARY_TEXT:
+            columns[i] = text_codes(columns[i])
+        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=_PARQUET_SCHEMA))
+
+    def close(self) -> None:
+        """Finish the file, with :data:`RESULTS_SCHEMA` as its Arrow schema."""
+        self._writer.add_key_value_metadata(_ARROW_SCHEMA)
+        self._writer.close()
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._writer.is_open)
+
+    @is_open.setter
+    def is_open(self, value: bool) -> None:
+        self._writer.is_open = value
+
+
+def text_codes(column: pa.Array) -> pa.DictionaryArray:
+    """A text column as a dictionary array (int32 codes, each value once, in order of first use).
+
+    A column of one value throughout (most of a sync's: its unchanged rows' run id, status and
+    reason) is found by comparing its bytes with themselves shifted by one value, and coded
+    without hashing; any other is dictionary-encoded by Arrow.
+    """
+    n = len(column)
+    nulls = column.null_count
+    if n and nulls == n:
+        return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))
+    if n and nulls == 0:
+        value = single_value(column)
+        if value is not None:
+            return pa.DictionaryArray.from_arrays(
+                pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(bytes(4 * n))]), value
+            )
+    return pc.dictionary_encode(column)
 
 
 def abandon(writer: Any) -> None:

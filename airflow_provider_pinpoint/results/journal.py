@@ -13,8 +13,12 @@ request accepted whole, the normal case) are one record of their own kind, flagg
 top bit: the decision once, as a small JSON list behind its length (run id, status, status code,
 message, attempts, request id, sent_at in milliseconds), then only the items' own columns
 (``ITEM_COLUMNS_SCHEMA``) as the IPC message; writing the decision's columns row by row made over
-half of each record, and of what building, summing, writing and reading it back cost. Journals of
-the earlier format (the same frames, no flagged records, marker ``...\x00\x02``) are read too.
+half of each record, and of what building, summing, writing and reading it back cost. In a record
+of many rows (a sync's pieces of rows not sent), the items' record type and source, when one value
+each throughout, go in that list too (else null, and they stay columns): the IPC message then holds
+only the ids and row numbers, a third of its bytes for a sync's rows.
+Journals of the earlier formats are read too: the same frames with decisions of seven values
+(marker ``...\x00\x03``), and with no flagged records (marker ``...\x00\x02``).
 
 Reading checks both sums: a damaged batch is dropped (its rows count as not sent, so the next run
 sends them again) instead of making every later resume fail; a damaged frame loses the rest of its
@@ -47,10 +51,13 @@ from airflow_provider_pinpoint.results.rows import (
     ITEM_COLUMNS_SCHEMA,
     RESULTS_SCHEMA,
     Outcomes,
+    own_columns,
     rejections_batch,
     results_of_alike,
     sent_at_millis,
+    shared_items,
     stamped,
+    unshared_items,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +67,9 @@ log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = ".arrows"
 # The first bytes of a journal in this format; an earlier loader's journals (plain IPC streams) lack it.
-MARKER = b"PPJRNL\x00\x03"
+MARKER = b"PPJRNL\x00\x04"
+# The format whose records of rows decided alike hold every item column: read as well.
+MARKER_V3 = b"PPJRNL\x00\x03"
 # The format before records of rows decided alike: read as well (a run killed before an upgrade).
 MARKER_V2 = b"PPJRNL\x00\x02"
 # In a record's length: the record holds rows decided alike (one decision, then the items' columns).
@@ -75,10 +84,17 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _Int32 = Annotated[int, msgspec.Meta(ge=_INT32_MIN, le=_INT32_MAX)]
 _Int64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
 _DecisionValues = tuple[str, str, _Int32 | None, str | None, _Int32, str | None, _Int64 | None]
+# Then the record type and source shared by every item of the record (null: a column of their own).
+_SharedValues = tuple[str, str, _Int32 | None, str | None, _Int32, str | None, _Int64 | None, str | None, str | None]
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(_DecisionValues)
+_DECODER = msgspec.json.Decoder(_SharedValues)
+_DECODER_V3 = msgspec.json.Decoder(_DecisionValues)
 _FRAME = struct.Struct("<III")  # payload length, CRC32 of the payload, CRC32 of the first eight bytes
 _LENGTH_AND_SUM = struct.Struct("<II")
+# Items of a record of rows decided alike are checked for a shared record type and source from this
+# many rows (a sync's pieces of rows not sent): for a request's hundred rows the check cost more
+# than the bytes it saves, and a run's journal took three times the CPU.
+_SHARED_ROWS = 1_000
 # No results batch comes near this: a larger length is a damaged frame.
 _MAX_RECORD = 1 << 30
 # How an Arrow IPC stream, an earlier loader's journal, begins.
@@ -202,6 +218,10 @@ class ResultsWriter:
         self._write_record(b"", batch.serialize(), batch, batch.num_rows)
 
     def _append_alike(self, items: pa.RecordBatch, values: tuple[Any, ...]) -> None:
+        shared = shared_items(items) if items.num_rows >= _SHARED_ROWS else (None, None)
+        values = (*values, *shared)
+        if shared != (None, None):
+            items = items.select(own_columns(shared).names)
         header = _ENCODER.encode(values)
         # Spaces after the JSON (still valid JSON) keep the IPC message 8-byte aligned in the payload,
         # as Arrow's format asks of its buffers when they are read in place.
@@ -333,7 +353,7 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
     """
     with fs.open(path, "rb") as f:
         marker = f.read(len(MARKER))
-        if marker not in (MARKER, MARKER_V2):
+        if marker not in (MARKER, MARKER_V3, MARKER_V2):
             if marker.startswith(_IPC_CONTINUATION):
                 # An earlier loader's journal (a plain IPC stream, no sums), left by a run killed before
                 # an upgrade: its rows are recorded, so a resume must skip them rather than send them all again.
@@ -344,12 +364,14 @@ def journal_batches(fs: Any, path: str, warned: set[str]) -> Iterator[pa.RecordB
             elif len(marker) == len(MARKER):
                 _warn(warned, path, "not a journal this loader writes (damaged), ignored")
             return
-        yield from _grouped(_records(f, marker == MARKER, path, warned))
+        yield from _grouped(_records(f, marker, path, warned))
 
 
-def _records(f: Any, alike_kind: bool, path: str, warned: set[str]) -> Iterator[pa.RecordBatch | _Alike]:
-    """The intact records of a journal after its marker (``alike_kind``: the format with records of
-    rows decided alike), in the order written: batches, and rows decided alike as they are kept."""
+def _records(f: Any, marker: bytes, path: str, warned: set[str]) -> Iterator[pa.RecordBatch | _Alike]:
+    """The intact records of a journal after its ``marker``, in the order written: batches, and rows
+    decided alike (in the formats that have them) as they are kept."""
+    alike_kind = marker != MARKER_V2
+    shared_kind = marker == MARKER
     dropped = 0
     read = 0
     while True:
@@ -367,7 +389,7 @@ def _records(f: Any, alike_kind: bool, path: str, warned: set[str]) -> Iterator[
         payload = f.read(length)
         if len(payload) < length:
             break
-        record = _alike(payload, payload_sum) if alike else _batch(payload, payload_sum)
+        record = _alike(payload, payload_sum, shared_kind) if alike else _batch(payload, payload_sum)
         if record is None:
             dropped += 1
             continue
@@ -378,7 +400,8 @@ def _records(f: Any, alike_kind: bool, path: str, warned: set[str]) -> Iterator[
 
 
 class _Alike(NamedTuple):
-    """A record of rows decided alike, as kept: the items' columns, the run id and decision values."""
+    """A record of rows decided alike, as kept: the items' own columns (:func:`own_columns`), the run
+    id, decision values, and the record type and source shared by the items (null: in ``items``)."""
 
     items: pa.RecordBatch
     decision: list[Any]
@@ -386,33 +409,48 @@ class _Alike(NamedTuple):
 
 def _grouped(records: Iterator[pa.RecordBatch | _Alike]) -> Iterator[pa.RecordBatch]:
     """Records as results batches: consecutive records of rows decided alike (up to ``CHUNK_ROWS``
-    rows) become one batch, made at once."""
-    items: list[pa.RecordBatch] = []
-    decisions: list[list[Any]] = []
+    rows) become one batch, made at once. Records whose items share other columns (a request of
+    endpoints and events next to one of events) are joined with every item column of their own."""
+    group: list[_Alike] = []
     rows = 0
     for record in records:
+        if group and isinstance(record, _Alike) and _shape(record) != _shape(group[0]):
+            group = [_unshared(kept) for kept in group]
+            record = _unshared(record)
         if isinstance(record, _Alike):
-            items.append(record.items)
-            decisions.append(record.decision)
+            group.append(record)
             rows += record.items.num_rows
             if rows < CHUNK_ROWS:
                 continue
-        if items:
-            yield results_of_alike(items, decisions)
-            items, decisions, rows = [], [], 0
+        if group:
+            yield results_of_alike([kept.items for kept in group], [kept.decision for kept in group])
+            group, rows = [], 0
         if not isinstance(record, _Alike):
             yield record
-    if items:
-        yield results_of_alike(items, decisions)
+    if group:
+        yield results_of_alike([kept.items for kept in group], [kept.decision for kept in group])
+
+
+def _shape(record: _Alike) -> tuple[bool, bool]:
+    """Which of the record type and source a record's items share (else hold as columns)."""
+    return record.decision[7] is None, record.decision[8] is None
+
+
+def _unshared(record: _Alike) -> _Alike:
+    """``record`` with every item column in its items, none in its decision."""
+    if _shape(record) == (True, True):
+        return record
+    return _Alike(unshared_items(record.items, record.decision[7:]), [*record.decision[:7], None, None])
 
 
 def _as_read(record: pa.RecordBatch | _Alike) -> pa.RecordBatch | _Alike:
     """A record kept as written, with the schema reading it back gives (no metadata)."""
     if isinstance(record, _Alike):
         items = record.items
-        if items.schema.equals(ITEM_COLUMNS_SCHEMA, check_metadata=True):
+        schema = own_columns(record.decision[7:])
+        if items.schema.equals(schema, check_metadata=True):
             return record
-        return _Alike(pa.RecordBatch.from_arrays(items.columns, schema=ITEM_COLUMNS_SCHEMA), record.decision)
+        return _Alike(pa.RecordBatch.from_arrays(items.columns, schema=schema), record.decision)
     if record.schema.equals(RESULTS_SCHEMA, check_metadata=True):
         return record
     return pa.RecordBatch.from_arrays(record.columns, schema=RESULTS_SCHEMA)
@@ -444,21 +482,23 @@ def _batch(payload: bytes, payload_sum: int) -> pa.RecordBatch | None:
         return None
 
 
-def _alike(payload: bytes, payload_sum: int) -> _Alike | None:
-    """A record of rows decided alike, as kept; None when the record is damaged."""
+def _alike(payload: bytes, payload_sum: int, shared_kind: bool) -> _Alike | None:
+    """A record of rows decided alike, as kept; None when the record is damaged. ``shared_kind``: the
+    format whose decisions end with the items' shared record type and source."""
     if zlib.crc32(payload) != payload_sum:
         return None
     try:
         (size,) = _HEADER_LENGTH.unpack_from(payload)
         start = _HEADER_LENGTH.size
-        decision = _DECODER.decode(payload[start : start + size])
+        text = payload[start : start + size]
+        decision = list(_DECODER.decode(text) if shared_kind else (*_DECODER_V3.decode(text), None, None))
         message = pa.py_buffer(payload)[start + size :]
         if message.address % 8:  # a record written before its JSON was padded: read from a copy
             message = pa.py_buffer(message.to_pybytes())
-        items = pa.ipc.read_record_batch(message, ITEM_COLUMNS_SCHEMA)
+        items = pa.ipc.read_record_batch(message, own_columns(decision[7:]))
     except (pa.ArrowInvalid, OSError, ValueError, struct.error, msgspec.DecodeError):
         return None
-    return _Alike(items, list(decision))
+    return _Alike(items, decision)
 
 
 def _storable(values: Sequence[Any]) -> bool:

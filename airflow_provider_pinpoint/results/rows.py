@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import operator
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -185,13 +187,37 @@ def _stored_message(result: ItemResult) -> str | None:
     return one_line(scrubbed(message), MESSAGE_CHARS)
 
 
+def shared_items(items: pa.RecordBatch) -> tuple[str | None, str | None]:
+    """The record type and the source of every item of ``items`` (:data:`ITEM_COLUMNS_SCHEMA`), each
+    None unless it is one text value throughout."""
+    shared = (single_value(items.column(_RECORD_TYPE)), single_value(items.column(_SOURCE)))
+    return tuple(None if value is None else value[0].as_py() for value in shared)  # type: ignore[return-value]
+
+
+def own_columns(shared: Sequence[str | None]) -> pa.Schema:
+    """The columns of :data:`ITEM_COLUMNS_SCHEMA` that items keep when they share ``shared`` (their
+    record type and source, each None when not shared: then it is a column of theirs)."""
+    return _OWN_COLUMNS[shared[0] is None, shared[1] is None]
+
+
+def unshared_items(items: pa.RecordBatch, shared: Sequence[str | None]) -> pa.RecordBatch:
+    """``items`` (:func:`own_columns` for ``shared``) with every column of :data:`ITEM_COLUMNS_SCHEMA`."""
+    own = dict(zip(items.schema.names, items.columns, strict=True))
+    for name, value in zip(_SHARED, shared, strict=True):
+        if value is not None:
+            own[name] = _constant(value, items.num_rows, _TEXT)
+    return pa.RecordBatch.from_arrays([own[name] for name in ITEM_COLUMNS_SCHEMA.names], schema=ITEM_COLUMNS_SCHEMA)
+
+
 def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """Runs of items (:data:`ITEM_COLUMNS_SCHEMA`), each decided alike, as one batch of results rows.
+    """Runs of items, each decided alike, as one batch of results rows.
 
     ``decisions``: for each run, its run id then its :class:`Decision` with ``sent_at`` in
-    milliseconds (:func:`sent_at_millis`), as the journal keeps them. Each decision column is made
-    from one value per run, repeated by one ``take``: making them run by run cost more than the
-    rest of reading a journal. A value the same in every run is repeated as it is.
+    milliseconds (:func:`sent_at_millis`), then the record type and source its items share (None:
+    not shared), as the journal keeps them; ``items``: the runs' :func:`own_columns`, alike in every
+    run. Each decision column is made from one value per run, repeated by one ``take``: making them
+    run by run cost more than the rest of reading a journal. A value the same in every run is
+    repeated as it is.
     """
     joined = items[0] if len(items) == 1 else pa.concat_batches(list(items))
     n = joined.num_rows
@@ -210,12 +236,17 @@ def results_of_alike(items: Sequence[pa.RecordBatch], decisions: Sequence[Sequen
             runs = pa.array(np.repeat(np.arange(len(items), dtype=np.int32), [batch.num_rows for batch in items]))
         return pa.array(values, field.type).take(runs)
 
-    per_run = zip(*decisions, strict=True)
+    per_run = list(zip(*decisions, strict=True))
     run_ids, status, code, message, attempts, request_id, sent_at = (
-        column(values, field) for values, field in zip(per_run, _ALIKE_FIELDS, strict=True)
+        column(values, field) for values, field in zip(per_run[: len(_ALIKE_FIELDS)], _ALIKE_FIELDS, strict=True)
     )
+    own = dict(zip(joined.schema.names, joined.columns, strict=True))
+    for name, values in zip(_SHARED, per_run[len(_ALIKE_FIELDS) :], strict=True):
+        if values[0] is not None:  # shared by the items: one value per run, as a decision's
+            own[name] = column(values, _TEXT_FIELD)
+    item_columns = [own[name] for name in ITEM_COLUMNS_SCHEMA.names]
     return pa.RecordBatch.from_arrays(
-        [run_ids, *joined.columns, status, code, message, attempts, request_id, sent_at], schema=RESULTS_SCHEMA
+        [run_ids, *item_columns, status, code, message, attempts, request_id, sent_at], schema=RESULTS_SCHEMA
     )
 
 
@@ -282,6 +313,24 @@ _INT32 = pa.int32()
 _DECISION_FIELDS = list(DECISION_SCHEMA)[_ITEM_COLUMNS:]
 _BODY = [ITEM_SCHEMA.names[_ITEM_COLUMNS]]
 _ALIKE_FIELDS = [_RUN_ID, *_DECISION_FIELDS]
+_TEXT_FIELD = pa.field("shared", _TEXT)
+# The item columns a record of rows decided alike may hold once, in its decision, when every item
+# shares its value: the record type and the source.
+_SHARED = ("record_type", "source")
+_RECORD_TYPE = ITEM_COLUMNS_SCHEMA.get_field_index("record_type")
+_SOURCE = ITEM_COLUMNS_SCHEMA.get_field_index("source")
+# The items' own columns, by (record type not shared, source not shared).
+_OWN_COLUMNS = {
+    (type_own, source_own): pa.schema(
+        [
+            field
+            for field in ITEM_COLUMNS_SCHEMA
+            if (field.name != "record_type" or type_own) and (field.name != "source" or source_own)
+        ]
+    )
+    for type_own in (False, True)
+    for source_own in (False, True)
+}
 
 
 def decided_alike(items: pa.RecordBatch, decision: Decision) -> pa.RecordBatch:
@@ -352,7 +401,8 @@ def _constant(value: Any, n: int, type_: pa.DataType) -> pa.Array:
     if value is None:
         return pa.nulls(n, type_)
     if type_ == _TEXT:
-        return _repeated_text(value, n)
+        scope = _SCOPE.get()
+        return _repeated_text(value, n) if scope is None or n <= _CACHED_ROWS else scope.text(value, n)
     if type_ == _SENT_AT:
         return pa.Array.from_buffers(_SENT_AT, n, [None, pa.py_buffer(_INT64.pack(value) * n)])
     return pa.repeat(pa.scalar(value, type_), n)
@@ -370,3 +420,68 @@ def _repeated(value: Any, n: int, type_: pa.DataType = _TEXT) -> pa.Array:
                 _REPEATED.clear()
             _REPEATED[key] = array
     return array
+
+
+def single_value(column: pa.Array) -> pa.Array | None:
+    """``column``'s first value, as a one-value array, when every value is the same text; else None
+    (also for a column with nulls, or not of text).
+
+    Comparing the bytes with themselves shifted by one value is a ``memcmp``: a tenth of what
+    hashing every value costs, and most columns of a sync's unchanged rows hold one value.
+    """
+    n = len(column)
+    if n == 0 or column.type != _TEXT or column.null_count:
+        return None
+    _, offsets_buffer, data = column.buffers()
+    scope = _SCOPE.get()
+    if scope is not None and data is not None and (offsets_buffer.address, data.address) in scope.made:
+        return column.slice(0, 1)  # one made by the scope of repeated columns (or a slice of it)
+    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, 4 * column.offset)
+    start = int(offsets[0])
+    width = int(offsets[1]) - start
+    if int(offsets[-1]) - start != n * width or (np.diff(offsets) != width).any():
+        return None
+    if width and n > 1:
+        # Every value is ``width`` bytes: all are the same when the bytes read the same one value on.
+        length = (n - 1) * width
+        if data is None or not data.slice(start, length).equals(data.slice(start + width, length)):
+            return None
+    return column.slice(0, 1)
+
+
+class _RepeatedColumns:
+    """Text columns of one value made while :func:`repeated_columns` lasts, by (value, count), up to
+    ``budget`` bytes; and the buffers of each, which tell them from any other column at no cost."""
+
+    def __init__(self, budget: int) -> None:
+        self._arrays: dict[tuple[str, int], pa.Array] = {}
+        self._budget = budget
+        self.made: set[tuple[int, int]] = set()
+
+    def text(self, value: str, n: int) -> pa.Array:
+        array = self._arrays.get((value, n))
+        if array is None:
+            array = _repeated_text(value, n)
+            size = array.get_total_buffer_size()
+            _, offsets, data = array.buffers()
+            if size <= self._budget and data is not None:
+                self._budget -= size
+                self._arrays[value, n] = array
+                self.made.add((offsets.address, data.address))
+        return array
+
+
+_SCOPE: ContextVar[_RepeatedColumns | None] = ContextVar("repeated_columns", default=None)
+
+
+@contextmanager
+def repeated_columns(budget: int = 16 << 20) -> Iterator[None]:
+    """While this lasts (in this thread), the columns of one text value that rows decided alike read
+    back are made once per value and count and shared, up to ``budget`` bytes, and known as such to
+    :func:`single_value`: compaction reads every journal twice, and a sync's batches repeat the
+    same run id, reason, record type and source in every one of their rows."""
+    token = _SCOPE.set(_RepeatedColumns(budget))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)

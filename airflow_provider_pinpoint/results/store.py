@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint.common.locations import filesystem, is_object_path, location_text
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError
@@ -37,7 +36,7 @@ from airflow_provider_pinpoint.results.journal import (
 )
 from airflow_provider_pinpoint.results.lock import LocationLock
 from airflow_provider_pinpoint.results.resume import DoneRows
-from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA
+from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, RESULTS_SCHEMA, repeated_columns
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +190,9 @@ class ResultsStore:
             sizes = self._sizes(journals)
             read = _Kept(self._batches(journals), _KEPT_BYTES)
             try:
-                keep, rows = compaction.survivors(read)
-                counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
+                with repeated_columns():  # the same few columns of one value, made once for both passes
+                    keep, rows = compaction.survivors(read)
+                    counts = self._write_table(tmp, keep, rows, journals, read.batches, sizes)
             finally:  # an error's traceback keeps this frame: not the rows with it
                 if read.batches:
                     read.batches.clear()
@@ -240,7 +240,7 @@ class ResultsStore:
         self.fs.makedirs(self._parent, exist_ok=True)
         batches = self._batches(journals) if kept is None else _drained(kept)
         with self.fs.open(tmp, "wb") as f:
-            writer = _parquet_writer(f) if self.format == "parquet" else table_writer(f, self.format)
+            writer = table_writer(f, self.format)
             try:
                 counts = compaction.write_survivors(batches, keep, rows, writer)
                 writer.close()
@@ -308,18 +308,6 @@ def _drained(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     batches.reverse()
     while batches:
         yield batches.pop()
-
-
-# Ids and row numbers are (nearly) unique: the Parquet writer built a dictionary for each, only to
-# give it up once it grew too large; writing a million-row table took half again as long.
-_NO_DICTIONARY = frozenset({"endpoint_id", "event_id", "source_row"})
-
-
-def _parquet_writer(f: Any) -> pq.ParquetWriter:
-    """The results table's Parquet writer, with a dictionary only for the columns whose values repeat."""
-    return pq.ParquetWriter(
-        f, RESULTS_SCHEMA, use_dictionary=[n for n in RESULTS_SCHEMA.names if n not in _NO_DICTIONARY]
-    )
 
 
 def _remove_quietly(fs: Any, path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import struct
 import weakref
@@ -19,8 +20,22 @@ from airflow_provider_pinpoint.errors import PinpointLoaderError
 from airflow_provider_pinpoint.prepare.requests import EVENT, Item, Request
 from airflow_provider_pinpoint.results import journal as journal_module
 from airflow_provider_pinpoint.results import rows as rows_module
-from airflow_provider_pinpoint.results.journal import MARKER_V2, ResultsWriter, journal_batches, journal_paths
-from airflow_provider_pinpoint.results.rows import FAILED, REJECTED, RESULTS_SCHEMA, ItemResult, Outcomes, stamped
+from airflow_provider_pinpoint.results.journal import (
+    MARKER_V2,
+    MARKER_V3,
+    ResultsWriter,
+    journal_batches,
+    journal_paths,
+)
+from airflow_provider_pinpoint.results.rows import (
+    FAILED,
+    REJECTED,
+    RESULTS_SCHEMA,
+    ItemResult,
+    Outcomes,
+    sent_at_millis,
+    stamped,
+)
 from airflow_provider_pinpoint.results.store import ResultsStore
 from tests.helpers.items import APP, emulator_client, make_items, make_requests
 
@@ -589,3 +604,72 @@ def test_reading_large_runs_of_rows_decided_alike_keeps_no_repeated_column_of_th
     assert store.compact() == {"accepted": rows}
     assert [n for n, _ in rows_module._OFFSETS if n > rows_module._CACHED_ROWS] == []
     assert [n for _, n, _ in rows_module._REPEATED if n > rows_module._CACHED_ROWS] == []
+
+
+def _v3_record(items: pa.RecordBatch, decision: list) -> bytes:
+    """A record of rows decided alike as the format before shared columns wrote it: a decision of seven
+    values, then every item column."""
+    header = json.dumps(decision).encode()
+    header += b" " * (-(4 + len(header)) % 8)
+    payload = struct.pack("<I", len(header)) + header + items.serialize().to_pybytes()
+    head = struct.pack("<II", len(payload) | (1 << 31), zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def test_a_journal_of_the_format_before_shared_columns_is_read(tmp_path, caplog):
+    # A run killed before an upgrade left records of rows decided alike holding every item column.
+    requests = make_requests(make_items(4, 3), per_request=4)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    decided = [Outcomes.all_accepted(r, 202, 1, f"q{i}", when) for i, r in enumerate(requests)]
+    staging = tmp_path / ".results.parquet.staging"
+    staging.mkdir()
+    with open(staging / f"{0:020d}-old-00000.arrows", "wb") as old:
+        old.write(MARKER_V3)
+        for i, outcomes in enumerate(decided):
+            items = outcomes.uniform[0]
+            old.write(_v3_record(items, ["old", "accepted", 202, "", 1, f"q{i}", sent_at_millis(when)]))
+    expected = pa.Table.from_batches([stamped(o, pa.repeat(pa.scalar("old"), len(o))) for o in decided])
+    store = ResultsStore(tmp_path / "results.parquet")
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_pinpoint"):
+        assert store.compact() == {"accepted": len(expected)}
+    assert not caplog.records
+    assert ResultsStore(tmp_path / "results.parquet").read().equals(expected)
+
+
+@pytest.mark.parametrize("shared_rows", [1, 1_000])  # checked for what items share, or too small for it
+def test_records_sharing_their_record_type_and_source_or_not_read_back_exactly(tmp_path, monkeypatch, shared_rows):
+    monkeypatch.setattr(journal_module, "_SHARED_ROWS", shared_rows)
+    # Requests of events only (type and source shared), of an endpoint and its events (neither), of
+    # events of two sources (the type only), of endpoints only, in turns: each read back as the rows
+    # it stands for, every row once.
+    items = make_items(3, 6)
+    events = [i for i in items if i.record_type == EVENT]
+    other_source = [Item(EVENT, i.endpoint_id, i.event_id + "b", "more.parquet", i.source_row, i.body) for i in events]
+    requests = [
+        Request(events[:4]),
+        Request(items[7:12]),
+        Request(events[4:6] + other_source[:2]),
+        Request(events[10:]),
+        Request([items[0], items[14]]),  # endpoints only
+    ]
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    decided = [Outcomes.all_accepted(r, 202, 1, f"q{i}", when) for i, r in enumerate(requests)]
+    _, shared_only = journal_of(tmp_path / "shared", [decided[0], decided[3]])
+    rows = len(decided[0]) + len(decided[3])
+    assert shared_only.count(b"events.parquet") == (2 if shared_rows == 1 else rows)  # once a record, or a row
+    store, _ = journal_of(tmp_path, decided)
+    expected = pa.Table.from_batches([stamped(o, pa.repeat(pa.scalar("r"), len(o))) for o in decided])
+    [journal] = journal_paths(store.fs, store.staging)
+    assert pa.Table.from_batches(list(journal_batches(store.fs, journal, set()))).equals(expected)
+    assert store.compact() == {"accepted": len(expected)}
+    assert ResultsStore(tmp_path / "results.parquet").read().equals(expected)
+
+
+def test_columns_of_one_value_made_for_compaction_are_shared_and_known_only_while_it_lasts():
+    with rows_module.repeated_columns():
+        made = rows_module._constant("reason", 1000, pa.string())
+        assert rows_module._constant("reason", 1000, pa.string()) is made  # made once
+        assert rows_module.single_value(made.slice(10, 20)).to_pylist() == ["reason"]
+        other = pa.array(["reason"] * 999 + ["reasoN"])
+        assert rows_module.single_value(other) is None  # a column not made here is compared
+    assert rows_module._constant("reason", 1000, pa.string()) is not made
