@@ -9,6 +9,13 @@ the emulator in another process (validation off, no rate limit) and the loader u
 
 Reported: requests and client CPU of ``sync`` against ``full`` (targets: <= 2.5% and <= 20%).
 
+Each load runs as the Airflow operator and the ``pinpoint-load`` command run it: with pandas hidden
+from pyarrow (``common.arrow.hide_pandas``), since a scheduled sync makes no DataFrame and pyarrow
+would otherwise import pandas (0.3 to 0.45 s of CPU here) only to look for pandas values. A notebook
+has pandas imported before it calls ``load_events``, so it does not pay that either. ``--with-pandas``
+measures a bare script's call instead, which does pay it (the way this benchmark measured until
+2026-12-03).
+
 With ``--padded-state N``, instead of the daily comparison, the daily sync of ``--endpoints`` runs
 against a state padded to N endpoints (other endpoints' entries): a shard's view of a large state.
 With ``--state-endpoints N`` it also seeds a state of N endpoints (their exact bodies hashed by the
@@ -95,7 +102,10 @@ def child(spec: dict) -> None:
         summary = seed_state(Path(spec["endpoints"]), spec["state"])
     else:
         from airflow_provider_pinpoint import load_events
+        from airflow_provider_pinpoint.common.arrow import hide_pandas
 
+        if not spec.get("with_pandas"):
+            hide_pandas()  # as the operator and the CLI run a load (see the module docstring)
         options = {"state": spec["state"]} if spec.get("state") else {}
         if spec.get("state_part"):
             options["state_part"] = spec["state_part"]
@@ -137,7 +147,12 @@ def seed_state(endpoints: Path, state: str) -> dict:
     return {"rows": rows, "written": written}
 
 
+# --with-pandas: every load of this run as a bare script's call (pandas imported by pyarrow).
+_with_pandas = False
+
+
 def run_child(spec: dict) -> dict:
+    spec = {**spec, "with_pandas": _with_pandas}
     env = os.environ | {"PYTHONPATH": str(HERE), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     return children.run(Path(__file__).resolve(), spec, env, HERE, RESULT_PREFIX, spec["kind"])
 
@@ -314,15 +329,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="daily sync: each day's rows in another random order (default: in id order, as exported ORDER BY id)",
     )
+    parser.add_argument(
+        "--with-pandas",
+        action="store_true",
+        help="run each load as a bare script does, pandas imported (default: hidden, as the operator and CLI run it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
         return 0
+    global _with_pandas
+    _with_pandas = args.with_pandas
     from airflow_provider_pinpoint.emulator import run_emulator
 
-    figures: dict = {"load_average_before": os.getloadavg()}
+    figures: dict = {"load_average_before": os.getloadavg(), "with_pandas": args.with_pandas}
+    print(
+        "loads run "
+        + (
+            "as a bare script's call (pandas imported)"
+            if args.with_pandas
+            else "as the operator and CLI run them (pandas hidden)"
+        )
+    )
     with (
         tempfile.TemporaryDirectory(prefix="pinpoint-sync-bench-") as tmp,
         run_emulator(validate=False, subprocess=True) as emu,
