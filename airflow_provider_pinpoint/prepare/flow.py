@@ -212,8 +212,14 @@ def _endpoints(
 def _encoded(sources: pa.Array) -> pa.Array:
     """``pc.dictionary_encode`` of the rows' sources. Most tables are one file: when every row has
     the first row's source (one comparison each, a fraction of hashing every value), the
-    dictionary is that one value and every index 0."""
-    if len(sources) and not sources.null_count and pc.all(pc.equal(sources, sources[0])).as_py():
+    dictionary is that one value and every index 0. Sources read as a dictionary already (a
+    ``_source`` column of the input's own) are Arrow's to encode: it keeps them as they are."""
+    if (
+        len(sources)
+        and not sources.null_count
+        and not pa.types.is_dictionary(sources.type)
+        and pc.all(pc.equal(sources, sources[0])).as_py()
+    ):
         indices = pa.array(np.zeros(len(sources), dtype=np.int32))
         # a dictionary of its own: a slice of the sources would keep all their text
         return pa.DictionaryArray.from_arrays(indices, pa.array([sources[0].as_py()], sources.type))

@@ -263,6 +263,8 @@ def test_nothing_to_load_is_an_input_error():
         pa.array([], pa.string()),
         pa.array(["a.csv", None]),
         pa.array(["a.csv"] * 3, pa.large_string()),
+        pa.array(["mine.parquet"] * 3).dictionary_encode(),  # an input's own _source column read as a dictionary
+        pa.array(["mine.parquet"] * 3, pa.dictionary(pa.int8(), pa.large_string())),
     ],
 )
 def test_sources_of_one_file_are_encoded_as_arrow_encodes_them(sources):
