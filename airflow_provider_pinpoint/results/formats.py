@@ -78,12 +78,14 @@ def table_writer(f: BinaryIO, format: str) -> Any:
 # Ids and row numbers are (nearly) unique: the Parquet writer built a dictionary for each, only to
 # give it up once it grew too large; writing a million-row table took half again as long.
 _NO_DICTIONARY = frozenset({"endpoint_id", "event_id", "source_row"})
-# The text columns whose values repeat (a run id, a status, a reason) reach the Parquet writer as
-# Arrow dictionary arrays, which it writes as they are: given plain text, it hashed every value
-# again to build the same dictionary (a sync's 980,000 unchanged rows repeat an 80-character reason).
-_DICTIONARY_TEXT = tuple(
-    i for i, field in enumerate(RESULTS_SCHEMA) if field.type == pa.string() and field.name not in _NO_DICTIONARY
-)
+# The text columns whose values are always few (a run id, a record type, a source file, a status)
+# reach the Parquet writer as Arrow dictionary arrays, which it writes as they are: given plain
+# text, it hashed every value again to build the same dictionary. Not the reason and the request
+# id: they can differ on every row (rows refused one by one, each request's own id), and a
+# dictionary given whole is written whole, where the writer's own gives up at 1 MB and writes the
+# values plain (a 65,536-row batch of 500-character reasons held 137 MB, not 6 MB).
+_FEW_VALUES = frozenset({"run_id", "record_type", "source", "status"})
+_DICTIONARY_TEXT = tuple(i for i, field in enumerate(RESULTS_SCHEMA) if field.name in _FEW_VALUES)
 _TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
 # What the Parquet writer is given: those columns as dictionaries. The file's Arrow schema (the one
 # readers restore) is still RESULTS_SCHEMA, stored as the writer stores it, so the file reads as before.

@@ -183,3 +183,44 @@ def test_compaction_counts_and_keys_batches_of_one_value_as_of_many(tmp_path):
     counts = {}
     add_counts(counts, other)
     assert counts == {"failed": 1, "unchanged": 39}
+
+
+def test_reasons_that_differ_on_every_row_are_written_as_the_plain_writer_writes_them(tmp_path):
+    """Rows refused one by one each carry a reason of their own: given as a dictionary, Arrow would
+    write it whole as one page (and hold it whole while writing); the writer's own dictionary gives
+    up at 1 MB and writes the values plain."""
+    n = 65_536
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "run_id": ["r1"] * n,
+            "record_type": ["event"] * n,
+            "endpoint_id": [f"e{i}" for i in range(n)],
+            "event_id": [f"v{i}" for i in range(n)],
+            "source": ["events.csv"] * n,
+            "source_row": list(range(n)),
+            "status": [REJECTED] * n,
+            "status_code": [None] * n,
+            "message": [f"{i:06d} the service refused the request: " + "y" * 440 for i in range(n)],
+            "attempts": [0] * n,
+            "request_id": [f"req-{i:08d}" for i in range(n)],
+            "sent_at": [None] * n,
+        },
+        schema=RESULTS_SCHEMA,
+    )
+    ours, plain = tmp_path / "ours.parquet", tmp_path / "plain.parquet"
+    with open(ours, "wb") as f:
+        writer = ParquetTableWriter(f)
+        writer.write_batch(batch)
+        writer.close()
+    pq.write_table(
+        pa.Table.from_batches([batch]),
+        plain,
+        use_dictionary=[n for n in RESULTS_SCHEMA.names if n not in formats._NO_DICTIONARY],
+    )
+    for name in ("message", "request_id"):
+        at = RESULTS_SCHEMA.get_field_index(name)
+        column = pq.read_metadata(ours).row_group(0).column(at)
+        assert column.encodings == pq.read_metadata(plain).row_group(0).column(at).encodings
+        if column.dictionary_page_offset is not None:
+            assert column.data_page_offset - column.dictionary_page_offset <= 1 << 20
+    assert pq.read_table(ours).equals(pq.read_table(plain))
