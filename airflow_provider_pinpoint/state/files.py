@@ -118,8 +118,9 @@ class StateFiles:
         self, path: str, columns: list[str] | Callable[[pq.FileMetaData], list[str]], rows: int = 1_000_000
     ) -> Iterator[pa.RecordBatch]:
         """The file's rows, ``rows`` at a time, only ``columns``: a list, or chosen from the footer of
-        the file as opened (its row count and key-value metadata), which cannot be replaced between
-        the choice and the read."""
+        the file as opened (its row count and key-value metadata). A local file, once open, is the
+        one read to the end; on object storage, what keeps it from being replaced meanwhile is the
+        state's lock."""
         try:
             with self.fs.open(path, "rb") as f:
                 parquet = pq.ParquetFile(f)

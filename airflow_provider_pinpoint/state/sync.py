@@ -251,8 +251,11 @@ class Sync:
             every = distinct and ids is self._order  # whether each entry so far was at its own row
             for batch in self.files.batches(path, columns):
                 where: slice | np.ndarray
+                size = len(batch)
                 if batch.num_columns == len(_VALUE_COLUMNS):  # the file is in the input's order
                     self._in_order.add(path)
+                    # (the entries after the input's, if any, are of no endpoint in it: the mark says so)
+                    batch = batch.slice(0, max(0, min(size, len(ids) - offset)))
                     at = np.arange(offset, offset + len(batch), dtype=np.int64)
                     where = slice(offset, offset + len(batch))
                 else:
@@ -260,7 +263,7 @@ class Sync:
                     at = _in_place(entries, ids, offset) if distinct else np.full(len(batch), -1, dtype=np.int64)
                     every = every and bool((at >= 0).all())
                     where = at = matched.rows(entries, at)
-                offset += len(batch)
+                offset += size
                 hit = at >= 0
                 if not hit.any():
                     continue
@@ -438,7 +441,8 @@ class Sync:
     ) -> Iterator[pa.RecordBatch]:
         """:meth:`_ordered_rows` where the file holds one entry per input row, each at its row
         (:meth:`_all_in_place`): each candidate's entry takes its row's, the others stay, the
-        entries of the ``pending`` file kept follow (every row has its entry already). Nothing is
+        entries after the input's (a marked file's: of endpoints it lacks) follow as they are, then
+        those of the ``pending`` file kept (every row has its entry already). Nothing is
         matched: the file's ids are not even read when its footer says they are the input's
         (:func:`_in_order`), else compared with the input's as a whole. Either must still hold (the
         lock keeps it so), or the commit stops and replaces nothing. The commit of a daily sync of a
@@ -452,31 +456,51 @@ class Sync:
         marked = path in self._in_order
 
         def columns(meta: pq.FileMetaData) -> list[str]:
-            if meta.num_rows != n or (marked and not _in_order(meta, order, lambda: digest)):
+            if meta.num_rows < n or (not marked and meta.num_rows != n):
                 raise changed
-            return _VALUE_COLUMNS if marked else _ENTRY_COLUMNS
+            if marked and not _in_order(meta, order, lambda: digest):
+                raise changed
+            # The ids of entries after the input's are written again as they are.
+            return _VALUE_COLUMNS if marked and meta.num_rows == n else _ENTRY_COLUMNS
 
         hashes = np.empty((n, 2), dtype=np.uint64)
         hashed = np.empty(n, dtype=bool)  # the entry holds a hash (else "send again")
         stamps = np.empty(n, dtype=np.int64)
+
+        def ours() -> Iterator[pa.RecordBatch]:
+            """The input's rows' entries, each candidate's new one in its row's place."""
+            hashes[rows], hashed[rows], stamps[rows] = self._candidate_bodies, accepted, stamp
+            for start in range(0, n, _WRITE_ROWS):
+                part = slice(start, start + _WRITE_ROWS)
+                yield _entries(order.slice(start, _WRITE_ROWS), hashes[part], hashed[part], stamps[part])
+
         offset = 0
+        written = False
         for batch in self.files.batches(path, columns):
-            if not marked and not _same_ids(batch.column(0), order.slice(offset, len(batch))):
+            head = batch.slice(0, max(0, min(len(batch), n - offset)))
+            if not marked and not _same_ids(head.column(0), order.slice(offset, len(head))):
                 raise changed
-            part = slice(offset, offset + len(batch))
-            hashes[part], hashed[part] = from_arrow(batch.column("body_hash"))
-            stamps[part] = _millis(batch.column("accepted_at"))
-            offset += len(batch)
+            part = slice(offset, offset + len(head))
+            hashes[part], hashed[part] = from_arrow(head.column("body_hash"))
+            stamps[part] = _millis(head.column("accepted_at"))
+            offset += len(head)
+            if len(head) < len(batch):  # entries of endpoints the input lacks (the mark says so): after its own
+                if not written:
+                    yield from ours()
+                    written = True
+                yield batch.slice(len(head)).cast(ENDPOINTS_SCHEMA)
         if offset != n:
             raise changed
-        hashes[rows], hashed[rows], stamps[rows] = self._candidate_bodies, accepted, stamp
-        for start in range(0, n, _WRITE_ROWS):
-            part = slice(start, start + _WRITE_ROWS)
-            yield _entries(order.slice(start, _WRITE_ROWS), hashes[part], hashed[part], stamps[part])
-        if digest is not None:
-            mark.update(_mark(order, digest))
+        if not written:
+            yield from ours()
+        followed = False
         for batch in pending:
+            followed = followed or bool(len(batch))
             yield batch.cast(ENDPOINTS_SCHEMA)
+        # A pending entry kept may be of an input row's endpoint (one not sent this run): no mark
+        # then, as a mark says that the entries after the input's are of no endpoint in it.
+        if digest is not None and not followed:
+            mark.update(_mark(order, digest))
 
     def _changed(self) -> StateError:
         return StateError(
@@ -515,7 +539,8 @@ class Sync:
         The file's entries the input lacks are not held either (a shard's sync against a large
         state lacks most of them): which of each batch's entries were placed is kept, one byte
         per entry, and the file is read a second time for the others. When every row has its
-        entry, spelt as the input's, ``mark`` gets the footer's mark of that (:func:`_in_order`).
+        entry, spelt as the input's, and every entry after them is of no endpoint in the input,
+        ``mark`` gets the footer's mark of that (:func:`_in_order`).
         """
         order = self._order
         assert order is not None
@@ -530,6 +555,7 @@ class Sync:
         # but were not placed (those of endpoints the input lacks).
         left: list[tuple[tuple[int, int], np.ndarray]] = []
         matched = _Matched(order)
+        apart = [True]  # whether every entry not placed is of no endpoint in the input (in any case)
 
         def place(batch: pa.RecordBatch, at: np.ndarray) -> np.ndarray:
             """Put the entries of ``batch`` at their rows ``at`` (-1: none); which were not placed."""
@@ -542,6 +568,8 @@ class Sync:
                 keep[first] = True
                 free[np.flatnonzero(free)[~keep]] = False
                 ours = at[free]
+            if apart[0] and bool(((at >= 0) & ~free).any()):  # a second entry of an input row's endpoint
+                apart[0] = False
             if free.any():
                 body, valid = from_arrow(batch.column(1).filter(pa.array(free)))
                 hashes[ours], hashed[ours], filled[ours] = body, valid, True
@@ -591,7 +619,7 @@ class Sync:
                     names = fixes[1].take(pa.array(where[np.argsort(slot)]))
                     ids = pc.replace_with_mask(ids, pa.array(mask), names)
             yield _entries(ids, body_hashes, body_valid, times)
-        if fixes is None and filled.all():
+        if fixes is None and filled.all() and apart[0]:
             digest = self._order_digest()
             if digest is not None:
                 mark.update(_mark(order, digest))
@@ -780,12 +808,13 @@ def _mark(ids: pa.Array, digest: str) -> dict[str, str]:
 
 
 def _in_order(meta: pq.FileMetaData, ids: pa.Array, digest: Callable[[], str | None]) -> bool:
-    """Whether the file of footer ``meta`` holds one entry for each of ``ids``, in their order, as
-    its mark (:func:`_mark`) says. The count and the first id are compared before the digest is
-    made (a run in another order pays nothing for it); a file without the mark (older parts) is
-    read as before."""
+    """Whether the file of footer ``meta`` starts with one entry for each of ``ids``, in their order,
+    as its mark (:func:`_mark`) says; the entries after those (endpoints deleted from the table, or
+    another shard's) are of no endpoint among ``ids`` in any case, which the commit that wrote the
+    mark made sure of. The count and the first id are compared before the digest is made (a run in
+    another order pays nothing for it); a file without the mark (older parts) is read as before."""
     raw = (meta.metadata or {}).get(_IN_ORDER.encode())
-    if raw is None or not len(ids) or meta.num_rows != len(ids):
+    if raw is None or not len(ids) or meta.num_rows < len(ids):
         return False
     try:
         mark = json.loads(raw)

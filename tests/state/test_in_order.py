@@ -193,3 +193,93 @@ def test_the_digest_tells_where_one_id_ends(tmp_path):
     assert digest(pa.array(["ab", "c"])) != digest(pa.array(["a", "bc"]))
     assert digest(pa.array(["x", "ab", "c"]).slice(1)) == digest(pa.array(["ab", "c"]))
     assert digest(pa.array(["ab", None])) is None
+
+
+def _run_without(state: Path, ids: list[str], values: list[int], invalid: set[str]) -> list[bool]:
+    """:func:`_run`, but the ``invalid`` ids' rows were rejected by validation: neither compared nor
+    sent, so their entries stay as they were. Which rows were unchanged (those rejected: False)."""
+    sync = Sync(StateFiles(str(state), application_id=APP))
+    text = pa.array(ids, pa.string())
+    hashes = np.array([[value, 1] for value in values], dtype=np.uint64)
+    keep = np.array([i for i, name in enumerate(ids) if name not in invalid], dtype=np.int64)
+    with sync.files.lock("run"):
+        known = sync.known(text, distinct=True)
+        same = known.same(0, text, hashes) & np.isin(np.arange(len(ids)), keep)
+        sync.add_compared(text.take(pa.array(keep)), hashes[keep], same[keep], keep)
+        sync.unchanged_endpoints()
+        sync.observe(_accepted([ids[i] for i in keep if not same[i]]))
+        sync.commit()
+    return same.tolist()
+
+
+def test_a_part_keeps_its_mark_after_an_endpoint_left_the_table(tmp_path, spied, monkeypatch):
+    # The entries of endpoints deleted from the table stay in the part, after the input's: the days
+    # after still take the short way (no ids read, nothing matched at commit), and give what
+    # matching gives, entry for entry.
+    ids = [f"ep-{i}" for i in range(8)]
+    day = [i for i in ids if i != "ep-3"]
+    quick: list[str] = []
+    rows_in_order = Sync._rows_in_order
+    monkeypatch.setattr(Sync, "_rows_in_order", lambda self, *a: quick.append(way) or rows_in_order(self, *a))
+    for way in ("marked", "matched"):
+        state = tmp_path / way
+        if way == "matched":
+            monkeypatch.setattr(Sync, "_all_in_place", lambda self, candidates: False)
+            monkeypatch.setattr(sync_module, "_in_order", lambda meta, ids, digest: False)
+        _run(state, ids, [1] * 8)
+        _run(state, day, [1, 2, 1, 1, 1, 1, 1])  # ep-3's entry goes after the input's
+        assert pq.read_table(_part(state)).column(0).to_pylist() == [*day, "ep-3"]
+        for value in (3, 4):
+            quick.clear()
+            spied.clear()
+            assert _run(state, day, [1, value, 1, 1, 1, 1, 1]) == [True, False, True, True, True, True, True]
+            ids_read = [columns for name, columns in spied if name == "main.parquet" and "endpoint_id" in columns]
+            if way == "marked":
+                assert quick == ["marked"]
+                assert len(ids_read) == 1  # the commit's, for ep-3's entry; the read asked for no ids
+            else:
+                assert not quick and ids_read
+        assert pq.read_table(_part(state)).column(0).to_pylist() == [*day, "ep-3"]
+    assert pq.read_table(_part(tmp_path / "marked")).equals(pq.read_table(_part(tmp_path / "matched")))
+    assert MARK in pq.read_metadata(_part(tmp_path / "marked")).metadata
+    # ep-3 back in the table: its entry is found again, and it is unchanged
+    assert _run(tmp_path / "marked", ids, [1, 4, 1, 1, 1, 1, 1, 1]) == [True] * 8
+
+
+def test_a_send_again_entry_of_an_input_row_after_the_inputs_leaves_the_part_unmarked(tmp_path):
+    # A crashed run left "send again" for ep-1; the next run rejected ep-1's row, so that entry is
+    # kept after the input's entries. A mark would tell the run after to skip it: ep-1 would count
+    # as unchanged though its last sending was never confirmed.
+    state = tmp_path / "state"
+    ids = [f"ep-{i}" for i in range(5)]
+    _run(state, ids, [1] * 5)
+    pending = _part(state, "main.pending")
+    pq.write_table(
+        pq.read_table(_part(state)).take([1]).set_column(1, "body_hash", pa.nulls(1, pa.binary(16))), pending
+    )
+    _run_without(state, ids, [1, 1, 1, 1, 2], invalid={"ep-1"})
+    assert pq.read_table(_part(state)).column(0).to_pylist() == [*ids, "ep-1"]
+    assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
+    assert _run(state, ids, [1, 1, 1, 1, 2]) == [True, False, True, True, True]
+
+
+def test_a_second_entry_of_an_input_rows_endpoint_after_the_inputs_leaves_the_part_unmarked(tmp_path):
+    # A part holding two entries of ep-1 in two spellings, the newer "send again"; the run rejects
+    # ep-1's row, so the second entry goes after the input's. A mark would tell the run after to
+    # skip it, and ep-1 would count as unchanged.
+    state = tmp_path / "state"
+    ids = [f"ep-{i}" for i in range(4)]
+    _run(state, ids, [1] * 4)
+    table = pq.read_table(_part(state))
+    again = (
+        table.take([1])
+        .set_column(0, "endpoint_id", pa.array(["EP-1"]))
+        .set_column(1, "body_hash", pa.nulls(1, pa.binary(16)))
+    )
+    later = pa.array([table.column(2)[1].as_py().timestamp() * 1000 + 1000], pa.int64()).cast(pa.timestamp("ms", "UTC"))
+    again = again.set_column(2, "accepted_at", later.cast(table.schema.field(2).type))
+    pq.write_table(pa.concat_tables([table, again]).replace_schema_metadata(None), _part(state))
+    assert _run_without(state, ids, [1, 1, 1, 2], invalid={"ep-1"}) == [True, False, True, False]
+    assert pq.read_table(_part(state)).column(0).to_pylist() == [*ids, "EP-1"]
+    assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
+    assert _run(state, ids, [1, 1, 1, 2]) == [True, False, True, True]
