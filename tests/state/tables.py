@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_pinpoint import load_events
 from airflow_provider_pinpoint.load import LoadReport
+from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
 from tests.helpers.items import emulator_client
 
 APP = "app-sync"
@@ -77,3 +78,14 @@ def load_endpoints(
         **({"state": str(directory / "state")} if state else {}),
         **options,
     )
+
+
+def accepted(ids: list[str]) -> Outcomes:
+    """Answers accepting these endpoints, as :meth:`Sync.observe` takes them from the sender."""
+    n = len(ids)
+    columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
+    columns["record_type"] = pa.array(["endpoint"] * n, pa.string())
+    columns["endpoint_id"] = pa.array(ids, pa.string())
+    columns["status"] = pa.array(["accepted"] * n, pa.string())
+    batch = pa.RecordBatch.from_arrays([columns[f.name] for f in DECISION_SCHEMA], schema=DECISION_SCHEMA)
+    return Outcomes(batch, n, 0, 0, 0)

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
 from airflow_provider_pinpoint.state import StateFiles, Sync
 from airflow_provider_pinpoint.state import sync as sync_module
+from tests.state.tables import accepted
 
 APP = "app"
 MARK = sync_module._IN_ORDER.encode()
@@ -28,16 +28,6 @@ MARK = sync_module._IN_ORDER.encode()
 
 def _part(state: Path, name: str = "main") -> Path:
     return state / "pinpoint" / APP / "endpoints" / f"{name}.parquet"
-
-
-def _accepted(ids: list[str]) -> Outcomes:
-    n = len(ids)
-    columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
-    columns["record_type"] = pa.array(["endpoint"] * n, pa.string())
-    columns["endpoint_id"] = pa.array(ids, pa.string())
-    columns["status"] = pa.array(["accepted"] * n, pa.string())
-    batch = pa.RecordBatch.from_arrays([columns[f.name] for f in DECISION_SCHEMA], schema=DECISION_SCHEMA)
-    return Outcomes(batch, n, 0, 0, 0)
 
 
 def _run(
@@ -54,7 +44,7 @@ def _run(
         same = known.same(0, text, hashes)
         sync.add_compared(text, hashes, same, np.arange(len(ids)))
         sync.unchanged_endpoints()
-        sync.observe(_accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
+        sync.observe(accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
         if between is not None:
             between()
         sync.commit()
@@ -207,7 +197,7 @@ def _run_without(state: Path, ids: list[str], values: list[int], invalid: set[st
         same = known.same(0, text, hashes) & np.isin(np.arange(len(ids)), keep)
         sync.add_compared(text.take(pa.array(keep)), hashes[keep], same[keep], keep)
         sync.unchanged_endpoints()
-        sync.observe(_accepted([ids[i] for i in keep if not same[i]]))
+        sync.observe(accepted([ids[i] for i in keep if not same[i]]))
         sync.commit()
     return same.tolist()
 

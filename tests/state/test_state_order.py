@@ -11,13 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_pinpoint import load_events
-from airflow_provider_pinpoint.results.rows import DECISION_SCHEMA, Outcomes
 from airflow_provider_pinpoint.state import StateFiles, Sync
 from airflow_provider_pinpoint.state import sync as sync_module
 from airflow_provider_pinpoint.state.files import ENDPOINTS_SCHEMA
 from airflow_provider_pinpoint.state.keys import to_arrow
 from tests.helpers.items import emulator_client
-from tests.state.tables import APP, endpoints, load_endpoints
+from tests.state.tables import APP, accepted, endpoints, load_endpoints
 
 
 def _entries(state: Path, app: str = APP) -> pa.Table:
@@ -87,23 +86,13 @@ def test_an_endpoint_twice_in_the_part_is_replaced_once_where_it_first_was(tmp_p
         assert same.tolist() == [False, False, True]
         sync.add_compared(ids, hashes, same)
         assert sync.unchanged_endpoints().tolist() == [False, False, True]
-        sync.observe(_accepted(["ep-1", "ep-3"]))
+        sync.observe(accepted(["ep-1", "ep-3"]))
         sync.commit()
     after = pq.read_table(directory / "main.parquet")
     assert after.column("endpoint_id").to_pylist() == ["ep-0", "ep-1", "ep-2", "ep-3"]
     stored = np.frombuffer(b"".join(after.column("body_hash").to_pylist()), dtype=np.uint64).reshape(-1, 2)
     assert stored.tolist() == [[1, 2], [5, 5], [1, 2], [6, 6]]
     assert after.column("accepted_at")[1].as_py() > old
-
-
-def _accepted(ids: list[str]) -> Outcomes:
-    n = len(ids)
-    columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
-    columns["record_type"] = pa.array(["endpoint"] * n, pa.string())
-    columns["endpoint_id"] = pa.array(ids, pa.string())
-    columns["status"] = pa.array(["accepted"] * n, pa.string())
-    batch = pa.RecordBatch.from_arrays([columns[f.name] for f in DECISION_SCHEMA], schema=DECISION_SCHEMA)
-    return Outcomes(batch, n, 0, 0, 0)
 
 
 @pytest.mark.integration
@@ -141,7 +130,7 @@ def _day(state: Path, ids: list[str], hashes: np.ndarray, *, refused: set[str] =
         same = known.same(0, text, hashes)
         sync.add_compared(text, hashes, same, np.arange(len(ids)))
         assert sync.unchanged_endpoints().tolist() == same.tolist()
-        sync.observe(_accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
+        sync.observe(accepted([i for i, s in zip(ids, same, strict=True) if not s and i not in refused]))
         sync.commit()
     return same
 
@@ -198,15 +187,7 @@ def _run_directly(state: Path, ids: list[str], values: list[int]) -> None:
         known = sync.known(text, distinct=True)
         sync.add_compared(text, hashes, known.same(0, text, hashes), np.arange(len(ids)))
         sync.unchanged_endpoints()
-        n = len(sync._candidate_ids)
-        columns = {field.name: pa.nulls(n, field.type) for field in DECISION_SCHEMA}
-        columns |= {
-            "record_type": pa.array(["endpoint"] * n),
-            "endpoint_id": sync._candidate_ids,
-            "status": pa.array(["accepted"] * n),
-        }
-        batch = pa.RecordBatch.from_arrays([columns[field.name] for field in DECISION_SCHEMA], schema=DECISION_SCHEMA)
-        sync.observe(Outcomes(batch, n, 0, 0, 0))
+        sync.observe(accepted(sync._candidate_ids.to_pylist()))
         sync.commit()
 
 
