@@ -802,9 +802,15 @@ def _ids_digest(ids: pa.Array) -> str | None:
     return digest.hexdigest()
 
 
+# What a mark says of the entries after the input's, if any. Marks without it (written before it
+# was, over entries that could be of an input endpoint) are trusted only where there are none.
+_AFTER = "of no endpoint among the rows"
+
+
 def _mark(ids: pa.Array, digest: str) -> dict[str, str]:
-    """The footer's mark of a part whose entries are, one each, ``ids`` in their order."""
-    return {_IN_ORDER: json.dumps({"rows": len(ids), "first": ids[0].as_py(), "sha256": digest})}
+    """The footer's mark of a part whose entries start with one for each of ``ids``, in their
+    order, the entries after them (if any) of no endpoint among ``ids`` in any case."""
+    return {_IN_ORDER: json.dumps({"rows": len(ids), "first": ids[0].as_py(), "sha256": digest, "after": _AFTER})}
 
 
 def _in_order(meta: pq.FileMetaData, ids: pa.Array, digest: Callable[[], str | None]) -> bool:
@@ -821,6 +827,8 @@ def _in_order(meta: pq.FileMetaData, ids: pa.Array, digest: Callable[[], str | N
     except ValueError:
         return False
     if not isinstance(mark, dict) or mark.get("rows") != len(ids) or mark.get("first") != ids[0].as_py():
+        return False
+    if meta.num_rows != len(ids) and mark.get("after") != _AFTER:
         return False
     expected = digest()
     return expected is not None and mark.get("sha256") == expected

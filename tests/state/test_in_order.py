@@ -8,6 +8,7 @@ runs that take that way to what the matching way gives, entry for entry.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import shutil
 from pathlib import Path
@@ -273,3 +274,26 @@ def test_a_second_entry_of_an_input_rows_endpoint_after_the_inputs_leaves_the_pa
     assert pq.read_table(_part(state)).column(0).to_pylist() == [*ids, "EP-1"]
     assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
     assert _run(state, ids, [1, 1, 1, 2]) == [True, False, True, True]
+
+
+def test_a_mark_that_says_nothing_of_the_entries_after_the_inputs_is_trusted_only_without_them(tmp_path):
+    # A mark as the first marking version wrote it (no "after"), over a crashed run's "send again"
+    # for ep-1 kept after the input's entries (that version marked a part whatever followed, and
+    # trusted a mark only where nothing did). ep-1's last sending was never confirmed: it goes again.
+    state = tmp_path / "state"
+    ids = [f"ep-{i}" for i in range(5)]
+    _run(state, ids, [1] * 5)
+    table = pq.read_table(_part(state))
+    mark = json.loads(pq.read_metadata(_part(state)).metadata[MARK])
+    del mark["after"]
+    again = table.take([1]).set_column(1, "body_hash", pa.nulls(1, pa.binary(16)))
+    later = pa.array([table.column(2)[1].value + 1000], pa.int64()).cast(table.schema.field(2).type)
+    again = again.set_column(2, "accepted_at", later)
+    pq.write_table(pa.concat_tables([table, again]).replace_schema_metadata({MARK: json.dumps(mark)}), _part(state))
+    assert _run(state, ids, [1, 1, 1, 1, 1]) == [True, False, True, True, True]
+    # and such a mark over exactly the input's entries is still taken
+    _run(state, ids, [1, 1, 1, 1, 2])
+    exact = json.loads(pq.read_metadata(_part(state)).metadata[MARK])
+    del exact["after"]
+    pq.write_table(pq.read_table(_part(state)).replace_schema_metadata({MARK: json.dumps(exact)}), _part(state))
+    assert _run(state, ids, [1, 1, 1, 1, 3]) == [True, True, True, True, False]
