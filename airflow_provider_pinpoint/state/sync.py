@@ -406,6 +406,11 @@ class Sync:
         placed = np.zeros(len(candidates), dtype=bool)  # candidates whose entry took an old one's place
         # Endpoints a crashed run was about to send stay marked "send again".
         earlier_pending = self._kept_rows(pending, candidates)
+        # A full refresh forgets what this part held of the endpoints it did not send now (rows
+        # rejected, or not in the input): their entries stay, as "send again". Dropped, another
+        # part's older entry for one of them would stand for it, and a row with that older body
+        # would count as unchanged though the destination holds a newer one.
+        forget_at = stamp if self.full_refresh else None
         if self._order is not None and self._candidate_rows is not None:
             mark: dict[str, str] = {}  # the footer's mark of entries in the input's order, if they are
             if self._all_in_place(candidates):
@@ -413,11 +418,11 @@ class Sync:
             else:
 
                 def own_rows() -> Iterable[tuple[pa.RecordBatch, np.ndarray]]:
-                    return [] if self.full_refresh else self._own_rows(candidates)
+                    return self._own_rows(candidates, forget_at)
 
-                ordered = self._ordered_rows(own_rows, earlier_pending, fresh, self._candidate_rows, mark)
+                ordered = self._ordered_rows(own_rows, earlier_pending, fresh, self._candidate_rows, mark, forget_at)
             return self.files.replace(self.files.own("endpoints"), ENDPOINTS_SCHEMA, ordered, lambda: mark)
-        own = [] if self.full_refresh else self._replaced_rows(self.files.own("endpoints"), fresh, placed)
+        own = self._replaced_rows(self.files.own("endpoints"), fresh, placed, forget_at)
 
         def rest() -> Iterator[pa.RecordBatch]:  # read once ``own`` has placed what it could
             yield fresh.filter(pa.array(~placed))
@@ -507,15 +512,18 @@ class Sync:
             f"the sync state at {self.files.where()} changed while this run rewrote it; nothing was replaced"
         )
 
-    def _own_rows(self, candidates: pa.Array) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    def _own_rows(
+        self, candidates: pa.Array, forget_at: int | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         """This part's endpoint entries batch by batch, each with whether it is kept (not one of the
-        ``candidates``' in any case): batches whole, so that an entry's position in the file is known."""
+        ``candidates``' in any case): batches whole, so that an entry's position in the file is known;
+        each "send again" at ``forget_at`` if given."""
         path = self.files.own("endpoints")
         if path not in self.files.endpoint_files():
             return
         folded = _folded(candidates)
         for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
-            yield batch, ~as_mask(pc.is_in(_folded(batch.column(0)), value_set=folded))
+            yield _forgotten(batch, forget_at), ~as_mask(pc.is_in(_folded(batch.column(0)), value_set=folded))
 
     def _ordered_rows(
         self,
@@ -524,6 +532,7 @@ class Sync:
         fresh: pa.RecordBatch,
         fresh_rows: np.ndarray,
         mark: dict[str, str],
+        forget_at: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The entries of this part's file kept (``own()`` reads them: each batch with which of its
         entries stay), those of the ``pending`` file kept and ``fresh`` (the candidates', each for the
@@ -624,10 +633,12 @@ class Sync:
             if digest is not None:
                 mark.update(_mark(order, digest))
         if any(unplaced.any() for _, unplaced in left):  # else the input has every entry: nothing to read again
-            yield from self._unplaced_rows(left)
+            yield from self._unplaced_rows(left, forget_at)
         yield from rest
 
-    def _unplaced_rows(self, left: list[tuple[tuple[int, int], np.ndarray]]) -> Iterator[pa.RecordBatch]:
+    def _unplaced_rows(
+        self, left: list[tuple[tuple[int, int], np.ndarray]], forget_at: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """This part's file read again (the lock keeps it as it was), each batch's ``left`` entries
         only: a plain filter. A batch whose ids are not those of the first read stops the commit,
         which then replaces nothing (the state stays as it was: at most resends)."""
@@ -641,7 +652,7 @@ class Sync:
                 unplaced = left[seen][1]
                 seen += 1
                 if unplaced.any():
-                    yield batch.filter(pa.array(unplaced)).cast(ENDPOINTS_SCHEMA)
+                    yield _forgotten(batch.filter(pa.array(unplaced)).cast(ENDPOINTS_SCHEMA), forget_at)
             if seen != len(left):
                 raise changed
         finally:
@@ -649,14 +660,18 @@ class Sync:
             if close is not None:
                 close()
 
-    def _replaced_rows(self, path: str, fresh: pa.RecordBatch, placed: np.ndarray) -> Iterator[pa.RecordBatch]:
+    def _replaced_rows(
+        self, path: str, fresh: pa.RecordBatch, placed: np.ndarray, forget_at: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """The rows of one of this part's endpoint files, each row of an endpoint in ``fresh`` (in
         any case) replaced by that endpoint's fresh row where the endpoint first appears, dropped
-        where it appears again; ``placed`` marks the fresh rows so placed."""
+        where it appears again; ``placed`` marks the fresh rows so placed; the others "send again"
+        at ``forget_at`` if given."""
         if path not in self.files.endpoint_files():
             return
         folded = _folded(fresh.column(0))
         for batch in self.files.batches(path, list(ENDPOINTS_SCHEMA.names)):
+            batch = _forgotten(batch, forget_at)
             slots = pc.index_in(_folded(batch.column(0)), value_set=folded)
             if not slots.null_count < len(slots):  # no candidate here: the batch as it is
                 yield batch
@@ -930,6 +945,13 @@ def _endpoint_rows(
     if bodies is not None and accepted is not None and not accepted.all():
         body = pc.if_else(pa.array(accepted), body, pa.nulls(n, ENDPOINTS_SCHEMA.field("body_hash").type))
     return pa.RecordBatch.from_arrays([ids.cast(pa.string()), body, _stamps(stamp, n)], schema=ENDPOINTS_SCHEMA)
+
+
+def _forgotten(batch: pa.RecordBatch, forget_at: int | None) -> pa.RecordBatch:
+    """``batch`` of endpoint entries as it is, or each entry "send again" at ``forget_at``."""
+    if forget_at is None:
+        return batch
+    return _endpoint_rows(batch.column(0), None, forget_at)
 
 
 def _stamps(stamp: int, n: int) -> pa.Array:

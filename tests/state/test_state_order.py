@@ -203,9 +203,9 @@ def test_a_part_file_changed_between_the_two_reads_of_a_commit_replaces_nothing(
         changed = pa.concat_tables([before, before.slice(0, 1).set_column(0, "endpoint_id", pa.array(["ep-9"]))])
     real = sync_module.Sync._unplaced_rows
 
-    def rewritten(self, left):
+    def rewritten(self, left, *more):
         pq.write_table(changed, state / "pinpoint" / APP / "endpoints" / "main.parquet")
-        return real(self, left)
+        return real(self, left, *more)
 
     monkeypatch.setattr(sync_module.Sync, "_unplaced_rows", rewritten)
     with pytest.raises(sync_module.StateError, match="changed while this run rewrote it"):
