@@ -186,10 +186,12 @@ def test_the_digest_tells_where_one_id_ends(tmp_path):
     assert digest(pa.array(["ab", None])) is None
 
 
-def _run_without(state: Path, ids: list[str], values: list[int], invalid: set[str]) -> list[bool]:
-    """:func:`_run`, but the ``invalid`` ids' rows were rejected by validation: neither compared nor
-    sent, so their entries stay as they were. Which rows were unchanged (those rejected: False)."""
-    sync = Sync(StateFiles(str(state), application_id=APP))
+def _day(
+    state: Path, part: str, ids: list[str], values: list[int], *, invalid: frozenset[str] = frozenset(), refresh=False
+) -> list[bool]:
+    """One run on part ``part``: rows of ``invalid`` ids rejected by validation, every other row
+    sent accepted unless unchanged; ``refresh``: a full refresh. Which rows were unchanged."""
+    sync = Sync(StateFiles(str(state), application_id=APP, part=part), full_refresh=refresh)
     text = pa.array(ids, pa.string())
     hashes = np.array([[value, 1] for value in values], dtype=np.uint64)
     keep = np.array([i for i, name in enumerate(ids) if name not in invalid], dtype=np.int64)
@@ -248,7 +250,7 @@ def test_a_send_again_entry_of_an_input_row_after_the_inputs_leaves_the_part_unm
     pq.write_table(
         pq.read_table(_part(state)).take([1]).set_column(1, "body_hash", pa.nulls(1, pa.binary(16))), pending
     )
-    _run_without(state, ids, [1, 1, 1, 1, 2], invalid={"ep-1"})
+    _day(state, "main", ids, [1, 1, 1, 1, 2], invalid=frozenset({"ep-1"}))
     assert pq.read_table(_part(state)).column(0).to_pylist() == [*ids, "ep-1"]
     assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
     assert _run(state, ids, [1, 1, 1, 1, 2]) == [True, False, True, True, True]
@@ -270,7 +272,7 @@ def test_a_second_entry_of_an_input_rows_endpoint_after_the_inputs_leaves_the_pa
     later = pa.array([table.column(2)[1].as_py().timestamp() * 1000 + 1000], pa.int64()).cast(pa.timestamp("ms", "UTC"))
     again = again.set_column(2, "accepted_at", later.cast(table.schema.field(2).type))
     pq.write_table(pa.concat_tables([table, again]).replace_schema_metadata(None), _part(state))
-    assert _run_without(state, ids, [1, 1, 1, 2], invalid={"ep-1"}) == [True, False, True, False]
+    assert _day(state, "main", ids, [1, 1, 1, 2], invalid=frozenset({"ep-1"})) == [True, False, True, False]
     assert pq.read_table(_part(state)).column(0).to_pylist() == [*ids, "EP-1"]
     assert MARK not in (pq.read_metadata(_part(state)).metadata or {})
     assert _run(state, ids, [1, 1, 1, 2]) == [True, False, True, True]
@@ -297,25 +299,6 @@ def test_a_mark_that_says_nothing_of_the_entries_after_the_inputs_is_trusted_onl
     del exact["after"]
     pq.write_table(pq.read_table(_part(state)).replace_schema_metadata({MARK: json.dumps(exact)}), _part(state))
     assert _run(state, ids, [1, 1, 1, 1, 3]) == [True, True, True, True, False]
-
-
-def _day(
-    state: Path, part: str, ids: list[str], values: list[int], *, invalid: frozenset[str] = frozenset(), refresh=False
-) -> list[bool]:
-    """One run on part ``part``: rows of ``invalid`` ids rejected by validation, every other row
-    sent accepted unless unchanged; ``refresh``: a full refresh. Which rows were unchanged."""
-    sync = Sync(StateFiles(str(state), application_id=APP, part=part), full_refresh=refresh)
-    text = pa.array(ids, pa.string())
-    hashes = np.array([[value, 1] for value in values], dtype=np.uint64)
-    keep = np.array([i for i, name in enumerate(ids) if name not in invalid], dtype=np.int64)
-    with sync.files.lock("run"):
-        known = sync.known(text, distinct=True)
-        same = known.same(0, text, hashes) & np.isin(np.arange(len(ids)), keep)
-        sync.add_compared(text.take(pa.array(keep)), hashes[keep], same[keep], keep)
-        sync.unchanged_endpoints()
-        sync.observe(accepted([ids[i] for i in keep if not same[i]]))
-        sync.commit()
-    return same.tolist()
 
 
 @pytest.mark.parametrize("in_order", [True, False])
