@@ -166,3 +166,17 @@ def test_a_corrupt_page_of_a_dictionary_column_names_the_file(tmp_path, opened):
     with pytest.raises(InputError, match=r"endpoints\.parquet: not a readable Parquet file \("):
         list(read_batches(path, kind="endpoints"))
     assert opened[-1] == ["ChannelType"]
+
+
+def test_a_footer_the_choice_cannot_read_is_read_plain(tmp_path, monkeypatch, opened):
+    path = tmp_path / "endpoints.parquet"
+    write(path, group=ROWS)
+
+    def unreadable(parquet, names):
+        raise pa.ArrowInvalid("Couldn't deserialize thrift")
+
+    expected = plain_read(monkeypatch, path, column_mapping=MAPPING)
+    monkeypatch.setattr(parquet_module, "dictionary_leaves", unreadable)
+    got = list(read_batches(path, kind="endpoints", column_mapping=MAPPING))
+    assert_same(got, expected)
+    assert all(read_dictionary == [] for read_dictionary in opened)

@@ -40,7 +40,10 @@ def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
         columns = plan(names, names, options, where=file.source, source=file.source, csv=False)
         wanted = columns.inputs()
         selected = None if len(wanted) == len(names) else wanted
-        leaves = dictionary_leaves(parquet, wanted)
+        try:
+            leaves = dictionary_leaves(parquet, wanted)
+        except READ_ERRORS:
+            leaves = {}  # a footer the choice cannot read: the plain read, which names the file if it must
         if leaves:
             # The same handle and footer, this time with those columns' dictionaries kept.
             parquet = _open(file, handle, stack, metadata=parquet.metadata, read_dictionary=list(leaves))
