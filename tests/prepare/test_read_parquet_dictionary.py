@@ -5,11 +5,13 @@ from __future__ import annotations
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.read import parquet as parquet_module
+from airflow_provider_pinpoint.prepare.read import parquet_dictionary as dictionary_module
 from airflow_provider_pinpoint.prepare.read import read_batches
 
 ROWS, GROUP = 3_000, 1_000
@@ -180,3 +182,63 @@ def test_a_footer_the_choice_cannot_read_is_read_plain(tmp_path, monkeypatch, op
     got = list(read_batches(path, kind="endpoints", column_mapping=MAPPING))
     assert_same(got, expected)
     assert all(read_dictionary == [] for read_dictionary in opened)
+
+
+def rows_of(batches: list[pa.RecordBatch]) -> list[dict]:
+    return [row for batch in batches for row in batch.to_pylist()]
+
+
+def test_a_batch_whose_text_decodes_beyond_32_bit_offsets_comes_in_pieces_that_fit(tmp_path, monkeypatch, opened):
+    # Two long values repeated: a few bytes a row as a dictionary, more than a string array's
+    # 32-bit offsets reach once decoded (2 GiB; here a limit of 400 kB stands for it). The 64-bit
+    # column (large_string) is not cut for it.
+    n, long_a, long_b = 4_000, "a" * 500, "b" * 500
+    table = pa.table(
+        {
+            "Id": unique("ep", 0, n),
+            "Attributes.long": [long_a if i % 3 else long_b for i in range(n)],
+            "Attributes.wide": pa.array([long_b if i % 2 else long_a for i in range(n)], pa.large_string()),
+        }
+    )
+    path = tmp_path / "long.parquet"
+    pq.write_table(table, path)
+    limit = 400_000
+    expected = plain_read(monkeypatch, path, batch_rows=n)
+    monkeypatch.setattr(dictionary_module, "MAX_TEXT_BYTES", limit)
+    join = pa.concat_batches
+
+    def joined_within_the_limit(batches):  # as Arrow refuses to join string arrays beyond 2 GiB
+        if sum(text_bytes(batch) for batch in batches) > limit:
+            raise pa.ArrowCapacityError("offset overflow while concatenating arrays")
+        return join(batches)
+
+    monkeypatch.setattr(dictionary_module.pa, "concat_batches", joined_within_the_limit)
+    got = list(read_batches(path, kind="endpoints", batch_rows=n))
+    assert sorted(opened[-1]) == ["Attributes.long", "Attributes.wide"]
+    assert len(got) > 1
+    assert all(text_bytes(batch) <= limit for batch in got)
+    assert got[0].schema.field("Attributes.wide").type == pa.large_string()
+    assert rows_of(got) == rows_of(expected)
+
+
+def text_bytes(batch: pa.RecordBatch) -> int:
+    """The bytes of the 32-bit text column's values."""
+    return int(pc.sum(pc.binary_length(batch.column("Attributes.long"))).as_py() or 0)
+
+
+def test_pieces_that_cannot_be_joined_come_as_they_are(tmp_path, monkeypatch, opened):
+    path = tmp_path / "endpoints.parquet"
+    write(path)
+
+    def overflowing(batches):
+        raise pa.ArrowCapacityError("offset overflow while concatenating arrays")
+
+    monkeypatch.setattr(dictionary_module.pa, "concat_batches", overflowing)
+    got = list(
+        read_batches(path, kind="endpoints", column_mapping=MAPPING | {"Demographic.Locale": None}, batch_rows=700)
+    )
+    assert sorted(opened[1]) == LOW_CARDINALITY
+    monkeypatch.undo()
+    expected = plain_read(monkeypatch, path, column_mapping=MAPPING | {"Demographic.Locale": None}, batch_rows=700)
+    assert len(got) > len(expected)  # a batch across a row group's end comes in its two pieces
+    assert rows_of(got) == rows_of(expected)

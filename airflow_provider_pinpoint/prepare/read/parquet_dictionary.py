@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # Uncompressed bytes a non-null value that a chunk may take and still be read as a dictionary.
@@ -65,7 +67,8 @@ def plain_batches(
     fields = {field.name: field for field in plain}
     stored = parquet.schema_arrow if columns is None else [parquet.schema_arrow.field(name) for name in columns]
     cut = any(pa.types.is_dictionary(field.type) and field.name not in fields for field in stored)
-    return _rebatched((_decoded(piece, fields) for piece in pieces), batch_rows, cut)
+    decoded = (plain for piece in pieces for plain in _decoded(piece, fields))
+    return _rebatched(decoded, batch_rows, cut)
 
 
 def _text(type_: pa.DataType) -> bool:
@@ -90,15 +93,60 @@ def _dictionary_pages(chunk: pq.ColumnChunkMetaData) -> bool:
     return bool(chunk.total_uncompressed_size <= MAX_BYTES_PER_VALUE * values)
 
 
-def _decoded(piece: pa.RecordBatch, fields: dict[str, pa.Field]) -> pa.RecordBatch:
+# Bytes of text one column of a decoded piece may hold: a string or binary array's offsets are 32-bit.
+MAX_TEXT_BYTES = 2**31 - 1
+
+
+def _decoded(piece: pa.RecordBatch, fields: dict[str, pa.Field]) -> Iterator[pa.RecordBatch]:
+    """``piece`` with the ``fields`` columns read as dictionaries decoded to their plain types: in
+    one batch, or in as many as keep each decoded text column under 2 GiB (a few long values
+    repeated can decode to more than a 32-bit offset reaches; the plain read splits its batch then)."""
     schema = piece.schema
     arrays = list(piece.columns)
+    sizes = np.zeros(piece.num_rows, dtype=np.int64)  # each row's bytes in its largest decoded 32-bit column
     for index, name in enumerate(schema.names):
         field = fields.get(name)
-        if field is not None and arrays[index].type != field.type:
-            arrays[index] = arrays[index].cast(field.type)
-            schema = schema.set(index, field)
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        if field is None or arrays[index].type == field.type:
+            continue
+        array = arrays[index]
+        if pa.types.is_dictionary(array.type):
+            values = array.dictionary.cast(field.type)  # large_string stays 64-bit: cast before the values are taken
+            if field.type in _NARROW and len(values) and len(array) * _longest(values) > MAX_TEXT_BYTES:
+                lengths = np.asarray(pc.binary_length(values).to_numpy(zero_copy_only=False), dtype=np.int64)
+                indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+                row_bytes = np.where(array.is_valid().to_numpy(zero_copy_only=False), lengths[indices], 0)
+                if int(row_bytes.sum()) > MAX_TEXT_BYTES:
+                    np.maximum(sizes, row_bytes, out=sizes)
+            arrays[index] = pa.DictionaryArray.from_arrays(array.indices, values)
+        schema = schema.set(index, field)
+    if sizes.any():  # some column decodes to more than 2 GiB: in pieces of rows that fit
+        for part in _pieces(piece, sizes):
+            yield from _decoded(part, fields)
+        return
+    for index, name in enumerate(schema.names):
+        if name in fields and arrays[index].type != fields[name].type:
+            arrays[index] = arrays[index].cast(fields[name].type)
+    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_NARROW = (pa.string(), pa.binary())
+
+
+def _longest(values: pa.Array) -> int:
+    """The length in bytes of the longest of ``values`` (text or binary, with 32-bit offsets)."""
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    return int(np.diff(offsets).max())
+
+
+def _pieces(piece: pa.RecordBatch, sizes: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """``piece`` cut into runs of rows whose ``sizes`` add up to at most :data:`MAX_TEXT_BYTES` each
+    (a row at least; a single value beyond it fails in the cast, as the plain read fails on it)."""
+    start = 0
+    while start < len(sizes):
+        ends = np.cumsum(sizes[start:])
+        stop = start + max(1, int(np.searchsorted(ends, MAX_TEXT_BYTES, side="right")))
+        yield piece.slice(start, stop - start)
+        start = stop
 
 
 def _rebatched(pieces: Iterable[pa.RecordBatch], rows: int, cut: bool) -> Iterator[pa.RecordBatch]:
@@ -115,11 +163,20 @@ def _rebatched(pieces: Iterable[pa.RecordBatch], rows: int, cut: bool) -> Iterat
             held += taken.num_rows
             piece = piece.slice(taken.num_rows)
             if held == rows:
-                yield _joined(pending)
+                yield from _joined(pending)
                 pending, held = [], 0
     if pending:
-        yield _joined(pending)
+        yield from _joined(pending)
 
 
-def _joined(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
-    return pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
+def _joined(pieces: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The pieces as one batch, or as they are when their text together is more than a 32-bit offset reaches."""
+    if len(pieces) == 1:
+        yield pieces[0]
+        return
+    try:
+        joined = pa.concat_batches(pieces)
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):
+        yield from pieces
+        return
+    yield joined
