@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ from airflow_provider_pinpoint.common.text import first_line, scrubbed
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.read.column_plan import ReadOptions, plan
 from airflow_provider_pinpoint.prepare.read.files import READ_ERRORS, File, guarded
+from airflow_provider_pinpoint.prepare.read.parquet_dictionary import dictionary_leaves, plain_batches
 
 
 def _unreadable(file: File, exc: BaseException) -> InputError:
@@ -22,16 +24,7 @@ def _unreadable(file: File, exc: BaseException) -> InputError:
 def parquet_file(file: File) -> Iterator[pq.ParquetFile]:
     """The open file (its footer read), or an InputError naming it."""
     with contextlib.ExitStack() as stack:
-        try:
-            handle = file.path if file.local else stack.enter_context(file.fs.open(file.path, "rb"))
-            # Without pre-buffering: the reader keeps every row group it pre-buffered until the file
-            # is closed (apache/arrow#39808), so streaming a large file would hold most of it.
-            # int96 timestamps (Spark, Hive, Impala) as milliseconds: read as nanoseconds, the default,
-            # those outside 1677 to 2262 would wrap silently into other dates.
-            parquet = stack.enter_context(pq.ParquetFile(handle, pre_buffer=False, coerce_int96_timestamp_unit="ms"))
-        except READ_ERRORS as exc:
-            raise _unreadable(file, exc) from None
-        yield parquet
+        yield _open(file, _handle(file, stack), stack)
 
 
 def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
@@ -40,13 +33,46 @@ def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
     def unreadable(exc: BaseException) -> InputError:
         return _unreadable(file, exc)
 
-    with parquet_file(file) as parquet:
+    with contextlib.ExitStack() as stack:
+        handle = _handle(file, stack)
+        parquet = _open(file, handle, stack)
         names = parquet.schema_arrow.names
         columns = plan(names, names, options, where=file.source, source=file.source, csv=False)
         wanted = columns.inputs()
         selected = None if len(wanted) == len(names) else wanted
+        try:
+            leaves = dictionary_leaves(parquet, wanted)
+        except READ_ERRORS:
+            leaves = {}  # a footer the choice cannot read: the plain read, which names the file if it must
+        if leaves:
+            # The same handle and footer, this time with those columns' dictionaries kept.
+            parquet = _open(file, handle, stack, metadata=parquet.metadata, read_dictionary=list(leaves))
+            batches = plain_batches(parquet, leaves.values(), selected, options.batch_rows)
+        else:
+            batches = parquet.iter_batches(batch_size=options.batch_rows, columns=selected)
         row = 0
-        batches = parquet.iter_batches(batch_size=options.batch_rows, columns=selected)
         for batch in guarded(batches, unreadable):
             yield columns.apply(batch.select(wanted), file.source, row)
             row += batch.num_rows
+
+
+def _handle(file: File, stack: contextlib.ExitStack) -> str | IO[bytes]:
+    """What pyarrow opens: the local path, or the object storage file (closed with ``stack``)."""
+    if file.local:
+        return file.path
+    try:
+        return stack.enter_context(file.fs.open(file.path, "rb"))
+    except READ_ERRORS as exc:
+        raise _unreadable(file, exc) from None
+
+
+def _open(file: File, handle: str | IO[bytes], stack: contextlib.ExitStack, **options: Any) -> pq.ParquetFile:
+    try:
+        # Without pre-buffering: the reader keeps every row group it pre-buffered until the file
+        # is closed (apache/arrow#39808), so streaming a large file would hold most of it.
+        # int96 timestamps (Spark, Hive, Impala) as milliseconds: read as nanoseconds, the default,
+        # those outside 1677 to 2262 would wrap silently into other dates.
+        parquet = pq.ParquetFile(handle, pre_buffer=False, coerce_int96_timestamp_unit="ms", **options)
+    except READ_ERRORS as exc:
+        raise _unreadable(file, exc) from None
+    return stack.enter_context(parquet)
