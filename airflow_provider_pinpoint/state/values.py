@@ -14,8 +14,10 @@ that zeros past a value's end add nothing); lane 0 adds the mixed words, lane 1 
 their weights; the value's length is one more such word. Longer values are hashed whole
 with blake2b, numbers by their bits, a null by a key of its own. A list's items are hashed as a
 column of their own, each item's two lanes then mixed with its position, one lane at a time, and
-summed with the list's length. The lanes of a row start from a key of :data:`FORMAT` and the set of
-columns, and go through the finaliser once more. So a column added or removed, a value moved to
+summed with the list's length (items of few distinct values are each hashed once, and short lists
+of them take their lanes from a table of every such list, which gives the same). The lanes of a
+row start from a key of :data:`FORMAT` and the set of columns, and go through the finaliser once
+more. So a column added or removed, a value moved to
 another column, or a change of :data:`FORMAT` (bump it whenever the body code changes what a body
 says, or this hash changes) makes every row count as changed.
 
@@ -50,6 +52,7 @@ _WORDS = _LONG // 8
 # Key slots after the word positions: a value's length, a long value, a null, a list item's position.
 _LENGTH, _WHOLE, _NULL, _PLACE = _WORDS, _WORDS + 1, _WORDS + 2, _WORDS + 3
 _SAMPLE = 1_024
+_GLANCE = 64
 _FEW_BYTES = 24
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_STEPS = (
@@ -249,29 +252,145 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     start = int(offsets[0])
     offsets = offsets - start
     items = array.values.slice(start, int(offsets[-1]))  # what a null list spans is hashed, then overwritten
-    hashed = _lanes(items, _keys(name + "\0item"), name + "\0item")
+    item_name = name + "\0item"
+    few = _few_items(items)
+    if few is None:
+        return _summed(_lanes(items, _keys(item_name), item_name), offsets, keys)
+    # Items of few distinct values (interests, segments): each distinct item is hashed once, and
+    # when the lists are short, each list's lanes are taken from a table of every list there can
+    # be of those items (both kept from block to block, which mostly see the same values).
+    values, codes = few
+    n = len(offsets) - 1
+    longest = int(np.diff(offsets).max(initial=0))
+    token = (keys.tobytes(), item_name, items.type, values)
+    if longest >= _TABLE.bit_length() or (len(values) + 1) ** longest > min(n, _TABLE):
+        hashed = _item_lanes(*token)
+        return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, keys)
+    table = _list_table(*token, longest)
+    place = _places(codes, offsets, len(values), longest)
+    lanes = np.empty((_LANES, n), dtype=np.uint64)
+    for lane in range(_LANES):
+        np.take(table[lane], place, out=lanes[lane], mode="clip")
+    return lanes
+
+
+# Tables of lists' lanes of up to this many entries (each of 16 bytes), kept for this many columns.
+_TABLE = 1 << 14
+_KEPT = 32
+
+
+def _few_items(items: pa.Array) -> tuple[tuple[str | bytes | None, ...], np.ndarray] | None:
+    """The distinct values of text ``items`` and each item's index among them, when they are few
+    (a sample says, then every item is found among the sample's values, or a dictionary of them
+    is small), else None: the items of lists of interests or segments mostly draw from a few
+    values, where hashing each item hashes the same few values again and again."""
+    kind = items.type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if not (text or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) or len(items) <= 4 * _SAMPLE:
+        return None
+    # A glance first, which tells items nearly all distinct (addresses, ids) at a fraction of a
+    # sample's cost, then a sample.
+    if len(pc.unique(items.slice(0, _GLANCE))) * 16 >= _GLANCE * 15:
+        return None
+    sample = pc.unique(items.slice(0, _SAMPLE))
+    if len(sample) * 4 >= _SAMPLE:
+        return None
+    sample = sample.take(pc.array_sort_indices(sample))  # in one order whatever the block, for the tables kept
+    found = pc.index_in(items, value_set=sample)  # a null item is found as the sample's null, if it has one
+    if found.null_count:  # values the sample did not see: a dictionary of them all
+        encoded = pc.dictionary_encode(items, null_encoding="encode")
+        if len(encoded.dictionary) * 4 >= _SAMPLE:
+            return None
+        sample, found = encoded.dictionary, encoded.indices
+    return tuple(sample.to_pylist()), found.to_numpy(zero_copy_only=False)
+
+
+@lru_cache(maxsize=_KEPT)
+def _item_lanes(keys: bytes, item_name: str, kind: pa.DataType, values: tuple[str | bytes | None, ...]) -> np.ndarray:
+    """The lanes of the distinct items ``values`` (shape (2, values)); read-only."""
+    hashed = _lanes(pa.array(values, kind), _keys(item_name), item_name)
+    hashed.flags.writeable = False
+    return hashed
+
+
+@lru_cache(maxsize=_KEPT)
+def _list_table(
+    keys: bytes, item_name: str, kind: pa.DataType, values: tuple[str | bytes | None, ...], longest: int
+) -> np.ndarray:
+    """The lanes of every list of up to ``longest`` items of ``values`` (shape (2, (values + 1) **
+    longest)), at the place :func:`_places` gives it: what :func:`_summed` gives that list, built
+    from the term of each item at each position (none past the list's end) and the length's term."""
+    column = np.frombuffer(keys, dtype=np.uint64).reshape(_LANES, -1)
+    hashed = _item_lanes(keys, item_name, kind, values)
+    absent = len(values)
+    base = absent + 1
+    table = np.zeros((_LANES,) + (base,) * longest, dtype=np.uint64)
+    present = np.zeros((base,) * longest, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for position in range(longest):
+            terms = np.zeros((_LANES, base), dtype=np.uint64)
+            terms[:, :absent] = hashed
+            terms ^= np.uint64(position) * _GOLDEN
+            terms ^= column[:, _PLACE, None]
+            for lane in range(_LANES):
+                _mix(terms[lane])
+            terms[:, absent] = 0
+            shape = [1] * longest
+            shape[position] = base
+            table += terms.reshape(_LANES, *shape)
+            present += (np.arange(base) < absent).reshape(shape)
+        table += np.take(_length_terms(longest, 0, column), present, axis=1)
+    table = table.reshape(_LANES, -1)
+    table.flags.writeable = False
+    return table
+
+
+def _places(codes: np.ndarray, offsets: np.ndarray, absent: int, longest: int) -> np.ndarray:
+    """Each list's place in a table of lists: its items' indices ``codes`` as the digits of a number
+    in base (``absent`` + 1), most significant first, a position past its end the digit ``absent``:
+    lists apart (lengths too) have places apart."""
+    n = len(offsets) - 1
+    lengths = np.diff(offsets)
+    shortest = int(lengths.min(initial=0))
+    at, place = np.empty(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    digit = np.empty(n, dtype=codes.dtype)
+    for position in range(longest):
+        place *= absent + 1
+        np.add(offsets[:-1], position, out=at)
+        np.take(codes, at, out=digit, mode="clip")
+        if position >= shortest:
+            np.copyto(digit, absent, where=lengths <= position)
+        place += digit
+    return place
+
+
+def _summed(hashed: np.ndarray, offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each list's lanes from its items' lanes ``hashed`` (consumed), the lists' items from
+    ``offsets`` (from 0)."""
+    n = len(offsets) - 1
     lengths = np.diff(offsets)
     longest = int(lengths.max(initial=0))
     if longest <= _LONG:  # the lists' lengths' terms from a table of the lengths there are
         table = _length_terms(longest, 0, keys)
-        lanes = np.empty((_LANES, len(array)), dtype=np.uint64)
+        lanes = np.empty((_LANES, n), dtype=np.uint64)
         for lane in range(_LANES):
             np.take(table[lane], lengths, out=lanes[lane], mode="clip")
     else:
-        lanes = _nothing(array)
-        _term(lanes, lengths.view(np.uint64).copy(), _LENGTH, keys, np.empty(len(array), dtype=np.uint64))
-    if longest * len(array) <= len(items) + len(items) // 2 + len(array):
+        lanes = np.zeros((_LANES, n), dtype=np.uint64)
+        _term(lanes, lengths.view(np.uint64).copy(), _LENGTH, keys, np.empty(n, dtype=np.uint64))
+    items = hashed.shape[1]
+    if longest * n <= items + items // 2 + n:
         _short_lists(lanes, hashed, offsets[:-1], lengths, longest, keys)
         return lanes
-    starts = np.zeros(len(items) + 1, dtype=np.int64)  # each item's list's start: the last start at or before it
+    starts = np.zeros(items + 1, dtype=np.int64)  # each item's list's start: the last start at or before it
     starts[offsets[:-1]] = offsets[:-1]
     np.maximum.accumulate(starts, out=starts)
-    positions = np.arange(len(items), dtype=np.int64)
+    positions = np.arange(items, dtype=np.int64)
     positions -= starts[:-1]
     placed = positions.view(np.uint64)
     placed *= _GOLDEN
-    spare = np.empty(len(items), dtype=np.uint64)
-    sums = np.zeros(len(items) + 1, dtype=np.uint64)
+    spare = np.empty(items, dtype=np.uint64)
+    sums = np.zeros(items + 1, dtype=np.uint64)
     for lane in range(_LANES):  # each lane on its own: the items' lanes are independent hashes
         mixed = np.bitwise_xor(hashed[lane], placed, out=hashed[lane])
         mixed ^= keys[lane, _PLACE]
