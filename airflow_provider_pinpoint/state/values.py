@@ -263,7 +263,7 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     n = len(offsets) - 1
     longest = int(np.diff(offsets).max(initial=0))
     token = (keys.tobytes(), item_name, items.type, values)
-    if longest >= _TABLE.bit_length() or (len(values) + 1) ** longest > min(n, _TABLE):
+    if longest >= _TABLE.bit_length() or (longest + 1) * len(values) ** longest > min(n, _TABLE):
         hashed = _item_lanes(*token)
         return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, keys)
     table = _list_table(*token, longest)
@@ -317,49 +317,41 @@ def _item_lanes(keys: bytes, item_name: str, kind: pa.DataType, values: tuple[st
 def _list_table(
     keys: bytes, item_name: str, kind: pa.DataType, values: tuple[str | bytes | None, ...], longest: int
 ) -> np.ndarray:
-    """The lanes of every list of up to ``longest`` items of ``values`` (shape (2, (values + 1) **
-    longest)), at the place :func:`_places` gives it: what :func:`_summed` gives that list, built
-    from the term of each item at each position (none past the list's end) and the length's term."""
+    """The lanes of every list of up to ``longest`` items of ``values`` (shape (2, (longest + 1) *
+    values ** longest)), at the place :func:`_places` gives it: what :func:`_summed` gives that
+    list, built from the length's term and the term of each item at each position before the
+    length (the digits past it, whatever they are, add nothing)."""
     column = np.frombuffer(keys, dtype=np.uint64).reshape(_LANES, -1)
     hashed = _item_lanes(keys, item_name, kind, values)
-    absent = len(values)
-    base = absent + 1
-    table = np.zeros((_LANES,) + (base,) * longest, dtype=np.uint64)
-    present = np.zeros((base,) * longest, dtype=np.int64)
+    base = len(values)
+    table = np.zeros((_LANES, longest + 1) + (base,) * longest, dtype=np.uint64)
     with np.errstate(over="ignore"):
+        table += _length_terms(longest, 0, column).reshape((_LANES, longest + 1) + (1,) * longest)
         for position in range(longest):
-            terms = np.zeros((_LANES, base), dtype=np.uint64)
-            terms[:, :absent] = hashed
-            terms ^= np.uint64(position) * _GOLDEN
+            terms = hashed ^ np.uint64(position) * _GOLDEN
             terms ^= column[:, _PLACE, None]
             for lane in range(_LANES):
                 _mix(terms[lane])
-            terms[:, absent] = 0
             shape = [1] * longest
             shape[position] = base
-            table += terms.reshape(_LANES, *shape)
-            present += (np.arange(base) < absent).reshape(shape)
-        table += np.take(_length_terms(longest, 0, column), present, axis=1)
+            table[:, position + 1 :] += terms.reshape(_LANES, 1, *shape)  # lists longer than the position
     table = table.reshape(_LANES, -1)
     table.flags.writeable = False
     return table
 
 
-def _places(codes: np.ndarray, offsets: np.ndarray, absent: int, longest: int) -> np.ndarray:
-    """Each list's place in a table of lists: its items' indices ``codes`` as the digits of a number
-    in base (``absent`` + 1), most significant first, a position past its end the digit ``absent``:
-    lists apart (lengths too) have places apart."""
+def _places(codes: np.ndarray, offsets: np.ndarray, base: int, longest: int) -> np.ndarray:
+    """Each list's place in a table of lists: its length, then the indices ``codes`` of the items
+    at its first ``longest`` positions, as the digits of a number in base ``base`` (most significant
+    first). Past a list's end the digits are those of the items after it (or of the last item):
+    any digit there gives the same lanes, so no list's digits need masking."""
     n = len(offsets) - 1
-    lengths = np.diff(offsets)
-    shortest = int(lengths.min(initial=0))
-    at, place = np.empty(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    starts = offsets[:-1]
+    place = np.multiply(np.diff(offsets), base**longest)
     digit = np.empty(n, dtype=codes.dtype)
     for position in range(longest):
-        place *= absent + 1
-        np.add(offsets[:-1], position, out=at)
-        np.take(codes, at, out=digit, mode="clip")
-        if position >= shortest:
-            np.copyto(digit, absent, where=lengths <= position)
+        np.take(codes[position:], starts, out=digit, mode="clip")
+        np.multiply(digit, base ** (longest - 1 - position), out=digit)  # below the table's length: no overflow
         place += digit
     return place
 
