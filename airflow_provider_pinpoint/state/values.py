@@ -33,7 +33,7 @@ unchanged; see docs/sync.md for the odds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from hashlib import blake2b
 
@@ -52,7 +52,7 @@ _WORDS = _LONG // 8
 # Key slots after the word positions: a value's length, a long value, a null, a list item's position.
 _LENGTH, _WHOLE, _NULL, _PLACE = _WORDS, _WORDS + 1, _WORDS + 2, _WORDS + 3
 _SAMPLE = 1_024
-_GLANCE = 64
+_GLANCE, _ITEM_SAMPLE = 64, 256  # a list column's items: a glance, then a sample
 _FEW_BYTES = 24
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_STEPS = (
@@ -253,25 +253,33 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     offsets = offsets - start
     items = array.values.slice(start, int(offsets[-1]))  # what a null list spans is hashed, then overwritten
     item_name = name + "\0item"
-    few = _few_items(items)
-    if few is None:
-        return _summed(_lanes(items, _keys(item_name), item_name), offsets, keys)
-    # Items of few distinct values (interests, segments): each distinct item is hashed once, and
-    # when the lists are short, each list's lanes are taken from a table of every list there can
-    # be of those items (both kept from block to block, which mostly see the same values).
-    values, codes = few
+    # Short lists of items of few distinct values (interests, segments): each distinct item is
+    # hashed once, and each list's lanes taken from a table of every list there can be of those
+    # items (both kept from block to block, which mostly see the same values). Finding the items'
+    # values costs about what hashing them does: it pays only with the table.
     n = len(offsets) - 1
-    longest = int(np.diff(offsets).max(initial=0))
+    lengths = np.diff(offsets)
+    longest = int(lengths.max(initial=0))
+    few = _few_items(items, lambda values: _tabled(values, longest, n))
+    if few is None:
+        return _summed(_lanes(items, _keys(item_name), item_name), offsets, lengths, keys)
+    values, codes = few
     token = (keys.tobytes(), item_name, items.type, values)
-    if longest >= _TABLE.bit_length() or (longest + 1) * len(values) ** longest > min(n, _TABLE):
+    if not _tabled(len(values), longest, n):  # values the sample did not see made the table too long
         hashed = _item_lanes(*token)
-        return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, keys)
+        return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, lengths, keys)
     table = _list_table(*token, longest)
-    place = _places(codes, offsets, len(values), longest)
+    place = _places(codes, offsets, lengths, len(values), longest)
     lanes = np.empty((_LANES, n), dtype=np.uint64)
     for lane in range(_LANES):
         np.take(table[lane], place, out=lanes[lane], mode="clip")
     return lanes
+
+
+def _tabled(values: int, longest: int, rows: int) -> bool:
+    """Whether a table of every list of up to ``longest`` items of ``values`` is short enough: no
+    longer than the lists (``rows``) nor than the tables kept may be."""
+    return longest < _TABLE.bit_length() and (longest + 1) * values**longest <= min(rows, _TABLE)
 
 
 # Tables of lists' lanes of up to this many entries (each of 16 bytes), kept for this many columns.
@@ -279,30 +287,39 @@ _TABLE = 1 << 14
 _KEPT = 32
 
 
-def _few_items(items: pa.Array) -> tuple[tuple[str | bytes | None, ...], np.ndarray] | None:
-    """The distinct values of text ``items`` and each item's index among them, when they are few
-    (a sample says, then every item is found among the sample's values, or a dictionary of them
-    is small), else None: the items of lists of interests or segments mostly draw from a few
-    values, where hashing each item hashes the same few values again and again."""
+def _few_items(
+    items: pa.Array, enough: Callable[[int], bool]
+) -> tuple[tuple[str | bytes | None, ...], np.ndarray] | None:
+    """The distinct values of text ``items`` and each item's index among them, when they are few:
+    a glance and a sample say so, which ``enough`` (given a count of values) finds few enough, then
+    every item is found among the sample's values and the few the sample did not see. Else None.
+    The items of lists of interests or segments mostly draw from a few values."""
     kind = items.type
     text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
     if not (text or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) or len(items) <= 4 * _SAMPLE:
         return None
     # A glance first, which tells items nearly all distinct (addresses, ids) at a fraction of a
     # sample's cost, then a sample.
-    if len(pc.unique(items.slice(0, _GLANCE))) * 16 >= _GLANCE * 15:
+    glance = len(pc.unique(items.slice(0, _GLANCE)))  # at most the values there are
+    if glance * 16 >= _GLANCE * 15 or not enough(glance):
         return None
-    sample = pc.unique(items.slice(0, _SAMPLE))
-    if len(sample) * 4 >= _SAMPLE:
+    sample = pc.unique(items.slice(0, _ITEM_SAMPLE))
+    if len(sample) * 4 >= _ITEM_SAMPLE or not enough(2 * len(sample)):  # room for values it did not see
         return None
     sample = sample.take(pc.array_sort_indices(sample))  # in one order whatever the block, for the tables kept
     found = pc.index_in(items, value_set=sample)  # a null item is found as the sample's null, if it has one
-    if found.null_count:  # values the sample did not see: a dictionary of them all
-        encoded = pc.dictionary_encode(items, null_encoding="encode")
-        if len(encoded.dictionary) * 4 >= _SAMPLE:
-            return None
-        sample, found = encoded.dictionary, encoded.indices
-    return tuple(sample.to_pylist()), found.to_numpy(zero_copy_only=False)
+    if not found.null_count:
+        return tuple(sample.to_pylist()), found.to_numpy(zero_copy_only=False)
+    # Values the sample did not see (the rare values of a long tail): found among themselves, after it.
+    missing = pc.is_null(found)
+    unseen = items.filter(missing)
+    rare = pc.unique(unseen)
+    if (len(sample) + len(rare)) * 4 >= _ITEM_SAMPLE:
+        return None
+    rare = rare.take(pc.array_sort_indices(rare))
+    codes = found.fill_null(0).to_numpy(zero_copy_only=False).copy()
+    codes[missing.to_numpy(zero_copy_only=False)] = pc.index_in(unseen, value_set=rare).to_numpy() + len(sample)
+    return tuple(sample.to_pylist() + rare.to_pylist()), codes
 
 
 @lru_cache(maxsize=_KEPT)
@@ -340,14 +357,14 @@ def _list_table(
     return table
 
 
-def _places(codes: np.ndarray, offsets: np.ndarray, base: int, longest: int) -> np.ndarray:
+def _places(codes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, base: int, longest: int) -> np.ndarray:
     """Each list's place in a table of lists: its length, then the indices ``codes`` of the items
     at its first ``longest`` positions, as the digits of a number in base ``base`` (most significant
     first). Past a list's end the digits are those of the items after it (or of the last item):
     any digit there gives the same lanes, so no list's digits need masking."""
     n = len(offsets) - 1
     starts = offsets[:-1]
-    place = np.multiply(np.diff(offsets), base**longest)
+    place = np.multiply(lengths, base**longest)
     digit = np.empty(n, dtype=codes.dtype)
     for position in range(longest):
         np.take(codes[position:], starts, out=digit, mode="clip")
@@ -356,11 +373,10 @@ def _places(codes: np.ndarray, offsets: np.ndarray, base: int, longest: int) -> 
     return place
 
 
-def _summed(hashed: np.ndarray, offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def _summed(hashed: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each list's lanes from its items' lanes ``hashed`` (consumed), the lists' items from
-    ``offsets`` (from 0)."""
+    ``offsets`` (from 0), of ``lengths``."""
     n = len(offsets) - 1
-    lengths = np.diff(offsets)
     longest = int(lengths.max(initial=0))
     if longest <= _LONG:  # the lists' lengths' terms from a table of the lengths there are
         table = _length_terms(longest, 0, keys)

@@ -419,7 +419,7 @@ FEW = [b"beta", b"north", b"", None, b"a much longer item than a word", b"z" * 3
 
 
 @pytest.mark.parametrize(
-    "shape", ["short", "one length", "late value", "long lists", "one very long", "null lists only"]
+    "shape", ["short", "one length", "late value", "rare values", "long lists", "one very long", "null lists only"]
 )
 @pytest.mark.parametrize(
     "kind", [pa.list_(pa.binary()), pa.large_list(pa.large_binary()), pa.list_(pa.string())], ids=str
@@ -438,6 +438,7 @@ def test_lists_of_few_distinct_items_hash_as_their_definition_says(shape, kind):
         "long lists": rng.integers(0, 9, size=rows),
         "one very long": np.where(np.arange(rows) == 4_000, 300, rng.integers(0, 2, size=rows)),
         "null lists only": rng.integers(0, 3, size=rows),
+        "rare values": np.zeros(rows, dtype=np.int64),
     }[shape]
     picks = FEW[:-1] if shape == "late value" else FEW
     lists: list[list[bytes | None] | None] = [
@@ -446,6 +447,15 @@ def test_lists_of_few_distinct_items_hash_as_their_definition_says(shape, kind):
     ]
     if shape == "late value":
         lists[7_000] = [FEW[-1], FEW[0]]
+    if shape == "rare values":  # a sample of 3 values, then 40 more: too many for a table of 3 items
+        more = [*FEW, *(f"rare-{k}".encode() for k in range(35))]
+        lists = [
+            None
+            if i % 29 == 7
+            else [(FEW[:3] if i < 300 else more)[int(k) % (3 if i < 300 else len(more))] for k in ks]
+            for i, ks in enumerate(rng.integers(0, 1_000, size=(rows, 3)))
+        ]
+        lists = [items if items is None else items[: i % 4] for i, items in enumerate(lists)]
     if shape == "null lists only":  # nulls that span items of their own, which are hashed, then replaced
         column = pa.array(lists, kind)
         mask = pa.array([i % 3 == 0 for i in range(rows)])
@@ -457,7 +467,7 @@ def test_lists_of_few_distinct_items_hash_as_their_definition_says(shape, kind):
         lists = [None if i % 3 == 0 else items or [] for i, items in enumerate(lists)]
     else:
         column = pa.array(lists, kind)
-    assert values._few_items(column.values) is not None  # the path these tests are about
+    assert values._few_items(column.values, lambda count: True) is not None  # the path these tests are about
     text = pa.types.is_string(kind.value_type)
     expected = expected_lists(lists, "y\0list<string>" if text else "y\0list<binary>")
     assert column_hash(column, "y").tolist() == expected
