@@ -264,7 +264,7 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     if few is None:
         return _summed(_lanes(items, _keys(item_name), item_name), offsets, lengths, keys)
     values, codes = few
-    token = (keys.tobytes(), item_name, items.type, values)
+    token = (keys.tobytes(), item_name, values)
     if not _tabled(len(values), longest, n):  # values the sample did not see made the table too long
         hashed = _item_lanes(*token)
         return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, lengths, keys)
@@ -287,9 +287,7 @@ _TABLE = 1 << 14
 _KEPT = 32
 
 
-def _few_items(
-    items: pa.Array, enough: Callable[[int], bool]
-) -> tuple[tuple[str | bytes | None, ...], np.ndarray] | None:
+def _few_items(items: pa.Array, enough: Callable[[int], bool]) -> tuple[tuple[bytes | None, ...], np.ndarray] | None:
     """The distinct values of text ``items`` and each item's index among them, when they are few:
     a glance and a sample say so, which ``enough`` (given a count of values) finds few enough, then
     every item is found among the sample's values and the few the sample did not see. Else None.
@@ -299,17 +297,20 @@ def _few_items(
     if not (text or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) or len(items) <= 4 * _SAMPLE:
         return None
     # A glance first, which tells items nearly all distinct (addresses, ids) at a fraction of a
-    # sample's cost, then a sample.
-    glance = len(pc.unique(items.slice(0, _GLANCE)))  # at most the values there are
+    # sample's cost, then a sample; both spread over the items, so that items sorted or grouped by
+    # value show their variety.
+    glance = len(pc.unique(_spread(items, _GLANCE)))  # at most the values there are
     if glance * 16 >= _GLANCE * 15 or not enough(glance):
         return None
-    sample = pc.unique(items.slice(0, _ITEM_SAMPLE))
+    sample = pc.unique(_spread(items, _ITEM_SAMPLE))
     if len(sample) * 4 >= _ITEM_SAMPLE or not enough(2 * len(sample)):  # room for values it did not see
         return None
     sample = sample.take(pc.array_sort_indices(sample))  # in one order whatever the block, for the tables kept
     found = pc.index_in(items, value_set=sample)  # a null item is found as the sample's null, if it has one
     if not found.null_count:
-        return tuple(sample.to_pylist()), found.to_numpy(zero_copy_only=False)
+        return _bytes(sample), found.to_numpy(zero_copy_only=False)
+    if found.null_count * 16 > len(items):  # many items of values the sample did not see: not few
+        return None
     # Values the sample did not see (the rare values of a long tail): found among themselves, after it.
     missing = pc.is_null(found)
     unseen = items.filter(missing)
@@ -319,27 +320,37 @@ def _few_items(
     rare = rare.take(pc.array_sort_indices(rare))
     codes = found.fill_null(0).to_numpy(zero_copy_only=False).copy()
     codes[missing.to_numpy(zero_copy_only=False)] = pc.index_in(unseen, value_set=rare).to_numpy() + len(sample)
-    return tuple(sample.to_pylist() + rare.to_pylist()), codes
+    return _bytes(sample) + _bytes(rare), codes
+
+
+def _spread(items: pa.Array, count: int) -> pa.Array:
+    """``count`` of ``items`` at even steps from the first to the last."""
+    return items.take(pa.array(np.linspace(0, len(items) - 1, count).astype(np.int64)))
+
+
+def _bytes(values: pa.Array) -> tuple[bytes | None, ...]:
+    """Text or binary ``values`` as bytes: a value is hashed by its bytes, and text that is not
+    UTF-8 (Parquet readers do not check) would fail to become a Python string."""
+    return tuple(values.cast(pa.large_binary()).to_pylist())
 
 
 @lru_cache(maxsize=_KEPT)
-def _item_lanes(keys: bytes, item_name: str, kind: pa.DataType, values: tuple[str | bytes | None, ...]) -> np.ndarray:
-    """The lanes of the distinct items ``values`` (shape (2, values)); read-only."""
-    hashed = _lanes(pa.array(values, kind), _keys(item_name), item_name)
+def _item_lanes(keys: bytes, item_name: str, values: tuple[bytes | None, ...]) -> np.ndarray:
+    """The lanes of the distinct items ``values`` (shape (2, values)); read-only. Text and binary
+    items of the same bytes hash alike (``item_name`` tells the column's type)."""
+    hashed = _lanes(pa.array(values, pa.large_binary()), _keys(item_name), item_name)
     hashed.flags.writeable = False
     return hashed
 
 
 @lru_cache(maxsize=_KEPT)
-def _list_table(
-    keys: bytes, item_name: str, kind: pa.DataType, values: tuple[str | bytes | None, ...], longest: int
-) -> np.ndarray:
+def _list_table(keys: bytes, item_name: str, values: tuple[bytes | None, ...], longest: int) -> np.ndarray:
     """The lanes of every list of up to ``longest`` items of ``values`` (shape (2, (longest + 1) *
     values ** longest)), at the place :func:`_places` gives it: what :func:`_summed` gives that
     list, built from the length's term and the term of each item at each position before the
     length (the digits past it, whatever they are, add nothing)."""
     column = np.frombuffer(keys, dtype=np.uint64).reshape(_LANES, -1)
-    hashed = _item_lanes(keys, item_name, kind, values)
+    hashed = _item_lanes(keys, item_name, values)
     base = len(values)
     table = np.zeros((_LANES, longest + 1) + (base,) * longest, dtype=np.uint64)
     with np.errstate(over="ignore"):

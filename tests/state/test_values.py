@@ -495,3 +495,25 @@ def test_list_columns_of_the_same_few_items_in_many_blocks_hash_as_their_definit
         for part in parts:
             lanes = [(lane + value) & MASK for lane, value in zip(lanes, part[row], strict=True)]
         assert hashes[row].tolist() == [mix(lane) for lane in lanes], row
+
+
+def test_text_lists_whose_items_are_not_utf8_hash_by_their_bytes():
+    # A Parquet reader does not check that text is UTF-8: such items are hashed by their bytes, as
+    # every other text, not turned into Python strings on the way (which raised).
+    rows = 6_000
+    words = [b"\xff", b"ok", b"\xc3"]
+    raw = pa.array([words[i % 3] for i in range(rows)], pa.binary())
+    text = pa.Array.from_buffers(pa.string(), rows, raw.buffers())
+    column = pa.ListArray.from_arrays(pa.array(np.arange(0, rows + 1, 2), pa.int32()), text)
+    assert values._few_items(column.values, lambda count: True) is not None  # the few-values path
+    lists = [[words[i % 3], words[(i + 1) % 3]] for i in range(0, rows, 2)]
+    assert column_hash(column, "y").tolist() == expected_lists(lists, "y\0list<string>")
+
+
+def test_items_of_few_values_at_first_then_of_many_are_not_taken_as_few():
+    # Items sorted or grouped by value: the first ones of few values, most of the rest all distinct.
+    rows = 20_000
+    items = [["a", "b", "c"][i % 3] if i < 500 else f"id-{i}" for i in range(rows)]
+    assert values._few_items(pa.array(items), lambda count: True) is None
+    column = pa.array([[item] for item in items])
+    assert column_hash(column, "y").tolist() == expected_lists([[i.encode()] for i in items], "y\0list<string>")
