@@ -14,8 +14,10 @@ that zeros past a value's end add nothing); lane 0 adds the mixed words, lane 1 
 their weights; the value's length is one more such word. Longer values are hashed whole
 with blake2b, numbers by their bits, a null by a key of its own. A list's items are hashed as a
 column of their own, each item's two lanes then mixed with its position, one lane at a time, and
-summed with the list's length. The lanes of a row start from a key of :data:`FORMAT` and the set of
-columns, and go through the finaliser once more. So a column added or removed, a value moved to
+summed with the list's length (items of few distinct values are each hashed once, and short lists
+of them take their lanes from a table of every such list, which gives the same). The lanes of a
+row start from a key of :data:`FORMAT` and the set of columns, and go through the finaliser once
+more. So a column added or removed, a value moved to
 another column, or a change of :data:`FORMAT` (bump it whenever the body code changes what a body
 says, or this hash changes) makes every row count as changed.
 
@@ -31,7 +33,7 @@ unchanged; see docs/sync.md for the odds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from hashlib import blake2b
 
@@ -50,6 +52,7 @@ _WORDS = _LONG // 8
 # Key slots after the word positions: a value's length, a long value, a null, a list item's position.
 _LENGTH, _WHOLE, _NULL, _PLACE = _WORDS, _WORDS + 1, _WORDS + 2, _WORDS + 3
 _SAMPLE = 1_024
+_GLANCE, _ITEM_SAMPLE = 64, 256  # a list column's items: a glance, then a sample
 _FEW_BYTES = 24
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_STEPS = (
@@ -249,29 +252,164 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
     start = int(offsets[0])
     offsets = offsets - start
     items = array.values.slice(start, int(offsets[-1]))  # what a null list spans is hashed, then overwritten
-    hashed = _lanes(items, _keys(name + "\0item"), name + "\0item")
+    item_name = name + "\0item"
+    # Short lists of items of few distinct values (interests, segments): each distinct item is
+    # hashed once, and each list's lanes taken from a table of every list there can be of those
+    # items (both kept from block to block, which mostly see the same values). Finding the items'
+    # values costs about what hashing them does: it pays only with the table.
+    n = len(offsets) - 1
     lengths = np.diff(offsets)
+    longest = int(lengths.max(initial=0))
+    few = _few_items(items, lambda values: _tabled(values, longest, n))
+    if few is None:
+        return _summed(_lanes(items, _keys(item_name), item_name), offsets, lengths, keys)
+    values, codes = few
+    token = (keys.tobytes(), item_name, values)
+    if not _tabled(len(values), longest, n):  # values the sample did not see made the table too long
+        hashed = _item_lanes(*token)
+        return _summed(np.stack([np.take(hashed[lane], codes) for lane in range(_LANES)]), offsets, lengths, keys)
+    table = _list_table(*token, longest)
+    place = _places(codes, offsets, lengths, len(values), longest)
+    lanes = np.empty((_LANES, n), dtype=np.uint64)
+    for lane in range(_LANES):
+        np.take(table[lane], place, out=lanes[lane], mode="clip")
+    return lanes
+
+
+def _tabled(values: int, longest: int, rows: int) -> bool:
+    """Whether a table of every list of up to ``longest`` items of ``values`` is short enough: no
+    longer than the lists (``rows``) nor than the tables kept may be."""
+    return longest < _TABLE.bit_length() and (longest + 1) * values**longest <= min(rows, _TABLE)
+
+
+# Tables of lists' lanes of up to this many entries (each of 16 bytes), kept for this many columns.
+_TABLE = 1 << 14
+_KEPT = 32
+
+
+def _few_items(items: pa.Array, enough: Callable[[int], bool]) -> tuple[tuple[bytes | None, ...], np.ndarray] | None:
+    """The distinct values of text ``items`` and each item's index among them, when they are few:
+    a glance and a sample say so, which ``enough`` (given a count of values) finds few enough, then
+    every item is found among the sample's values and the few the sample did not see. Else None.
+    The items of lists of interests or segments mostly draw from a few values."""
+    kind = items.type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if not (text or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) or len(items) <= 4 * _SAMPLE:
+        return None
+    # A glance first, which tells items nearly all distinct (addresses, ids) at a fraction of a
+    # sample's cost, then a sample; both spread over the items, so that items sorted or grouped by
+    # value show their variety.
+    glance = len(pc.unique(_spread(items, _GLANCE)))  # at most the values there are
+    if glance * 16 >= _GLANCE * 15 or not enough(glance):
+        return None
+    sample = pc.unique(_spread(items, _ITEM_SAMPLE))
+    if len(sample) * 4 >= _ITEM_SAMPLE or not enough(2 * len(sample)):  # room for values it did not see
+        return None
+    sample = sample.take(pc.array_sort_indices(sample))  # in one order whatever the block, for the tables kept
+    found = pc.index_in(items, value_set=sample)  # a null item is found as the sample's null, if it has one
+    if not found.null_count:
+        return _bytes(sample), found.to_numpy(zero_copy_only=False)
+    if found.null_count * 16 > len(items):  # many items of values the sample did not see: not few
+        return None
+    # Values the sample did not see (the rare values of a long tail): found among themselves, after it.
+    missing = pc.is_null(found)
+    unseen = items.filter(missing)
+    rare = pc.unique(unseen)
+    if (len(sample) + len(rare)) * 4 >= _ITEM_SAMPLE:
+        return None
+    rare = rare.take(pc.array_sort_indices(rare))
+    codes = found.fill_null(0).to_numpy(zero_copy_only=False).copy()
+    codes[missing.to_numpy(zero_copy_only=False)] = pc.index_in(unseen, value_set=rare).to_numpy() + len(sample)
+    return _bytes(sample) + _bytes(rare), codes
+
+
+def _spread(items: pa.Array, count: int) -> pa.Array:
+    """``count`` of ``items`` at even steps from the first to the last."""
+    return items.take(pa.array(np.linspace(0, len(items) - 1, count).astype(np.int64)))
+
+
+def _bytes(values: pa.Array) -> tuple[bytes | None, ...]:
+    """Text or binary ``values`` as bytes: a value is hashed by its bytes, and text that is not
+    UTF-8 (Parquet readers do not check) would fail to become a Python string."""
+    return tuple(values.cast(pa.large_binary()).to_pylist())
+
+
+@lru_cache(maxsize=_KEPT)
+def _item_lanes(keys: bytes, item_name: str, values: tuple[bytes | None, ...]) -> np.ndarray:
+    """The lanes of the distinct items ``values`` (shape (2, values)); read-only. Text and binary
+    items of the same bytes hash alike (``item_name`` tells the column's type)."""
+    hashed = _lanes(pa.array(values, pa.large_binary()), _keys(item_name), item_name)
+    hashed.flags.writeable = False
+    return hashed
+
+
+@lru_cache(maxsize=_KEPT)
+def _list_table(keys: bytes, item_name: str, values: tuple[bytes | None, ...], longest: int) -> np.ndarray:
+    """The lanes of every list of up to ``longest`` items of ``values`` (shape (2, (longest + 1) *
+    values ** longest)), at the place :func:`_places` gives it: what :func:`_summed` gives that
+    list, built from the length's term and the term of each item at each position before the
+    length (the digits past it, whatever they are, add nothing)."""
+    column = np.frombuffer(keys, dtype=np.uint64).reshape(_LANES, -1)
+    hashed = _item_lanes(keys, item_name, values)
+    base = len(values)
+    table = np.zeros((_LANES, longest + 1) + (base,) * longest, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        table += _length_terms(longest, 0, column).reshape((_LANES, longest + 1) + (1,) * longest)
+        for position in range(longest):
+            terms = hashed ^ np.uint64(position) * _GOLDEN
+            terms ^= column[:, _PLACE, None]
+            for lane in range(_LANES):
+                _mix(terms[lane])
+            shape = [1] * longest
+            shape[position] = base
+            table[:, position + 1 :] += terms.reshape(_LANES, 1, *shape)  # lists longer than the position
+    table = table.reshape(_LANES, -1)
+    table.flags.writeable = False
+    return table
+
+
+def _places(codes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, base: int, longest: int) -> np.ndarray:
+    """Each list's place in a table of lists: its length, then the indices ``codes`` of the items
+    at its first ``longest`` positions, as the digits of a number in base ``base`` (most significant
+    first). Past a list's end the digits are those of the items after it (or of the last item):
+    any digit there gives the same lanes, so no list's digits need masking."""
+    n = len(offsets) - 1
+    starts = offsets[:-1]
+    place = np.multiply(lengths, base**longest)
+    digit = np.empty(n, dtype=codes.dtype)
+    for position in range(longest):
+        np.take(codes[position:], starts, out=digit, mode="clip")
+        np.multiply(digit, base ** (longest - 1 - position), out=digit)  # below the table's length: no overflow
+        place += digit
+    return place
+
+
+def _summed(hashed: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each list's lanes from its items' lanes ``hashed`` (consumed), the lists' items from
+    ``offsets`` (from 0), of ``lengths``."""
+    n = len(offsets) - 1
     longest = int(lengths.max(initial=0))
     if longest <= _LONG:  # the lists' lengths' terms from a table of the lengths there are
         table = _length_terms(longest, 0, keys)
-        lanes = np.empty((_LANES, len(array)), dtype=np.uint64)
+        lanes = np.empty((_LANES, n), dtype=np.uint64)
         for lane in range(_LANES):
             np.take(table[lane], lengths, out=lanes[lane], mode="clip")
     else:
-        lanes = _nothing(array)
-        _term(lanes, lengths.view(np.uint64).copy(), _LENGTH, keys, np.empty(len(array), dtype=np.uint64))
-    if longest * len(array) <= len(items) + len(items) // 2 + len(array):
+        lanes = np.zeros((_LANES, n), dtype=np.uint64)
+        _term(lanes, lengths.view(np.uint64).copy(), _LENGTH, keys, np.empty(n, dtype=np.uint64))
+    items = hashed.shape[1]
+    if longest * n <= items + items // 2 + n:
         _short_lists(lanes, hashed, offsets[:-1], lengths, longest, keys)
         return lanes
-    starts = np.zeros(len(items) + 1, dtype=np.int64)  # each item's list's start: the last start at or before it
+    starts = np.zeros(items + 1, dtype=np.int64)  # each item's list's start: the last start at or before it
     starts[offsets[:-1]] = offsets[:-1]
     np.maximum.accumulate(starts, out=starts)
-    positions = np.arange(len(items), dtype=np.int64)
+    positions = np.arange(items, dtype=np.int64)
     positions -= starts[:-1]
     placed = positions.view(np.uint64)
     placed *= _GOLDEN
-    spare = np.empty(len(items), dtype=np.uint64)
-    sums = np.zeros(len(items) + 1, dtype=np.uint64)
+    spare = np.empty(items, dtype=np.uint64)
+    sums = np.zeros(items + 1, dtype=np.uint64)
     for lane in range(_LANES):  # each lane on its own: the items' lanes are independent hashes
         mixed = np.bitwise_xor(hashed[lane], placed, out=hashed[lane])
         mixed ^= keys[lane, _PLACE]

@@ -400,3 +400,120 @@ PINNED_ROWS = [
     [2115320804249491591, 7044373083140195649],
     [9838534336738665182, 449856946272017329],
 ]
+
+
+def expected_lists(lists: list[list[bytes | None] | None], name: str) -> list[list[int]]:
+    """Each list's lanes by the definition, each distinct list worked out once (the columns of few
+    values below repeat a few lists many times)."""
+    memo: dict[tuple[bytes | None, ...] | None, list[int]] = {}
+    out = []
+    for items in lists:
+        key = None if items is None else tuple(items)
+        if key not in memo:
+            memo[key] = list_lanes(items, name)
+        out.append(memo[key])
+    return out
+
+
+FEW = [b"beta", b"north", b"", None, b"a much longer item than a word", b"z" * 300, b"ab", b"ab\0"]
+
+
+@pytest.mark.parametrize(
+    "shape", ["short", "one length", "late value", "rare values", "long lists", "one very long", "null lists only"]
+)
+@pytest.mark.parametrize(
+    "kind", [pa.list_(pa.binary()), pa.large_list(pa.large_binary()), pa.list_(pa.string())], ids=str
+)
+def test_lists_of_few_distinct_items_hash_as_their_definition_says(shape, kind):
+    # Enough items for the few-values path (each distinct item hashed once, each list's lanes taken
+    # from a table of the lists there can be, or its items' lanes by their index): nulls and empty
+    # texts as items, items past the long limit, texts that differ by a trailing NUL, a value first
+    # seen past the sample, lists too long for a table, null and empty lists, a slice.
+    rng = np.random.default_rng(31)
+    rows = 9_000
+    sizes = {
+        "short": rng.integers(0, 3, size=rows),
+        "one length": np.full(rows, 2),
+        "late value": rng.integers(0, 3, size=rows),
+        "long lists": rng.integers(0, 9, size=rows),
+        "one very long": np.where(np.arange(rows) == 4_000, 300, rng.integers(0, 2, size=rows)),
+        "null lists only": rng.integers(0, 3, size=rows),
+        "rare values": np.zeros(rows, dtype=np.int64),
+    }[shape]
+    picks = FEW[:-1] if shape == "late value" else FEW
+    lists: list[list[bytes | None] | None] = [
+        None if i % 29 == 7 else [picks[int(k)] for k in rng.integers(0, len(picks), size=int(n))]
+        for i, n in enumerate(sizes)
+    ]
+    if shape == "late value":
+        lists[7_000] = [FEW[-1], FEW[0]]
+    if shape == "rare values":  # a sample of 3 values, then 40 more: too many for a table of 3 items
+        more = [*FEW, *(f"rare-{k}".encode() for k in range(35))]
+        lists = [
+            None
+            if i % 29 == 7
+            else [(FEW[:3] if i < 300 else more)[int(k) % (3 if i < 300 else len(more))] for k in ks]
+            for i, ks in enumerate(rng.integers(0, 1_000, size=(rows, 3)))
+        ]
+        lists = [items if items is None else items[: i % 4] for i, items in enumerate(lists)]
+    if shape == "null lists only":  # nulls that span items of their own, which are hashed, then replaced
+        column = pa.array(lists, kind)
+        mask = pa.array([i % 3 == 0 for i in range(rows)])
+        column = (
+            pa.ListArray.from_arrays(column.offsets, column.values, mask=mask)
+            if kind == pa.list_(kind.value_type)
+            else pa.LargeListArray.from_arrays(column.offsets, column.values, mask=mask)
+        )
+        lists = [None if i % 3 == 0 else items or [] for i, items in enumerate(lists)]
+    else:
+        column = pa.array(lists, kind)
+    assert values._few_items(column.values, lambda count: True) is not None  # the path these tests are about
+    text = pa.types.is_string(kind.value_type)
+    expected = expected_lists(lists, "y\0list<string>" if text else "y\0list<binary>")
+    assert column_hash(column, "y").tolist() == expected
+    assert column_hash(column.slice(1_001, 7_000), "y").tolist() == expected[1_001:8_001]
+
+
+def test_list_columns_of_the_same_few_items_in_many_blocks_hash_as_their_definition_says():
+    # Two list columns of the same values, and a third of other lengths, block after block: each
+    # column's lists hash under its own keys (the tables kept from block to block are the column's).
+    rng = np.random.default_rng(41)
+    rows = values._BLOCK * 2 + 301
+    words = ["beta", "north", "blue", "é", ""]
+    lists = [[words[int(k)] for k in rng.integers(0, len(words), size=int(n))] for n in rng.integers(1, 3, rows)]
+    longer = [[words[int(k)] for k in rng.integers(0, len(words), size=int(n))] for n in rng.integers(0, 7, rows)]
+    columns = {"Attributes.a": pa.array(lists), "Attributes.b": pa.array(lists), "Attributes.c": pa.array(longer)}
+    hashes = row_hashes(columns, rows)
+    assert hashes is not None
+    start = keys_of(values.FORMAT + "|Attributes.a,Attributes.b,Attributes.c")
+    parts = [
+        expected_lists([[item.encode() for item in items] for items in column], f"{name}\0list<string>")
+        for name, column in (("Attributes.a", lists), ("Attributes.b", lists), ("Attributes.c", longer))
+    ]
+    for row in range(rows):
+        lanes = [start[0][0], start[1][0]]
+        for part in parts:
+            lanes = [(lane + value) & MASK for lane, value in zip(lanes, part[row], strict=True)]
+        assert hashes[row].tolist() == [mix(lane) for lane in lanes], row
+
+
+def test_text_lists_whose_items_are_not_utf8_hash_by_their_bytes():
+    # A Parquet reader does not check that text is UTF-8: such items are hashed by their bytes, as
+    # every other text, not turned into Python strings on the way (which raised).
+    rows = 6_000
+    words = [b"\xff", b"ok", b"\xc3"]
+    raw = pa.array([words[i % 3] for i in range(rows)], pa.binary())
+    text = pa.Array.from_buffers(pa.string(), rows, raw.buffers())
+    column = pa.ListArray.from_arrays(pa.array(np.arange(0, rows + 1, 2), pa.int32()), text)
+    assert values._few_items(column.values, lambda count: True) is not None  # the few-values path
+    lists = [[words[i % 3], words[(i + 1) % 3]] for i in range(0, rows, 2)]
+    assert column_hash(column, "y").tolist() == expected_lists(lists, "y\0list<string>")
+
+
+def test_items_of_few_values_at_first_then_of_many_are_not_taken_as_few():
+    # Items sorted or grouped by value: the first ones of few values, most of the rest all distinct.
+    rows = 20_000
+    items = [["a", "b", "c"][i % 3] if i < 500 else f"id-{i}" for i in range(rows)]
+    assert values._few_items(pa.array(items), lambda count: True) is None
+    column = pa.array([[item] for item in items])
+    assert column_hash(column, "y").tolist() == expected_lists([[i.encode()] for i in items], "y\0list<string>")
