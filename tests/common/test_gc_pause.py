@@ -70,3 +70,42 @@ def test_start_up_done_without_a_pause_changes_nothing():
     start_up_done()
     assert gc.get_threshold() == threshold
     assert gc.get_freeze_count() == 0
+
+
+def test_load_events_pauses_the_collector_for_its_start_up_and_hands_it_back(monkeypatch):
+    import pyarrow as pa
+
+    from airflow_provider_pinpoint import load as load_module
+    from airflow_provider_pinpoint.common.gc_pause import START_UP_THRESHOLD
+
+    threshold = gc.get_threshold()
+    during: list[int] = []
+    dry_run = load_module._Run.dry_run
+
+    def spied(run):
+        during.append(gc.get_threshold()[0])
+        return dry_run(run)
+
+    monkeypatch.setattr(load_module._Run, "dry_run", spied)
+    endpoints = pa.table({"Id": ["a", "b"], "ChannelType": ["EMAIL", "EMAIL"], "Address": ["a@x.test", "b@x.test"]})
+    load_module.load_events(endpoints=endpoints, application_id="app", dry_run=True, progress=False)
+    assert during == [START_UP_THRESHOLD]
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_client_given_ends_the_start_up_as_a_client_made_does():
+    from types import SimpleNamespace
+
+    from airflow_provider_pinpoint.sending.client import make_client
+
+    given = SimpleNamespace(meta=SimpleNamespace(config=SimpleNamespace(retries={"total_max_attempts": 1})))
+    threshold = gc.get_threshold()
+    end = pause_for_task()
+    try:
+        assert make_client(given, None, None, None, 4) is given
+        assert gc.get_threshold() == threshold  # the pause ended there
+        assert gc.get_freeze_count() > 0
+    finally:
+        end()
+    assert gc.get_freeze_count() == 0
