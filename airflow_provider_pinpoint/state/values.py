@@ -282,7 +282,8 @@ def _tabled(values: int, longest: int, rows: int) -> bool:
     return longest < _TABLE.bit_length() and (longest + 1) * values**longest <= min(rows, _TABLE)
 
 
-# Tables of lists' lanes of up to this many entries (each of 16 bytes), kept for this many columns.
+# Tables of lists' lanes of up to this many entries (each of 16 bytes); this many tables (and as many
+# sets of item lanes) are kept, one per column's set of values and longest list met (8 MB at most).
 _TABLE = 1 << 14
 _KEPT = 32
 
