@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint import quotas
-from airflow_provider_pinpoint.common.gc_pause import pause_for_task
 from airflow_provider_pinpoint.common.locations import is_url, with_storage_options
 from airflow_provider_pinpoint.common.text import without_userinfo
 from airflow_provider_pinpoint.errors import InputError, PinpointLoaderError, RejectRatioExceeded
@@ -188,43 +187,35 @@ def load_events(
     the good rows were sent and the results written (the report is its ``.report``). All are
     subclasses of ``PinpointLoaderError``.
     """
-    # No collections until the client is made, as in a command or a task (see common/gc_pause.py);
-    # the collector is handed back as it was when the call ends.
-    end_pause = pause_for_task()
-    try:
-        target = SinkTarget.of(sink, stream_name, delivery_stream_name)
-        if storage_options:  # as in pandas, an empty dict is no options
-            events, endpoints, results, state = _with_storage_options(
-                storage_options, events, endpoints, results, state
-            )
-        run = _Run(
-            events,
-            endpoints,
-            application_id=application_id,
-            target=target,
-            column_mapping=column_mapping,
-            csv_list_delimiter=csv_list_delimiter,
-            max_reject_ratio=max_reject_ratio,
-            on_invalid=on_invalid,
-            progress=progress,
-            run_id=run_id,
-        )
-        if dry_run:
-            return run.dry_run()
-        run.sync = _sync(state, application_id, full_refresh, state_retention_days, state_part, target.destination)
-        return run.load(
-            results,
-            client=client,
-            session=session,
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            rates=Rates(requests_per_second, records_per_second, bytes_per_second),
-            max_in_flight=max_in_flight,
-            max_attempts=max_attempts,
-            stop_event=stop_event,
-        )
-    finally:
-        end_pause()
+    target = SinkTarget.of(sink, stream_name, delivery_stream_name)
+    if storage_options:  # as in pandas, an empty dict is no options
+        events, endpoints, results, state = _with_storage_options(storage_options, events, endpoints, results, state)
+    run = _Run(
+        events,
+        endpoints,
+        application_id=application_id,
+        target=target,
+        column_mapping=column_mapping,
+        csv_list_delimiter=csv_list_delimiter,
+        max_reject_ratio=max_reject_ratio,
+        on_invalid=on_invalid,
+        progress=progress,
+        run_id=run_id,
+    )
+    if dry_run:
+        return run.dry_run()
+    run.sync = _sync(state, application_id, full_refresh, state_retention_days, state_part, target.destination)
+    return run.load(
+        results,
+        client=client,
+        session=session,
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        rates=Rates(requests_per_second, records_per_second, bytes_per_second),
+        max_in_flight=max_in_flight,
+        max_attempts=max_attempts,
+        stop_event=stop_event,
+    )
 
 
 class _Run:

@@ -8,14 +8,13 @@ Start-up makes almost no cyclic garbage, so nothing is lost by collecting none u
 
 :func:`pause_for_start_up` raises the collector's first threshold (a safety net: it still collects,
 rarely, should start-up go on); :func:`start_up_done` moves what start-up made out of the collector's
-sight (``gc.freeze``) and puts the thresholds back.
+sight (``gc.freeze``) and puts the thresholds back. Library code calls only :func:`start_up_done`,
+which does nothing unless collection was paused: a notebook keeps its own collector settings.
 
 An Airflow task is a process the package does not own, with all of Airflow in it: there a full
 collection during a small load walked Airflow's objects too (about a quarter of ``execute()``'s CPU).
 :func:`pause_for_task` pauses the same way and, when the task ends, hands everything frozen back to
-the collector (``gc.unfreeze``), leaving it as it was. ``load_events`` does the same for its own
-call, in a notebook or a script (about 0.1 s of CPU for a daily sync of a million endpoints): the
-caller's collector settings are back when it returns or raises.
+the collector (``gc.unfreeze``), leaving it as it was.
 """
 
 from __future__ import annotations

@@ -83,7 +83,6 @@ def make_client(
                 "loader's own retries; create it with Config(retries={'total_max_attempts': 1, 'mode': 'standard'})",
                 attempts or "botocore's default",
             )
-        start_up_done()  # the client given is where start-up ends, as a client made here is
         return client
     import boto3
     import botocore.exceptions
