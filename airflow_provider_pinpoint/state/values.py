@@ -277,8 +277,9 @@ def _list(array: pa.Array, keys: np.ndarray, name: str) -> np.ndarray:
 
 
 def _tabled(values: int, longest: int, rows: int) -> bool:
-    """Whether a table of every list of up to ``longest`` items of ``values`` is short enough: no
-    longer than the lists (``rows``) nor than the tables kept may be."""
+    """Whether a table of every list of up to ``longest`` items of ``values`` is short enough: at most
+    ``rows`` entries (it costs no more than the lists it serves) and at most :data:`_TABLE` (what the
+    tables kept may hold)."""
     return longest < _TABLE.bit_length() and (longest + 1) * values**longest <= min(rows, _TABLE)
 
 
