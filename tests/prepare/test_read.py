@@ -371,6 +371,37 @@ def test_any_csv_round_trips_through_repeated_headers(tmp_path, rows_):
     assert table.column("Attributes.tags").to_pylist() == expected
 
 
+def _repeating(path: Path, names: list[str], columns: list[list]) -> Path:
+    pq.write_table(pa.table([pa.array(column) for column in columns], names=names), path)
+    return path
+
+
+def test_repeated_parquet_columns_of_an_attribute_become_a_list(tmp_path):
+    # Few distinct values: the columns a plain file would read as dictionaries.
+    n = 3000
+    path = _repeating(
+        tmp_path / "endpoints.parquet",
+        ["Id", "Attributes.tags", "ChannelType", "Attributes.tags"],
+        [[f"ep-{i}" for i in range(n)], ["x", None, ""] * (n // 3), ["SMS"] * n, ["y", "z", None] * (n // 3)],
+    )
+    table = read_table(path, kind="endpoints", batch_rows=1000)
+    assert table.column("Attributes.tags").to_pylist()[:3] == [["x", "y"], ["z"], None]
+    assert table.column("ChannelType").to_pylist() == ["SMS"] * n
+    assert table.column("_source_row").to_pylist() == list(range(1, n + 1))
+
+
+def test_repeated_parquet_column_of_a_single_valued_column_is_an_error(tmp_path):
+    path = _repeating(tmp_path / "endpoints.parquet", ["Id", "Address", "Address"], [["a"], ["b"], ["c"]])
+    with pytest.raises(InputError, match=r"endpoints\.parquet: column Address appears 2 times"):
+        read_table(path, kind="endpoints")
+
+
+def test_repeated_parquet_columns_survive_a_mapping(tmp_path):
+    path = _repeating(tmp_path / "endpoints.parquet", ["id", "tag", "tag"], [["a"], ["x"], ["y"]])
+    got = rows(path, kind="endpoints", column_mapping={"id": "Id", "tag": "Attributes.tags"})
+    assert got[0]["Attributes.tags"] == ["x", "y"]
+
+
 def test_several_parquet_columns_mapped_onto_one_attribute_are_combined(tmp_path):
     path = tmp_path / "endpoints.parquet"
     pq.write_table(pa.table({"Id": ["a", "b"], "first": ["x", None], "more": [["y", ""], ["z"]]}), path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import pyarrow as pa
@@ -37,6 +37,9 @@ def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
         handle = _handle(file, stack)
         parquet = _open(file, handle, stack)
         names = parquet.schema_arrow.names
+        if len(set(names)) < len(names):
+            yield from _with_repeated_names(parquet, names, options, file, unreadable)
+            return
         columns = plan(names, names, options, where=file.source, source=file.source, csv=False)
         wanted = columns.inputs()
         selected = None if len(wanted) == len(names) else wanted
@@ -54,6 +57,23 @@ def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
         for batch in guarded(batches, unreadable):
             yield columns.apply(batch.select(wanted), file.source, row)
             row += batch.num_rows
+
+
+def _with_repeated_names(
+    parquet: pq.ParquetFile,
+    names: list[str],
+    options: ReadOptions,
+    file: File,
+    unreadable: Callable[[BaseException], InputError],
+) -> Iterator[pa.RecordBatch]:
+    """A file that repeats a column name (a multi-valued attribute spread over several columns, as a
+    CSV header may repeat one): a name no longer says which column, so every column is read, plainly,
+    and each is addressed by its position."""
+    columns = plan(names, list(range(len(names))), options, where=file.source, source=file.source, csv=False)
+    row = 0
+    for batch in guarded(parquet.iter_batches(batch_size=options.batch_rows), unreadable):
+        yield columns.apply(batch, file.source, row)
+        row += batch.num_rows
 
 
 def _handle(file: File, stack: contextlib.ExitStack) -> str | IO[bytes]:
