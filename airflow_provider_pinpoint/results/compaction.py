@@ -2,10 +2,11 @@
 
 A row may be recorded more than once (a failure, then a resend; a rerun after a kill). Within one
 input row, a final decision (accepted or rejected) beats a failure and a later row beats an earlier
-one. Rows are keyed by one int64 each, so finding the survivors is one numpy sort, and the table is
-written in a second streaming pass: memory stays at about two int64 per row plus one batch. (A small
-run's rows, up to a few tens of MB, are kept from the first pass for the second instead of being
-read again: see ``ResultsStore.compact``.)
+one. Rows are keyed by one int64 each, so finding whether any repeats is one pass (sorted only when
+one does, or when the keys are too spread out for that), and the table is written in a second
+streaming pass: memory stays at about two int64 per row plus one batch. (A small run's rows, up to
+a few tens of MB, are kept from the first pass for the second instead of being read again: see
+``ResultsStore.compact``.)
 """
 
 from __future__ import annotations
@@ -73,18 +74,42 @@ def keep_mask(key: np.ndarray, final: np.ndarray) -> np.ndarray | None:
     Sorted by (key, final, order), the last row of each key wins.
     """
     n = len(key)
-    if n < 2:
-        return None
-    ordered = np.sort(key)
-    repeats = (ordered[1:] == ordered[:-1]).any()
-    del ordered
-    if not repeats:
+    if n < 2 or not _repeats(key):
         return None
     order = np.lexsort((np.arange(n), final, key))
     ordered = key[order]
     keep = np.zeros(n, dtype=bool)
     keep[order[np.append(ordered[1:] != ordered[:-1], True)]] = True
     return keep
+
+
+def _repeats(key: np.ndarray) -> bool:
+    """Whether any key (:class:`KeyCodes`) comes twice.
+
+    Rows are numbered from 1 in each source, so the keys of most tables, spread out as (record type,
+    source) * (largest row + 1) + row, fit in a few bytes per row: marking them in a table of that
+    many booleans takes one pass, where sorting a million keys took four times as long (compaction
+    sorts only when a row repeats). Keys too spread out for that are sorted.
+    """
+    n = len(key)
+    rows = key & _ROW_BITS
+    span = int(rows.max()) + 1
+    spread = key >> 40  # (record type << 22) | source
+    spread = ((spread & _SOURCE_BITS) << 1) | (spread >> 22)
+    size = (int(spread.max()) + 1) * span
+    if size > 4 * n + (1 << 16):
+        ordered = np.sort(key)
+        return bool((ordered[1:] == ordered[:-1]).any())
+    spread *= span
+    spread += rows
+    del rows
+    seen = np.zeros(size, dtype=bool)
+    seen[spread] = True
+    return int(np.count_nonzero(seen)) != n
+
+
+_ROW_BITS = (1 << 40) - 1
+_SOURCE_BITS = (1 << 22) - 1
 
 
 class ResultsChanged(PinpointLoaderError):
