@@ -65,6 +65,15 @@ def _checked_name(value: str, what: str) -> str:
     return value
 
 
+def _checked_part(value: str) -> str:
+    """A part's name: a file name that is not another part's pending file (part ``x.pending``'s own
+    file would be ``x.pending.parquet``, part ``x``'s pending file)."""
+    name = _checked_name(value, "state_part")
+    if name.lower().endswith(PENDING.removesuffix(".parquet")):
+        raise InputError(f"state_part may not end in '.pending' (the name of another part's pending file): {value!r}")
+    return name
+
+
 class StateFiles:
     """The state of one destination at ``location``; this run writes the part ``part``."""
 
@@ -72,7 +81,7 @@ class StateFiles:
         if not isinstance(location, str | os.PathLike) and not hasattr(location, "fs"):
             raise InputError(f"state must be a path or a URL, not a {type(location).__name__}")
         self.location = without_userinfo(location_text(location))
-        self.part = _checked_name(part, "state_part")
+        self.part = _checked_part(part)
         self.fs, root = filesystem(location)
         self.is_local = "file" in ((self.fs.protocol,) if isinstance(self.fs.protocol, str) else self.fs.protocol)
         if self.is_local:
@@ -189,9 +198,9 @@ class StateFiles:
                 names = self.fs.ls(directory, detail=False) if self.fs.exists(directory) else []
             except Exception:  # nothing to tidy is no error
                 continue
+            own = re.compile(rf"{re.escape(self.part)}(?:{re.escape(PENDING)}|\.parquet)\.[0-9a-f]{{8}}\.tmp")
             for name in names:
-                base = posixpath.basename(name)
-                if base.startswith(f"{self.part}.") and base.endswith(".tmp"):
+                if own.fullmatch(posixpath.basename(name)):  # not part ``x.y``'s, which starts ``x.`` too
                     _remove_quietly(self.fs, name)
 
 
