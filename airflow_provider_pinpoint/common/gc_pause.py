@@ -34,11 +34,19 @@ _saved: tuple[int, int, int] | None = None
 
 def pause_for_start_up() -> None:
     """Collect (almost) no garbage until :func:`start_up_done`; for a process's entry point only."""
-    global _saved
     with _lock:
-        if _saved is None and gc.isenabled():
-            _saved = gc.get_threshold()
-            gc.set_threshold(START_UP_THRESHOLD, *_saved[1:])
+        _pause()
+
+
+def _pause() -> bool:
+    """Pause, under the lock, unless a pause is on or the collector is off (``gc.disable()``, or a
+    first threshold of 0, which turns it off as well: a pause would turn it on); whether it did."""
+    global _saved
+    if _saved is not None or not gc.isenabled() or gc.get_threshold()[0] == 0:
+        return False
+    _saved = gc.get_threshold()
+    gc.set_threshold(START_UP_THRESHOLD, *_saved[1:])
+    return True
 
 
 def start_up_done() -> None:
@@ -59,13 +67,18 @@ def pause_for_task() -> Callable[[], None]:
     forks its workers): that heap is out of the collector's sight already, and unfreezing at the end
     would hand it back too. Nor does it while a pause is on.
     """
+    # Checked and paused under one hold of the lock: two tasks starting at once in one process both
+    # saw no pause, and both were given an end that unfreezes.
     with _lock:
-        if _saved is not None or gc.get_freeze_count() or not gc.isenabled():
-            return lambda: None
-    pause_for_start_up()
+        if gc.get_freeze_count() or not _pause():
+            return _nothing
+    return _end_task
 
-    def end() -> None:
-        start_up_done()
-        gc.unfreeze()
 
-    return end
+def _end_task() -> None:
+    start_up_done()
+    gc.unfreeze()
+
+
+def _nothing() -> None:
+    pass

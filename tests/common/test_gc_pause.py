@@ -70,3 +70,58 @@ def test_start_up_done_without_a_pause_changes_nothing():
     start_up_done()
     assert gc.get_threshold() == threshold
     assert gc.get_freeze_count() == 0
+
+
+def test_a_collector_turned_off_by_a_first_threshold_of_0_stays_off():
+    threshold = gc.get_threshold()
+    gc.set_threshold(0, *threshold[1:])
+    try:
+        end = pause_for_task()
+        assert gc.get_threshold()[0] == 0
+        start_up_done()
+        end()
+        assert gc.get_threshold() == (0, *threshold[1:])
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def test_of_two_tasks_starting_at_once_only_the_one_that_paused_unfreezes(monkeypatch):
+    # The first task is held between finding no pause and pausing, while a second task starts: the
+    # second must not be given an end that unfreezes what the first's start-up froze.
+    import threading
+    import time
+
+    from airflow_provider_pinpoint.common import gc_pause
+
+    threshold = gc.get_threshold()
+    entered, release = threading.Event(), threading.Event()
+    real = gc_pause.pause_for_start_up
+
+    def held() -> None:
+        if threading.current_thread() is first:
+            entered.set()
+            release.wait(5)
+        real()
+
+    monkeypatch.setattr(gc_pause, "pause_for_start_up", held)
+    ends: dict[str, object] = {}
+    first = threading.Thread(target=lambda: ends.__setitem__("first", pause_for_task()))
+    first.start()
+    while not entered.is_set() and first.is_alive():
+        time.sleep(0.001)
+    ends["second"] = pause_for_task()
+    release.set()
+    first.join(5)
+    first_end, second_end = ends["first"], ends["second"]
+    assert callable(first_end) and callable(second_end)
+    try:
+        start_up_done()  # the first task's start-up is over: what it made is frozen
+        assert gc.get_freeze_count() > 0
+        second_end()
+        assert gc.get_freeze_count() > 0
+    finally:
+        first_end()
+        second_end()
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == 0
