@@ -87,27 +87,50 @@ def _repeats(key: np.ndarray) -> bool:
     """Whether any key (:class:`KeyCodes`) comes twice.
 
     Rows are numbered from 1 in each source, so the keys of most tables, spread out as (record type,
-    source) * (largest row + 1) + row, fit in a few bytes per row: marking them in a table of that
-    many booleans takes one pass, where sorting a million keys took four times as long (compaction
-    sorts only when a row repeats). Keys too spread out for that are sorted.
+    source) * (largest row + 1) + row, fit in a table of at most 4 booleans per row: marking it takes
+    one pass, where sorting a million keys took four times as long (compaction sorts only when a row
+    repeats). The keys are taken a chunk at a time, so that besides that table this holds one chunk's
+    temporaries, not several copies of the keys. Keys too spread out for that are sorted, as before.
     """
     n = len(key)
-    rows = key & _ROW_BITS
-    span = int(rows.max()) + 1
-    spread = key >> 40  # (record type << 22) | source
-    spread = ((spread & _SOURCE_BITS) << 1) | (spread >> 22)
-    size = (int(spread.max()) + 1) * span
+    span = groups = 0
+    for start in range(0, n, _CHUNK):
+        part = key[start : start + _CHUNK]
+        if int(part.min()) < 0:  # not a key KeyCodes makes
+            return _sorted_repeats(key)
+        span = max(span, int((part & _ROW_BITS).max()) + 1)
+        groups = max(groups, int(_group(part).max()) + 1)
+    size = groups * span
     if size > 4 * n + (1 << 16):
-        ordered = np.sort(key)
-        return bool((ordered[1:] == ordered[:-1]).any())
-    spread *= span
-    spread += rows
-    del rows
+        return _sorted_repeats(key)
     seen = np.zeros(size, dtype=bool)
-    seen[spread] = True
-    return int(np.count_nonzero(seen)) != n
+    marked = 0
+    for start in range(0, n, _CHUNK):
+        part = key[start : start + _CHUNK]
+        at = _group(part)
+        at *= span
+        at += part & _ROW_BITS
+        seen[at] = True
+        marked += len(part)
+    return int(np.count_nonzero(seen)) != marked
 
 
+def _group(keys: np.ndarray) -> np.ndarray:
+    """(source << 1) | record type: a small number for each of the key's (record type, source)."""
+    high = keys >> 40  # (record type << 22) | source
+    group = high & _SOURCE_BITS
+    group <<= 1
+    high >>= 22
+    group |= high
+    return group
+
+
+def _sorted_repeats(key: np.ndarray) -> bool:
+    ordered = np.sort(key)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+_CHUNK = 1 << 20
 _ROW_BITS = (1 << 40) - 1
 _SOURCE_BITS = (1 << 22) - 1
 

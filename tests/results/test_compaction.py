@@ -61,3 +61,26 @@ def test_the_same_row_number_of_two_sources_or_two_record_types_is_not_a_repeat(
     row = np.array([5, 5, 5, 5], dtype=np.int64)
     key = _key(np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]), row)
     assert keep_mask(key, np.zeros(4, dtype=bool)) is None
+
+
+@pytest.mark.parametrize("spread", [1, 1000], ids=["rows from 1", "rows spread out"])
+def test_finding_repeats_holds_little_besides_the_keys(spread):
+    # Compaction runs on top of what the load holds: the check may not copy the keys several times.
+    import tracemalloc
+
+    n = 4_000_000
+    row = np.arange(1, n + 1, dtype=np.int64) * spread
+    key = _key(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), row)
+    tracemalloc.start()
+    try:
+        held = tracemalloc.get_traced_memory()[0]
+        assert keep_mask(key, np.ones(n, dtype=bool)) is None
+        peak = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * n  # bytes: a sorted copy (8 a row) and its comparison, or the rows seen and a chunk
+
+
+def test_keys_of_no_known_layout_are_sorted_not_refused():
+    keep = keep_mask(np.array([-1, 5, -1], dtype=np.int64), np.array([True, True, False]))
+    assert keep is not None and keep.tolist() == [True, True, False]
