@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -87,41 +87,83 @@ def test_a_collector_turned_off_by_a_first_threshold_of_0_stays_off():
 
 
 def test_of_two_tasks_starting_at_once_only_the_one_that_paused_unfreezes(monkeypatch):
-    # The first task is held between finding no pause and pausing, while a second task starts: the
-    # second must not be given an end that unfreezes what the first's start-up froze.
+    # The first task is held while it pauses; a second task starting then must wait for it (the check
+    # and the pause are one step), then find the pause on and get an end that unfreezes nothing.
     import threading
-    import time
 
     from airflow_provider_pinpoint.common import gc_pause
 
     threshold = gc.get_threshold()
     entered, release = threading.Event(), threading.Event()
-    real = gc_pause.pause_for_start_up
+    real = gc_pause._pause
 
-    def held() -> None:
+    def held() -> bool:
         if threading.current_thread() is first:
             entered.set()
             release.wait(5)
-        real()
+        return real()
 
-    monkeypatch.setattr(gc_pause, "pause_for_start_up", held)
-    ends: dict[str, object] = {}
+    monkeypatch.setattr(gc_pause, "_pause", held)
+    ends: dict[str, Callable[[], None]] = {}
     first = threading.Thread(target=lambda: ends.__setitem__("first", pause_for_task()))
+    second = threading.Thread(target=lambda: ends.__setitem__("second", pause_for_task()))
     first.start()
-    while not entered.is_set() and first.is_alive():
-        time.sleep(0.001)
-    ends["second"] = pause_for_task()
+    assert entered.wait(5)
+    second.start()
+    second.join(0.2)
+    waited = second.is_alive()  # checked while the first was pausing: it must not have got through
     release.set()
     first.join(5)
-    first_end, second_end = ends["first"], ends["second"]
-    assert callable(first_end) and callable(second_end)
+    second.join(5)
     try:
+        assert waited
         start_up_done()  # the first task's start-up is over: what it made is frozen
         assert gc.get_freeze_count() > 0
-        second_end()
+        ends["second"]()
         assert gc.get_freeze_count() > 0
     finally:
-        first_end()
-        second_end()
+        ends["first"]()
+        ends["second"]()
     assert gc.get_threshold() == threshold
     assert gc.get_freeze_count() == 0
+
+
+def test_a_task_checks_for_a_pause_and_pauses_in_one_hold_of_the_lock(monkeypatch):
+    # Under two holds, two tasks could both find no pause between them, and both end it (unfreezing).
+    import threading
+
+    from airflow_provider_pinpoint.common import gc_pause
+
+    class CountingLock:
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+            self.holds = 0
+
+        def __enter__(self) -> CountingLock:
+            self.inner.acquire()
+            self.holds += 1
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.release()
+
+    lock = CountingLock()
+    seen: dict[str, int] = {}
+    real_count, real_pause = gc.get_freeze_count, gc_pause._pause
+
+    def count() -> int:
+        seen["checked"] = lock.holds
+        return real_count()
+
+    def pause() -> bool:
+        seen["paused"] = lock.holds
+        return real_pause()
+
+    monkeypatch.setattr(gc_pause, "_lock", lock)
+    monkeypatch.setattr(gc_pause.gc, "get_freeze_count", count)
+    monkeypatch.setattr(gc_pause, "_pause", pause)
+    end = pause_for_task()
+    try:
+        assert seen == {"checked": 1, "paused": 1}
+    finally:
+        end()
