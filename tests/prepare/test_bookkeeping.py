@@ -47,6 +47,25 @@ def test_own_bookkeeping_naming_a_row_twice_is_refused_before_anything_is_sent(e
     assert emulator.events(APP) == []
 
 
+def test_own_row_numbers_the_results_table_cannot_key_are_refused_before_anything_is_sent(emulator, tmp_path):
+    # Sent, such rows failed every compaction after (the results key a row by 40 bits of its number).
+    path = tmp_path / "events.parquet"
+    pq.write_table(events_with_bookkeeping([1, 2**40 - 1, 2**40]), path)
+    with pytest.raises(
+        InputError, match=r"events\.parquet: column _source_row is above 1,099,511,627,775 in data row 3"
+    ):
+        load(path, emulator, tmp_path)
+    assert emulator.events(APP) == []
+
+
+def test_the_largest_own_row_number_the_results_can_key_loads(emulator, tmp_path):
+    path = tmp_path / "events.parquet"
+    pq.write_table(events_with_bookkeeping([1, 2**40 - 1]), path)
+    report = load(path, emulator, tmp_path)
+    assert report.summary.accepted == 2
+    assert sorted(report.results["source_row"].tolist()) == [1, 2**40 - 1]
+
+
 def test_own_bookkeeping_repeated_across_the_files_of_a_directory_is_refused(tmp_path):
     pq.write_table(events_with_bookkeeping([1, 2]), tmp_path / "part-0.parquet")
     pq.write_table(events_with_bookkeeping([3, 2]), tmp_path / "part-1.parquet")

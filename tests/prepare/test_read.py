@@ -390,6 +390,51 @@ def test_repeated_parquet_columns_of_an_attribute_become_a_list(tmp_path):
     assert table.column("_source_row").to_pylist() == list(range(1, n + 1))
 
 
+def test_of_a_file_repeating_names_only_the_columns_used_are_read(tmp_path, monkeypatch):
+    path = _repeating(
+        tmp_path / "endpoints.parquet",
+        ["Id", "Attributes.tags", "blob", "Attributes.tags", "Attributes.other"],
+        [["a", "b"], ["x", None], ["...", "..."], ["y", "z"], ["p", "q"]],
+    )
+    asked: list = []
+    real = pq.ParquetFile.iter_batches
+
+    def iter_batches(self, *args, **kwargs):
+        asked.append(kwargs.get("columns"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", iter_batches)
+    got = rows(path, kind="endpoints", column_mapping={"blob": None})
+    assert asked == [["Id", "Attributes.tags", "Attributes.other"]]
+    assert [(row["Id"], row["Attributes.tags"], row["Attributes.other"]) for row in got] == [
+        ("a", ["x", "y"], "p"),
+        ("b", ["z"], "q"),
+    ]
+
+
+def test_a_reader_laying_repeated_names_out_otherwise_gets_the_whole_file_read(tmp_path, monkeypatch):
+    path = _repeating(
+        tmp_path / "endpoints.parquet",
+        ["Id", "Attributes.tags", "blob", "Attributes.tags"],
+        [["a", "b"], ["x", None], ["...", "..."], ["y", "z"]],
+    )
+    real = pq.ParquetFile.iter_batches
+
+    def reversed_selection(self, *args, **kwargs):  # the selected columns in another order
+        for batch in real(self, *args, **kwargs):
+            if kwargs.get("columns") is None:
+                yield batch
+            else:
+                yield pa.RecordBatch.from_arrays(batch.columns[::-1], names=batch.schema.names[::-1])
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", reversed_selection)
+    got = rows(path, kind="endpoints", batch_rows=1, column_mapping={"blob": None})
+    assert [(row["Id"], row["Attributes.tags"], row["_source_row"]) for row in got] == [
+        ("a", ["x", "y"], 1),
+        ("b", ["z"], 2),
+    ]
+
+
 def test_repeated_parquet_column_of_a_single_valued_column_is_an_error(tmp_path):
     path = _repeating(tmp_path / "endpoints.parquet", ["Id", "Address", "Address"], [["a"], ["b"], ["c"]])
     with pytest.raises(InputError, match=r"endpoints\.parquet: column Address appears 2 times"):

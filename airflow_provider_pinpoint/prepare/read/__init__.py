@@ -21,7 +21,8 @@ Types, decided here and relied on by validation:
 - Multi-valued endpoint attributes (``Attributes.*``, ``User.UserAttributes.*``): a CSV header
   repeated once per value (the import-job rule), or a ``csv_list_delimiter``, or several columns
   mapped onto one name, become ``list<string>`` with null and empty values dropped (a row with no
-  values is null). Parquet list columns arrive as stored.
+  values is null). Parquet list columns arrive as stored; Parquet columns repeating one name are
+  combined as a repeated CSV header is.
 
 Different files of one directory or glob may differ in their columns; each batch carries its own
 schema. Errors that make an input unusable raise :class:`~airflow_provider_pinpoint.errors.InputError`

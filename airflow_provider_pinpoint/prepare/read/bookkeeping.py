@@ -16,6 +16,8 @@ from airflow_provider_pinpoint.prepare.coerce import is_text
 from airflow_provider_pinpoint.prepare.columns import SOURCE, SOURCE_ROW
 from airflow_provider_pinpoint.prepare.validation.state import HashSet, hashed
 
+# The largest row number the results table can key (compaction.KeyCodes gives a row 40 bits).
+MAX_SOURCE_ROW = (1 << 40) - 1
 _WHAT_TO_DO = (
     f"{SOURCE} and {SOURCE_ROW} are the loader's bookkeeping and must name each row once; "
     f"drop them with column_mapping={{{SOURCE!r}: None, {SOURCE_ROW!r}: None}} or rename them"
@@ -58,6 +60,12 @@ class CarriedRows:
         if below.any():
             raise InputError(
                 f"{where}: column {SOURCE_ROW} is below 1 in data row {self._row(below, rows_before)}; {_WHAT_TO_DO}"
+            )
+        above = as_mask(pc.greater(rows, MAX_SOURCE_ROW))
+        if above.any():  # the results table keys a row by 40 bits of its number: it could not be recorded
+            raise InputError(
+                f"{where}: column {SOURCE_ROW} is above {MAX_SOURCE_ROW:,} in data row "
+                f"{self._row(above, rows_before)}; {_WHAT_TO_DO}"
             )
         names = set(pc.unique(sources).to_pylist()) - self._names
         for name in names & self._generated.keys():

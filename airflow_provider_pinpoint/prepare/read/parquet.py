@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -28,7 +29,8 @@ def parquet_file(file: File) -> Iterator[pq.ParquetFile]:
 
 
 def read_parquet(file: File, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    """The file's rows in the convention, reading only the columns the plan uses."""
+    """The file's rows in the convention, reading only the columns the plan uses (text columns of few
+    values through their dictionaries, see :mod:`.parquet_dictionary`)."""
 
     def unreadable(exc: BaseException) -> InputError:
         return _unreadable(file, exc)
@@ -67,11 +69,27 @@ def _with_repeated_names(
     unreadable: Callable[[BaseException], InputError],
 ) -> Iterator[pa.RecordBatch]:
     """A file that repeats a column name (a multi-valued attribute spread over several columns, as a
-    CSV header may repeat one): a name no longer says which column, so every column is read, plainly,
-    and each is addressed by its position."""
-    columns = plan(names, list(range(len(names))), options, where=file.source, source=file.source, csv=False)
+    CSV header may repeat one): a name no longer says which column, so columns are addressed by
+    position, and read plainly.
+
+    Asked for a name, pyarrow gives every column of that name, in file order, where the name was
+    asked: the columns the plan uses are read by their names, and each is found at its place among
+    them. A reader that lays them out otherwise is noticed at the first batch, and the file is then
+    read whole (every column, by its position in the file)."""
+    by_position = plan(names, list(range(len(names))), options, where=file.source, source=file.source, csv=False)
+    used = set(by_position.inputs())
+    wanted = list(dict.fromkeys(names[i] for i in sorted(used)))
+    layout = [i for name in wanted for i in range(len(names)) if names[i] == name]
+    place = {position: at for at, position in enumerate(layout)}
+    keys = [place.get(i, i) for i in range(len(names))]
+    columns = plan(names, keys, options, where=file.source, source=file.source, csv=False)
+    batches = guarded(parquet.iter_batches(batch_size=options.batch_rows, columns=wanted), unreadable)
+    first = next(batches, None)
+    if first is not None and first.schema.names != [names[i] for i in layout]:
+        columns, first = by_position, None
+        batches = guarded(parquet.iter_batches(batch_size=options.batch_rows), unreadable)
     row = 0
-    for batch in guarded(parquet.iter_batches(batch_size=options.batch_rows), unreadable):
+    for batch in itertools.chain(() if first is None else (first,), batches):
         yield columns.apply(batch, file.source, row)
         row += batch.num_rows
 
