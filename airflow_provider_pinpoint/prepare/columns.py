@@ -34,6 +34,8 @@ Role = Literal["field", "attribute", "metric", "user_attribute", "bookkeeping"]
 
 SOURCE = "_source"
 SOURCE_ROW = "_source_row"
+# The largest row number a results row can hold (compaction keys a row by 40 bits of its number).
+MAX_SOURCE_ROW = (1 << 40) - 1
 BOOKKEEPING = (SOURCE, SOURCE_ROW)
 # Why a row could not be read (a CSV row with the wrong number of fields); validation rejects it with that.
 READ_ERROR = "_read_error"

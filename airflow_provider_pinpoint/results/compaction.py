@@ -19,15 +19,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_pinpoint.errors import PinpointLoaderError
+from airflow_provider_pinpoint.prepare.columns import MAX_SOURCE_ROW
 from airflow_provider_pinpoint.prepare.requests import EVENT
 from airflow_provider_pinpoint.results.rows import FINAL_STATUSES, single_value
+
+# A key's fields, low to high: the row number, the source's code, the record type.
+_ROW_WIDTH = MAX_SOURCE_ROW.bit_length()
+_ROW_BITS = MAX_SOURCE_ROW
+_SOURCE_WIDTH = 22
+_SOURCE_BITS = (1 << _SOURCE_WIDTH) - 1
+_TYPE_SHIFT = _ROW_WIDTH + _SOURCE_WIDTH
 
 
 class KeyCodes:
     """Folds (record_type, source, source_row) into one int64 per row, batch after batch.
 
     Sources get codes in the order they first appear (22 bits), rows keep their number (40 bits),
-    the record type takes the top bit: numpy then finds repeated rows with one sort.
+    the record type takes the top bit: numpy then finds repeated rows in one pass (:func:`_repeats`).
     """
 
     def __init__(self) -> None:
@@ -36,9 +44,9 @@ class KeyCodes:
     def __call__(self, batch: pa.RecordBatch) -> np.ndarray:
         sources = self._sources(batch.column("source"))
         rows = batch.column("source_row").to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= 1 << 40 or len(self._codes) >= 1 << 21):
+        if len(rows) and (rows.min() < 0 or rows.max() > MAX_SOURCE_ROW or len(self._codes) >= 1 << 21):
             raise ValueError("results key out of range (source_row >= 2^40 or over 2M sources)")
-        return (_is_event(batch.column("record_type")) << 62) | (sources << 40) | rows
+        return (_is_event(batch.column("record_type")) << _TYPE_SHIFT) | (sources << _ROW_WIDTH) | rows
 
     def _sources(self, column: pa.Array) -> np.ndarray | np.int64:
         """The sources' codes, one per row, or the one code of a batch from one source."""
@@ -117,10 +125,10 @@ def _repeats(key: np.ndarray) -> bool:
 
 def _group(keys: np.ndarray) -> np.ndarray:
     """(source << 1) | record type: a small number for each of the key's (record type, source)."""
-    high = keys >> 40  # (record type << 22) | source
+    high = keys >> _ROW_WIDTH  # (record type << _SOURCE_WIDTH) | source
     group = high & _SOURCE_BITS
     group <<= 1
-    high >>= 22
+    high >>= _SOURCE_WIDTH
     group |= high
     return group
 
@@ -131,8 +139,6 @@ def _sorted_repeats(key: np.ndarray) -> bool:
 
 
 _CHUNK = 1 << 20
-_ROW_BITS = (1 << 40) - 1
-_SOURCE_BITS = (1 << 22) - 1
 
 
 class ResultsChanged(PinpointLoaderError):

@@ -53,6 +53,7 @@ EVENTS_SCHEMA = pa.schema(
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PENDING = ".pending.parquet"
+_TMP_TOKEN_BYTES = 4  # a temporary file's random token (hex, twice as many characters)
 
 
 class StateError(PinpointLoaderError):
@@ -161,7 +162,7 @@ class StateFiles:
     ) -> int:
         """Write ``batches`` as the new file at ``path`` in one step; the rows written. ``metadata``,
         asked once every batch is written, gives key-value metadata for the file's footer."""
-        tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+        tmp = f"{path}.{secrets.token_hex(_TMP_TOKEN_BYTES)}.tmp"
         rows = 0
         try:
             with open(tmp, "wb") if self.is_local else self.fs.open(tmp, "wb") as f:
@@ -193,12 +194,15 @@ class StateFiles:
 
     def remove_leftovers(self) -> None:
         """Half-written files of this part's earlier runs (killed mid-write): the lock is held, so none is live."""
+        # As replace() names them: <part>.parquet or <part>.pending.parquet, a token, .tmp
+        own = re.compile(
+            rf"{re.escape(self.part)}(?:{re.escape(PENDING)}|\.parquet)\.[0-9a-f]{{{2 * _TMP_TOKEN_BYTES}}}\.tmp"
+        )
         for directory in (self.endpoints_dir, self.events_dir):
             try:
                 names = self.fs.ls(directory, detail=False) if self.fs.exists(directory) else []
             except Exception:  # nothing to tidy is no error
                 continue
-            own = re.compile(rf"{re.escape(self.part)}(?:{re.escape(PENDING)}|\.parquet)\.[0-9a-f]{{8}}\.tmp")
             for name in names:
                 if own.fullmatch(posixpath.basename(name)):  # not part ``x.y``'s, which starts ``x.`` too
                     _remove_quietly(self.fs, name)

@@ -13,11 +13,9 @@ import pyarrow.compute as pc
 from airflow_provider_pinpoint.common.arrow import as_mask, repeats, valid_mask
 from airflow_provider_pinpoint.errors import InputError
 from airflow_provider_pinpoint.prepare.coerce import is_text
-from airflow_provider_pinpoint.prepare.columns import SOURCE, SOURCE_ROW
+from airflow_provider_pinpoint.prepare.columns import MAX_SOURCE_ROW, SOURCE, SOURCE_ROW
 from airflow_provider_pinpoint.prepare.validation.state import HashSet, hashed
 
-# The largest row number the results table can key (compaction.KeyCodes gives a row 40 bits).
-MAX_SOURCE_ROW = (1 << 40) - 1
 _WHAT_TO_DO = (
     f"{SOURCE} and {SOURCE_ROW} are the loader's bookkeeping and must name each row once; "
     f"drop them with column_mapping={{{SOURCE!r}: None, {SOURCE_ROW!r}: None}} or rename them"
